@@ -1,0 +1,142 @@
+#include "backend/cpu/layers.h"
+
+#include <cstring>
+
+#include "backend/cpu/dnnl_context.h"
+#include "core/error.h"
+
+namespace vg {
+
+using dt = dnnl::memory::data_type;
+using tag = dnnl::memory::format_tag;
+
+Conv2d::Conv2d(Tensor weight, Tensor bias, int stride, int pad_l, int pad_r, int groups)
+    : weight_(std::move(weight)), bias_(std::move(bias)), stride_(stride), pad_l_(pad_l),
+      pad_r_(pad_r), groups_(groups) {
+  if (weight_.rank() != 4) fail(ErrorCode::kShapeMismatch, "conv weight must be 4-D, got " + shape_str(weight_.shape()));
+  oc_ = weight_.dim(0);
+  ic_ = weight_.dim(1) * groups;
+  kh_ = weight_.dim(2);
+  kw_ = weight_.dim(3);
+  if (!bias_.empty() && bias_.numel() != oc_)
+    fail(ErrorCode::kShapeMismatch, "conv bias has " + std::to_string(bias_.numel()) +
+                                        " values for " + std::to_string(oc_) + " outputs");
+}
+
+double Conv2d::flops(int64_t n, int64_t h, int64_t w) const {
+  return 2.0 * n * out_size(h) * out_size(w) * oc_ * (ic_ / groups_) * kh_ * kw_;
+}
+
+const Conv2d::Prim& Conv2d::get_prim(int64_t n, int64_t h, int64_t w, bool sum) const {
+  auto key = std::make_tuple(n, h, w, sum);
+  auto it = cache_.find(key);
+  if (it != cache_.end()) return *it->second;
+  auto& eng = dnnl_engine();
+  int64_t oh = out_size(h), ow = out_size(w);
+  dnnl::memory::desc src_md({n, ic_, h, w}, dt::f32, tag::nhwc);
+  dnnl::memory::desc dst_md({n, oc_, oh, ow}, dt::f32, tag::nhwc);
+  dnnl::memory::dims wdims = groups_ == 1
+                                 ? dnnl::memory::dims{oc_, ic_, kh_, kw_}
+                                 : dnnl::memory::dims{groups_, oc_ / groups_, ic_ / groups_, kh_, kw_};
+  dnnl::memory::desc w_any(wdims, dt::f32, tag::any);
+  dnnl::memory::desc b_md({oc_}, dt::f32, tag::x);
+  dnnl::primitive_attr attr;
+  if (sum) {
+    dnnl::post_ops ops;
+    ops.append_sum(1.0f);
+    attr.set_post_ops(ops);
+  }
+  dnnl::convolution_forward::desc d(
+      dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src_md, w_any,
+      bias_.empty() ? dnnl::memory::desc() : b_md, dst_md, {stride_, stride_}, {pad_l_, pad_l_},
+      {pad_r_, pad_r_});
+  dnnl::convolution_forward::primitive_desc pd(d, attr, eng);
+  auto p = std::make_unique<Prim>();
+  p->prim = dnnl::convolution_forward(pd);
+  p->src_md = src_md;
+  p->dst_md = dst_md;
+  // Reorder weights once per distinct preferred layout.
+  dnnl::memory user_w({wdims, dt::f32, groups_ == 1 ? tag::oihw : tag::goihw}, eng,
+                      const_cast<float*>(weight_.data()));
+  for (auto& [k, other] : cache_) {
+    if (other->weights.get_desc() == pd.weights_desc()) {
+      p->weights = other->weights;
+      break;
+    }
+  }
+  if (!p->weights) {
+    p->weights = dnnl::memory(pd.weights_desc(), eng);
+    dnnl::reorder(user_w, p->weights).execute(dnnl_stream(), user_w, p->weights);
+    dnnl_stream().wait();
+  }
+  auto& ref = *p;
+  cache_.emplace(key, std::move(p));
+  return ref;
+}
+
+Tensor Conv2d::forward(const Tensor& x, Tensor* accumulate) const {
+  if (x.rank() != 4 || x.dim(3) != ic_)
+    fail(ErrorCode::kShapeMismatch, "conv expects [N,H,W," + std::to_string(ic_) + "], got " +
+                                        shape_str(x.shape()));
+  int64_t n = x.dim(0), h = x.dim(1), w = x.dim(2);
+  const Prim& p = get_prim(n, h, w, accumulate != nullptr);
+  Tensor out;
+  if (accumulate) {
+    if (accumulate->shape() != Shape{n, out_size(h), out_size(w), oc_})
+      fail(ErrorCode::kInternal, "conv accumulate shape mismatch");
+    out = *accumulate;
+  } else {
+    out = Tensor({n, out_size(h), out_size(w), oc_});
+  }
+  auto& eng = dnnl_engine();
+  dnnl::memory src(p.src_md, eng, const_cast<float*>(x.data()));
+  dnnl::memory dst(p.dst_md, eng, out.data());
+  std::unordered_map<int, dnnl::memory> args{
+      {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, p.weights}, {DNNL_ARG_DST, dst}};
+  if (!bias_.empty())
+    args.emplace(DNNL_ARG_BIAS, dnnl::memory({{oc_}, dt::f32, tag::x}, eng,
+                                             const_cast<float*>(bias_.data())));
+  p.prim.execute(dnnl_stream(), args);
+  dnnl_stream().wait();
+  return out;
+}
+
+Linear::Linear(Tensor weight, Tensor bias) : weight_(std::move(weight)), bias_(std::move(bias)) {
+  if (weight_.rank() == 4 && weight_.dim(2) == 1 && weight_.dim(3) == 1)
+    weight_ = weight_.reshape({weight_.dim(0), weight_.dim(1)});  // 1x1 conv stored as conv
+  if (weight_.rank() != 2)
+    fail(ErrorCode::kShapeMismatch, "linear weight must be 2-D, got " + shape_str(weight_.shape()));
+  out_ = weight_.dim(0);
+  in_ = weight_.dim(1);
+  if (!bias_.empty() && bias_.numel() != out_)
+    fail(ErrorCode::kShapeMismatch, "linear bias size mismatch");
+}
+
+Tensor Linear::forward(const Tensor& x) const {
+  if (x.dim(-1) != in_)
+    fail(ErrorCode::kShapeMismatch, "linear expects last dim " + std::to_string(in_) + ", got " +
+                                        shape_str(x.shape()));
+  Shape os = x.shape();
+  os.back() = out_;
+  Tensor out(os);
+  int64_t m = x.numel() / in_;
+  float* o = out.data();
+  if (!bias_.empty()) {
+    const float* b = bias_.data();
+#pragma omp parallel for
+    for (int64_t i = 0; i < m; ++i) std::memcpy(o + i * out_, b, out_ * sizeof(float));
+  }
+  sgemm(false, true, m, out_, in_, 1.0f, x.data(), in_, weight_.data(), in_,
+        bias_.empty() ? 0.0f : 1.0f, o, out_);
+  return out;
+}
+
+void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+           const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
+           int64_t ldc) {
+  dnnl_status_t st = dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, k, alpha, a, lda,
+                                b, ldb, beta, c, ldc);
+  if (st != dnnl_success) fail(ErrorCode::kInternal, "sgemm failed");
+}
+
+}  // namespace vg

@@ -1,0 +1,66 @@
+// Parameterised layers whose weights are prepared once at load: Conv2d (oneDNN
+// convolution, NHWC activations, weights reordered to oneDNN's preferred
+// layout) and Linear (GEMM over the last dimension).
+#pragma once
+#include <map>
+#include <memory>
+#include <oneapi/dnnl/dnnl.hpp>
+#include <tuple>
+
+#include "core/tensor.h"
+
+namespace vg {
+
+class Conv2d {
+ public:
+  Conv2d() = default;
+  // weight: [OC, IC/groups, KH, KW]; bias: [OC] or empty.
+  Conv2d(Tensor weight, Tensor bias, int stride, int pad_l, int pad_r, int groups = 1);
+
+  // x: [N,H,W,IC] -> [N,OH,OW,OC]. If `accumulate` is given (shape of the
+  // output), the result is added into it in place and it is returned.
+  Tensor forward(const Tensor& x, Tensor* accumulate = nullptr) const;
+  int64_t out_channels() const { return oc_; }
+  int64_t in_channels() const { return ic_; }
+  int64_t kernel() const { return kh_; }
+  // Multiply-adds * 2 for an input of this size (for the benchmark).
+  double flops(int64_t n, int64_t h, int64_t w) const;
+  bool loaded() const { return oc_ > 0; }
+
+ private:
+  struct Prim {
+    dnnl::convolution_forward prim;
+    dnnl::memory weights;
+    dnnl::memory::desc src_md, dst_md;
+  };
+  const Prim& get_prim(int64_t n, int64_t h, int64_t w, bool sum) const;
+  int64_t out_size(int64_t in) const { return (in + pad_l_ + pad_r_ - kh_) / stride_ + 1; }
+
+  Tensor weight_, bias_;
+  int64_t oc_ = 0, ic_ = 0, kh_ = 0, kw_ = 0;
+  int stride_ = 1, pad_l_ = 0, pad_r_ = 0, groups_ = 1;
+  mutable std::map<std::tuple<int64_t, int64_t, int64_t, bool>, std::unique_ptr<Prim>> cache_;
+};
+
+class Linear {
+ public:
+  Linear() = default;
+  // weight: [out, in] (PyTorch layout); bias: [out] or empty.
+  Linear(Tensor weight, Tensor bias);
+  // x: [..., in] -> [..., out]
+  Tensor forward(const Tensor& x) const;
+  int64_t in_features() const { return in_; }
+  int64_t out_features() const { return out_; }
+  bool loaded() const { return out_ > 0; }
+
+ private:
+  Tensor weight_, bias_;
+  int64_t in_ = 0, out_ = 0;
+};
+
+// C[M,N] = A[M,K] * B(^T) with row-major storage; thin wrapper on oneDNN sgemm.
+void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+           const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
+           int64_t ldc);
+
+}  // namespace vg

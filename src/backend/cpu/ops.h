@@ -1,0 +1,38 @@
+// Stateless CPU kernels on float32 tensors. Image activations are NHWC;
+// sequences are [B, T, C].
+#pragma once
+#include "core/tensor.h"
+
+namespace vg {
+
+enum class Act { kNone, kSilu, kGelu, kGeluTanh, kQuickGelu };
+
+// GroupNorm over [N, ..., C] (all middle dims are spatial), optionally + SiLU.
+Tensor group_norm(const Tensor& x, int groups, const Tensor& gamma, const Tensor& beta,
+                  float eps, bool silu = false);
+// LayerNorm over the last dimension.
+Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps);
+
+void activate_inplace(Tensor& x, Act act);
+Tensor activate(const Tensor& x, Act act);
+void add_inplace(Tensor& a, const Tensor& b);         // same shape
+void scale_inplace(Tensor& a, float s);
+// x [N, S..., C] += v [N, C] broadcast over the spatial dims.
+void add_per_channel_inplace(Tensor& x, const Tensor& v);
+// GEGLU: x [..., 2D] -> first half * gelu(second half), [..., D].
+Tensor geglu(const Tensor& x);
+
+Tensor upsample_nearest(const Tensor& x, int64_t out_h, int64_t out_w);  // NHWC
+Tensor concat_channels(const Tensor& a, const Tensor& b);               // NHWC, last dim
+Tensor concat_batch(const Tensor& a, const Tensor& b);                  // first dim
+Tensor slice_batch(const Tensor& x, int64_t begin, int64_t end);
+
+Tensor nchw_to_nhwc(const Tensor& x);
+Tensor nhwc_to_nchw(const Tensor& x);
+
+// Multi-head scaled-dot-product attention. q: [B,Tq,H*D], k/v: [B,Tk,H*D].
+// Computed per (batch, head, block of queries): memory is O(block*Tk), never
+// O(Tq*Tk) per head.
+Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, bool causal);
+
+}  // namespace vg

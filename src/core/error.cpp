@@ -1,0 +1,23 @@
+#include "core/error.h"
+
+namespace vg {
+
+const char* error_code_name(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::kOk: return "ok";
+    case ErrorCode::kInvalidArgument: return "invalid_argument";
+    case ErrorCode::kFileNotFound: return "file_not_found";
+    case ErrorCode::kCorruptFile: return "corrupt_file";
+    case ErrorCode::kUnsupportedFormat: return "unsupported_format";
+    case ErrorCode::kUnsupportedModel: return "unsupported_model";
+    case ErrorCode::kMissingComponent: return "missing_component";
+    case ErrorCode::kShapeMismatch: return "shape_mismatch";
+    case ErrorCode::kOutOfMemory: return "out_of_memory";
+    case ErrorCode::kIoError: return "io_error";
+    case ErrorCode::kCancelled: return "cancelled";
+    case ErrorCode::kInternal: return "internal";
+  }
+  return "unknown";
+}
+
+}  // namespace vg

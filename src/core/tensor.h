@@ -1,0 +1,52 @@
+// A dense float32 tensor (up to 5-D, row-major) whose buffer comes from a
+// process-wide size-bucketed pool, so steady-state denoising steps allocate
+// nothing after the first step. Image activations use NHWC layout.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace vg {
+
+using Shape = std::vector<int64_t>;
+
+int64_t shape_numel(const Shape& s);
+std::string shape_str(const Shape& s);
+
+class Tensor {
+ public:
+  Tensor() = default;
+  explicit Tensor(Shape shape);  // uninitialised contents
+  static Tensor zeros(Shape shape);
+  static Tensor from(Shape shape, const float* src);
+
+  const Shape& shape() const { return shape_; }
+  int64_t dim(int i) const { return shape_[i < 0 ? shape_.size() + i : i]; }
+  int rank() const { return static_cast<int>(shape_.size()); }
+  int64_t numel() const { return numel_; }
+  bool empty() const { return numel_ == 0; }
+  float* data() { return data_.get(); }
+  const float* data() const { return data_.get(); }
+
+  // Same buffer, new shape (numel must match).
+  Tensor reshape(Shape shape) const;
+  Tensor clone() const;
+
+ private:
+  Shape shape_;
+  int64_t numel_ = 0;
+  std::shared_ptr<float> data_;
+};
+
+// Bytes currently held by the pool and total fresh allocations (for tests).
+struct PoolStats {
+  size_t fresh_allocations = 0;
+  size_t bytes_cached = 0;
+};
+PoolStats tensor_pool_stats();
+void tensor_pool_trim();
+
+}  // namespace vg

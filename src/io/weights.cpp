@@ -1,0 +1,118 @@
+#include "io/weights.h"
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "core/error.h"
+#include "io/atomic_file.h"
+
+namespace vg {
+
+namespace fs = std::filesystem;
+
+void WeightStore::add_file(std::shared_ptr<SafetensorsFile> file, const std::string& strip) {
+  for (auto& [name, info] : file->tensors()) {
+    if (!strip.empty()) {
+      if (name.rfind(strip, 0) != 0) continue;
+      entries_[name.substr(strip.size())] = &info;
+    } else {
+      entries_[name] = &info;
+    }
+  }
+  files_.push_back(std::move(file));
+}
+
+void WeightStore::add_alias(const std::string& name, const TensorInfo* source) {
+  entries_[name] = source;
+}
+
+const TensorInfo* WeightStore::find(const std::string& name) const {
+  auto it = entries_.find(name);
+  return it == entries_.end() ? nullptr : it->second;
+}
+
+std::string WeightStore::describe() const {
+  std::string s;
+  for (auto& f : files_) s += (s.empty() ? "'" : ", '") + f->path() + "'";
+  return s.empty() ? "(no files)" : s;
+}
+
+Tensor WeightStore::get(const std::string& name, const Shape& expected) const {
+  const TensorInfo* ti = find(name);
+  if (!ti)
+    fail(ErrorCode::kShapeMismatch, "weight '" + name + "' is missing from " + describe() +
+                                        "; the weights do not match the model config");
+  if (!expected.empty() && ti->shape != expected) {
+    // 1x1 convolutions and linears are interchangeable (old VAE attention).
+    if (shape_numel(ti->shape) != shape_numel(expected))
+      fail(ErrorCode::kShapeMismatch, "weight '" + name + "' has shape " + shape_str(ti->shape) +
+                                          " but the config needs " + shape_str(expected) +
+                                          "; config.json and the weights disagree");
+  }
+  Tensor t(expected.empty() ? ti->shape : expected);
+  convert_to_f32(ti->dtype, ti->data, t.data(), static_cast<size_t>(t.numel()));
+  return t;
+}
+
+Tensor WeightStore::get_or_empty(const std::string& name) const {
+  return has(name) ? get(name) : Tensor();
+}
+
+bool is_pickle_path(const std::string& path) {
+  auto ext = fs::path(path).extension().string();
+  return ext == ".ckpt" || ext == ".bin" || ext == ".pt" || ext == ".pth" || ext == ".pkl";
+}
+
+void refuse_pickle(const std::string& path) {
+  fail(ErrorCode::kUnsupportedFormat,
+       "'" + path + "' is a pickle file, which can run arbitrary code when loaded, so visiongen "
+       "never opens it; use the model's .safetensors version (most Hugging Face repos have one) "
+       "or convert it once with a trusted tool (e.g. diffusers' convert scripts) to .safetensors");
+}
+
+WeightStore open_component_weights(const std::string& dir, const std::string& component) {
+  if (!is_directory(dir))
+    fail(ErrorCode::kMissingComponent, "the model folder has no '" + component +
+                                           "' component (missing " + dir + ")");
+  static const char* kBases[] = {"diffusion_pytorch_model", "model"};
+  WeightStore ws;
+  for (const char* variant : {"", ".fp16"}) {
+    for (const char* base : kBases) {
+      std::string single = dir + "/" + base + variant + ".safetensors";
+      if (path_exists(single)) {
+        ws.add_file(SafetensorsFile::open(single));
+        return ws;
+      }
+      std::string index = dir + "/" + base + variant + ".safetensors.index.json";
+      if (path_exists(index)) {
+        nlohmann::json j;
+        try {
+          j = nlohmann::json::parse(read_file(index));
+        } catch (const nlohmann::json::exception& e) {
+          fail(ErrorCode::kCorruptFile, "'" + index + "' is not valid JSON: " + e.what());
+        }
+        if (!j.contains("weight_map") || !j["weight_map"].is_object())
+          fail(ErrorCode::kCorruptFile, "'" + index + "' has no weight_map");
+        std::set<std::string> shards;
+        for (auto& [k, v] : j["weight_map"].items()) {
+          std::string shard = v.get<std::string>();
+          if (shard.find("..") != std::string::npos || shard.find('/') != std::string::npos)
+            fail(ErrorCode::kCorruptFile, "'" + index + "' names an unsafe shard path '" + shard + "'");
+          shards.insert(shard);
+        }
+        for (auto& s : shards) ws.add_file(SafetensorsFile::open(dir + "/" + s));
+        for (auto& [k, v] : j["weight_map"].items())
+          if (!ws.has(k))
+            fail(ErrorCode::kCorruptFile, "shard '" + v.get<std::string>() + "' lacks tensor '" + k +
+                                              "' listed in '" + index + "'");
+        return ws;
+      }
+    }
+  }
+  for (auto& e : fs::directory_iterator(dir))
+    if (is_pickle_path(e.path().string())) refuse_pickle(e.path().string());
+  fail(ErrorCode::kMissingComponent, "no .safetensors weights found in '" + dir + "'");
+}
+
+}  // namespace vg

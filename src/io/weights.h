@@ -1,0 +1,43 @@
+// A named view of weights spread over one or more safetensors files. Models
+// ask for tensors by their diffusers/transformers name; single-file LDM
+// checkpoints are exposed under those names through a rename map.
+#pragma once
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "io/safetensors.h"
+
+namespace vg {
+
+class WeightStore {
+ public:
+  void add_file(std::shared_ptr<SafetensorsFile> file, const std::string& strip_prefix = "");
+  // Exposes `source` (a name already in the store's files) as `name`.
+  void add_alias(const std::string& name, const TensorInfo* source);
+
+  bool has(const std::string& name) const { return entries_.count(name) != 0; }
+  const TensorInfo* find(const std::string& name) const;
+  // Loads as float32 and checks the shape when `expected` is non-empty.
+  Tensor get(const std::string& name, const Shape& expected = {}) const;
+  Tensor get_or_empty(const std::string& name) const;
+  const std::map<std::string, const TensorInfo*>& entries() const { return entries_; }
+  std::string describe() const;  // file list for messages
+
+ private:
+  std::vector<std::shared_ptr<SafetensorsFile>> files_;
+  std::map<std::string, const TensorInfo*> entries_;
+};
+
+// Opens the weights of one diffusers component folder (e.g. "unet/"):
+// model.safetensors / diffusion_pytorch_model.safetensors, their .fp16
+// variants, or a sharded *.safetensors.index.json. Pickle-only folders are
+// refused with an explanation.
+WeightStore open_component_weights(const std::string& dir, const std::string& component);
+
+// Error for pickle files (.ckpt/.bin/.pt/.pth): we never unpickle.
+[[noreturn]] void refuse_pickle(const std::string& path);
+bool is_pickle_path(const std::string& path);
+
+}  // namespace vg

@@ -1,0 +1,164 @@
+#include "models/autoencoder_kl.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+#include "models/config_util.h"
+
+namespace vg {
+
+namespace {
+constexpr float kVaeEps = 1e-6f;
+
+// Older diffusers files name the VAE attention query/key/value/proj_attn.
+void alias_legacy_attention(WeightStore& w, const std::string& p) {
+  static const std::pair<const char*, const char*> kMap[] = {
+      {"query", "to_q"}, {"key", "to_k"}, {"value", "to_v"}, {"proj_attn", "to_out.0"}};
+  for (auto& [old_name, new_name] : kMap)
+    for (const char* suffix : {".weight", ".bias"})
+      if (!w.has(p + new_name + suffix) && w.has(p + old_name + suffix))
+        w.add_alias(p + new_name + suffix, w.find(p + old_name + suffix));
+}
+}  // namespace
+
+VaeConfig VaeConfig::from_json_file(const std::string& path) {
+  auto j = read_json_file(path, "VAE");
+  VaeConfig c;
+  try {
+    c.in_channels = j.value("in_channels", c.in_channels);
+    c.out_channels = j.value("out_channels", c.out_channels);
+    c.latent_channels = j.value("latent_channels", c.latent_channels);
+    c.block_out_channels = j.value("block_out_channels", c.block_out_channels);
+    c.layers_per_block = j.value("layers_per_block", c.layers_per_block);
+    c.norm_num_groups = j.value("norm_num_groups", c.norm_num_groups);
+    if (j.contains("scaling_factor") && j["scaling_factor"].is_number())
+      c.scaling_factor = j["scaling_factor"].get<float>();
+    if (j.contains("shift_factor") && j["shift_factor"].is_number())
+      c.shift_factor = j["shift_factor"].get<float>();
+  } catch (const nlohmann::json::exception& e) {
+    fail(ErrorCode::kCorruptFile, "'" + path + "' has a field of the wrong type: " + e.what());
+  }
+  if (c.block_out_channels.empty() || c.layers_per_block <= 0)
+    fail(ErrorCode::kCorruptFile, "'" + path + "' has no blocks");
+  return c;
+}
+
+AutoencoderKL::AutoencoderKL(const VaeConfig& cfg, const WeightStore& w_in, bool with_encoder)
+    : cfg_(cfg) {
+  WeightStore w = w_in;
+  alias_legacy_attention(w, "encoder.mid_block.attentions.0.");
+  alias_legacy_attention(w, "decoder.mid_block.attentions.0.");
+  const auto& boc = cfg.block_out_channels;
+  const size_t n = boc.size();
+  const int g = cfg.norm_num_groups;
+  const int64_t lc = cfg.latent_channels, top = boc[n - 1];
+  auto make_mid = [&](const std::string& p) {
+    Mid m;
+    m.resnets.emplace_back(w, p + "resnets.0.", top, top, 0, g, kVaeEps);
+    m.attn.emplace_back(w, p + "attentions.0.", top, g);
+    m.resnets.emplace_back(w, p + "resnets.1.", top, top, 0, g, kVaeEps);
+    return m;
+  };
+  has_encoder_ = with_encoder && w.has("encoder.conv_in.weight");
+  if (has_encoder_) {
+    enc_in_ = load_conv(w, "encoder.conv_in", boc[0], cfg.in_channels, 3, 1, 1, 1);
+    int64_t out_ch = boc[0];
+    for (size_t i = 0; i < n; ++i) {
+      const int64_t in_ch = out_ch;
+      out_ch = boc[i];
+      Stage s;
+      const std::string p = "encoder.down_blocks." + std::to_string(i) + ".";
+      for (int64_t j = 0; j < cfg.layers_per_block; ++j)
+        s.resnets.emplace_back(w, p + "resnets." + std::to_string(j) + ".", j == 0 ? in_ch : out_ch,
+                               out_ch, 0, g, kVaeEps);
+      // diffusers pads (0,1,0,1) and convolves with stride 2, no padding.
+      if (i + 1 < n) s.resample = load_conv(w, p + "downsamplers.0.conv", out_ch, out_ch, 3, 2, 0, 1);
+      down_.push_back(std::move(s));
+    }
+    enc_mid_ = make_mid("encoder.mid_block.");
+    enc_norm_.load(w, "encoder.conv_norm_out", top, g, kVaeEps);
+    enc_out_ = load_conv(w, "encoder.conv_out", 2 * lc, top, 3, 1, 1, 1);
+    quant_ = load_conv(w, "quant_conv", 2 * lc, 2 * lc, 1, 1, 0, 0);
+  }
+  post_quant_ = load_conv(w, "post_quant_conv", lc, lc, 1, 1, 0, 0);
+  dec_in_ = load_conv(w, "decoder.conv_in", top, lc, 3, 1, 1, 1);
+  dec_mid_ = make_mid("decoder.mid_block.");
+  int64_t prev = top;
+  for (size_t i = 0; i < n; ++i) {
+    const int64_t out_ch = boc[n - 1 - i];
+    Stage s;
+    const std::string p = "decoder.up_blocks." + std::to_string(i) + ".";
+    for (int64_t j = 0; j < cfg.layers_per_block + 1; ++j)
+      s.resnets.emplace_back(w, p + "resnets." + std::to_string(j) + ".", j == 0 ? prev : out_ch,
+                             out_ch, 0, g, kVaeEps);
+    if (i + 1 < n) s.resample = load_conv(w, p + "upsamplers.0.conv", out_ch, out_ch, 3, 1, 1, 1);
+    prev = out_ch;
+    up_.push_back(std::move(s));
+  }
+  dec_norm_.load(w, "decoder.conv_norm_out", boc[0], g, kVaeEps);
+  dec_out_ = load_conv(w, "decoder.conv_out", cfg.out_channels, boc[0], 3, 1, 1, 1);
+}
+
+Tensor AutoencoderKL::decode(const Tensor& z) const {
+  if (z.rank() != 4 || z.dim(3) != cfg_.latent_channels)
+    fail(ErrorCode::kShapeMismatch, "VAE decode expects " + std::to_string(cfg_.latent_channels) +
+                                        " latent channels, got " + shape_str(z.shape()));
+  Tensor h = dec_in_.forward(post_quant_.forward(z));
+  h = dec_mid_.resnets[0].forward(h, Tensor());
+  h = dec_mid_.attn[0].forward(h);
+  h = dec_mid_.resnets[1].forward(h, Tensor());
+  for (const Stage& s : up_) {
+    for (const auto& r : s.resnets) h = r.forward(h, Tensor());
+    if (s.resample) h = s.resample->forward(upsample_nearest(h, h.dim(1) * 2, h.dim(2) * 2));
+  }
+  return dec_out_.forward(dec_norm_(h, true));
+}
+
+Posterior AutoencoderKL::encode(const Tensor& image) const {
+  if (!has_encoder_)
+    fail(ErrorCode::kMissingComponent, "this VAE has no encoder weights; image-to-image needs a full VAE");
+  if (image.rank() != 4 || image.dim(3) != cfg_.in_channels)
+    fail(ErrorCode::kShapeMismatch, "VAE encode expects " + std::to_string(cfg_.in_channels) +
+                                        " image channels, got " + shape_str(image.shape()));
+  Tensor h = enc_in_.forward(image);
+  for (const Stage& s : down_) {
+    for (const auto& r : s.resnets) h = r.forward(h, Tensor());
+    if (s.resample) h = s.resample->forward(h);
+  }
+  h = enc_mid_.resnets[0].forward(h, Tensor());
+  h = enc_mid_.attn[0].forward(h);
+  h = enc_mid_.resnets[1].forward(h, Tensor());
+  Tensor moments = quant_.forward(enc_out_.forward(enc_norm_(h, true)));
+  const int64_t lc = cfg_.latent_channels, m = moments.numel() / (2 * lc);
+  Shape s = moments.shape();
+  s.back() = lc;
+  Posterior p{Tensor(s), Tensor(s), Tensor(s)};
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t c = 0; c < lc; ++c) {
+      const float mean = moments.data()[i * 2 * lc + c];
+      const float lv = std::clamp(moments.data()[i * 2 * lc + lc + c], -30.0f, 20.0f);
+      p.mean.data()[i * lc + c] = mean;
+      p.logvar.data()[i * lc + c] = lv;
+      p.std.data()[i * lc + c] = std::exp(0.5f * lv);
+    }
+  return p;
+}
+
+double AutoencoderKL::decode_flops(int64_t n, int64_t h, int64_t w) const {
+  double f = dec_in_.flops(n, h, w);
+  f += (dec_mid_.resnets[0].flops(n, h, w)) * 2;
+  const double t = static_cast<double>(h * w), c = static_cast<double>(cfg_.block_out_channels.back());
+  f += n * (2 * t * c * c * 4 + 2 * 2 * t * t * c);
+  for (const Stage& s : up_) {
+    for (const auto& r : s.resnets) f += r.flops(n, h, w);
+    if (s.resample) {
+      h *= 2;
+      w *= 2;
+      f += s.resample->flops(n, h, w);
+    }
+  }
+  return f + dec_out_.flops(n, h, w);
+}
+
+}  // namespace vg

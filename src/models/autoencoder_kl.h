@@ -1,0 +1,55 @@
+// AutoencoderKL (the SD VAE): encoder to a diagonal Gaussian posterior and
+// decoder back to pixels, built from diffusers' config.json.
+#pragma once
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "models/blocks.h"
+
+namespace vg {
+
+struct VaeConfig {
+  int64_t in_channels = 3, out_channels = 3, latent_channels = 4;
+  std::vector<int64_t> block_out_channels{128, 256, 512, 512};
+  int64_t layers_per_block = 2;
+  int norm_num_groups = 32;
+  float scaling_factor = 0.18215f;
+  float shift_factor = 0.0f;
+  static VaeConfig from_json_file(const std::string& path);
+};
+
+struct Posterior {
+  Tensor mean, logvar, std;  // NHWC [N,h,w,latent]
+};
+
+class AutoencoderKL {
+ public:
+  AutoencoderKL(const VaeConfig& cfg, const WeightStore& w, bool with_encoder = true);
+  // z: NHWC latents *already divided* by the scaling factor -> image NHWC in ~[-1,1].
+  Tensor decode(const Tensor& z) const;
+  // image NHWC in [-1,1] -> posterior (logvar clamped to [-30, 20]).
+  Posterior encode(const Tensor& image) const;
+  bool has_encoder() const { return has_encoder_; }
+  const VaeConfig& config() const { return cfg_; }
+  int64_t scale() const { return int64_t{1} << (cfg_.block_out_channels.size() - 1); }
+  double decode_flops(int64_t n, int64_t h, int64_t w) const;
+
+ private:
+  struct Stage {
+    std::vector<ResnetBlock> resnets;
+    std::optional<Conv2d> resample;
+  };
+  struct Mid {
+    std::vector<ResnetBlock> resnets;
+    std::vector<VaeAttention> attn;
+  };
+  VaeConfig cfg_;
+  bool has_encoder_ = false;
+  Conv2d enc_in_, enc_out_, quant_, post_quant_, dec_in_, dec_out_;
+  GroupNormParams enc_norm_, dec_norm_;
+  std::vector<Stage> down_, up_;
+  Mid enc_mid_, dec_mid_;
+};
+
+}  // namespace vg

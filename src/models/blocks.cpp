@@ -1,0 +1,141 @@
+#include "models/blocks.h"
+
+#include "core/error.h"
+
+namespace vg {
+
+Conv2d load_conv(const WeightStore& w, const std::string& name, int64_t out, int64_t in, int k,
+                 int stride, int pad_l, int pad_r) {
+  Tensor weight = w.get(name + ".weight", {out, in, k, k});
+  Tensor bias = w.has(name + ".bias") ? w.get(name + ".bias", {out}) : Tensor();
+  return Conv2d(std::move(weight), std::move(bias), stride, pad_l, pad_r);
+}
+
+Linear load_linear(const WeightStore& w, const std::string& name, int64_t out, int64_t in,
+                   bool bias) {
+  Tensor weight = w.get(name + ".weight", {out, in});
+  Tensor b = (bias && w.has(name + ".bias")) ? w.get(name + ".bias", {out}) : Tensor();
+  return Linear(std::move(weight), std::move(b));
+}
+
+void GroupNormParams::load(const WeightStore& w, const std::string& name, int64_t c, int g,
+                           float e) {
+  weight = w.get(name + ".weight", {c});
+  bias = w.get(name + ".bias", {c});
+  groups = g;
+  eps = e;
+  if (c % g != 0)
+    fail(ErrorCode::kShapeMismatch, name + ": " + std::to_string(c) +
+                                        " channels are not divisible into " + std::to_string(g) +
+                                        " groups; check norm_num_groups in config.json");
+}
+
+ResnetBlock::ResnetBlock(const WeightStore& w, const std::string& p, int64_t in, int64_t out,
+                         int64_t temb_dim, int groups, float eps) {
+  norm1_.load(w, p + "norm1", in, groups, eps);
+  norm2_.load(w, p + "norm2", out, groups, eps);
+  conv1_ = load_conv(w, p + "conv1", out, in, 3, 1, 1, 1);
+  conv2_ = load_conv(w, p + "conv2", out, out, 3, 1, 1, 1);
+  if (temb_dim > 0) temb_proj_ = load_linear(w, p + "time_emb_proj", out, temb_dim);
+  if (in != out) shortcut_ = load_conv(w, p + "conv_shortcut", out, in, 1, 1, 0, 0);
+}
+
+Tensor ResnetBlock::forward(const Tensor& x, const Tensor& temb_silu) const {
+  Tensor h = conv1_.forward(norm1_(x, true));
+  if (temb_proj_.loaded() && !temb_silu.empty()) add_per_channel_inplace(h, temb_proj_.forward(temb_silu));
+  h = norm2_(h, true);
+  Tensor residual = shortcut_.loaded() ? shortcut_.forward(x) : x.clone();
+  return conv2_.forward(h, &residual);
+}
+
+double ResnetBlock::flops(int64_t n, int64_t h, int64_t w) const {
+  return conv1_.flops(n, h, w) + conv2_.flops(n, h, w) +
+         (shortcut_.loaded() ? shortcut_.flops(n, h, w) : 0.0);
+}
+
+AttentionLayer::AttentionLayer(const WeightStore& w, const std::string& p, int64_t qd, int64_t cd,
+                               int heads, int64_t hd)
+    : heads_(heads) {
+  const int64_t inner = heads * hd;
+  q_ = load_linear(w, p + "to_q", inner, qd);
+  k_ = load_linear(w, p + "to_k", inner, cd);
+  v_ = load_linear(w, p + "to_v", inner, cd);
+  out_ = load_linear(w, p + "to_out.0", qd, inner);
+}
+
+Tensor AttentionLayer::forward(const Tensor& x, const Tensor& context) const {
+  const Tensor& src = context.empty() ? x : context;
+  Tensor a = attention(q_.forward(x), k_.forward(src), v_.forward(src), heads_, false);
+  return out_.forward(a);
+}
+
+SpatialTransformer::SpatialTransformer(const WeightStore& w, const std::string& p, int64_t c,
+                                       int heads, int64_t hd, int64_t cd, int layers,
+                                       bool linear_proj, int groups)
+    : channels_(c), context_dim_(cd), inner_(heads * hd) {
+  norm_.load(w, p + "norm", c, groups, 1e-6f);
+  // proj_in/out are 1x1 convs or linears; both act per token in NHWC.
+  proj_in_ = load_linear(w, p + "proj_in", inner_, c);
+  proj_out_ = load_linear(w, p + "proj_out", c, inner_);
+  (void)linear_proj;
+  for (int i = 0; i < layers; ++i) {
+    std::string b = p + "transformer_blocks." + std::to_string(i) + ".";
+    Block B;
+    B.n1w = w.get(b + "norm1.weight", {inner_});
+    B.n1b = w.get(b + "norm1.bias", {inner_});
+    B.n2w = w.get(b + "norm2.weight", {inner_});
+    B.n2b = w.get(b + "norm2.bias", {inner_});
+    B.n3w = w.get(b + "norm3.weight", {inner_});
+    B.n3b = w.get(b + "norm3.bias", {inner_});
+    B.attn1 = AttentionLayer(w, b + "attn1.", inner_, inner_, heads, hd);
+    B.attn2 = AttentionLayer(w, b + "attn2.", inner_, cd, heads, hd);
+    B.ff_in = load_linear(w, b + "ff.net.0.proj", inner_ * 8, inner_);
+    B.ff_out = load_linear(w, b + "ff.net.2", inner_, inner_ * 4);
+    blocks_.push_back(std::move(B));
+  }
+}
+
+Tensor SpatialTransformer::forward(const Tensor& x, const Tensor& context) const {
+  const int64_t n = x.dim(0), h = x.dim(1), wd = x.dim(2);
+  Tensor t = proj_in_.forward(norm_(x, false)).reshape({n, h * wd, inner_});
+  for (const Block& B : blocks_) {
+    add_inplace(t, B.attn1.forward(layer_norm(t, B.n1w, B.n1b, 1e-5f), Tensor()));
+    add_inplace(t, B.attn2.forward(layer_norm(t, B.n2w, B.n2b, 1e-5f), context));
+    add_inplace(t, B.ff_out.forward(geglu(B.ff_in.forward(layer_norm(t, B.n3w, B.n3b, 1e-5f)))));
+  }
+  Tensor out = proj_out_.forward(t).reshape({n, h, wd, channels_});
+  add_inplace(out, x);
+  return out;
+}
+
+double SpatialTransformer::flops(int64_t n, int64_t h, int64_t w, int64_t s) const {
+  const double t = static_cast<double>(n * h * w), c = static_cast<double>(inner_);
+  double f = 2 * t * channels_ * c * 2;  // proj in/out
+  for (size_t i = 0; i < blocks_.size(); ++i) {
+    f += 2 * t * c * c * 4;                          // self q,k,v,out
+    f += 2 * 2 * t * static_cast<double>(h * w) * c; // QK^T and PV
+    f += 2 * t * c * c * 2 + 2 * 2 * n * s * context_dim_ * c;  // cross q,out + k,v
+    f += 2 * 2 * t * s * c;
+    f += 2 * t * c * c * 8 + 2 * t * c * 4 * c;      // GEGLU FF
+  }
+  return f;
+}
+
+VaeAttention::VaeAttention(const WeightStore& w, const std::string& p, int64_t c, int groups) {
+  norm_.load(w, p + "group_norm", c, groups, 1e-6f);
+  q_ = load_linear(w, p + "to_q", c, c);
+  k_ = load_linear(w, p + "to_k", c, c);
+  v_ = load_linear(w, p + "to_v", c, c);
+  out_ = load_linear(w, p + "to_out.0", c, c);
+}
+
+Tensor VaeAttention::forward(const Tensor& x) const {
+  const int64_t n = x.dim(0), h = x.dim(1), wd = x.dim(2), c = x.dim(3);
+  Tensor t = norm_(x, false).reshape({n, h * wd, c});
+  Tensor a = attention(q_.forward(t), k_.forward(t), v_.forward(t), 1, false);
+  Tensor out = out_.forward(a).reshape({n, h, wd, c});
+  add_inplace(out, x);
+  return out;
+}
+
+}  // namespace vg

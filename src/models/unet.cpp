@@ -1,0 +1,222 @@
+#include "models/unet.h"
+
+#include <cmath>
+
+#include "core/error.h"
+#include "models/config_util.h"
+
+namespace vg {
+
+UNetConfig UNetConfig::from_json_file(const std::string& path) {
+  auto j = read_json_file(path, "UNet");
+  UNetConfig c;
+  try {
+    if (j.contains("addition_embed_type") && !j["addition_embed_type"].is_null())
+      fail(ErrorCode::kUnsupportedModel,
+           "this UNet uses addition_embed_type '" + j["addition_embed_type"].dump() +
+               "' (Stable Diffusion XL family), which is not supported yet; use an SD 1.x/2.x model");
+    if (j.contains("time_cond_proj_dim") && !j["time_cond_proj_dim"].is_null())
+      fail(ErrorCode::kUnsupportedModel, "UNets with time_cond_proj_dim (LCM-distilled) are not supported yet");
+    if (j.contains("class_embed_type") && !j["class_embed_type"].is_null())
+      fail(ErrorCode::kUnsupportedModel, "UNets with class embeddings (e.g. upscalers, unCLIP) are not supported yet");
+    c.in_channels = j.value("in_channels", c.in_channels);
+    c.out_channels = j.value("out_channels", c.out_channels);
+    c.block_out_channels = j.value("block_out_channels", c.block_out_channels);
+    c.down_block_types = j.value("down_block_types", std::vector<std::string>{
+        "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"});
+    c.up_block_types = j.value("up_block_types", std::vector<std::string>{
+        "UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"});
+    if (j.contains("mid_block_type") && j["mid_block_type"].is_string())
+      c.mid_block_type = j["mid_block_type"].get<std::string>();
+    const size_t n = c.block_out_channels.size();
+    if (n == 0 || c.down_block_types.size() != n || c.up_block_types.size() != n)
+      fail(ErrorCode::kCorruptFile, "'" + path + "': block_out_channels, down_block_types and up_block_types must have the same length");
+    c.layers_per_block = int_or_list(j, "layers_per_block", n, 2);
+    auto head_dim = int_or_list(j, "attention_head_dim", n, 8);
+    // diffusers: num_attention_heads defaults to attention_head_dim (a misnomer kept for SD1/2).
+    c.num_heads = (j.contains("num_attention_heads") && !j["num_attention_heads"].is_null())
+                      ? int_or_list(j, "num_attention_heads", n, 8) : head_dim;
+    c.cross_attention_dim = int_or_list(j, "cross_attention_dim", n, 1280);
+    c.transformer_layers = int_or_list(j, "transformer_layers_per_block", n, 1);
+    c.use_linear_projection = j.value("use_linear_projection", false);
+    c.flip_sin_to_cos = j.value("flip_sin_to_cos", true);
+    c.freq_shift = j.value("freq_shift", 0.0f);
+    c.norm_num_groups = j.value("norm_num_groups", 32);
+    c.norm_eps = j.value("norm_eps", 1e-5f);
+    c.sample_size = j.value("sample_size", int64_t{64});
+    if (j.value("time_embedding_type", std::string("positional")) != "positional")
+      fail(ErrorCode::kUnsupportedModel, "only positional time embeddings are supported");
+  } catch (const nlohmann::json::exception& e) {
+    fail(ErrorCode::kCorruptFile, "'" + path + "' has a field of the wrong type: " + e.what());
+  }
+  for (auto& t : c.down_block_types)
+    if (t != "DownBlock2D" && t != "CrossAttnDownBlock2D")
+      fail(ErrorCode::kUnsupportedModel, "UNet down block type '" + t + "' is not supported");
+  for (auto& t : c.up_block_types)
+    if (t != "UpBlock2D" && t != "CrossAttnUpBlock2D")
+      fail(ErrorCode::kUnsupportedModel, "UNet up block type '" + t + "' is not supported");
+  if (c.mid_block_type != "UNetMidBlock2DCrossAttn")
+    fail(ErrorCode::kUnsupportedModel, "UNet mid block '" + c.mid_block_type + "' is not supported");
+  for (size_t i = 0; i < c.block_out_channels.size(); ++i)
+    if (c.num_heads[i] <= 0 || c.block_out_channels[i] % c.num_heads[i])
+      fail(ErrorCode::kCorruptFile, "'" + path + "': block channels are not divisible by the head count");
+  return c;
+}
+
+UNet::UNet(const UNetConfig& cfg, const WeightStore& w) : cfg_(cfg) {
+  const auto& boc = cfg.block_out_channels;
+  const size_t n = boc.size();
+  const int g = cfg.norm_num_groups;
+  const float eps = cfg.norm_eps;
+  const int64_t temb = boc[0] * 4;
+  conv_in_ = load_conv(w, "conv_in", boc[0], cfg.in_channels, 3, 1, 1, 1);
+  time_1_ = load_linear(w, "time_embedding.linear_1", temb, boc[0]);
+  time_2_ = load_linear(w, "time_embedding.linear_2", temb, temb);
+  auto make_attn = [&](const std::string& p, int64_t ch, size_t bi) {
+    int heads = static_cast<int>(cfg.num_heads[bi]);
+    return SpatialTransformer(w, p, ch, heads, ch / heads, cfg.cross_attention_dim[bi],
+                              static_cast<int>(cfg.transformer_layers[bi]),
+                              cfg.use_linear_projection, g);
+  };
+  int64_t out_ch = boc[0];
+  for (size_t i = 0; i < n; ++i) {
+    int64_t in_ch = out_ch;
+    out_ch = boc[i];
+    Stage s;
+    const std::string p = "down_blocks." + std::to_string(i) + ".";
+    for (int64_t j = 0; j < cfg.layers_per_block[i]; ++j) {
+      s.resnets.emplace_back(w, p + "resnets." + std::to_string(j) + ".", j == 0 ? in_ch : out_ch,
+                             out_ch, temb, g, eps);
+      if (cfg.down_block_types[i] == "CrossAttnDownBlock2D")
+        s.attns.push_back(make_attn(p + "attentions." + std::to_string(j) + ".", out_ch, i));
+    }
+    if (i + 1 < n) s.resample = load_conv(w, p + "downsamplers.0.conv", out_ch, out_ch, 3, 2, 1, 1);
+    down_.push_back(std::move(s));
+  }
+  mid_.resnets.emplace_back(w, "mid_block.resnets.0.", boc[n - 1], boc[n - 1], temb, g, eps);
+  mid_.attns.push_back(make_attn("mid_block.attentions.0.", boc[n - 1], n - 1));
+  mid_.resnets.emplace_back(w, "mid_block.resnets.1.", boc[n - 1], boc[n - 1], temb, g, eps);
+  int64_t prev_out = boc[n - 1];
+  for (size_t i = 0; i < n; ++i) {
+    const size_t bi = n - 1 - i;  // matching down block
+    out_ch = boc[bi];
+    const int64_t in_ch = boc[i + 1 < n ? bi - 1 : 0];
+    const int64_t layers = cfg.layers_per_block[bi] + 1;
+    Stage s;
+    const std::string p = "up_blocks." + std::to_string(i) + ".";
+    for (int64_t j = 0; j < layers; ++j) {
+      const int64_t skip = (j == layers - 1) ? in_ch : out_ch;
+      const int64_t rin = (j == 0 ? prev_out : out_ch) + skip;
+      s.resnets.emplace_back(w, p + "resnets." + std::to_string(j) + ".", rin, out_ch, temb, g, eps);
+      if (cfg.up_block_types[i] == "CrossAttnUpBlock2D")
+        s.attns.push_back(make_attn(p + "attentions." + std::to_string(j) + ".", out_ch, bi));
+    }
+    if (i + 1 < n) s.resample = load_conv(w, p + "upsamplers.0.conv", out_ch, out_ch, 3, 1, 1, 1);
+    prev_out = out_ch;
+    up_.push_back(std::move(s));
+  }
+  norm_out_.load(w, "conv_norm_out", boc[0], g, eps);
+  conv_out_ = load_conv(w, "conv_out", cfg.out_channels, boc[0], 3, 1, 1, 1);
+}
+
+int64_t UNet::size_multiple() const { return int64_t{1} << (cfg_.block_out_channels.size() - 1); }
+
+Tensor UNet::time_proj(const std::vector<float>& ts, int64_t batch) const {
+  const int64_t dim = cfg_.block_out_channels[0], half = dim / 2;
+  Tensor out = Tensor::zeros({batch, dim});
+  const float log_max = static_cast<float>(std::log(10000.0));
+  for (int64_t b = 0; b < batch; ++b) {
+    const float t = ts.size() == 1 ? ts[0] : ts[b];
+    for (int64_t i = 0; i < half; ++i) {
+      // float32 arithmetic in the same order as diffusers' get_timestep_embedding.
+      float exponent = -log_max * static_cast<float>(i);
+      exponent = exponent / (static_cast<float>(half) - cfg_.freq_shift);
+      const float arg = t * std::exp(exponent);
+      const float s = std::sin(arg), c = std::cos(arg);
+      out.data()[b * dim + i] = cfg_.flip_sin_to_cos ? c : s;
+      out.data()[b * dim + half + i] = cfg_.flip_sin_to_cos ? s : c;
+    }
+  }
+  return out;
+}
+
+Tensor UNet::time_embedding(const Tensor& proj) const {
+  Tensor h = time_1_.forward(proj);
+  activate_inplace(h, Act::kSilu);
+  return time_2_.forward(h);
+}
+
+Tensor UNet::forward(const Tensor& sample, const std::vector<float>& ts, const Tensor& ctx) const {
+  const int64_t b = sample.dim(0);
+  if (sample.rank() != 4 || sample.dim(3) != cfg_.in_channels)
+    fail(ErrorCode::kShapeMismatch, "UNet expects " + std::to_string(cfg_.in_channels) +
+                                        " input channels, got sample " + shape_str(sample.shape()));
+  if (sample.dim(1) % size_multiple() || sample.dim(2) % size_multiple())
+    fail(ErrorCode::kInvalidArgument, "latent size must be a multiple of " + std::to_string(size_multiple()));
+  if (ts.size() != 1 && static_cast<int64_t>(ts.size()) != b)
+    fail(ErrorCode::kInternal, "UNet: timesteps must have 1 or batch entries");
+  if (ctx.dim(0) != b) fail(ErrorCode::kInternal, "UNet: context batch mismatch");
+  Tensor temb = time_embedding(time_proj(ts, b));
+  activate_inplace(temb, Act::kSilu);  // every resnet applies SiLU before its projection
+  Tensor h = conv_in_.forward(sample);
+  std::vector<Tensor> skips{h};
+  for (const Stage& s : down_) {
+    for (size_t j = 0; j < s.resnets.size(); ++j) {
+      h = s.resnets[j].forward(h, temb);
+      if (!s.attns.empty()) h = s.attns[j].forward(h, ctx);
+      skips.push_back(h);
+    }
+    if (s.resample) {
+      h = s.resample->forward(h);
+      skips.push_back(h);
+    }
+  }
+  h = mid_.resnets[0].forward(h, temb);
+  h = mid_.attns[0].forward(h, ctx);
+  h = mid_.resnets[1].forward(h, temb);
+  for (const Stage& s : up_) {
+    for (size_t j = 0; j < s.resnets.size(); ++j) {
+      Tensor skip = skips.back();
+      skips.pop_back();
+      h = s.resnets[j].forward(concat_channels(h, skip), temb);
+      if (!s.attns.empty()) h = s.attns[j].forward(h, ctx);
+    }
+    if (s.resample) {
+      // Upsample to the next skip's size (2x unless the input was odd-sized).
+      const Tensor& next = skips.back();
+      h = s.resample->forward(upsample_nearest(h, next.dim(1), next.dim(2)));
+    }
+  }
+  return conv_out_.forward(norm_out_(h, true));
+}
+
+double UNet::flops(int64_t b, int64_t h, int64_t w, int64_t s) const {
+  double f = conv_in_.flops(b, h, w);
+  int64_t ch = h, cw = w;
+  for (const Stage& st : down_) {
+    for (size_t j = 0; j < st.resnets.size(); ++j) {
+      f += st.resnets[j].flops(b, ch, cw);
+      if (!st.attns.empty()) f += st.attns[j].flops(b, ch, cw, s);
+    }
+    if (st.resample) {
+      f += st.resample->flops(b, ch, cw);
+      ch = (ch + 1) / 2;
+      cw = (cw + 1) / 2;
+    }
+  }
+  f += mid_.resnets[0].flops(b, ch, cw) * 2 + mid_.attns[0].flops(b, ch, cw, s);
+  for (const Stage& st : up_) {
+    for (size_t j = 0; j < st.resnets.size(); ++j) {
+      f += st.resnets[j].flops(b, ch, cw);
+      if (!st.attns.empty()) f += st.attns[j].flops(b, ch, cw, s);
+    }
+    if (st.resample) {
+      ch *= 2;
+      cw *= 2;
+      f += st.resample->flops(b, ch, cw);
+    }
+  }
+  return f + conv_out_.flops(b, h, w);
+}
+
+}  // namespace vg

@@ -1,0 +1,58 @@
+// UNet2DConditionModel (SD 1.x / 2.x family), built from diffusers' config.json.
+#pragma once
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "models/blocks.h"
+
+namespace vg {
+
+struct UNetConfig {
+  int64_t in_channels = 4, out_channels = 4;
+  std::vector<int64_t> block_out_channels{320, 640, 1280, 1280};
+  std::vector<std::string> down_block_types, up_block_types;
+  std::string mid_block_type = "UNetMidBlock2DCrossAttn";
+  std::vector<int64_t> layers_per_block;        // per down block
+  std::vector<int64_t> num_heads;               // per down block
+  std::vector<int64_t> cross_attention_dim;     // per down block
+  std::vector<int64_t> transformer_layers;      // per down block
+  bool use_linear_projection = false;
+  bool flip_sin_to_cos = true;
+  float freq_shift = 0;
+  int norm_num_groups = 32;
+  float norm_eps = 1e-5f;
+  int64_t sample_size = 64;
+  static UNetConfig from_json_file(const std::string& path);
+};
+
+class UNet {
+ public:
+  UNet(const UNetConfig& cfg, const WeightStore& w);
+  // sample: [B,H,W,Cin] (NHWC); timesteps: 1 or B values; context [B,S,Cc].
+  Tensor forward(const Tensor& sample, const std::vector<float>& timesteps,
+                 const Tensor& context) const;
+  // Pieces exposed for tests.
+  Tensor time_proj(const std::vector<float>& timesteps, int64_t batch) const;
+  Tensor time_embedding(const Tensor& proj) const;
+  const UNetConfig& config() const { return cfg_; }
+  // Latent size must be a multiple of this.
+  int64_t size_multiple() const;
+  double flops(int64_t batch, int64_t h, int64_t w, int64_t ctx_len) const;
+
+ private:
+  struct Stage {
+    std::vector<ResnetBlock> resnets;
+    std::vector<SpatialTransformer> attns;
+    std::optional<Conv2d> resample;
+  };
+  UNetConfig cfg_;
+  Conv2d conv_in_, conv_out_;
+  Linear time_1_, time_2_;
+  GroupNormParams norm_out_;
+  std::vector<Stage> down_, up_;
+  Stage mid_;
+};
+
+}  // namespace vg

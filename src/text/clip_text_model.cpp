@@ -1,0 +1,112 @@
+#include "text/clip_text_model.h"
+
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "io/atomic_file.h"
+
+namespace vg {
+
+ClipTextConfig ClipTextConfig::from_json_file(const std::string& path) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(read_file(path));
+  } catch (const nlohmann::json::exception& e) {
+    fail(ErrorCode::kCorruptFile, "'" + path + "' is not valid JSON: " + e.what());
+  }
+  ClipTextConfig c;
+  try {
+    c.hidden_size = j.value("hidden_size", c.hidden_size);
+    c.intermediate_size = j.value("intermediate_size", c.intermediate_size);
+    c.num_heads = j.value("num_attention_heads", c.num_heads);
+    c.num_layers = j.value("num_hidden_layers", c.num_layers);
+    c.max_positions = j.value("max_position_embeddings", c.max_positions);
+    c.vocab_size = j.value("vocab_size", c.vocab_size);
+    c.layer_norm_eps = j.value("layer_norm_eps", c.layer_norm_eps);
+    std::string act = j.value("hidden_act", std::string("quick_gelu"));
+    if (act == "quick_gelu") c.act = Act::kQuickGelu;
+    else if (act == "gelu") c.act = Act::kGelu;
+    else if (act == "gelu_new" || act == "gelu_pytorch_tanh") c.act = Act::kGeluTanh;
+    else fail(ErrorCode::kUnsupportedModel, "text encoder activation '" + act + "' is not supported");
+  } catch (const nlohmann::json::exception& e) {
+    fail(ErrorCode::kCorruptFile, "'" + path + "' has a field of the wrong type: " + e.what());
+  }
+  if (c.hidden_size <= 0 || c.num_heads <= 0 || c.hidden_size % c.num_heads || c.num_layers <= 0)
+    fail(ErrorCode::kCorruptFile, "'" + path + "' has inconsistent sizes");
+  return c;
+}
+
+ClipTextModel::ClipTextModel(const ClipTextConfig& cfg, const WeightStore& w, const std::string& p)
+    : cfg_(cfg) {
+  const int64_t c = cfg.hidden_size, f = cfg.intermediate_size;
+  tok_emb_ = w.get(p + "text_model.embeddings.token_embedding.weight", {cfg.vocab_size, c});
+  pos_emb_ = w.get(p + "text_model.embeddings.position_embedding.weight", {cfg.max_positions, c});
+  final_w_ = w.get(p + "text_model.final_layer_norm.weight", {c});
+  final_b_ = w.get(p + "text_model.final_layer_norm.bias", {c});
+  for (int64_t i = 0; i < cfg.num_layers; ++i) {
+    std::string l = p + "text_model.encoder.layers." + std::to_string(i) + ".";
+    Layer L;
+    L.ln1_w = w.get(l + "layer_norm1.weight", {c});
+    L.ln1_b = w.get(l + "layer_norm1.bias", {c});
+    L.ln2_w = w.get(l + "layer_norm2.weight", {c});
+    L.ln2_b = w.get(l + "layer_norm2.bias", {c});
+    auto lin = [&](const std::string& n, int64_t out, int64_t in) {
+      return Linear(w.get(l + n + ".weight", {out, in}), w.get(l + n + ".bias", {out}));
+    };
+    L.q = lin("self_attn.q_proj", c, c);
+    L.k = lin("self_attn.k_proj", c, c);
+    L.v = lin("self_attn.v_proj", c, c);
+    L.out = lin("self_attn.out_proj", c, c);
+    L.fc1 = lin("mlp.fc1", f, c);
+    L.fc2 = lin("mlp.fc2", c, f);
+    layers_.push_back(std::move(L));
+  }
+}
+
+Tensor ClipTextModel::hidden_after(const std::vector<std::vector<int32_t>>& ids, int64_t n_layers) const {
+  const int64_t b = static_cast<int64_t>(ids.size()), c = cfg_.hidden_size;
+  const int64_t t = b ? static_cast<int64_t>(ids[0].size()) : 0;
+  if (t == 0 || t > cfg_.max_positions)
+    fail(ErrorCode::kInvalidArgument, "token sequence length " + std::to_string(t) +
+                                          " is outside 1.." + std::to_string(cfg_.max_positions));
+  Tensor x({b, t, c});
+  for (int64_t i = 0; i < b; ++i) {
+    if (static_cast<int64_t>(ids[i].size()) != t)
+      fail(ErrorCode::kInvalidArgument, "token rows have different lengths");
+    for (int64_t j = 0; j < t; ++j) {
+      int32_t id = ids[i][j];
+      if (id < 0 || id >= cfg_.vocab_size)
+        fail(ErrorCode::kInvalidArgument, "token id " + std::to_string(id) + " is outside the vocabulary");
+      float* dst = x.data() + (i * t + j) * c;
+      const float* te = tok_emb_.data() + id * c;
+      const float* pe = pos_emb_.data() + j * c;
+      for (int64_t k = 0; k < c; ++k) dst[k] = te[k] + pe[k];
+    }
+  }
+  for (int64_t li = 0; li < n_layers && li < cfg_.num_layers; ++li) {
+    const Layer& L = layers_[li];
+    Tensor h = layer_norm(x, L.ln1_w, L.ln1_b, cfg_.layer_norm_eps);
+    Tensor a = attention(L.q.forward(h), L.k.forward(h), L.v.forward(h),
+                         static_cast<int>(cfg_.num_heads), /*causal=*/true);
+    add_inplace(x, L.out.forward(a));
+    h = layer_norm(x, L.ln2_w, L.ln2_b, cfg_.layer_norm_eps);
+    Tensor m = L.fc1.forward(h);
+    activate_inplace(m, cfg_.act);
+    add_inplace(x, L.fc2.forward(m));
+  }
+  return x;
+}
+
+Tensor ClipTextModel::final_norm(const Tensor& h) const {
+  return layer_norm(h, final_w_, final_b_, cfg_.layer_norm_eps);
+}
+
+Tensor ClipTextModel::encode(const std::vector<std::vector<int32_t>>& ids, int clip_skip) const {
+  if (clip_skip < 1 || clip_skip > cfg_.num_layers)
+    fail(ErrorCode::kInvalidArgument, "clip_skip " + std::to_string(clip_skip) + " must be in 1.." +
+                                          std::to_string(cfg_.num_layers) + " (1 = last layer)");
+  return final_norm(hidden_after(ids, cfg_.num_layers - (clip_skip - 1)));
+}
+
+}  // namespace vg

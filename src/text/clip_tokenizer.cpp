@@ -1,0 +1,267 @@
+#include "text/clip_tokenizer.h"
+
+#include <unicode/locid.h>
+#include <unicode/normalizer2.h>
+#include <unicode/uchar.h>
+#include <unicode/unistr.h>
+
+#include <climits>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "core/error.h"
+#include "io/atomic_file.h"
+
+namespace vg {
+
+namespace {
+
+std::string cp_to_utf8(UChar32 cp) {
+  std::string s;
+  icu::UnicodeString(cp).toUTF8String(s);
+  return s;
+}
+
+bool is_control(UChar32 c) {
+  if (c == '\t' || c == '\n' || c == '\r') return false;
+  int8_t t = u_charType(c);
+  return t == U_CONTROL_CHAR || t == U_FORMAT_CHAR || t == U_UNASSIGNED ||
+         t == U_PRIVATE_USE_CHAR || t == U_SURROGATE;
+}
+
+bool is_bert_whitespace(UChar32 c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || u_charType(c) == U_SPACE_SEPARATOR;
+}
+
+bool is_cjk(UChar32 c) {
+  return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) ||
+         (c >= 0x20000 && c <= 0x2A6DF) || (c >= 0x2A700 && c <= 0x2B73F) ||
+         (c >= 0x2B740 && c <= 0x2B81F) || (c >= 0x2B820 && c <= 0x2CEAF) ||
+         (c >= 0xF900 && c <= 0xFAFF) || (c >= 0x2F800 && c <= 0x2FA1F);
+}
+
+bool is_letter(UChar32 c) {
+  int8_t t = u_charType(c);
+  return t == U_UPPERCASE_LETTER || t == U_LOWERCASE_LETTER || t == U_TITLECASE_LETTER ||
+         t == U_MODIFIER_LETTER || t == U_OTHER_LETTER;
+}
+
+bool is_number(UChar32 c) {
+  int8_t t = u_charType(c);
+  return t == U_DECIMAL_DIGIT_NUMBER || t == U_LETTER_NUMBER || t == U_OTHER_NUMBER;
+}
+
+bool is_space(UChar32 c) { return u_isUWhiteSpace(c) || is_bert_whitespace(c); }
+
+std::vector<UChar32> to_cps(const icu::UnicodeString& s) {
+  std::vector<UChar32> out;
+  for (int32_t i = 0; i < s.length();) {
+    UChar32 c = s.char32At(i);
+    out.push_back(c);
+    i += U16_LENGTH(c);
+  }
+  return out;
+}
+
+// BasicTokenizer(strip_accents=False, do_split_on_punc=False) then lower().
+std::vector<UChar32> clean_text(const std::string& text) {
+  icu::UnicodeString u = icu::UnicodeString::fromUTF8(text);
+  icu::UnicodeString cleaned;
+  for (UChar32 c : to_cps(u)) {
+    if (c == 0 || c == 0xFFFD || is_control(c)) continue;
+    if (is_bert_whitespace(c)) {
+      cleaned.append(UChar32(' '));
+    } else if (is_cjk(c)) {
+      cleaned.append(UChar32(' ')).append(c).append(UChar32(' '));
+    } else {
+      cleaned.append(c);
+    }
+  }
+  UErrorCode st = U_ZERO_ERROR;
+  const icu::Normalizer2* nfc = icu::Normalizer2::getNFCInstance(st);
+  icu::UnicodeString norm = U_SUCCESS(st) ? nfc->normalize(cleaned, st) : cleaned;
+  if (U_FAILURE(st)) norm = cleaned;
+  norm.toLower(icu::Locale::getRoot());
+  return to_cps(norm);
+}
+
+}  // namespace
+
+ClipTokenizer ClipTokenizer::load(const std::string& dir) {
+  ClipTokenizer t;
+  for (int b = 0, n = 0; b < 256; ++b) {
+    bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+    t.byte_to_unicode_[b] = cp_to_utf8(printable ? b : 256 + n++);
+  }
+  nlohmann::json vocab;
+  try {
+    vocab = nlohmann::json::parse(read_file(dir + "/vocab.json"));
+  } catch (const nlohmann::json::exception& e) {
+    fail(ErrorCode::kCorruptFile, "'" + dir + "/vocab.json' is not valid JSON: " + e.what());
+  }
+  if (!vocab.is_object() || vocab.empty())
+    fail(ErrorCode::kCorruptFile, "'" + dir + "/vocab.json' is not a token->id object");
+  for (auto& [k, v] : vocab.items()) t.vocab_[k] = v.get<int32_t>();
+  std::istringstream merges(read_file(dir + "/merges.txt"));
+  std::string line;
+  int rank = 0;
+  while (std::getline(merges, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.rfind("#version", 0) == 0 || line.empty()) continue;
+    if (line.find(' ') == std::string::npos)
+      fail(ErrorCode::kCorruptFile, "'" + dir + "/merges.txt' has a malformed line: " + line);
+    t.merge_rank_.emplace(line, rank++);
+  }
+  // Special tokens come from the tokenizer config when present (SD2 pads with "!").
+  auto read_tok = [](const nlohmann::json& j, const char* key, std::string* out) {
+    if (!j.contains(key)) return;
+    const auto& v = j[key];
+    if (v.is_string()) *out = v.get<std::string>();
+    else if (v.is_object() && v.contains("content")) *out = v["content"].get<std::string>();
+  };
+  std::string pad_str = t.eos_str_;
+  for (const char* f : {"/special_tokens_map.json", "/tokenizer_config.json"}) {
+    if (!path_exists(dir + f)) continue;
+    try {
+      auto j = nlohmann::json::parse(read_file(dir + f));
+      read_tok(j, "bos_token", &t.bos_str_);
+      read_tok(j, "eos_token", &t.eos_str_);
+      read_tok(j, "pad_token", &pad_str);
+      if (j.contains("model_max_length") && j["model_max_length"].is_number_integer()) {
+        auto m = j["model_max_length"].get<int64_t>();
+        if (m >= 2 && m <= 1024) t.max_length_ = static_cast<int>(m);
+      }
+    } catch (const nlohmann::json::exception& e) {
+      fail(ErrorCode::kCorruptFile, "'" + dir + f + "' is not valid JSON: " + e.what());
+    }
+  }
+  auto id_of = [&](const std::string& s) {
+    auto it = t.vocab_.find(s);
+    if (it == t.vocab_.end())
+      fail(ErrorCode::kCorruptFile, "special token '" + s + "' is not in '" + dir + "/vocab.json'");
+    return it->second;
+  };
+  t.bos_ = id_of(t.bos_str_);
+  t.eos_ = id_of(t.eos_str_);
+  t.pad_ = id_of(pad_str);
+  return t;
+}
+
+std::vector<std::string> ClipTokenizer::bpe(const std::string& word_utf8) const {
+  auto it = cache_.find(word_utf8);
+  if (it != cache_.end()) return it->second;
+  // Split into code points (each already a byte-level unicode char).
+  std::vector<std::string> word;
+  icu::UnicodeString u = icu::UnicodeString::fromUTF8(word_utf8);
+  for (UChar32 c : to_cps(u)) word.push_back(cp_to_utf8(c));
+  if (word.empty()) return {};
+  word.back() += "</w>";
+  while (word.size() > 1) {
+    int best = INT_MAX;
+    size_t best_i = 0;
+    for (size_t i = 0; i + 1 < word.size(); ++i) {
+      auto m = merge_rank_.find(word[i] + " " + word[i + 1]);
+      if (m != merge_rank_.end() && m->second < best) {
+        best = m->second;
+        best_i = i;
+      }
+    }
+    if (best == INT_MAX) break;
+    // Merge every occurrence of the best pair, left to right (as CLIP does).
+    std::string first = word[best_i], second = word[best_i + 1];
+    std::vector<std::string> merged;
+    for (size_t i = 0; i < word.size();) {
+      if (i + 1 < word.size() && word[i] == first && word[i + 1] == second) {
+        merged.push_back(first + second);
+        i += 2;
+      } else {
+        merged.push_back(word[i++]);
+      }
+    }
+    word.swap(merged);
+  }
+  cache_.emplace(word_utf8, word);
+  return word;
+}
+
+void ClipTokenizer::tokenize_chunk(const std::string& text, std::vector<std::string>* out) const {
+  std::vector<UChar32> cps = clean_text(text);
+  auto emit = [&](size_t b, size_t e) {
+    std::string bytes;
+    for (size_t i = b; i < e; ++i) bytes += cp_to_utf8(cps[i]);
+    std::string mapped;
+    for (unsigned char ch : bytes) mapped += byte_to_unicode_[ch];
+    for (auto& tok : bpe(mapped)) out->push_back(tok);
+  };
+  static const char* kContractions[] = {"'s", "'t", "'re", "'ve", "'m", "'ll", "'d"};
+  size_t i = 0;
+  while (i < cps.size()) {
+    UChar32 c = cps[i];
+    if (is_space(c)) {
+      ++i;
+      continue;
+    }
+    if (c == '\'') {
+      bool matched = false;
+      for (const char* con : kContractions) {
+        size_t len = std::char_traits<char>::length(con);
+        if (i + len > cps.size()) continue;
+        bool ok = true;
+        for (size_t k = 1; k < len; ++k) ok = ok && u_tolower(cps[i + k]) == con[k];
+        if (ok) {
+          emit(i, i + len);
+          i += len;
+          matched = true;
+          break;
+        }
+      }
+      if (matched) continue;
+    }
+    size_t j = i + 1;
+    if (is_letter(c)) {
+      while (j < cps.size() && is_letter(cps[j])) ++j;
+    } else if (is_number(c)) {
+      // single digit
+    } else {
+      while (j < cps.size() && !is_space(cps[j]) && !is_letter(cps[j]) && !is_number(cps[j])) ++j;
+    }
+    emit(i, j);
+    i = j;
+  }
+}
+
+std::vector<std::string> ClipTokenizer::tokenize(const std::string& text) const {
+  std::vector<std::string> out;
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    size_t nb = text.find(bos_str_, pos), ne = text.find(eos_str_, pos);
+    size_t next = std::min(nb, ne);
+    tokenize_chunk(text.substr(pos, next == std::string::npos ? std::string::npos : next - pos), &out);
+    if (next == std::string::npos) break;
+    out.push_back(next == nb ? bos_str_ : eos_str_);
+    pos = next + (next == nb ? bos_str_.size() : eos_str_.size());
+  }
+  return out;
+}
+
+std::vector<int32_t> ClipTokenizer::encode(const std::string& text) const {
+  std::vector<int32_t> ids;
+  for (auto& tok : tokenize(text)) {
+    auto it = vocab_.find(tok);
+    ids.push_back(it == vocab_.end() ? eos_ : it->second);  // unk = <|endoftext|>
+  }
+  return ids;
+}
+
+std::vector<int32_t> ClipTokenizer::encode_padded(const std::string& text) const {
+  std::vector<int32_t> ids = encode(text);
+  std::vector<int32_t> out{bos_};
+  for (size_t i = 0; i < ids.size() && out.size() < static_cast<size_t>(max_length_ - 1); ++i)
+    out.push_back(ids[i]);
+  out.push_back(eos_);
+  while (out.size() < static_cast<size_t>(max_length_)) out.push_back(pad_);
+  return out;
+}
+
+}  // namespace vg
