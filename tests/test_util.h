@@ -1,0 +1,41 @@
+// Helpers for tests that compare against ../shared/fixtures.
+#pragma once
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "core/tensor.h"
+#include "io/safetensors.h"
+
+namespace vg::test {
+
+inline std::string fixtures() { return VG_FIXTURES_DIR; }
+inline std::string tiny() { return fixtures() + "/sd1-tiny"; }
+inline std::string tiny_model() { return tiny() + "/models/sd1-tiny"; }
+
+inline double max_abs(const float* a, int64_t n) {
+  double m = 0;
+  for (int64_t i = 0; i < n; ++i) m = std::max(m, static_cast<double>(std::fabs(a[i])));
+  return m;
+}
+inline double max_abs_diff(const float* a, const float* b, int64_t n) {
+  double m = 0;
+  for (int64_t i = 0; i < n; ++i) m = std::max(m, static_cast<double>(std::fabs(a[i] - b[i])));
+  return m;
+}
+// max|a-ref| / max|ref|
+inline double rel_err(const Tensor& a, const Tensor& ref) {
+  EXPECT_EQ(a.numel(), ref.numel());
+  return max_abs_diff(a.data(), ref.data(), std::min(a.numel(), ref.numel())) /
+         std::max(1e-30, max_abs(ref.data(), ref.numel()));
+}
+// Fraction of values within tol.
+inline double frac_within(const Tensor& a, const Tensor& ref, double tol) {
+  int64_t ok = 0;
+  for (int64_t i = 0; i < ref.numel(); ++i) ok += std::fabs(a.data()[i] - ref.data()[i]) <= tol;
+  return static_cast<double>(ok) / ref.numel();
+}
+
+}  // namespace vg::test
