@@ -3,7 +3,7 @@
 set -euo pipefail
 PKGS=(build-essential cmake ninja-build pkg-config
       libdnnl-dev nlohmann-json3-dev libpng-dev libjpeg-dev libwebp-dev
-      libcli11-dev libgtest-dev libgmock-dev libicu-dev)
+      libcli11-dev libgtest-dev libgmock-dev libicu-dev libssl-dev libyaml-cpp-dev)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -4,8 +4,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <nlohmann/json.hpp>
+#include <regex>
 #include <string>
 
+#include "io/atomic_file.h"
+
+#include "core/error.h"
 #include "core/tensor.h"
 #include "io/safetensors.h"
 
@@ -14,6 +19,16 @@ namespace vg::test {
 inline std::string fixtures() { return VG_FIXTURES_DIR; }
 inline std::string tiny() { return fixtures() + "/sd1-tiny"; }
 inline std::string tiny_model() { return tiny() + "/models/sd1-tiny"; }
+
+// manifest.json, with Python's NaN/Infinity literals turned into null.
+inline const nlohmann::json& manifest() {
+  static const nlohmann::json m = [] {
+    std::string text = read_file(tiny() + "/manifest.json");
+    text = std::regex_replace(text, std::regex(R"((-?Infinity|NaN)(?=[,\s\]}]))"), "null");
+    return nlohmann::json::parse(text);
+  }();
+  return m;
+}
 
 inline double max_abs(const float* a, int64_t n) {
   double m = 0;

@@ -1,1 +1,26 @@
-int main() { return 0; }
+// visiongen command-line interface: thin layer over the public API.
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+
+#include "cli/commands.h"
+#include "visiongen/visiongen.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"visiongen: local Stable Diffusion image generation on the CPU"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("visiongen ") + vg::version());
+  vg::cli::add_generate(app);
+  vg::cli::add_convert(app);
+  vg::cli::add_samplers(app);
+  vg::cli::add_bench(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  return vg::cli::exit_code();
+}

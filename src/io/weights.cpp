@@ -29,7 +29,8 @@ void WeightStore::add_alias(const std::string& name, const TensorInfo* source) {
 
 const TensorInfo* WeightStore::find(const std::string& name) const {
   auto it = entries_.find(name);
-  return it == entries_.end() ? nullptr : it->second;
+  if (it != entries_.end()) return it->second;
+  return resolver_ ? resolver_(name) : nullptr;
 }
 
 std::string WeightStore::describe() const {

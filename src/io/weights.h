@@ -2,6 +2,7 @@
 // ask for tensors by their diffusers/transformers name; single-file LDM
 // checkpoints are exposed under those names through a rename map.
 #pragma once
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -17,7 +18,12 @@ class WeightStore {
   // Exposes `source` (a name already in the store's files) as `name`.
   void add_alias(const std::string& name, const TensorInfo* source);
 
-  bool has(const std::string& name) const { return entries_.count(name) != 0; }
+  // Fallback lookup for names not stored directly (e.g. LDM renames). The
+  // resolver may return tensors it owns; they must outlive the store.
+  using Resolver = std::function<const TensorInfo*(const std::string&)>;
+  void set_resolver(Resolver r) { resolver_ = std::move(r); }
+
+  bool has(const std::string& name) const { return find(name) != nullptr; }
   const TensorInfo* find(const std::string& name) const;
   // Loads as float32 and checks the shape when `expected` is non-empty.
   Tensor get(const std::string& name, const Shape& expected = {}) const;
@@ -28,6 +34,7 @@ class WeightStore {
  private:
   std::vector<std::shared_ptr<SafetensorsFile>> files_;
   std::map<std::string, const TensorInfo*> entries_;
+  Resolver resolver_;
 };
 
 // Opens the weights of one diffusers component folder (e.g. "unet/"):

@@ -148,6 +148,12 @@ ClipTokenizer ClipTokenizer::load(const std::string& dir) {
   return t;
 }
 
+void ClipTokenizer::set_pad_token(const std::string& token) {
+  auto it = vocab_.find(token);
+  if (it == vocab_.end()) fail(ErrorCode::kCorruptFile, "pad token '" + token + "' is not in the vocabulary");
+  pad_ = it->second;
+}
+
 std::vector<std::string> ClipTokenizer::bpe(const std::string& word_utf8) const {
   auto it = cache_.find(word_utf8);
   if (it != cache_.end()) return it->second;

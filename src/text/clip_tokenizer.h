@@ -26,6 +26,8 @@ class ClipTokenizer {
   int32_t eos_id() const { return eos_; }
   int32_t pad_id() const { return pad_; }
   int max_length() const { return max_length_; }
+  // SD2 pads with "!" (id 0) where CLIP-L pads with <|endoftext|>.
+  void set_pad_token(const std::string& token);
 
  private:
   std::vector<std::string> bpe(const std::string& word) const;

@@ -1,0 +1,43 @@
+// GenerateParams: the single description of a generation request. The CLI
+// flags, validation and the metadata written into images all come from the
+// field table in params.cpp (param_fields()).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "visiongen/error.h"
+
+namespace vg {
+
+struct GenerateParams {
+  std::string prompt;
+  std::string negative_prompt;
+  int width = 0;             // 0 = the model's native size
+  int height = 0;
+  int steps = 20;
+  float cfg_scale = 7.5f;
+  int64_t seed = -1;         // -1 = random
+  int clip_skip = 1;         // A1111 meaning: 1 = last layer, 2 = penultimate
+  std::string sampler = "euler";
+  int batch_size = 1;
+};
+
+// Describes one field for CLI/HTTP/metadata generation.
+struct ParamField {
+  const char* name;        // snake_case JSON / flag name
+  const char* flag;        // CLI long flag
+  const char* short_flag;  // "" if none
+  const char* infotext;    // A1111 infotext key ("" if not written)
+  const char* help;
+};
+const std::vector<ParamField>& param_fields();
+
+// Model-independent checks (ranges, sizes). Engine::validate adds model checks.
+Status validate_params(const GenerateParams& p);
+
+// A1111 "parameters" text: prompt, Negative prompt, Steps, Sampler, ...
+std::string format_infotext(const GenerateParams& p, uint64_t seed, int width, int height,
+                            const std::string& model_name, const std::string& model_hash);
+
+}  // namespace vg

@@ -1,0 +1,91 @@
+// visiongen public API: load a model once, generate many images.
+//
+//   auto engine = vg::Engine::load("path/to/model");          // Result<...>
+//   vg::GenerateParams p; p.prompt = "a red fox"; p.seed = 42;
+//   auto out = (*engine)->generate(p, on_progress);          // Result<...>
+//   vg::save_image(out->images[0], "fox.png", out->infotext[0]);
+//
+// No exception escapes this API; every failure is a vg::Error with a stable
+// code (docs/errors.md).
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "visiongen/error.h"
+#include "visiongen/params.h"
+
+namespace vg {
+
+struct Image {
+  int width = 0, height = 0, channels = 3;
+  std::vector<uint8_t> pixels;  // row-major RGB8
+};
+
+struct StageTimings {
+  double load_s = 0, text_encode_s = 0, denoise_s = 0, decode_s = 0;
+};
+
+struct GenerateResult {
+  std::vector<Image> images;
+  std::vector<uint64_t> seeds;         // seed used for each image
+  std::vector<std::string> infotext;   // A1111 "parameters" text per image
+  StageTimings timings;
+};
+
+struct Progress {
+  const char* stage = "";  // "text_encode" | "denoise" | "decode"
+  int step = 0, total = 0;
+  double stage_elapsed_s = 0;
+};
+// Return false to cancel; generate() then fails with ErrorCode::kCancelled.
+using ProgressCallback = std::function<bool(const Progress&)>;
+
+struct LoadOptions {
+  int threads = 0;  // 0 = all cores
+  // CLIP tokenizer folder (vocab.json + merges.txt) for single-file
+  // checkpoints; "" = look beside the file and in the Hugging Face cache.
+  std::string tokenizer_dir;
+};
+
+struct ModelInfo {
+  std::string name;        // folder or file stem
+  std::string family;      // "sd1", "sd2"
+  std::string path;
+  std::string prediction_type;
+  int default_width = 512, default_height = 512;
+  int size_multiple = 8;   // width/height must be multiples of this
+  int vae_scale = 8;
+};
+
+class Engine {
+ public:
+  // path: a diffusers folder (model_index.json) or a single .safetensors
+  // checkpoint in the original CompVis/LDM layout.
+  static Result<std::unique_ptr<Engine>> load(const std::string& path, const LoadOptions& opts = {});
+  ~Engine();
+
+  Result<GenerateResult> generate(const GenerateParams& params, const ProgressCallback& cb = nullptr);
+  const ModelInfo& info() const;
+  // Checks params against this model (sizes, steps, ...) without running.
+  Status validate(const GenerateParams& params) const;
+
+  struct Impl;
+
+ private:
+  explicit Engine(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Writes PNG (with the A1111 "parameters" tEXt chunk), JPEG or WebP, chosen
+// by the extension. Atomic: on failure no partial file is left.
+Status save_image(const Image& image, const std::string& path, const std::string& infotext = "");
+
+// Sets the thread count used by every kernel (0 = all cores).
+void set_threads(int threads);
+
+const char* version();
+
+}  // namespace vg

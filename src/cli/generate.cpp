@@ -1,0 +1,121 @@
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+
+#include "cli/commands.h"
+#include "visiongen/visiongen.h"
+
+namespace vg::cli {
+
+namespace {
+
+int g_exit = 0;
+
+struct GenerateOptions {
+  GenerateParams params;
+  std::string model, output = "output.png", tokenizer;
+  int threads = 0;
+  bool quiet = false, progress = false;
+};
+
+const ParamField& field(const char* name) {
+  for (const auto& f : param_fields())
+    if (std::string(f.name) == name) return f;
+  throw std::logic_error(std::string("no param field ") + name);
+}
+
+std::string flags(const ParamField& f) {
+  return std::string(f.short_flag).empty() ? f.flag : std::string(f.short_flag) + "," + f.flag;
+}
+
+std::string numbered(const std::string& path, int i, int n) {
+  if (n == 1) return path;
+  std::filesystem::path p(path);
+  return (p.parent_path() / (p.stem().string() + "-" + std::to_string(i) + p.extension().string())).string();
+}
+
+int report(const Error& e) {
+  std::fprintf(stderr, "error [%s]: %s\n", error_code_name(e.code), e.message.c_str());
+  return 10 + static_cast<int>(e.code);
+}
+
+void run_generate(const GenerateOptions& o) {
+  const bool show = !o.quiet && (o.progress || isatty(STDERR_FILENO));
+  Status v = validate_params(o.params);
+  if (!v) {
+    g_exit = report(v.error());
+    return;
+  }
+  LoadOptions lo;
+  lo.threads = o.threads;
+  lo.tokenizer_dir = o.tokenizer;
+  if (show) std::fprintf(stderr, "loading %s ...\n", o.model.c_str());
+  auto engine = Engine::load(o.model, lo);
+  if (!engine) {
+    g_exit = report(engine.error());
+    return;
+  }
+  auto cb = [&](const Progress& p) {
+    if (!show) return true;
+    if (std::string(p.stage) == "denoise" && p.step > 0) {
+      const double per = p.stage_elapsed_s / p.step;
+      std::fprintf(stderr, "\rdenoise %d/%d  %.2f s/it  ETA %.1f s   ", p.step, p.total, per,
+                   per * (p.total - p.step));
+      if (p.step == p.total) std::fprintf(stderr, "\n");
+    }
+    return true;
+  };
+  auto res = (*engine)->generate(o.params, cb);
+  if (!res) {
+    g_exit = report(res.error());
+    return;
+  }
+  const int n = static_cast<int>(res->images.size());
+  for (int i = 0; i < n; ++i) {
+    const std::string path = numbered(o.output, i, n);
+    Status s = save_image(res->images[i], path, res->infotext[i]);
+    if (!s) {
+      g_exit = report(s.error());
+      return;
+    }
+    if (!o.quiet) std::printf("%s (seed %llu)\n", path.c_str(), static_cast<unsigned long long>(res->seeds[i]));
+  }
+  if (show) {
+    const auto& t = res->timings;
+    std::fprintf(stderr, "load %.2f s, text encode %.2f s, denoise %.2f s, decode %.2f s\n", t.load_s,
+                 t.text_encode_s, t.denoise_s, t.decode_s);
+  }
+}
+
+}  // namespace
+
+int exit_code() { return g_exit; }
+void set_exit_code(int code) { g_exit = code; }
+
+void add_generate(CLI::App& app) {
+  auto opts = std::make_shared<GenerateOptions>();
+  auto* cmd = app.add_subcommand("generate", "generate images from a text prompt");
+  auto& p = opts->params;
+  cmd->add_option("-m,--model", opts->model, "diffusers folder or single-file .safetensors checkpoint")->required();
+  cmd->add_option(flags(field("prompt")), p.prompt, field("prompt").help)->required();
+  cmd->add_option(flags(field("negative_prompt")), p.negative_prompt, field("negative_prompt").help);
+  cmd->add_option(flags(field("steps")), p.steps, field("steps").help)->capture_default_str();
+  cmd->add_option(flags(field("sampler")), p.sampler, field("sampler").help)->capture_default_str();
+  cmd->add_option(flags(field("cfg_scale")), p.cfg_scale, field("cfg_scale").help)->capture_default_str();
+  cmd->add_option(flags(field("seed")), p.seed, field("seed").help)->capture_default_str();
+  cmd->add_option(flags(field("width")), p.width, field("width").help)->capture_default_str();
+  cmd->add_option(flags(field("height")), p.height, field("height").help)->capture_default_str();
+  cmd->add_option(flags(field("clip_skip")), p.clip_skip, field("clip_skip").help)->capture_default_str();
+  cmd->add_option(flags(field("batch_size")), p.batch_size, field("batch_size").help)->capture_default_str();
+  cmd->add_option("-o,--output", opts->output, "output file (.png, .jpg, .webp); batches add -0, -1, ...")->capture_default_str();
+  cmd->add_option("-t,--threads", opts->threads, "CPU threads (0 = all cores)")->capture_default_str();
+  cmd->add_option("--tokenizer", opts->tokenizer, "tokenizer folder for single-file checkpoints");
+  cmd->add_flag("-q,--quiet", opts->quiet, "print nothing but errors");
+  cmd->add_flag("--progress", opts->progress, "show progress even when stderr is not a terminal");
+  cmd->callback([opts] { run_generate(*opts); });
+}
+
+}  // namespace vg::cli

@@ -1,0 +1,41 @@
+#include "pipelines/denoise.h"
+
+#include "backend/cpu/ops.h"
+#include "core/error.h"
+
+namespace vg {
+
+Tensor denoise(const UNet& unet, Sampler& sampler, const Tensor& cond, const Tensor& uncond,
+               Tensor latents, float cfg_scale, TorchCpuGenerator& rng, const DenoiseHooks& hooks,
+               size_t first_call) {
+  const bool cfg = !uncond.empty();
+  const Tensor context = cfg ? concat_batch(uncond, cond) : cond;
+  const auto& ts = sampler.timesteps();
+  const int total = static_cast<int>(ts.size() - first_call);
+  for (size_t i = first_call; i < ts.size(); ++i) {
+    Tensor x = sampler.scale_model_input(latents, i);
+    Tensor in = cfg ? concat_batch(x, x) : x;
+    if (hooks.unet_inputs) hooks.unet_inputs->push_back(in);
+    Tensor out = unet.forward(in, {ts[i]}, context);
+    Tensor guided;
+    if (cfg) {
+      // eps = uncond + g * (cond - uncond), batch order [uncond, cond]
+      const int64_t b = latents.dim(0), n = latents.numel();
+      (void)b;
+      guided = Tensor(latents.shape());
+      const float* u = out.data();
+      const float* c = out.data() + n;
+      float* g = guided.data();
+      for (int64_t k = 0; k < n; ++k) g[k] = u[k] + cfg_scale * (c[k] - u[k]);
+    } else {
+      guided = out;
+    }
+    latents = sampler.step(guided, i, latents, rng);
+    if (hooks.step_latents) hooks.step_latents->push_back(latents);
+    if (hooks.on_step && !hooks.on_step(static_cast<int>(i - first_call + 1), total))
+      fail(ErrorCode::kCancelled, "generation was cancelled");
+  }
+  return latents;
+}
+
+}  // namespace vg

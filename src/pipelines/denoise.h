@@ -1,0 +1,24 @@
+// The sampling loop shared by every SD pipeline.
+#pragma once
+#include <functional>
+#include <vector>
+
+#include "models/unet.h"
+#include "sampling/sampler.h"
+
+namespace vg {
+
+struct DenoiseHooks {
+  // Called after each UNet call with (call index, total calls); false cancels.
+  std::function<bool(int, int)> on_step;
+  std::vector<Tensor>* step_latents = nullptr;  // NHWC latents after each call
+  std::vector<Tensor>* unet_inputs = nullptr;   // NHWC UNet input per call
+};
+
+// latents: NHWC [B,h,w,4] already multiplied by init_noise_sigma.
+// cond: [B,T,C]; uncond: [B,T,C] or empty (no CFG). Returns final latents.
+Tensor denoise(const UNet& unet, Sampler& sampler, const Tensor& cond, const Tensor& uncond,
+               Tensor latents, float cfg_scale, TorchCpuGenerator& rng,
+               const DenoiseHooks& hooks = {}, size_t first_call = 0);
+
+}  // namespace vg

@@ -1,0 +1,174 @@
+// vg::Engine: the public entry point. Converts internal exceptions to
+// vg::Error at this boundary.
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <random>
+
+#include "backend/cpu/dnnl_context.h"
+#include "backend/cpu/ops.h"
+#include "core/error.h"
+#include "io/image_io.h"
+#include "pipelines/denoise.h"
+#include "pipelines/sd_model.h"
+#include "visiongen/visiongen.h"
+
+namespace vg {
+
+struct Engine::Impl {
+  std::unique_ptr<SdModel> model;
+  std::string hash;
+  bool hashed = false;
+  double load_s = 0;
+};
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+Image to_image(const Tensor& nhwc, int64_t index) {
+  const int64_t h = nhwc.dim(1), w = nhwc.dim(2);
+  Image img;
+  img.width = static_cast<int>(w);
+  img.height = static_cast<int>(h);
+  img.pixels.resize(static_cast<size_t>(w * h * 3));
+  const float* src = nhwc.data() + index * h * w * 3;
+  for (int64_t i = 0; i < h * w * 3; ++i) {
+    // diffusers: clamp(x/2+0.5, 0, 1) * 255, rounded half-to-even
+    float v = std::clamp(src[i] / 2.0f + 0.5f, 0.0f, 1.0f);
+    img.pixels[i] = static_cast<uint8_t>(std::nearbyint(v * 255.0f));
+  }
+  return img;
+}
+
+Status check_model_params(const SdModel& m, const GenerateParams& p, int w, int h) {
+  const int mult = m.info.size_multiple;
+  if (w % mult || h % mult)
+    return Error{ErrorCode::kInvalidArgument,
+                 "width and height must be multiples of " + std::to_string(mult) + " for this model (got " +
+                     std::to_string(w) + "x" + std::to_string(h) + "); try " +
+                     std::to_string((w + mult - 1) / mult * mult) + "x" + std::to_string((h + mult - 1) / mult * mult)};
+  if (p.clip_skip > m.text_encoder->config().num_layers)
+    return Error{ErrorCode::kInvalidArgument, "clip_skip " + std::to_string(p.clip_skip) +
+                                                  " is larger than the text encoder's " +
+                                                  std::to_string(m.text_encoder->config().num_layers) + " layers"};
+  // Rough activation footprint: the largest UNet/VAE feature maps in float32.
+  const double px = static_cast<double>(w) * h;
+  const double need = px * 128 * 4 * 8 + px / (m.info.vae_scale * m.info.vae_scale) * 2 * 320 * 4 * 40;
+  const double avail = static_cast<double>(sysconf(_SC_PHYS_PAGES)) * sysconf(_SC_PAGE_SIZE);
+  if (avail > 0 && need > avail)
+    return Error{ErrorCode::kOutOfMemory, "a " + std::to_string(w) + "x" + std::to_string(h) +
+                                              " image needs about " + std::to_string(static_cast<int>(need / 1e9)) +
+                                              " GB of working memory, more than this machine has; use a smaller size"};
+  return Status();
+}
+
+}  // namespace
+
+Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Engine::~Engine() = default;
+
+Result<std::unique_ptr<Engine>> Engine::load(const std::string& path, const LoadOptions& opts) {
+  return guard([&]() -> std::unique_ptr<Engine> {
+    set_num_threads(opts.threads);
+    auto t0 = Clock::now();
+    auto impl = std::make_unique<Impl>();
+    impl->model = load_sd_model(path, opts.tokenizer_dir);
+    impl->load_s = seconds_since(t0);
+    return std::unique_ptr<Engine>(new Engine(std::move(impl)));
+  });
+}
+
+const ModelInfo& Engine::info() const { return impl_->model->info; }
+
+Status Engine::validate(const GenerateParams& p) const {
+  Status s = validate_params(p);
+  if (!s) return s;
+  const auto& m = *impl_->model;
+  const int w = p.width ? p.width : m.info.default_width;
+  const int h = p.height ? p.height : m.info.default_height;
+  auto r = guard([&] {
+    make_sampler(p.sampler, m.scheduler);
+    return 0;
+  });
+  if (!r) return r.error();
+  return check_model_params(m, p, w, h);
+}
+
+Result<GenerateResult> Engine::generate(const GenerateParams& p, const ProgressCallback& cb) {
+  Status st = validate(p);
+  if (!st) return st.error();
+  return guard([&]() -> GenerateResult {
+    SdModel& m = *impl_->model;
+    GenerateResult res;
+    res.timings.load_s = impl_->load_s;
+    const int w = p.width ? p.width : m.info.default_width;
+    const int h = p.height ? p.height : m.info.default_height;
+    uint64_t seed = p.seed >= 0 ? static_cast<uint64_t>(p.seed) : (std::random_device{}() & 0xffffffffu);
+    auto report = [&](const char* stage, int step, int total, Clock::time_point t0) {
+      if (cb && !cb(Progress{stage, step, total, seconds_since(t0)}))
+        fail(ErrorCode::kCancelled, "generation was cancelled");
+    };
+    // Text: diffusers applies clip_skip to the prompt only.
+    auto t0 = Clock::now();
+    report("text_encode", 0, 1, t0);
+    const bool cfg = p.cfg_scale > 1.0f;
+    Tensor cond = m.text_encoder->encode({m.tokenizer->encode_padded(p.prompt)}, p.clip_skip);
+    Tensor uncond = cfg ? m.text_encoder->encode({m.tokenizer->encode_padded(p.negative_prompt)}, 1) : Tensor();
+    res.timings.text_encode_s = seconds_since(t0);
+    report("text_encode", 1, 1, t0);
+    const int64_t lh = h / m.info.vae_scale, lw = w / m.info.vae_scale;
+    const int64_t lc = m.vae->config().latent_channels;
+    if (!impl_->hashed) {
+      impl_->hash = model_hash(m.hash_source);
+      impl_->hashed = true;
+    }
+    for (int b = 0; b < p.batch_size; ++b) {
+      const uint64_t s = seed + static_cast<uint64_t>(b);
+      auto sampler = make_sampler(p.sampler, m.scheduler);
+      sampler->set_timesteps(p.steps);
+      TorchCpuGenerator rng(s);
+      // Noise is drawn in NCHW order, as torch does, then moved to NHWC.
+      Tensor noise = nchw_to_nhwc(rng.randn_tensor({1, lc, lh, lw}));
+      scale_inplace(noise, sampler->init_noise_sigma());
+      t0 = Clock::now();
+      DenoiseHooks hooks;
+      hooks.on_step = [&](int i, int n) {
+        if (cb && !cb(Progress{"denoise", i, n, seconds_since(t0)})) return false;
+        return true;
+      };
+      Tensor lat = denoise(*m.unet, *sampler, cond, uncond, noise, p.cfg_scale, rng, hooks);
+      res.timings.denoise_s += seconds_since(t0);
+      t0 = Clock::now();
+      report("decode", 0, 1, t0);
+      scale_inplace(lat, 1.0f / m.vae->config().scaling_factor);
+      Tensor img = m.vae->decode(lat);
+      res.timings.decode_s += seconds_since(t0);
+      report("decode", 1, 1, t0);
+      res.images.push_back(to_image(img, 0));
+      res.seeds.push_back(s);
+      res.infotext.push_back(format_infotext(p, s, w, h, m.info.name, impl_->hash));
+    }
+    return res;
+  });
+}
+
+Status save_image(const Image& image, const std::string& path, const std::string& infotext) {
+  auto r = guard([&] {
+    write_image_file(image, path, infotext);
+    return 0;
+  });
+  if (!r) return r.error();
+  return Status();
+}
+
+void set_threads(int threads) { set_num_threads(threads); }
+
+const char* version() { return "0.1.0"; }
+
+}  // namespace vg

@@ -1,0 +1,332 @@
+#include "pipelines/ldm_checkpoint.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <regex>
+#include <set>
+
+#include "core/error.h"
+#include "io/atomic_file.h"
+#include "pipelines/ldm_names.h"
+#include "pipelines/sd_model.h"
+
+namespace vg {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+const char* kUnet = "model.diffusion_model.";
+
+// Derived tensors (e.g. OpenCLIP's fused qkv split in three) live here.
+struct OwnedTensors {
+  std::map<std::string, std::pair<Tensor, TensorInfo>> items;
+  const TensorInfo* add(const std::string& name, Tensor t) {
+    auto& slot = items[name];
+    slot.first = std::move(t);
+    slot.second = TensorInfo{name, DType::kF32, slot.first.shape(),
+                             reinterpret_cast<const uint8_t*>(slot.first.data()),
+                             static_cast<size_t>(slot.first.numel()) * 4};
+    return &slot.second;
+  }
+};
+
+int count_indices(const SafetensorsFile& f, const std::string& prefix) {
+  int mx = -1;
+  for (auto& [name, info] : f.tensors()) {
+    if (name.rfind(prefix, 0) != 0) continue;
+    size_t end = name.find('.', prefix.size());
+    mx = std::max(mx, std::atoi(name.substr(prefix.size(), end - prefix.size()).c_str()));
+  }
+  return mx + 1;
+}
+
+const TensorInfo& need(const SafetensorsFile& f, const std::string& name) {
+  if (!f.has(name))
+    fail(ErrorCode::kCorruptFile, "'" + f.path() + "' lacks '" + name + "'; the checkpoint is incomplete");
+  return f.info(name);
+}
+
+[[noreturn]] void unknown_family(const SafetensorsFile& f) {
+  auto has_prefix = [&](const std::string& p) {
+    for (auto& [n, i] : f.tensors())
+      if (n.rfind(p, 0) == 0) return true;
+    return false;
+  };
+  std::string family = "an unrecognised model";
+  if (has_prefix("conditioner.embedders.")) family = "Stable Diffusion XL";
+  else if (has_prefix("double_blocks.") || has_prefix("model.diffusion_model.double_blocks.")) family = "FLUX";
+  else if (has_prefix("model.diffusion_model.joint_blocks.")) family = "Stable Diffusion 3";
+  else if (has_prefix("lora_") || has_prefix("lora_unet_")) family = "a LoRA (not a full model)";
+  else if (has_prefix("first_stage_model.") && !has_prefix(kUnet)) family = "a VAE only";
+  else if (has_prefix("encoder.") && has_prefix("decoder.")) family = "a VAE only";
+  fail(ErrorCode::kUnsupportedModel, "'" + f.path() + "' contains " + family +
+                                         ", which visiongen does not support yet; supported single files "
+                                         "are Stable Diffusion 1.x and 2.x checkpoints");
+}
+
+struct YamlHints {
+  std::string parameterization;
+  int num_heads = -1, num_head_channels = -1;
+};
+
+YamlHints read_yaml(const std::string& ckpt) {
+  YamlHints h;
+  std::string y = (fs::path(ckpt).parent_path() / fs::path(ckpt).stem()).string() + ".yaml";
+  if (!path_exists(y)) return h;
+  try {
+    YAML::Node root = YAML::LoadFile(y);
+    YAML::Node params = root["model"]["params"];
+    if (params["parameterization"]) h.parameterization = params["parameterization"].as<std::string>();
+    YAML::Node up = params["unet_config"]["params"];
+    if (up["num_heads"]) h.num_heads = up["num_heads"].as<int>();
+    if (up["num_head_channels"]) h.num_head_channels = up["num_head_channels"].as<int>();
+  } catch (const YAML::Exception& e) {
+    fail(ErrorCode::kCorruptFile, "'" + y + "' is not valid YAML: " + e.what());
+  }
+  return h;
+}
+
+std::string find_tokenizer(const std::string& ckpt, const std::string& given, bool sd2) {
+  auto ok = [](const std::string& d) { return path_exists(d + "/vocab.json") && path_exists(d + "/merges.txt"); };
+  if (!given.empty()) {
+    if (!ok(given))
+      fail(ErrorCode::kMissingComponent, "tokenizer folder '" + given + "' lacks vocab.json or merges.txt");
+    return given;
+  }
+  std::vector<std::string> cands = {(fs::path(ckpt).parent_path() / "tokenizer").string()};
+  if (const char* e = std::getenv("VG_TOKENIZER_DIR")) cands.push_back(e);
+  std::string hub;
+  if (const char* e = std::getenv("HF_HUB_CACHE")) hub = e;
+  else if (const char* e = std::getenv("HF_HOME")) hub = std::string(e) + "/hub";
+  else if (const char* e = std::getenv("HOME")) hub = std::string(e) + "/.cache/huggingface/hub";
+  const std::vector<std::string> repos =
+      sd2 ? std::vector<std::string>{"models--stabilityai--stable-diffusion-2-1", "models--stabilityai--stable-diffusion-2"}
+          : std::vector<std::string>{"models--openai--clip-vit-large-patch14", "models--runwayml--stable-diffusion-v1-5"};
+  for (auto& r : repos) {
+    std::error_code ec;
+    for (auto& snap : fs::directory_iterator(hub + "/" + r + "/snapshots", ec)) {
+      cands.push_back(snap.path().string());
+      cands.push_back(snap.path().string() + "/tokenizer");
+    }
+  }
+  for (auto& c : cands)
+    if (ok(c)) return c;
+  fail(ErrorCode::kMissingComponent,
+       "single-file checkpoints carry no tokenizer: pass --tokenizer DIR (a folder with vocab.json and "
+       "merges.txt, e.g. a diffusers model's tokenizer/), set VG_TOKENIZER_DIR, or download " +
+           std::string(sd2 ? "stabilityai/stable-diffusion-2-1" : "openai/clip-vit-large-patch14") +
+           " into the Hugging Face cache");
+}
+
+}  // namespace
+
+void fill_sd_info(SdModel& m, const std::string& path, const std::string& name);
+
+std::unique_ptr<SdModel> load_ldm_checkpoint(const std::string& path, const std::string& tokenizer_dir) {
+  auto file = SafetensorsFile::open(path);
+  const SafetensorsFile& f = *file;
+  if (!f.has(std::string(kUnet) + "input_blocks.0.0.weight")) unknown_family(f);
+  const bool sd1 = f.has("cond_stage_model.transformer.text_model.embeddings.token_embedding.weight") ||
+                   f.has("cond_stage_model.transformer.embeddings.token_embedding.weight");
+  const bool sd2 = f.has("cond_stage_model.model.token_embedding.weight");
+  if (!sd1 && !sd2) unknown_family(f);
+  const YamlHints yaml = read_yaml(path);
+  auto m = std::make_unique<SdModel>();
+  auto owned = std::make_shared<OwnedTensors>();
+
+  // ---- UNet config from shapes ----
+  UNetConfig uc;
+  const auto& conv_in = need(f, std::string(kUnet) + "input_blocks.0.0.weight");
+  uc.in_channels = conv_in.shape[1];
+  uc.out_channels = need(f, std::string(kUnet) + "out.2.weight").shape[0];
+  const int n_in = count_indices(f, std::string(kUnet) + "input_blocks.");
+  int levels = 1;
+  for (int k = 0; k < n_in; ++k)
+    if (f.has(std::string(kUnet) + "input_blocks." + std::to_string(k) + ".0.op.weight")) ++levels;
+  const int L = (n_in - 1 - (levels - 1)) / levels;
+  if (L <= 0 || 1 + levels * L + (levels - 1) != n_in)
+    fail(ErrorCode::kCorruptFile, "'" + path + "' has an unexpected UNet block layout");
+  uc.block_out_channels.clear();
+  uc.down_block_types.clear();
+  uc.up_block_types.clear();
+  int64_t ctx_dim = 768;
+  for (int i = 0; i < levels; ++i) {
+    const std::string b = std::string(kUnet) + "input_blocks." + std::to_string(1 + i * (L + 1));
+    uc.block_out_channels.push_back(need(f, b + ".0.out_layers.3.weight").shape[0]);
+    const bool attn = f.has(b + ".1.proj_in.weight");
+    uc.down_block_types.push_back(attn ? "CrossAttnDownBlock2D" : "DownBlock2D");
+    if (attn) {
+      ctx_dim = need(f, b + ".1.transformer_blocks.0.attn2.to_k.weight").shape[1];
+      uc.use_linear_projection = f.info(b + ".1.proj_in.weight").shape.size() == 2;
+    }
+    const std::string ub = std::string(kUnet) + "output_blocks." + std::to_string(i * (L + 1));
+    uc.up_block_types.push_back(f.has(ub + ".1.proj_in.weight") ? "CrossAttnUpBlock2D" : "UpBlock2D");
+  }
+  const size_t n = uc.block_out_channels.size();
+  uc.layers_per_block.assign(n, L);
+  uc.cross_attention_dim.assign(n, ctx_dim);
+  uc.transformer_layers.assign(n, 1);
+  uc.num_heads.clear();
+  for (int64_t ch : uc.block_out_channels) {
+    int64_t heads = sd1 ? 8 : ch / 64;  // SD1: 8 heads; SD2: 64-dim heads
+    if (yaml.num_heads > 0) heads = yaml.num_heads;
+    if (yaml.num_head_channels > 0) heads = ch / yaml.num_head_channels;
+    uc.num_heads.push_back(std::max<int64_t>(1, heads));
+  }
+  const bool vpred = yaml.parameterization == "v";
+  uc.sample_size = (sd2 && vpred) ? 96 : 64;
+  // Files written by `visiongen convert` record what the weights cannot reveal.
+  const auto& meta = f.metadata();
+  auto meta_int = [&](const char* key, int64_t fallback) {
+    auto it = meta.find(key);
+    if (it == meta.end()) return fallback;
+    try {
+      return static_cast<int64_t>(std::stoll(it->second));
+    } catch (const std::exception&) {
+      fail(ErrorCode::kCorruptFile, "'" + path + "' metadata '" + key + "' is not an integer");
+    }
+  };
+  uc.sample_size = meta_int("visiongen.unet_sample_size", uc.sample_size);
+  for (size_t i = 0; i < n; ++i)
+    uc.num_heads[i] = meta_int(("visiongen.unet_heads." + std::to_string(i)).c_str(), uc.num_heads[i]);
+  std::vector<bool> up_attn;
+  for (auto& t : uc.up_block_types) up_attn.push_back(t == "CrossAttnUpBlock2D");
+  {
+    WeightStore w;
+    w.add_file(file);
+    w.set_resolver([&f, L, up_attn](const std::string& name) -> const TensorInfo* {
+      std::string l = unet_to_ldm(name, L, up_attn);
+      return f.has(l) ? &f.info(l) : nullptr;
+    });
+    m->unet = std::make_unique<UNet>(uc, w);
+  }
+
+  // ---- VAE ----
+  VaeConfig vc;
+  const int vlevels = count_indices(f, "first_stage_model.encoder.down.");
+  if (vlevels <= 0) fail(ErrorCode::kCorruptFile, "'" + path + "' has no VAE (first_stage_model.*)");
+  vc.block_out_channels.clear();
+  for (int i = 0; i < vlevels; ++i)
+    vc.block_out_channels.push_back(
+        need(f, "first_stage_model.encoder.down." + std::to_string(i) + ".block.0.conv1.weight").shape[0]);
+  vc.layers_per_block = count_indices(f, "first_stage_model.encoder.down.0.block.");
+  vc.latent_channels = need(f, "first_stage_model.decoder.conv_in.weight").shape[1];
+  {
+    WeightStore w;
+    w.add_file(file);
+    w.set_resolver([&f, vlevels](const std::string& name) -> const TensorInfo* {
+      std::string l = vae_to_ldm(name, vlevels);
+      return f.has(l) ? &f.info(l) : nullptr;
+    });
+    m->vae = std::make_unique<AutoencoderKL>(vc, w);
+  }
+
+  // ---- Text encoder ----
+  ClipTextConfig tc;
+  WeightStore tw;
+  tw.add_file(file);
+  if (sd1) {
+    const bool nested = f.has("cond_stage_model.transformer.text_model.embeddings.token_embedding.weight");
+    const std::string base = nested ? "cond_stage_model.transformer.text_model." : "cond_stage_model.transformer.";
+    const auto& tok = f.info(base + "embeddings.token_embedding.weight");
+    tc.vocab_size = tok.shape[0];
+    tc.hidden_size = tok.shape[1];
+    tc.num_layers = count_indices(f, base + "encoder.layers.");
+    tc.intermediate_size = need(f, base + "encoder.layers.0.mlp.fc1.weight").shape[0];
+    tc.num_heads = tc.hidden_size / 64;
+    tc.max_positions = need(f, base + "embeddings.position_embedding.weight").shape[0];
+    tc.act = Act::kQuickGelu;
+    tw.set_resolver([&f, nested](const std::string& name) -> const TensorInfo* {
+      std::string l = nested ? clip_to_ldm(name) : "cond_stage_model.transformer." + name.substr(std::string("text_model.").size());
+      return f.has(l) ? &f.info(l) : nullptr;
+    });
+  } else {
+    const std::string P = "cond_stage_model.model.";
+    const auto& tok = f.info(P + "token_embedding.weight");
+    tc.vocab_size = tok.shape[0];
+    tc.hidden_size = tok.shape[1];
+    // diffusers keeps 23 of OpenCLIP-H's 24 layers: SD2 uses the penultimate one.
+    tc.num_layers = count_indices(f, P + "transformer.resblocks.") - 1;
+    tc.intermediate_size = need(f, P + "transformer.resblocks.0.mlp.c_fc.weight").shape[0];
+    tc.num_heads = tc.hidden_size / 64;
+    tc.max_positions = need(f, P + "positional_embedding").shape[0];
+    tc.act = Act::kGelu;
+    const int64_t c = tc.hidden_size;
+    tw.set_resolver([&f, owned, P, c](const std::string& name) -> const TensorInfo* {
+      static const std::regex layer(R"(^text_model\.encoder\.layers\.(\d+)\.(.*)$)");
+      std::smatch mm;
+      std::string l;
+      if (name == "text_model.embeddings.token_embedding.weight") l = P + "token_embedding.weight";
+      else if (name == "text_model.embeddings.position_embedding.weight") l = P + "positional_embedding";
+      else if (name.rfind("text_model.final_layer_norm.", 0) == 0) l = P + "ln_final." + name.substr(28);
+      else if (std::regex_match(name, mm, layer)) {
+        const std::string r = P + "transformer.resblocks." + mm[1].str() + ".";
+        const std::string part = mm[2];
+        static const std::pair<const char*, const char*> kMap[] = {
+            {"layer_norm1.", "ln_1."}, {"layer_norm2.", "ln_2."}, {"mlp.fc1.", "mlp.c_fc."},
+            {"mlp.fc2.", "mlp.c_proj."}, {"self_attn.out_proj.", "attn.out_proj."}};
+        for (auto& [a, b] : kMap)
+          if (part.rfind(a, 0) == 0) l = r + b + part.substr(std::strlen(a));
+        for (int qi = 0; qi < 3 && l.empty(); ++qi) {
+          const std::string qn = std::string("self_attn.") + "qkv"[qi] + "_proj.";
+          if (part.rfind(qn, 0) != 0) continue;
+          const bool bias = part.substr(qn.size()) == "bias";
+          const std::string src = r + (bias ? "attn.in_proj_bias" : "attn.in_proj_weight");
+          if (!f.has(src)) return nullptr;
+          Tensor full = f.load_f32(src);
+          const int64_t per = bias ? c : c * c;
+          Tensor slice = Tensor::from(bias ? Shape{c} : Shape{c, c}, full.data() + qi * per);
+          return owned->add(name, std::move(slice));
+        }
+      }
+      return (!l.empty() && f.has(l)) ? &f.info(l) : nullptr;
+    });
+  }
+  tc.num_heads = std::max<int64_t>(1, meta_int("visiongen.text_heads", tc.num_heads));
+  m->text_encoder = std::make_unique<ClipTextModel>(tc, tw);
+  m->tokenizer = std::make_unique<ClipTokenizer>(ClipTokenizer::load(find_tokenizer(path, tokenizer_dir, sd2)));
+  if (sd2 && m->tokenizer->pad_id() == m->tokenizer->eos_id()) m->tokenizer->set_pad_token("!");
+  m->scheduler = SchedulerConfig::sd15_default();
+  if (vpred) m->scheduler.prediction_type = "v_prediction";
+  return m;
+}
+
+void convert_diffusers_to_ldm(const std::string& dir, const std::string& out_path) {
+  auto model = load_diffusers_folder(dir);
+  const auto& uc = model->unet->config();
+  if (model->text_encoder->config().act != Act::kQuickGelu)
+    fail(ErrorCode::kUnsupportedModel, "convert supports SD 1.x folders (CLIP-L text encoder) only");
+  std::set<int64_t> lpb(uc.layers_per_block.begin(), uc.layers_per_block.end());
+  if (lpb.size() != 1) fail(ErrorCode::kUnsupportedModel, "LDM layout needs the same layers_per_block everywhere");
+  std::vector<bool> up_attn;
+  for (auto& t : uc.up_block_types) up_attn.push_back(t == "CrossAttnUpBlock2D");
+  const int L = static_cast<int>(*lpb.begin());
+  const int vlevels = static_cast<int>(model->vae->config().block_out_channels.size());
+  std::vector<TensorToWrite> out;
+  std::vector<WeightStore> keep;
+  auto add = [&](const std::string& comp, auto map_name) {
+    keep.push_back(open_component_weights(dir + "/" + comp, comp));
+    for (auto& [name, info] : keep.back().entries()) {
+      Shape s = info->shape;
+      const std::string ldm = map_name(name);
+      // LDM VAE attention projections are 1x1 convolutions.
+      if (comp == "vae" && ldm.find(".attn_1.") != std::string::npos && s.size() == 2) s = {s[0], s[1], 1, 1};
+      out.push_back(TensorToWrite{ldm, info->dtype, s, info->data});
+    }
+  };
+  add("unet", [&](const std::string& n) { return unet_to_ldm(n, L, up_attn); });
+  add("vae", [&](const std::string& n) { return vae_to_ldm(n, vlevels); });
+  add("text_encoder", [&](const std::string& n) { return clip_to_ldm(n); });
+  std::map<std::string, std::string> meta{{"format", "pt"}, {"converted_by", "visiongen"}};
+  meta["visiongen.text_heads"] = std::to_string(model->text_encoder->config().num_heads);
+  meta["visiongen.unet_sample_size"] = std::to_string(uc.sample_size);
+  for (size_t i = 0; i < uc.num_heads.size(); ++i)
+    meta["visiongen.unet_heads." + std::to_string(i)] = std::to_string(uc.num_heads[i]);
+  write_safetensors(out_path, out, meta);
+}
+
+}  // namespace vg

@@ -1,0 +1,110 @@
+#include "pipelines/sd_model.h"
+
+#include <openssl/evp.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "core/error.h"
+#include "io/atomic_file.h"
+#include "io/weights.h"
+#include "models/config_util.h"
+#include "pipelines/ldm_checkpoint.h"
+
+namespace vg {
+
+namespace fs = std::filesystem;
+
+void fill_sd_info(SdModel& m, const std::string& path, const std::string& name) {
+  m.info.path = path;
+  m.info.name = name;
+  m.info.prediction_type = m.scheduler.prediction_type;
+  const int scale = static_cast<int>(m.vae->scale());
+  m.info.vae_scale = scale;
+  m.info.size_multiple = scale * static_cast<int>(m.unet->size_multiple());
+  const int native = static_cast<int>(m.unet->config().sample_size) * scale;
+  m.info.default_width = m.info.default_height = native;
+  m.info.family = m.text_encoder->config().act == Act::kQuickGelu ? "sd1" : "sd2";
+}
+
+std::unique_ptr<SdModel> load_diffusers_folder(const std::string& dir) {
+  auto index = read_json_file(dir + "/model_index.json", "pipeline");
+  std::string cls = index.value("_class_name", std::string());
+  if (cls.find("XL") != std::string::npos || index.contains("text_encoder_2"))
+    fail(ErrorCode::kUnsupportedModel, "'" + dir + "' is a Stable Diffusion XL pipeline (" + cls +
+                                           "), which is not supported yet; use an SD 1.x/2.x model");
+  if (cls.find("Flux") != std::string::npos || cls.find("StableDiffusion3") != std::string::npos)
+    fail(ErrorCode::kUnsupportedModel, "'" + dir + "' is a " + cls + " pipeline, which is not supported yet");
+  for (const char* c : {"tokenizer", "text_encoder", "unet", "vae"})
+    if (!index.contains(c) || index[c].is_null() || !is_directory(dir + "/" + c))
+      fail(ErrorCode::kMissingComponent, "the model folder '" + dir + "' has no '" + c +
+                                             "' component; download the full pipeline");
+  auto m = std::make_unique<SdModel>();
+  m->tokenizer = std::make_unique<ClipTokenizer>(ClipTokenizer::load(dir + "/tokenizer"));
+  {
+    auto w = open_component_weights(dir + "/text_encoder", "text_encoder");
+    m->text_encoder = std::make_unique<ClipTextModel>(
+        ClipTextConfig::from_json_file(dir + "/text_encoder/config.json"), w);
+  }
+  {
+    auto w = open_component_weights(dir + "/unet", "unet");
+    m->unet = std::make_unique<UNet>(UNetConfig::from_json_file(dir + "/unet/config.json"), w);
+  }
+  {
+    auto w = open_component_weights(dir + "/vae", "vae");
+    m->vae = std::make_unique<AutoencoderKL>(VaeConfig::from_json_file(dir + "/vae/config.json"), w);
+  }
+  m->scheduler = path_exists(dir + "/scheduler/scheduler_config.json")
+                     ? SchedulerConfig::from_json_file(dir + "/scheduler/scheduler_config.json")
+                     : SchedulerConfig::sd15_default();
+  for (const char* f : {"/unet/diffusion_pytorch_model.safetensors", "/unet/diffusion_pytorch_model.fp16.safetensors"})
+    if (path_exists(dir + f)) {
+      m->hash_source = dir + f;
+      break;
+    }
+  fill_sd_info(*m, dir, fs::path(dir).filename().string().empty() ? fs::path(dir).parent_path().filename().string()
+                                                                : fs::path(dir).filename().string());
+  return m;
+}
+
+std::unique_ptr<SdModel> load_sd_model(const std::string& path, const std::string& tokenizer_dir) {
+  if (path.empty()) fail(ErrorCode::kInvalidArgument, "no model given; pass -m PATH (a diffusers folder or .safetensors file)");
+  if (!path_exists(path))
+    fail(ErrorCode::kFileNotFound, "model path '" + path + "' does not exist; check the path");
+  if (is_directory(path)) {
+    if (path_exists(path + "/model_index.json")) return load_diffusers_folder(path);
+    fail(ErrorCode::kMissingComponent, "'" + path + "' has no model_index.json; pass a diffusers "
+                                           "pipeline folder or a single .safetensors checkpoint");
+  }
+  if (is_pickle_path(path)) refuse_pickle(path);
+  auto m = load_ldm_checkpoint(path, tokenizer_dir);
+  fill_sd_info(*m, path, fs::path(path).stem().string());
+  m->hash_source = path;
+  return m;
+}
+
+std::string model_hash(const std::string& path) {
+  if (path.empty()) return "";
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return "";
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+  std::vector<char> buf(1 << 20);
+  while (f) {
+    f.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    EVP_DigestUpdate(ctx, buf.data(), static_cast<size_t>(f.gcount()));
+  }
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(ctx, md, &len);
+  EVP_MD_CTX_free(ctx);
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  for (unsigned i = 0; i < 5 && i < len; ++i) {
+    out += kHex[md[i] >> 4];
+    out += kHex[md[i] & 15];
+  }
+  return out;
+}
+
+}  // namespace vg

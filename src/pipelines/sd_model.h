@@ -1,0 +1,32 @@
+// A loaded Stable Diffusion 1.x/2.x model: tokenizer, text encoder, UNet,
+// VAE and the scheduler config, from a diffusers folder or an LDM checkpoint.
+#pragma once
+#include <memory>
+#include <string>
+
+#include "models/autoencoder_kl.h"
+#include "models/unet.h"
+#include "sampling/schedule.h"
+#include "text/clip_text_model.h"
+#include "text/clip_tokenizer.h"
+#include "visiongen/visiongen.h"
+
+namespace vg {
+
+struct SdModel {
+  ModelInfo info;
+  std::unique_ptr<ClipTokenizer> tokenizer;
+  std::unique_ptr<ClipTextModel> text_encoder;
+  std::unique_ptr<UNet> unet;
+  std::unique_ptr<AutoencoderKL> vae;
+  SchedulerConfig scheduler;
+  std::string hash_source;  // file whose sha256 is the A1111 "Model hash"
+};
+
+std::unique_ptr<SdModel> load_sd_model(const std::string& path, const std::string& tokenizer_dir = "");
+std::unique_ptr<SdModel> load_diffusers_folder(const std::string& dir);
+
+// First 10 hex chars of the file's sha256 (A1111 "Model hash").
+std::string model_hash(const std::string& path);
+
+}  // namespace vg
