@@ -1,5 +1,6 @@
 #include "io/weights.h"
 
+#include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -40,6 +41,19 @@ std::string WeightStore::describe() const {
 }
 
 Tensor WeightStore::get(const std::string& name, const Shape& expected) const {
+  if (synthetic_ && !find(name)) {
+    Tensor t(expected);
+    const int64_t fan_in = expected.size() > 1 ? t.numel() / expected[0] : 1;
+    const float scale = expected.size() > 1 ? 1.7f / std::sqrt(static_cast<float>(fan_in)) : 0.1f;
+    uint32_t x = seed_ += 0x9E3779B9u;
+    for (int64_t i = 0; i < t.numel(); ++i) {
+      x ^= x << 13, x ^= x >> 17, x ^= x << 5;  // xorshift32
+      const float u = static_cast<float>(x >> 8) * (1.0f / 16777216.0f) - 0.5f;
+      t.data()[i] = (expected.size() == 1 && name.find("norm") != std::string::npos && name.find("weight") != std::string::npos)
+                        ? 1.0f + u * 0.2f : u * scale;
+    }
+    return t;
+  }
   const TensorInfo* ti = find(name);
   if (!ti)
     fail(ErrorCode::kShapeMismatch, "weight '" + name + "' is missing from " + describe() +

@@ -23,7 +23,10 @@ class WeightStore {
   using Resolver = std::function<const TensorInfo*(const std::string&)>;
   void set_resolver(Resolver r) { resolver_ = std::move(r); }
 
-  bool has(const std::string& name) const { return find(name) != nullptr; }
+  bool has(const std::string& name) const { return synthetic_ || find(name) != nullptr; }
+  // Benchmark mode: every requested weight exists and is filled with small
+  // pseudo-random values of the requested shape (no file needed).
+  void make_synthetic(uint32_t seed) { synthetic_ = true; seed_ = seed; }
   const TensorInfo* find(const std::string& name) const;
   // Loads as float32 and checks the shape when `expected` is non-empty.
   Tensor get(const std::string& name, const Shape& expected = {}) const;
@@ -35,6 +38,8 @@ class WeightStore {
   std::vector<std::shared_ptr<SafetensorsFile>> files_;
   std::map<std::string, const TensorInfo*> entries_;
   Resolver resolver_;
+  bool synthetic_ = false;
+  mutable uint32_t seed_ = 0;
 };
 
 // Opens the weights of one diffusers component folder (e.g. "unet/"):
