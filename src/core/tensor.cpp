@@ -84,6 +84,17 @@ Tensor::Tensor(Shape shape) : shape_(std::move(shape)) {
   data_ = std::shared_ptr<float>(p, [bytes](float* q) { pool().give(q, bytes); });
 }
 
+Tensor Tensor::unpooled(Shape shape) {
+  Tensor t;
+  t.shape_ = std::move(shape);
+  t.numel_ = shape_numel(t.shape_);
+  const size_t bytes = Pool::round_up(std::max<size_t>(1, t.numel_) * sizeof(float));
+  float* p = static_cast<float*>(std::aligned_alloc(64, bytes));
+  if (!p) throw std::bad_alloc();
+  t.data_ = std::shared_ptr<float>(p, [](float* q) { std::free(q); });
+  return t;
+}
+
 Tensor Tensor::zeros(Shape shape) {
   Tensor t(std::move(shape));
   std::memset(t.data(), 0, t.numel() * sizeof(float));

@@ -21,6 +21,9 @@ class Tensor {
   Tensor() = default;
   explicit Tensor(Shape shape);  // uninitialised contents
   static Tensor zeros(Shape shape);
+  // Outside the pool: for long-lived data (weights) whose memory must return
+  // to the system when freed.
+  static Tensor unpooled(Shape shape);
   static Tensor from(Shape shape, const float* src);
 
   const Shape& shape() const { return shape_; }

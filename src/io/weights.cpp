@@ -42,7 +42,7 @@ std::string WeightStore::describe() const {
 
 Tensor WeightStore::get(const std::string& name, const Shape& expected) const {
   if (synthetic_ && !find(name)) {
-    Tensor t(expected);
+    Tensor t = Tensor::unpooled(expected);
     const int64_t fan_in = expected.size() > 1 ? t.numel() / expected[0] : 1;
     const float scale = expected.size() > 1 ? 1.7f / std::sqrt(static_cast<float>(fan_in)) : 0.1f;
     uint32_t x = seed_ += 0x9E3779B9u;
@@ -65,7 +65,7 @@ Tensor WeightStore::get(const std::string& name, const Shape& expected) const {
                                           " but the config needs " + shape_str(expected) +
                                           "; config.json and the weights disagree");
   }
-  Tensor t(expected.empty() ? ti->shape : expected);
+  Tensor t = Tensor::unpooled(expected.empty() ? ti->shape : expected);
   convert_to_f32(ti->dtype, ti->data, t.data(), static_cast<size_t>(t.numel()));
   return t;
 }

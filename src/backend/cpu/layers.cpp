@@ -55,9 +55,8 @@ const Conv2d::Prim& Conv2d::get_prim(int64_t n, int64_t h, int64_t w, bool sum) 
   p->prim = dnnl::convolution_forward(pd);
   p->src_md = src_md;
   p->dst_md = dst_md;
-  // Reorder weights once per distinct preferred layout.
-  dnnl::memory user_w({wdims, dt::f32, groups_ == 1 ? tag::oihw : tag::goihw}, eng,
-                      const_cast<float*>(weight_.data()));
+  // Reorder weights once per distinct preferred layout. After the first
+  // reorder the plain copy is dropped; later layouts reorder from it.
   for (auto& [k, other] : cache_) {
     if (other->weights.get_desc() == pd.weights_desc()) {
       p->weights = other->weights;
@@ -66,8 +65,16 @@ const Conv2d::Prim& Conv2d::get_prim(int64_t n, int64_t h, int64_t w, bool sum) 
   }
   if (!p->weights) {
     p->weights = dnnl::memory(pd.weights_desc(), eng);
-    dnnl::reorder(user_w, p->weights).execute(dnnl_stream(), user_w, p->weights);
+    dnnl::memory src_w;
+    if (!weight_.empty()) {
+      src_w = dnnl::memory({wdims, dt::f32, groups_ == 1 ? tag::oihw : tag::goihw}, eng,
+                           const_cast<float*>(weight_.data()));
+    } else {
+      src_w = cache_.begin()->second->weights;
+    }
+    dnnl::reorder(src_w, p->weights).execute(dnnl_stream(), src_w, p->weights);
     dnnl_stream().wait();
+    weight_ = Tensor();
   }
   auto& ref = *p;
   cache_.emplace(key, std::move(p));

@@ -36,7 +36,8 @@ class Conv2d {
   const Prim& get_prim(int64_t n, int64_t h, int64_t w, bool sum) const;
   int64_t out_size(int64_t in) const { return (in + pad_l_ + pad_r_ - kh_) / stride_ + 1; }
 
-  Tensor weight_, bias_;
+  mutable Tensor weight_;  // plain OIHW copy, released after the first reorder
+  Tensor bias_;
   int64_t oc_ = 0, ic_ = 0, kh_ = 0, kw_ = 0;
   int stride_ = 1, pad_l_ = 0, pad_r_ = 0, groups_ = 1;
   mutable std::map<std::tuple<int64_t, int64_t, int64_t, bool>, std::unique_ptr<Prim>> cache_;
