@@ -1,0 +1,123 @@
+// Runs the real `visiongen` binary.
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+
+#include "io/atomic_file.h"
+#include "io/image_io.h"
+#include "test_util.h"
+
+namespace vg {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct RunResult {
+  int code;
+  std::string out;
+};
+
+RunResult run(const std::string& args) {
+  std::string cmd = std::string(VG_CLI_PATH) + " " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  int st = pclose(p);
+  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
+}
+
+std::string tmpdir() {
+  fs::path d = fs::path(testing::TempDir()) / "vg_cli";
+  fs::create_directories(d);
+  return d.string();
+}
+
+TEST(Cli, GenerateReproducesReferencePngFromSeed) {
+  const std::string out = tmpdir() + "/seed42.png";
+  auto r = run("generate -m " + test::tiny_model() +
+               " -p 'a photograph of an astronaut riding a horse' --steps 4 --cfg-scale 7.5 --seed 42 -W 64 -H 64 -o " + out);
+  ASSERT_EQ(r.code, 0) << r.out;
+  // In a pipe it stays quiet apart from the output path line.
+  EXPECT_EQ(r.out.find("denoise"), std::string::npos) << r.out;
+  std::string bytes = read_file(out);
+  Image mine = decode_png(bytes, out);
+  Image ref = decode_png(read_file(test::tiny() + "/txt2img/extra/euler_pipeline_drawn_noise_seed42_steps4_cfg7p5.png"), "ref");
+  ASSERT_EQ(mine.pixels.size(), ref.pixels.size());
+  size_t ok = 0;
+  for (size_t i = 0; i < ref.pixels.size(); ++i) ok += std::abs(int(mine.pixels[i]) - int(ref.pixels[i])) <= 1;
+  EXPECT_GE(static_cast<double>(ok) / ref.pixels.size(), 0.99);
+  std::string params = read_png_parameters(bytes);
+  EXPECT_EQ(params.rfind("a photograph of an astronaut riding a horse\nSteps: 4, Sampler: euler, CFG scale: 7.5, Seed: 42, Size: 64x64", 0), 0u) << params;
+  EXPECT_NE(params.find("Model hash: "), std::string::npos);
+  EXPECT_NE(params.find("Model: sd1-tiny"), std::string::npos);
+}
+
+TEST(Cli, NegativePromptIsRecordedAndProgressShownWhenAsked) {
+  const std::string out = tmpdir() + "/neg.png";
+  auto r = run("generate -m " + test::tiny_model() + " -p cat -n 'blurry, low quality' --steps 2 --seed 1 -W 64 -H 64 --progress -o " + out);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("denoise 2/2"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("text encode"), std::string::npos) << r.out;
+  EXPECT_NE(read_png_parameters(read_file(out)).find("\nNegative prompt: blurry, low quality\n"), std::string::npos);
+}
+
+TEST(Cli, JpegAndWebpOutputs) {
+  for (const char* ext : {".jpg", ".webp"}) {
+    const std::string out = tmpdir() + "/img" + ext;
+    auto r = run("generate -m " + test::tiny_model() + " -p cat --steps 1 --seed 1 -W 64 -H 64 -o " + out);
+    ASSERT_EQ(r.code, 0) << r.out;
+    std::string b = read_file(out);
+    if (std::string(ext) == ".jpg") EXPECT_EQ(b.substr(0, 2), std::string("\xFF\xD8"));
+    else EXPECT_EQ(b.substr(8, 4), "WEBP");
+  }
+}
+
+TEST(Cli, BadInputsExitWithCodeAndNoFile) {
+  const std::string out = tmpdir() + "/bad.png";
+  fs::remove(out);
+  auto r = run("generate -m " + test::tiny_model() + " -p cat --steps 0 -o " + out);
+  EXPECT_EQ(r.code, 11) << r.out;
+  EXPECT_NE(r.out.find("error [invalid_argument]: steps"), std::string::npos) << r.out;
+  r = run("generate -m " + test::tiny_model() + " -p cat -W 66 -H 64 -o " + out);
+  EXPECT_EQ(r.code, 11) << r.out;
+  r = run("generate -m /nonexistent -p cat -o " + out);
+  EXPECT_EQ(r.code, 12) << r.out;
+  r = run("generate -m " + test::tiny_model() + " -p cat --steps 1 -W 64 -H 64 -o " + tmpdir() + "/missing/dir/x.png");
+  EXPECT_EQ(r.code, 19) << r.out;
+  EXPECT_FALSE(fs::exists(out));
+  EXPECT_FALSE(fs::exists(tmpdir() + "/missing"));
+  r = run("generate -p cat");
+  EXPECT_NE(r.code, 0);
+}
+
+TEST(Cli, ConvertWritesLdmCheckpoint) {
+  const std::string out = tmpdir() + "/tiny.safetensors";
+  auto r = run("convert " + test::tiny_model() + " " + out);
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto f = SafetensorsFile::open(out);
+  EXPECT_TRUE(f->has("model.diffusion_model.middle_block.1.proj_in.weight"));
+  EXPECT_TRUE(f->has("first_stage_model.encoder.mid.attn_1.q.weight"));
+  EXPECT_EQ(f->info("first_stage_model.encoder.mid.attn_1.q.weight").shape.size(), 4u);
+  const std::string img = tmpdir() + "/ldm.png";
+  r = run("generate -m " + out + " --tokenizer " + test::tiny_model() + "/tokenizer -p cat --steps 2 --seed 3 -W 64 -H 64 -o " + img);
+  ASSERT_EQ(r.code, 0) << r.out;
+  r = run("generate -m " + out + " -p cat --steps 2 --seed 3 -W 64 -H 64 -o " + img);
+  EXPECT_EQ(r.code, 16) << r.out;  // no tokenizer available
+  EXPECT_NE(r.out.find("--tokenizer"), std::string::npos);
+}
+
+TEST(Cli, BenchQuickReportsRatioToSgemm) {
+  auto r = run("bench --quick --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_GT(j["sgemm_gflops"].get<double>(), 0);
+  EXPECT_GT(j["sizes"][0]["unet_frac_of_sgemm"].get<double>(), 0);
+  EXPECT_GT(j["peak_rss_gb"].get<double>(), 0);
+}
+
+}  // namespace
+}  // namespace vg
