@@ -72,3 +72,20 @@ TEST_F(Vae, EncodePosteriorMatchesDiffusers) {
 
 }  // namespace
 }  // namespace vg
+
+namespace vg {
+namespace {
+
+TEST(UNet, SteadyStateStepAllocatesNoNewBuffers) {
+  auto w = open_component_weights(test::tiny_model() + "/unet", "unet");
+  UNet unet(UNetConfig::from_json_file(test::tiny_model() + "/unet/config.json"), w);
+  Tensor x = Tensor::zeros({2, 16, 16, 4});
+  Tensor ctx = Tensor::zeros({2, 77, 32});
+  unet.forward(x, {500.0f}, ctx);  // warm-up
+  const size_t before = tensor_pool_stats().fresh_allocations;
+  for (int i = 0; i < 3; ++i) unet.forward(x, {400.0f - i}, ctx);
+  EXPECT_EQ(tensor_pool_stats().fresh_allocations, before);
+}
+
+}  // namespace
+}  // namespace vg

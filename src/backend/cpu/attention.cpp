@@ -31,8 +31,10 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, b
   float* od = out.data();
 #pragma omp parallel
   {
-    // Per-thread score tile: kQueryBlock x Tk floats.
-    std::vector<float> scores(static_cast<size_t>(kQueryBlock * tk));
+    // Per-thread score tile of kQueryBlock x Tk floats, kept across calls so
+    // steady-state steps do not allocate.
+    thread_local std::vector<float> scores;
+    if (scores.size() < static_cast<size_t>(kQueryBlock * tk)) scores.resize(static_cast<size_t>(kQueryBlock * tk));
 #pragma omp for schedule(dynamic)
     for (int64_t wi = 0; wi < work; ++wi) {
       const int64_t bi = wi / (heads * qblocks);
