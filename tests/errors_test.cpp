@@ -208,11 +208,27 @@ TEST(BadOutput, UnwritableOutputLeavesNoFile) {
   EXPECT_FALSE(fs::exists(tmp("out.bmp")));
 }
 
-TEST(BadOutput, FullDiskLeavesNoPartialFile) {
-  if (!fs::exists("/dev/full")) GTEST_SKIP() << "/dev/full not available";
-  // Writing through a directory whose temp file is /dev/full is not possible;
-  // instead check write_file_atomic's cleanup with an unwritable target path.
-  EXPECT_THROW(write_file_atomic("/proc/version/x.png", "data"), VgException);
+TEST(BadOutput, FailedRenameLeavesNoTempFile) {
+  // The target is an existing directory, so the final rename fails after the
+  // data was written: the temp file must be cleaned up.
+  const std::string dir = tmp("target_is_dir.png");
+  fs::create_directories(dir + "/inside");
+  EXPECT_THROW(write_file_atomic(dir, "data"), VgException);
+  int leftovers = 0;
+  for (auto& e : fs::directory_iterator(fs::path(dir).parent_path()))
+    leftovers += e.path().filename().string().find(".tmp-") != std::string::npos;
+  EXPECT_EQ(leftovers, 0);
+  fs::remove_all(dir);
+}
+
+TEST(BadOutput, UncreatableTempFileIsIoError) {
+  // A path under a non-directory cannot be created: io_error, nothing written.
+  try {
+    write_file_atomic("/proc/version/out.png", std::string(1 << 16, 'x'));
+    FAIL();
+  } catch (const VgException& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kIoError);
+  }
 }
 
 }  // namespace
