@@ -103,6 +103,15 @@ TEST(Txt2Img, EulerAllCasesMatchDiffusers) {
     }
 }
 
+TEST(Txt2Img, DdimAllCasesMatchDiffusers) {
+  for (int steps : {4, 10})
+    for (float cfg : {7.5f, 1.0f}) {
+      CaseRun r = run_txt2img("DDIMScheduler", steps, cfg, 1234, 12345);
+      expect_case(r, test::tiny() + "/txt2img/ddim/steps" + std::to_string(steps) + (cfg > 1 ? "_cfg7p5" : "_cfg1p0") +
+                         ".safetensors");
+    }
+}
+
 TEST(Txt2Img, EulerClipSkipCaseMatches) {
   CaseRun r = run_txt2img("euler", 4, 7.5f, 1234, 12345, "", 2);
   expect_case(r, test::tiny() + "/txt2img/extra/euler_clip_skip1_steps4_cfg7p5.safetensors");

@@ -80,12 +80,15 @@ std::string lower(std::string s) {
 
 }  // namespace
 
-std::vector<std::string> sampler_names() { return {"euler"}; }
+std::unique_ptr<Sampler> make_ddim_sampler(const SchedulerConfig& cfg, float eta);
+
+std::vector<std::string> sampler_names() { return {"euler", "ddim"}; }
 
 std::unique_ptr<Sampler> make_sampler(const std::string& name, const SchedulerConfig& cfg) {
   const std::string n = lower(name);
   if (n == "euler" || n == "eulerdiscretescheduler" || n == "euler_discrete")
     return std::make_unique<EulerSampler>(cfg);
+  if (n == "ddim" || n == "ddimscheduler") return make_ddim_sampler(cfg, 0.0f);
   fail(ErrorCode::kInvalidArgument, "unknown sampler '" + name + "'; run 'visiongen samplers' to list them");
 }
 

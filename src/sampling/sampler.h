@@ -32,7 +32,7 @@ class Sampler {
   std::vector<float> timesteps_, sigmas_;
 };
 
-// Known names: "euler" (also "Euler", "EulerDiscreteScheduler").
+// Known names: "euler" (also "EulerDiscreteScheduler"), "ddim" (also "DDIMScheduler", eta 0).
 // Throws invalid_argument for unknown names.
 std::unique_ptr<Sampler> make_sampler(const std::string& name, const SchedulerConfig& cfg);
 std::vector<std::string> sampler_names();

@@ -29,6 +29,7 @@ SchedulerConfig SchedulerConfig::from_json_file(const std::string& path) {
     c.steps_offset = j.value("steps_offset", c.steps_offset);
     c.rescale_betas_zero_snr = j.value("rescale_betas_zero_snr", false);
     c.use_karras_sigmas = j.value("use_karras_sigmas", false);
+    c.set_alpha_to_one = j.value("set_alpha_to_one", false);
     c.interpolation_type = j.value("interpolation_type", c.interpolation_type);
   } catch (const nlohmann::json::exception& e) {
     fail(ErrorCode::kCorruptFile, "'" + path + "' has a field of the wrong type: " + e.what());

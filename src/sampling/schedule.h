@@ -18,6 +18,7 @@ struct SchedulerConfig {
   int steps_offset = 0;
   bool rescale_betas_zero_snr = false;
   bool use_karras_sigmas = false;
+  bool set_alpha_to_one = false;
   std::string interpolation_type = "linear";
   static SchedulerConfig from_json_file(const std::string& path);
   static SchedulerConfig sd15_default();
