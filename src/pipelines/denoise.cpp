@@ -20,8 +20,7 @@ Tensor denoise(const UNet& unet, Sampler& sampler, const Tensor& cond, const Ten
     Tensor guided;
     if (cfg) {
       // eps = uncond + g * (cond - uncond), batch order [uncond, cond]
-      const int64_t b = latents.dim(0), n = latents.numel();
-      (void)b;
+      const int64_t n = latents.numel();
       guided = Tensor(latents.shape());
       const float* u = out.data();
       const float* c = out.data() + n;

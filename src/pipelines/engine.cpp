@@ -46,6 +46,11 @@ Image to_image(const Tensor& nhwc, int64_t index) {
   return img;
 }
 
+// Width/height with 0 meaning the model's native size.
+std::pair<int, int> resolved_size(const SdModel& m, const GenerateParams& p) {
+  return {p.width ? p.width : m.info.default_width, p.height ? p.height : m.info.default_height};
+}
+
 Status check_model_params(const SdModel& m, const GenerateParams& p, int w, int h) {
   const int mult = m.info.size_multiple;
   if (w % mult || h % mult)
@@ -90,8 +95,7 @@ Status Engine::validate(const GenerateParams& p) const {
   Status s = validate_params(p);
   if (!s) return s;
   const auto& m = *impl_->model;
-  const int w = p.width ? p.width : m.info.default_width;
-  const int h = p.height ? p.height : m.info.default_height;
+  const auto [w, h] = resolved_size(m, p);
   auto r = guard([&] {
     make_sampler(p.sampler, m.scheduler);
     return 0;
@@ -107,8 +111,7 @@ Result<GenerateResult> Engine::generate(const GenerateParams& p, const ProgressC
     SdModel& m = *impl_->model;
     GenerateResult res;
     res.timings.load_s = impl_->load_s;
-    const int w = p.width ? p.width : m.info.default_width;
-    const int h = p.height ? p.height : m.info.default_height;
+    const auto [w, h] = resolved_size(m, p);
     uint64_t seed = p.seed >= 0 ? static_cast<uint64_t>(p.seed) : (std::random_device{}() & 0xffffffffu);
     auto report = [&](const char* stage, int step, int total, Clock::time_point t0) {
       if (cb && !cb(Progress{stage, step, total, seconds_since(t0)}))
@@ -138,10 +141,7 @@ Result<GenerateResult> Engine::generate(const GenerateParams& p, const ProgressC
       scale_inplace(noise, sampler->init_noise_sigma());
       t0 = Clock::now();
       DenoiseHooks hooks;
-      hooks.on_step = [&](int i, int n) {
-        if (cb && !cb(Progress{"denoise", i, n, seconds_since(t0)})) return false;
-        return true;
-      };
+      hooks.on_step = [&](int i, int n) { return !cb || cb(Progress{"denoise", i, n, seconds_since(t0)}); };
       Tensor lat = denoise(*m.unet, *sampler, cond, uncond, noise, p.cfg_scale, rng, hooks);
       res.timings.denoise_s += seconds_since(t0);
       t0 = Clock::now();

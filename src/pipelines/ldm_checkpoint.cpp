@@ -124,8 +124,6 @@ std::string find_tokenizer(const std::string& ckpt, const std::string& given, bo
 
 }  // namespace
 
-void fill_sd_info(SdModel& m, const std::string& path, const std::string& name);
-
 std::unique_ptr<SdModel> load_ldm_checkpoint(const std::string& path, const std::string& tokenizer_dir) {
   auto file = SafetensorsFile::open(path);
   const SafetensorsFile& f = *file;

@@ -15,6 +15,8 @@ namespace vg {
 
 namespace fs = std::filesystem;
 
+namespace {
+
 void fill_sd_info(SdModel& m, const std::string& path, const std::string& name) {
   m.info.path = path;
   m.info.name = name;
@@ -26,6 +28,8 @@ void fill_sd_info(SdModel& m, const std::string& path, const std::string& name) 
   m.info.default_width = m.info.default_height = native;
   m.info.family = m.text_encoder->config().act == Act::kQuickGelu ? "sd1" : "sd2";
 }
+
+}  // namespace
 
 std::unique_ptr<SdModel> load_diffusers_folder(const std::string& dir) {
   auto index = read_json_file(dir + "/model_index.json", "pipeline");

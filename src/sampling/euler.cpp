@@ -12,10 +12,8 @@ namespace {
 
 class EulerSampler : public Sampler {
  public:
-  explicit EulerSampler(const SchedulerConfig& cfg) : cfg_(cfg) {
-    ac_ = alphas_cumprod(cfg);
-    train_sigmas_ = training_sigmas(ac_);
-  }
+  explicit EulerSampler(const SchedulerConfig& cfg)
+      : cfg_(cfg), train_sigmas_(training_sigmas(alphas_cumprod(cfg))) {}
   std::string name() const override { return "euler"; }
 
   void set_timesteps(int steps) override {
@@ -70,7 +68,7 @@ class EulerSampler : public Sampler {
 
  private:
   SchedulerConfig cfg_;
-  std::vector<float> ac_, train_sigmas_;
+  std::vector<float> train_sigmas_;
 };
 
 std::string lower(std::string s) {
