@@ -2,8 +2,7 @@
 // tensor per step from the generator.
 #include <cmath>
 
-#include "core/error.h"
-#include "sampling/sampler.h"
+#include "sampling/sampler_registry.h"
 
 namespace vg {
 

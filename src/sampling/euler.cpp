@@ -3,8 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "core/error.h"
-#include "sampling/sampler.h"
+#include "sampling/sampler_registry.h"
 
 namespace vg {
 
@@ -71,23 +70,10 @@ class EulerSampler : public Sampler {
   std::vector<float> train_sigmas_;
 };
 
-std::string lower(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
 }  // namespace
 
-std::unique_ptr<Sampler> make_ddim_sampler(const SchedulerConfig& cfg, float eta);
-
-std::vector<std::string> sampler_names() { return {"euler", "ddim"}; }
-
-std::unique_ptr<Sampler> make_sampler(const std::string& name, const SchedulerConfig& cfg) {
-  const std::string n = lower(name);
-  if (n == "euler" || n == "eulerdiscretescheduler" || n == "euler_discrete")
-    return std::make_unique<EulerSampler>(cfg);
-  if (n == "ddim" || n == "ddimscheduler") return make_ddim_sampler(cfg, 0.0f);
-  fail(ErrorCode::kInvalidArgument, "unknown sampler '" + name + "'; run 'visiongen samplers' to list them");
+std::unique_ptr<Sampler> make_euler_sampler(const SchedulerConfig& cfg) {
+  return std::make_unique<EulerSampler>(cfg);
 }
 
 }  // namespace vg
