@@ -41,7 +41,7 @@ CaseRun run_txt2img(const std::string& sampler, int steps, float cfg, uint64_t n
   Tensor cond = m.text_encoder->encode({m.tokenizer->encode_padded(kPrompt)}, clip_skip);
   Tensor uncond = cfg > 1 ? m.text_encoder->encode({m.tokenizer->encode_padded(negative)}, 1) : Tensor();
   TorchCpuGenerator noise_rng(noise_seed);
-  Tensor lat = nchw_to_nhwc(noise_rng.randn_tensor({1, 4, 32, 32}));
+  Tensor lat = noise_rng.randn_nhwc({1, 32, 32, 4});
   scale_inplace(lat, s->init_noise_sigma());
   TorchCpuGenerator rng(gen_seed);
   CaseRun r;

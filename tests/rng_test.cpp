@@ -1,5 +1,7 @@
 #include "sampling/torch_rng.h"
 
+#include "backend/cpu/ops.h"
+
 #include <regex>
 
 #include "test_util.h"
@@ -87,6 +89,16 @@ TEST(TorchRng, ScalarKernelMatchesCpuScalarCases) {
   int n = 0;
   check_file("cpu_scalar", TorchKernel::kScalar, 0.0, &n);
   EXPECT_GE(n, 30);
+}
+
+TEST(TorchRng, NhwcDrawIsTorchNchwDrawTransposed) {
+  TorchCpuGenerator a(3), b(3);
+  Tensor nchw = a.randn_tensor({2, 4, 3, 5});
+  Tensor nhwc = b.randn_nhwc({2, 3, 5, 4});
+  Tensor want = nchw_to_nhwc(nchw);
+  ASSERT_EQ(nhwc.shape(), want.shape());
+  EXPECT_EQ(test::max_abs_diff(nhwc.data(), want.data(), want.numel()), 0.0);
+  EXPECT_EQ(a.random(), b.random());  // both advanced the generator equally
 }
 
 TEST(TorchRng, SeedTruncatesTo32Bits) {

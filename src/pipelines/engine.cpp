@@ -136,8 +136,7 @@ Result<GenerateResult> Engine::generate(const GenerateParams& p, const ProgressC
       auto sampler = make_sampler(p.sampler, m.scheduler);
       sampler->set_timesteps(p.steps);
       TorchCpuGenerator rng(s);
-      // Noise is drawn in NCHW order, as torch does, then moved to NHWC.
-      Tensor noise = nchw_to_nhwc(rng.randn_tensor({1, lc, lh, lw}));
+      Tensor noise = rng.randn_nhwc({1, lh, lw, lc});
       scale_inplace(noise, sampler->init_noise_sigma());
       t0 = Clock::now();
       DenoiseHooks hooks;

@@ -36,8 +36,7 @@ class DdimSampler : public Sampler {
     const bool v_pred = cfg_.prediction_type == "v_prediction";
     const float sa = std::sqrt(a_t), sb = std::sqrt(b_t), sap = std::sqrt(a_prev);
     const float dir = std::sqrt(1.0f - a_prev - std_dev * std_dev);
-    std::vector<float> noise;
-    if (eta_ > 0) noise = rng.randn(sample.numel());
+    const Tensor noise = eta_ > 0 ? rng.randn_nhwc(sample.shape()) : Tensor();
     Tensor out(sample.shape());
     for (int64_t k = 0; k < sample.numel(); ++k) {
       const float x = sample.data()[k], m = eps.data()[k];
@@ -53,7 +52,7 @@ class DdimSampler : public Sampler {
         e = m;
       }
       float prev = sap * x0 + dir * e;
-      if (eta_ > 0) prev = prev + std_dev * noise[k];
+      if (eta_ > 0) prev = prev + std_dev * noise.data()[k];
       out.data()[k] = prev;
     }
     return out;

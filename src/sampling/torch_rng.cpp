@@ -22,6 +22,21 @@ inline uint32_t f_bits(float f) {
 // torch's AVX2 kernels are compiled with FMA contraction, so mul+add pairs fuse.
 inline float madd(float a, float b, float c) { return std::fma(a, b, c); }
 
+// torch's normal_fill for n >= 16: uniforms for the whole buffer first, then
+// Box-Muller per block of 16 on the pairs (i, i+8); a size that is not a
+// multiple of 16 recomputes the last 16 outputs from 16 fresh uniforms.
+template <typename T, typename Uniform, typename Fill16>
+void normal_fill(std::vector<T>& out, Uniform uniform, Fill16 fill16) {
+  const int64_t n = static_cast<int64_t>(out.size());
+  for (auto& v : out) v = uniform();
+  for (int64_t i = 0; i + 16 <= n; i += 16) fill16(out.data() + i);
+  if (n % 16 != 0) {
+    T* tail = out.data() + n - 16;
+    for (int i = 0; i < 16; ++i) tail[i] = uniform();
+    fill16(tail);
+  }
+}
+
 }  // namespace
 
 float cephes_logf(float x) {
@@ -123,7 +138,6 @@ std::vector<float> TorchCpuGenerator::randn(int64_t n) {
     for (auto& v : out) v = static_cast<float>(normal_scalar_double());
     return out;
   }
-  for (auto& v : out) v = uniform_f32();
   const float two_pi = static_cast<float>(2.0 * kPi);
   auto fill16 = [&](float* d) {
     for (int j = 0; j < 8; ++j) {
@@ -143,12 +157,7 @@ std::vector<float> TorchCpuGenerator::randn(int64_t n) {
       }
     }
   };
-  for (int64_t i = 0; i + 16 <= n; i += 16) fill16(out.data() + i);
-  if (n % 16 != 0) {
-    float* tail = out.data() + n - 16;
-    for (int i = 0; i < 16; ++i) tail[i] = uniform_f32();
-    fill16(tail);
-  }
+  normal_fill(out, [this] { return uniform_f32(); }, fill16);
   return out;
 }
 
@@ -158,7 +167,6 @@ std::vector<double> TorchCpuGenerator::randn_f64(int64_t n) {
     for (auto& v : out) v = normal_scalar_double();
     return out;
   }
-  for (auto& v : out) v = uniform_f64();
   auto fill16 = [&](double* d) {
     for (int j = 0; j < 8; ++j) {
       const double u1 = 1.0 - d[j], u2 = d[j + 8];
@@ -168,12 +176,7 @@ std::vector<double> TorchCpuGenerator::randn_f64(int64_t n) {
       d[j + 8] = radius * std::sin(theta);
     }
   };
-  for (int64_t i = 0; i + 16 <= n; i += 16) fill16(out.data() + i);
-  if (n % 16 != 0) {
-    double* tail = out.data() + n - 16;
-    for (int i = 0; i < 16; ++i) tail[i] = uniform_f64();
-    fill16(tail);
-  }
+  normal_fill(out, [this] { return uniform_f64(); }, fill16);
   return out;
 }
 
@@ -186,6 +189,16 @@ std::vector<float> TorchCpuGenerator::rand(int64_t n) {
 Tensor TorchCpuGenerator::randn_tensor(const Shape& shape) {
   auto v = randn(shape_numel(shape));
   return Tensor::from(shape, v.data());
+}
+
+Tensor TorchCpuGenerator::randn_nhwc(const Shape& nhwc) {
+  const int64_t n = nhwc.at(0), h = nhwc.at(1), w = nhwc.at(2), c = nhwc.at(3);
+  auto v = randn(n * c * h * w);  // drawn in torch's NCHW order
+  Tensor t(nhwc);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t ch = 0; ch < c; ++ch)
+      for (int64_t p = 0; p < h * w; ++p) t.data()[(i * h * w + p) * c + ch] = v[(i * c + ch) * h * w + p];
+  return t;
 }
 
 }  // namespace vg

@@ -26,6 +26,9 @@ class TorchCpuGenerator {
   std::vector<float> rand(int64_t numel);
   std::vector<double> randn_f64(int64_t numel);
   Tensor randn_tensor(const Shape& shape);  // same values, as a Tensor
+  // torch.randn([N,C,H,W]) laid out as NHWC [N,H,W,C], the engine's latent
+  // layout: every noise draw that lands on latents must use this.
+  Tensor randn_nhwc(const Shape& nhwc);
 
   uint32_t random() { return engine_(); }
   uint64_t random64();
