@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <regex>
 #include <set>
 
@@ -42,6 +43,18 @@ int count_indices(const SafetensorsFile& f, const std::string& prefix) {
     mx = std::max(mx, std::atoi(name.substr(prefix.size(), end - prefix.size()).c_str()));
   }
   return mx + 1;
+}
+
+// The checkpoint's tensors under the diffusers names our models ask for.
+WeightStore renamed_store(const std::shared_ptr<SafetensorsFile>& file,
+                          std::function<std::string(const std::string&)> to_ldm) {
+  WeightStore w;
+  w.add_file(file);  // keeps the file open and names it in error messages
+  w.set_resolver([f = file.get(), to_ldm = std::move(to_ldm)](const std::string& name) -> const TensorInfo* {
+    const std::string l = to_ldm(name);
+    return f->has(l) ? &f->info(l) : nullptr;
+  });
+  return w;
 }
 
 const TensorInfo& need(const SafetensorsFile& f, const std::string& name) {
@@ -193,15 +206,8 @@ std::unique_ptr<SdModel> load_ldm_checkpoint(const std::string& path, const std:
     uc.num_heads[i] = meta_int(("visiongen.unet_heads." + std::to_string(i)).c_str(), uc.num_heads[i]);
   std::vector<bool> up_attn;
   for (auto& t : uc.up_block_types) up_attn.push_back(t == "CrossAttnUpBlock2D");
-  {
-    WeightStore w;
-    w.add_file(file);
-    w.set_resolver([&f, L, up_attn](const std::string& name) -> const TensorInfo* {
-      std::string l = unet_to_ldm(name, L, up_attn);
-      return f.has(l) ? &f.info(l) : nullptr;
-    });
-    m->unet = std::make_unique<UNet>(uc, w);
-  }
+  m->unet = std::make_unique<UNet>(
+      uc, renamed_store(file, [L, up_attn](const std::string& n) { return unet_to_ldm(n, L, up_attn); }));
 
   // ---- VAE ----
   VaeConfig vc;
@@ -213,20 +219,12 @@ std::unique_ptr<SdModel> load_ldm_checkpoint(const std::string& path, const std:
         need(f, "first_stage_model.encoder.down." + std::to_string(i) + ".block.0.conv1.weight").shape[0]);
   vc.layers_per_block = count_indices(f, "first_stage_model.encoder.down.0.block.");
   vc.latent_channels = need(f, "first_stage_model.decoder.conv_in.weight").shape[1];
-  {
-    WeightStore w;
-    w.add_file(file);
-    w.set_resolver([&f, vlevels](const std::string& name) -> const TensorInfo* {
-      std::string l = vae_to_ldm(name, vlevels);
-      return f.has(l) ? &f.info(l) : nullptr;
-    });
-    m->vae = std::make_unique<AutoencoderKL>(vc, w);
-  }
+  m->vae = std::make_unique<AutoencoderKL>(
+      vc, renamed_store(file, [vlevels](const std::string& n) { return vae_to_ldm(n, vlevels); }));
 
   // ---- Text encoder ----
   ClipTextConfig tc;
   WeightStore tw;
-  tw.add_file(file);
   if (sd1) {
     const bool nested = f.has("cond_stage_model.transformer.text_model.embeddings.token_embedding.weight");
     const std::string base = nested ? "cond_stage_model.transformer.text_model." : "cond_stage_model.transformer.";
@@ -238,9 +236,8 @@ std::unique_ptr<SdModel> load_ldm_checkpoint(const std::string& path, const std:
     tc.num_heads = tc.hidden_size / 64;
     tc.max_positions = need(f, base + "embeddings.position_embedding.weight").shape[0];
     tc.act = Act::kQuickGelu;
-    tw.set_resolver([&f, nested](const std::string& name) -> const TensorInfo* {
-      std::string l = nested ? clip_to_ldm(name) : "cond_stage_model.transformer." + name.substr(std::string("text_model.").size());
-      return f.has(l) ? &f.info(l) : nullptr;
+    tw = renamed_store(file, [nested](const std::string& n) {
+      return nested ? clip_to_ldm(n) : "cond_stage_model.transformer." + n.substr(std::string("text_model.").size());
     });
   } else {
     const std::string P = "cond_stage_model.model.";
@@ -254,6 +251,7 @@ std::unique_ptr<SdModel> load_ldm_checkpoint(const std::string& path, const std:
     tc.max_positions = need(f, P + "positional_embedding").shape[0];
     tc.act = Act::kGelu;
     const int64_t c = tc.hidden_size;
+    tw.add_file(file);
     tw.set_resolver([&f, owned, P, c](const std::string& name) -> const TensorInfo* {
       static const std::regex layer(R"(^text_model\.encoder\.layers\.(\d+)\.(.*)$)");
       std::smatch mm;
@@ -275,9 +273,13 @@ std::unique_ptr<SdModel> load_ldm_checkpoint(const std::string& path, const std:
           const bool bias = part.substr(qn.size()) == "bias";
           const std::string src = r + (bias ? "attn.in_proj_bias" : "attn.in_proj_weight");
           if (!f.has(src)) return nullptr;
-          Tensor full = f.load_f32(src);
+          // Convert only this third of the fused [3C, C] / [3C] tensor.
+          const TensorInfo& fused = f.info(src);
           const int64_t per = bias ? c : c * c;
-          Tensor slice = Tensor::from(bias ? Shape{c} : Shape{c, c}, full.data() + qi * per);
+          if (shape_numel(fused.shape) != 3 * per) return nullptr;
+          Tensor slice = Tensor::unpooled(bias ? Shape{c} : Shape{c, c});
+          convert_to_f32(fused.dtype, fused.data + qi * per * dtype_size(fused.dtype), slice.data(),
+                         static_cast<size_t>(per));
           return owned->add(name, std::move(slice));
         }
       }
@@ -294,16 +296,18 @@ std::unique_ptr<SdModel> load_ldm_checkpoint(const std::string& path, const std:
 }
 
 void convert_diffusers_to_ldm(const std::string& dir, const std::string& out_path) {
-  auto model = load_diffusers_folder(dir);
-  const auto& uc = model->unet->config();
-  if (model->text_encoder->config().act != Act::kQuickGelu)
+  // Only the configs are needed to map names; the weights are copied as stored.
+  const UNetConfig uc = UNetConfig::from_json_file(dir + "/unet/config.json");
+  const ClipTextConfig tc = ClipTextConfig::from_json_file(dir + "/text_encoder/config.json");
+  const VaeConfig vc = VaeConfig::from_json_file(dir + "/vae/config.json");
+  if (tc.act != Act::kQuickGelu)
     fail(ErrorCode::kUnsupportedModel, "convert supports SD 1.x folders (CLIP-L text encoder) only");
   std::set<int64_t> lpb(uc.layers_per_block.begin(), uc.layers_per_block.end());
   if (lpb.size() != 1) fail(ErrorCode::kUnsupportedModel, "LDM layout needs the same layers_per_block everywhere");
   std::vector<bool> up_attn;
   for (auto& t : uc.up_block_types) up_attn.push_back(t == "CrossAttnUpBlock2D");
   const int L = static_cast<int>(*lpb.begin());
-  const int vlevels = static_cast<int>(model->vae->config().block_out_channels.size());
+  const int vlevels = static_cast<int>(vc.block_out_channels.size());
   std::vector<TensorToWrite> out;
   std::vector<WeightStore> keep;
   auto add = [&](const std::string& comp, auto map_name) {
@@ -320,7 +324,7 @@ void convert_diffusers_to_ldm(const std::string& dir, const std::string& out_pat
   add("vae", [&](const std::string& n) { return vae_to_ldm(n, vlevels); });
   add("text_encoder", [&](const std::string& n) { return clip_to_ldm(n); });
   std::map<std::string, std::string> meta{{"format", "pt"}, {"converted_by", "visiongen"}};
-  meta["visiongen.text_heads"] = std::to_string(model->text_encoder->config().num_heads);
+  meta["visiongen.text_heads"] = std::to_string(tc.num_heads);
   meta["visiongen.unet_sample_size"] = std::to_string(uc.sample_size);
   for (size_t i = 0; i < uc.num_heads.size(); ++i)
     meta["visiongen.unet_heads." + std::to_string(i)] = std::to_string(uc.num_heads[i]);
