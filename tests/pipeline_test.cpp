@@ -94,23 +94,19 @@ TEST(Txt2Img, PromptEmbeddingsMatch) {
   EXPECT_LE(test::max_abs_diff(uncond.data(), in->load_f32("negative_prompt_embeds").data(), uncond.numel()), 1e-4);
 }
 
-TEST(Txt2Img, EulerAllCasesMatchDiffusers) {
+// The four standard cases (4/10 steps x cfg 7.5/1.0) of txt2img/<dir>/.
+void expect_standard_cases(const std::string& sampler, const std::string& dir) {
   for (int steps : {4, 10})
     for (float cfg : {7.5f, 1.0f}) {
-      CaseRun r = run_txt2img("euler", steps, cfg, 1234, 12345);
-      expect_case(r, test::tiny() + "/txt2img/euler/steps" + std::to_string(steps) + (cfg > 1 ? "_cfg7p5" : "_cfg1p0") +
-                         ".safetensors");
+      CaseRun r = run_txt2img(sampler, steps, cfg, 1234, 12345);
+      expect_case(r, test::tiny() + "/txt2img/" + dir + "/steps" + std::to_string(steps) +
+                         (cfg > 1 ? "_cfg7p5" : "_cfg1p0") + ".safetensors");
     }
 }
 
-TEST(Txt2Img, DdimAllCasesMatchDiffusers) {
-  for (int steps : {4, 10})
-    for (float cfg : {7.5f, 1.0f}) {
-      CaseRun r = run_txt2img("DDIMScheduler", steps, cfg, 1234, 12345);
-      expect_case(r, test::tiny() + "/txt2img/ddim/steps" + std::to_string(steps) + (cfg > 1 ? "_cfg7p5" : "_cfg1p0") +
-                         ".safetensors");
-    }
-}
+TEST(Txt2Img, EulerAllCasesMatchDiffusers) { expect_standard_cases("euler", "euler"); }
+
+TEST(Txt2Img, DdimAllCasesMatchDiffusers) { expect_standard_cases("DDIMScheduler", "ddim"); }
 
 TEST(Txt2Img, EulerClipSkipCaseMatches) {
   CaseRun r = run_txt2img("euler", 4, 7.5f, 1234, 12345, "", 2);
