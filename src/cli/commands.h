@@ -1,12 +1,16 @@
 #pragma once
 #include <CLI/CLI.hpp>
 
+#include "visiongen/error.h"
+
 namespace vg::cli {
 
 void add_generate(CLI::App& app);
 void add_convert(CLI::App& app);
 void add_samplers(CLI::App& app);
 void add_bench(CLI::App& app);
+// Prints "error [code]: message" and returns the exit code 10 + code.
+int report_error(const Error& e);
 int exit_code();
 void set_exit_code(int code);
 

@@ -37,16 +37,11 @@ std::string numbered(const std::string& path, int i, int n) {
   return (p.parent_path() / (p.stem().string() + "-" + std::to_string(i) + p.extension().string())).string();
 }
 
-int report(const Error& e) {
-  std::fprintf(stderr, "error [%s]: %s\n", error_code_name(e.code), e.message.c_str());
-  return 10 + static_cast<int>(e.code);
-}
-
 void run_generate(const GenerateOptions& o) {
   const bool show = !o.quiet && (o.progress || isatty(STDERR_FILENO));
   Status v = validate_params(o.params);
   if (!v) {
-    g_exit = report(v.error());
+    g_exit = report_error(v.error());
     return;
   }
   LoadOptions lo;
@@ -55,7 +50,7 @@ void run_generate(const GenerateOptions& o) {
   if (show) std::fprintf(stderr, "loading %s ...\n", o.model.c_str());
   auto engine = Engine::load(o.model, lo);
   if (!engine) {
-    g_exit = report(engine.error());
+    g_exit = report_error(engine.error());
     return;
   }
   auto cb = [&](const Progress& p) {
@@ -70,7 +65,7 @@ void run_generate(const GenerateOptions& o) {
   };
   auto res = (*engine)->generate(o.params, cb);
   if (!res) {
-    g_exit = report(res.error());
+    g_exit = report_error(res.error());
     return;
   }
   const int n = static_cast<int>(res->images.size());
@@ -78,7 +73,7 @@ void run_generate(const GenerateOptions& o) {
     const std::string path = numbered(o.output, i, n);
     Status s = save_image(res->images[i], path, res->infotext[i]);
     if (!s) {
-      g_exit = report(s.error());
+      g_exit = report_error(s.error());
       return;
     }
     if (!o.quiet) std::printf("%s (seed %llu)\n", path.c_str(), static_cast<unsigned long long>(res->seeds[i]));
@@ -91,6 +86,11 @@ void run_generate(const GenerateOptions& o) {
 }
 
 }  // namespace
+
+int report_error(const Error& e) {
+  std::fprintf(stderr, "error [%s]: %s\n", error_code_name(e.code), e.message.c_str());
+  return 10 + static_cast<int>(e.code);
+}
 
 int exit_code() { return g_exit; }
 void set_exit_code(int code) { g_exit = code; }

@@ -20,8 +20,7 @@ void add_convert(CLI::App& app) {
       return 0;
     });
     if (!r) {
-      std::fprintf(stderr, "error [%s]: %s\n", error_code_name(r.error().code), r.error().message.c_str());
-      set_exit_code(10 + static_cast<int>(r.error().code));
+      set_exit_code(report_error(r.error()));
       return;
     }
     std::printf("%s\n", out->c_str());
