@@ -5,6 +5,7 @@
 #include "pipelines/denoise.h"
 #include "pipelines/ldm_checkpoint.h"
 #include "pipelines/sd_model.h"
+#include "sampling/torch_rng.h"
 #include "test_util.h"
 #include "visiongen/visiongen.h"
 
@@ -36,7 +37,9 @@ struct CaseRun {
 CaseRun run_txt2img(const std::string& sampler, int steps, float cfg, uint64_t noise_seed,
                     uint64_t gen_seed, const std::string& negative = "", int clip_skip = 1) {
   SdModel& m = tiny_model();
-  auto s = make_sampler(sampler, m.scheduler);
+  const size_t bar = sampler.find('|');
+  auto s = bar == std::string::npos ? make_sampler(sampler, m.scheduler)
+                                    : make_sampler(sampler.substr(0, bar), m.scheduler, sampler.substr(bar + 1));
   s->set_timesteps(steps);
   Tensor cond = m.text_encoder->encode({m.tokenizer->encode_padded(kPrompt)}, clip_skip);
   Tensor uncond = cfg > 1 ? m.text_encoder->encode({m.tokenizer->encode_padded(negative)}, 1) : Tensor();
@@ -107,10 +110,24 @@ void expect_standard_cases(const std::string& sampler, const std::string& dir) {
 TEST(Txt2Img, EulerAllCasesMatchDiffusers) { expect_standard_cases("euler", "euler"); }
 
 TEST(Txt2Img, DdimAllCasesMatchDiffusers) { expect_standard_cases("DDIMScheduler", "ddim"); }
+TEST(Txt2Img, EulerAncestralAllCasesMatchDiffusers) { expect_standard_cases("euler_a", "euler_a"); }
+TEST(Txt2Img, HeunAllCasesMatchDiffusers) { expect_standard_cases("heun", "heun"); }
+TEST(Txt2Img, PlmsAllCasesMatchDiffusers) { expect_standard_cases("PNDMScheduler", "pndm_plms"); }
+TEST(Txt2Img, DpmppTwoMAllCasesMatchDiffusers) { expect_standard_cases("dpmpp_2m", "dpmpp_2m"); }
+TEST(Txt2Img, DpmppTwoMSdeAllCasesMatchDiffusers) { expect_standard_cases("dpmpp_2m_sde", "dpmpp_2m_sde"); }
+TEST(Txt2Img, DpmppTwoMKarrasAllCasesMatchDiffusers) { expect_standard_cases("DPM++ 2M Karras", "dpmpp_2m_karras"); }
+TEST(Txt2Img, EulerKarrasAllCasesMatchDiffusers) { expect_standard_cases("euler|karras", "euler_karras"); }
+TEST(Txt2Img, UniPcAllCasesMatchDiffusers) { expect_standard_cases("UniPCMultistepScheduler", "unipc"); }
+TEST(Txt2Img, LcmAllCasesMatchDiffusers) { expect_standard_cases("lcm", "lcm"); }
 
 TEST(Txt2Img, EulerClipSkipCaseMatches) {
   CaseRun r = run_txt2img("euler", 4, 7.5f, 1234, 12345, "", 2);
   expect_case(r, test::tiny() + "/txt2img/extra/euler_clip_skip1_steps4_cfg7p5.safetensors");
+}
+
+TEST(Txt2Img, DpmppTwoMNegativePromptCaseMatches) {
+  CaseRun r = run_txt2img("dpmpp_2m", 4, 7.5f, 1234, 12345, "blurry, low quality");
+  expect_case(r, test::tiny() + "/txt2img/extra/dpmpp_2m_negative_prompt_steps4_cfg7p5.safetensors");
 }
 
 TEST(Txt2Img, EulerPipelineDrawnNoiseFromSeedMatches) {

@@ -3,6 +3,7 @@
 
 #include "sampling/sampler.h"
 #include "sampling/schedule.h"
+#include "sampling/torch_rng.h"
 #include "test_util.h"
 
 namespace vg {
@@ -26,12 +27,14 @@ TEST(Schedule, AlphasCumprodMatchesDoubleFormula) {
 
 TEST(Schedule, SpacingsFollowDiffusersRules) {
   SchedulerConfig c = sd15();
-  EXPECT_EQ(spaced_timesteps(c, 4), (std::vector<float>{751, 501, 251, 1}));
-  c.timestep_spacing = "trailing";
-  EXPECT_EQ(spaced_timesteps(c, 4), (std::vector<float>{999, 749, 499, 249}));
-  EXPECT_EQ(spaced_timesteps(c, 3), (std::vector<float>{999, 666, 332}));  // round(1000 - k*333.33) - 1
-  c.timestep_spacing = "linspace";
-  EXPECT_EQ(spaced_timesteps(c, 4), (std::vector<float>{999, 666, 333, 0}));
+  EXPECT_EQ(spaced_timesteps(c, "leading", 4), (std::vector<float>{751, 501, 251, 1}));
+  EXPECT_EQ(spaced_timesteps(c, "trailing", 4), (std::vector<float>{999, 749, 499, 249}));
+  EXPECT_EQ(spaced_timesteps(c, "trailing", 3), (std::vector<float>{999, 666, 332}));  // round(1000 - k*333.33) - 1
+  EXPECT_EQ(spaced_timesteps(c, "linspace", 4), (std::vector<float>{999, 666, 333, 0}));
+  // multistep family: leading uses a grid of N+1 points (1000 // 5 = 200), offset 1
+  EXPECT_EQ(multistep_timesteps(c, "leading", 4), (std::vector<float>{801, 601, 401, 201}));
+  EXPECT_EQ(multistep_timesteps(c, "linspace", 4), (std::vector<float>{999, 749, 500, 250}));  // round(999*k/4), half to even
+  EXPECT_EQ(multistep_timesteps(c, "trailing", 4), (std::vector<float>{999, 749, 499, 249}));
 }
 
 TEST(Euler, InitSigmaDependsOnSpacing) {
@@ -40,7 +43,7 @@ TEST(Euler, InitSigmaDependsOnSpacing) {
   s->set_timesteps(4);
   const float smax = s->sigmas()[0];
   EXPECT_NEAR(s->init_noise_sigma(), std::sqrt(smax * smax + 1), 1e-6);
-  c.timestep_spacing = "trailing";
+  c.raw["timestep_spacing"] = "trailing";
   auto t = make_sampler("EulerDiscreteScheduler", c);
   t->set_timesteps(4);
   EXPECT_FLOAT_EQ(t->init_noise_sigma(), t->sigmas()[0]);
@@ -58,7 +61,7 @@ TEST(Euler, EpsilonAndVPredictionSteps) {
     s->set_timesteps(10);
     Tensor x({1, 2, 2, 1}), m({1, 2, 2, 1});
     for (int i = 0; i < 4; ++i) x.data()[i] = 0.5f * i - 1, m.data()[i] = 0.3f - 0.2f * i;
-    TorchCpuGenerator rng(0);
+    TorchCpuGenerator rng(0);  // unused by Euler with s_churn 0 beyond its draw
     Tensor y = s->step(m, 3, x, rng);
     const double sg = s->sigmas()[3], next = s->sigmas()[4];
     for (int i = 0; i < 4; ++i) {

@@ -19,7 +19,12 @@ struct GenerateParams {
   float cfg_scale = 7.5f;
   int64_t seed = -1;         // -1 = random
   int clip_skip = 1;         // A1111 meaning: 1 = last layer, 2 = penultimate
-  std::string sampler = "euler";
+  std::string sampler = "euler";     // ours, A1111 ("DPM++ 2M Karras"), ComfyUI or diffusers class name
+  std::string scheduler = "default"; // sigma schedule: karras, exponential, normal, ... (see 'visiongen samplers')
+  std::string rng = "cpu";           // cpu (torch CPU, diffusers/ComfyUI seeds) | philox (A1111 GPU seeds)
+  float eta = -1.0f;                 // -1 = the sampler's default (DDIM 0, ancestral 1, TCD 0.3)
+  float s_noise = 1.0f;              // noise multiplier for ancestral/SDE samplers
+  float s_churn = 0.0f;              // Euler churn (Karras et al.)
   int batch_size = 1;
 };
 

@@ -28,9 +28,19 @@ struct StageTimings {
   double load_s = 0, text_encode_s = 0, denoise_s = 0, decode_s = 0;
 };
 
+// How the request's names were understood (A1111/ComfyUI/diffusers names
+// resolve to one canonical sampler and schedule).
+struct SamplingInfo {
+  std::string sampler_in, sampler_effective;
+  std::string scheduler_in, scheduler_effective;
+  std::string rng;  // "cpu" | "philox"
+};
+
 struct GenerateResult {
   std::vector<Image> images;
-  std::vector<uint64_t> seeds;         // seed used for each image
+  std::vector<uint64_t> seeds;         // seed used for each image (seed, seed+1, ... for batches)
+  SamplingInfo sampling;
+  std::vector<std::string> warnings;   // options that were not applied, and why
   std::vector<std::string> infotext;   // A1111 "parameters" text per image
   StageTimings timings;
 };

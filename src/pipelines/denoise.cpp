@@ -6,7 +6,7 @@
 namespace vg {
 
 Tensor denoise(const UNet& unet, Sampler& sampler, const Tensor& cond, const Tensor& uncond,
-               Tensor latents, float cfg_scale, TorchCpuGenerator& rng, const DenoiseHooks& hooks,
+               Tensor latents, float cfg_scale, Rng& rng, const DenoiseHooks& hooks,
                size_t first_call) {
   const bool cfg = !uncond.empty();
   const Tensor context = cfg ? concat_batch(uncond, cond) : cond;

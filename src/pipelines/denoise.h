@@ -18,7 +18,7 @@ struct DenoiseHooks {
 // latents: NHWC [B,h,w,4] already multiplied by init_noise_sigma.
 // cond: [B,T,C]; uncond: [B,T,C] or empty (no CFG). Returns final latents.
 Tensor denoise(const UNet& unet, Sampler& sampler, const Tensor& cond, const Tensor& uncond,
-               Tensor latents, float cfg_scale, TorchCpuGenerator& rng,
+               Tensor latents, float cfg_scale, Rng& rng,
                const DenoiseHooks& hooks = {}, size_t first_call = 0);
 
 }  // namespace vg

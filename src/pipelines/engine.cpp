@@ -73,6 +73,14 @@ Status check_model_params(const SdModel& m, const GenerateParams& p, int w, int 
   return Status();
 }
 
+SamplerOptions sampler_options(const GenerateParams& p) {
+  SamplerOptions o;
+  if (p.eta >= 0) o.eta = p.eta;
+  o.s_noise = p.s_noise;
+  o.s_churn = p.s_churn;
+  return o;
+}
+
 }  // namespace
 
 Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -97,7 +105,10 @@ Status Engine::validate(const GenerateParams& p) const {
   const auto& m = *impl_->model;
   const auto [w, h] = resolved_size(m, p);
   auto r = guard([&] {
-    make_sampler(p.sampler, m.scheduler);
+    auto choice = resolve_sampler(p.sampler, p.scheduler, m.scheduler, sampler_options(p));
+    make_rng(p.rng, 0);
+    // Building the schedule catches step counts a sampler cannot do (LCM > 50).
+    make_sampler(choice, m.scheduler, sampler_options(p))->set_timesteps(p.steps);
     return 0;
   });
   if (!r) return r.error();
@@ -131,11 +142,17 @@ Result<GenerateResult> Engine::generate(const GenerateParams& p, const ProgressC
       impl_->hash = model_hash(m.hash_source);
       impl_->hashed = true;
     }
+    const SamplerOptions sopt = sampler_options(p);
+    const SamplerChoice choice = resolve_sampler(p.sampler, p.scheduler, m.scheduler, sopt);
+    res.warnings = choice.warnings;
+    res.sampling = {p.sampler, choice.sampler, p.scheduler, choice.schedule, canonical_rng_name(p.rng)};
     for (int b = 0; b < p.batch_size; ++b) {
       const uint64_t s = seed + static_cast<uint64_t>(b);
-      auto sampler = make_sampler(p.sampler, m.scheduler);
+      auto sampler = make_sampler(choice, m.scheduler, sopt);
       sampler->set_timesteps(p.steps);
-      TorchCpuGenerator rng(s);
+      res.sampling.scheduler_effective = sampler->schedule();
+      auto rng_ptr = make_rng(p.rng, s);
+      Rng& rng = *rng_ptr;
       Tensor noise = rng.randn_nhwc({1, lh, lw, lc});
       scale_inplace(noise, sampler->init_noise_sigma());
       t0 = Clock::now();

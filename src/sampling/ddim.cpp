@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "sampling/sampler_registry.h"
+#include "sampling/sigma_schedules.h"
 
 namespace vg {
 
@@ -10,22 +11,26 @@ namespace {
 
 class DdimSampler : public Sampler {
  public:
-  DdimSampler(const SchedulerConfig& cfg, float eta) : cfg_(cfg), eta_(eta) {
+  DdimSampler(const SchedulerConfig& cfg, const SamplerOptions& o) : cfg_(cfg), eta_(std::isnan(o.eta) ? 0.0f : o.eta), s_noise_(o.s_noise) {
     ac_ = alphas_cumprod(cfg);
     // set_alpha_to_one=false (SD) uses abar[0] past the end; true uses 1.
     final_ac_ = cfg.set_alpha_to_one ? 1.0f : ac_[0];
   }
   std::string name() const override { return "ddim"; }
+  void use_spacing(const std::string& s) {
+    if (is_spacing_schedule(s)) schedule_ = s;
+  }
 
   void set_timesteps(int steps) override {
     steps_ = steps;
-    timesteps_ = spaced_timesteps(cfg_, steps);
-    if (cfg_.timestep_spacing == "linspace")  // DDIM rounds linspace timesteps to integers
+    const std::string spacing = is_spacing_schedule(schedule_) ? schedule_ : cfg_.spacing("leading");
+    timesteps_ = spaced_timesteps(cfg_, spacing, steps);
+    if (spacing == "linspace")  // DDIM rounds linspace timesteps to integers
       for (auto& t : timesteps_) t = std::nearbyint(t);
     sigmas_.clear();
   }
 
-  Tensor step(const Tensor& eps, size_t i, const Tensor& sample, TorchCpuGenerator& rng) override {
+  Tensor step(const Tensor& eps, size_t i, const Tensor& sample, Rng& rng) override {
     const int t = static_cast<int>(timesteps_[i]);
     const int prev_t = t - cfg_.num_train_timesteps / steps_;
     const float a_t = ac_.at(t);
@@ -52,7 +57,7 @@ class DdimSampler : public Sampler {
         e = m;
       }
       float prev = sap * x0 + dir * e;
-      if (eta_ > 0) prev = prev + std_dev * noise.data()[k];
+      if (eta_ > 0) prev = prev + std_dev * s_noise_ * noise.data()[k];
       out.data()[k] = prev;
     }
     return out;
@@ -68,7 +73,7 @@ class DdimSampler : public Sampler {
 
  private:
   SchedulerConfig cfg_;
-  float eta_;
+  float eta_, s_noise_;
   int steps_ = 0;
   std::vector<float> ac_;
   float final_ac_ = 1.0f;
@@ -76,8 +81,10 @@ class DdimSampler : public Sampler {
 
 }  // namespace
 
-std::unique_ptr<Sampler> make_ddim_sampler(const SchedulerConfig& cfg, float eta) {
-  return std::make_unique<DdimSampler>(cfg, eta);
+std::unique_ptr<Sampler> make_ddim_sampler(const SchedulerConfig& cfg, const SamplerOptions& o) {
+  auto s = std::make_unique<DdimSampler>(cfg, o);
+  s->use_spacing(o.schedule);
+  return s;
 }
 
 }  // namespace vg

@@ -1,79 +1,85 @@
-// EulerDiscreteScheduler (diffusers 0.27 semantics): interpolated sigmas,
-// init sigma sqrt(sigma_max^2+1) for leading spacing, eps and v prediction.
+// EulerDiscreteScheduler and EulerAncestralDiscreteScheduler (diffusers 0.27
+// semantics): interpolated sigmas, init sigma sqrt(sigma_max^2+1) for leading
+// spacing; Euler draws (and with s_churn = 0 ignores) noise every step.
 #include <algorithm>
 #include <cmath>
 
 #include "sampling/sampler_registry.h"
+#include "sampling/sigma_sampler.h"
 
 namespace vg {
 
 namespace {
 
-class EulerSampler : public Sampler {
+class EulerSampler : public SigmaSampler {
  public:
-  explicit EulerSampler(const SchedulerConfig& cfg)
-      : cfg_(cfg), train_sigmas_(training_sigmas(alphas_cumprod(cfg))) {}
+  EulerSampler(const SchedulerConfig& cfg, const SamplerOptions& o) : SigmaSampler(cfg, o, Style{}) {}
   std::string name() const override { return "euler"; }
 
   void set_timesteps(int steps) override {
-    timesteps_ = spaced_timesteps(cfg_, steps);
-    sigmas_.clear();
-    for (float t : timesteps_) sigmas_.push_back(static_cast<float>(interp_index(t, train_sigmas_)));
-    sigmas_.push_back(0.0f);
+    make_schedule(steps);
+    single_call_schedule();
+    // EDM-style continuous timesteps (CosXL-type v-prediction models).
+    if (cfg_.get<std::string>("timestep_type", "discrete") == "continuous" && cfg_.prediction_type == "v_prediction")
+      for (size_t i = 0; i < timesteps_.size(); ++i) timesteps_[i] = 0.25f * std::log(sigmas_[i]);
   }
 
-  float init_noise_sigma() const override {
-    const float mx = *std::max_element(sigmas_.begin(), sigmas_.end());
-    if (cfg_.timestep_spacing == "linspace" || cfg_.timestep_spacing == "trailing") return mx;
-    return std::sqrt(mx * mx + 1.0f);
-  }
-
-  Tensor scale_model_input(const Tensor& x, size_t i) const override {
+  Tensor step(const Tensor& m, size_t i, const Tensor& sample, Rng& rng) override {
     const float sigma = sigmas_[i];
-    const float denom = std::sqrt(sigma * sigma + 1.0f);
-    Tensor out(x.shape());
-    for (int64_t k = 0; k < x.numel(); ++k) out.data()[k] = x.data()[k] / denom;
-    return out;
-  }
-
-  Tensor step(const Tensor& eps, size_t i, const Tensor& sample, TorchCpuGenerator& rng) override {
-    // diffusers draws (and, with s_churn = 0, ignores) noise every step; keep the
-    // generator in step so later draws match.
-    rng.randn(sample.numel());
-    const float sigma = sigmas_[i];
-    const float sigma_hat = sigma;  // gamma = 0
+    const bool churn = opt_.s_tmin <= sigma && sigma <= opt_.s_tmax;
+    const float gamma =
+        churn ? std::min(opt_.s_churn / static_cast<float>(sigmas_.size() - 1), std::sqrt(2.0f) - 1.0f) : 0.0f;
+    Tensor noise = rng.randn_nhwc(sample.shape());
+    const float sigma_hat = sigma * (gamma + 1.0f);
+    Tensor x = sample;
+    if (gamma > 0) x = lincomb(1.0f, sample, opt_.s_noise * std::sqrt(sigma_hat * sigma_hat - sigma * sigma), noise);
     const float dt = sigmas_[i + 1] - sigma_hat;
-    const bool v_pred = cfg_.prediction_type == "v_prediction";
-    const float v_a = -sigma / std::sqrt(sigma * sigma + 1.0f), v_b = sigma * sigma + 1.0f;
+    const bool eps = cfg_.prediction_type == "epsilon";
     Tensor out(sample.shape());
-    const float* m = eps.data();
-    const float* s = sample.data();
-    float* o = out.data();
-    for (int64_t k = 0; k < sample.numel(); ++k) {
-      const float pred = v_pred ? m[k] * v_a + s[k] / v_b
-                                : cfg_.prediction_type == "sample" ? m[k] : s[k] - sigma_hat * m[k];
-      const float derivative = (s[k] - pred) / sigma_hat;
-      o[k] = s[k] + derivative * dt;
+    for (int64_t k = 0; k < x.numel(); ++k) {
+      const float xs = x.data()[k];
+      const float x0 = eps ? xs - sigma_hat * m.data()[k] : ve_x0(xs, m.data()[k], sigma);
+      out.data()[k] = xs + (xs - x0) / sigma_hat * dt;
     }
     return out;
   }
+};
 
-  Tensor add_noise(const Tensor& x0, const Tensor& noise, size_t i) const override {
-    const float sigma = sigmas_[i];
-    Tensor out(x0.shape());
-    for (int64_t k = 0; k < x0.numel(); ++k) out.data()[k] = x0.data()[k] + noise.data()[k] * sigma;
-    return out;
+class EulerAncestralSampler : public SigmaSampler {
+ public:
+  EulerAncestralSampler(const SchedulerConfig& cfg, const SamplerOptions& o) : SigmaSampler(cfg, o, Style{}) {}
+  std::string name() const override { return "euler_a"; }
+  void set_timesteps(int steps) override {
+    make_schedule(steps);
+    single_call_schedule();
   }
 
- private:
-  SchedulerConfig cfg_;
-  std::vector<float> train_sigmas_;
+  Tensor step(const Tensor& m, size_t i, const Tensor& sample, Rng& rng) override {
+    const float from = sigmas_[i], to = sigmas_[i + 1];
+    const float eta = std::isnan(opt_.eta) ? 1.0f : opt_.eta;
+    float up = std::sqrt(to * to * (from * from - to * to) / (from * from));
+    if (eta != 1.0f) up = std::min(to, eta * up);  // k-diffusion's get_ancestral_step
+    const float down = std::sqrt(to * to - up * up);
+    const float dt = down - from;
+    Tensor out(sample.shape());
+    for (int64_t k = 0; k < sample.numel(); ++k) {
+      const float xs = sample.data()[k];
+      const float x0 = ve_x0(xs, m.data()[k], from);
+      out.data()[k] = xs + (xs - x0) / from * dt;
+    }
+    Tensor noise = rng.randn_nhwc(sample.shape());
+    for (int64_t k = 0; k < out.numel(); ++k) out.data()[k] = out.data()[k] + noise.data()[k] * (opt_.s_noise * up);
+    return out;
+  }
 };
 
 }  // namespace
 
-std::unique_ptr<Sampler> make_euler_sampler(const SchedulerConfig& cfg) {
-  return std::make_unique<EulerSampler>(cfg);
+std::unique_ptr<Sampler> make_euler_sampler(const SchedulerConfig& cfg, const SamplerOptions& o) {
+  return std::make_unique<EulerSampler>(cfg, o);
+}
+std::unique_ptr<Sampler> make_euler_a_sampler(const SchedulerConfig& cfg, const SamplerOptions& o) {
+  return std::make_unique<EulerAncestralSampler>(cfg, o);
 }
 
 }  // namespace vg

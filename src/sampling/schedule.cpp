@@ -1,5 +1,6 @@
 #include "sampling/schedule.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
@@ -8,14 +9,22 @@
 namespace vg {
 
 SchedulerConfig SchedulerConfig::sd15_default() {
-  SchedulerConfig c;
-  c.steps_offset = 1;
-  return c;
+  const nlohmann::json j = {{"_class_name", "PNDMScheduler"}, {"beta_end", 0.012},
+                            {"beta_schedule", "scaled_linear"}, {"beta_start", 0.00085},
+                            {"num_train_timesteps", 1000}, {"set_alpha_to_one", false},
+                            {"skip_prk_steps", true}, {"steps_offset", 1},
+                            {"trained_betas", nullptr}, {"clip_sample", false}};
+  return from_json(j, "built-in SD1.5 scheduler config");
 }
 
 SchedulerConfig SchedulerConfig::from_json_file(const std::string& path) {
-  auto j = read_json_file(path, "scheduler");
+  return from_json(read_json_file(path, "scheduler"), "'" + path + "'");
+}
+
+SchedulerConfig SchedulerConfig::from_json(const nlohmann::json& j, const std::string& origin) {
+  if (!j.is_object()) fail(ErrorCode::kCorruptFile, origin + " is not a JSON object");
   SchedulerConfig c;
+  c.raw = j;
   try {
     c.class_name = j.value("_class_name", c.class_name);
     c.num_train_timesteps = j.value("num_train_timesteps", c.num_train_timesteps);
@@ -25,23 +34,20 @@ SchedulerConfig SchedulerConfig::from_json_file(const std::string& path) {
     if (j.contains("trained_betas") && j["trained_betas"].is_array())
       c.trained_betas = j["trained_betas"].get<std::vector<double>>();
     c.prediction_type = j.value("prediction_type", c.prediction_type);
-    c.timestep_spacing = j.value("timestep_spacing", c.timestep_spacing);
     c.steps_offset = j.value("steps_offset", c.steps_offset);
     c.rescale_betas_zero_snr = j.value("rescale_betas_zero_snr", false);
-    c.use_karras_sigmas = j.value("use_karras_sigmas", false);
     c.set_alpha_to_one = j.value("set_alpha_to_one", false);
-    c.interpolation_type = j.value("interpolation_type", c.interpolation_type);
   } catch (const nlohmann::json::exception& e) {
-    fail(ErrorCode::kCorruptFile, "'" + path + "' has a field of the wrong type: " + e.what());
+    fail(ErrorCode::kCorruptFile, origin + " has a field of the wrong type: " + e.what());
   }
   if (c.num_train_timesteps < 2 || c.num_train_timesteps > 100000)
-    fail(ErrorCode::kCorruptFile, "'" + path + "': num_train_timesteps out of range");
+    fail(ErrorCode::kCorruptFile, origin + ": num_train_timesteps out of range");
   if (c.prediction_type != "epsilon" && c.prediction_type != "v_prediction" &&
-      c.prediction_type != "sample")
+      c.prediction_type != "sample" && c.prediction_type != "flow_prediction")
     fail(ErrorCode::kUnsupportedModel, "prediction_type '" + c.prediction_type + "' is not supported");
-  if (c.timestep_spacing != "leading" && c.timestep_spacing != "trailing" &&
-      c.timestep_spacing != "linspace")
-    fail(ErrorCode::kCorruptFile, "timestep_spacing '" + c.timestep_spacing + "' is unknown");
+  const std::string sp = c.get<std::string>("timestep_spacing", "leading");
+  if (sp != "leading" && sp != "trailing" && sp != "linspace")
+    fail(ErrorCode::kCorruptFile, origin + ": timestep_spacing '" + sp + "' is unknown");
   return c;
 }
 
@@ -102,13 +108,13 @@ std::vector<float> training_sigmas(const std::vector<float>& ac) {
   return s;
 }
 
-std::vector<float> spaced_timesteps(const SchedulerConfig& cfg, int steps) {
+std::vector<float> spaced_timesteps(const SchedulerConfig& cfg, const std::string& spacing, int steps) {
   const int n = cfg.num_train_timesteps;
   std::vector<float> ts;
-  if (cfg.timestep_spacing == "linspace") {
+  if (spacing == "linspace") {
     for (int i = steps - 1; i >= 0; --i)
       ts.push_back(static_cast<float>(steps == 1 ? 0.0 : (n - 1) * static_cast<double>(i) / (steps - 1)));
-  } else if (cfg.timestep_spacing == "leading") {
+  } else if (spacing == "leading") {
     const int ratio = n / steps;
     for (int i = steps - 1; i >= 0; --i) ts.push_back(static_cast<float>(i * ratio + cfg.steps_offset));
   } else {  // trailing
@@ -118,6 +124,40 @@ std::vector<float> spaced_timesteps(const SchedulerConfig& cfg, int steps) {
     ts.resize(std::min<size_t>(ts.size(), steps));
   }
   return ts;
+}
+
+std::vector<float> multistep_timesteps(const SchedulerConfig& cfg, const std::string& spacing, int steps) {
+  const int last = cfg.num_train_timesteps;  // lambda_min_clipped = -inf clips nothing
+  std::vector<float> ts;
+  if (spacing == "linspace") {
+    for (int i = steps; i >= 1; --i)
+      ts.push_back(static_cast<float>(std::nearbyint((last - 1) * static_cast<double>(i) / steps)));
+  } else if (spacing == "leading") {
+    const int ratio = last / (steps + 1);
+    for (int i = steps; i >= 1; --i) ts.push_back(static_cast<float>(i * ratio + cfg.steps_offset));
+  } else {
+    const double ratio = static_cast<double>(cfg.num_train_timesteps) / steps;
+    for (double t = last; t > 0 && static_cast<int>(ts.size()) < steps; t -= ratio)
+      ts.push_back(static_cast<float>(std::nearbyint(t)) - 1.0f);
+  }
+  return ts;
+}
+
+double sigma_to_t(double sigma, const std::vector<float>& log_sigmas) {
+  const double ls = std::log(std::max(sigma, 1e-10));
+  const int n = static_cast<int>(log_sigmas.size());
+  // low_idx = last index whose log_sigma <= ls (cumsum(dists >= 0).argmax), clipped to n-2.
+  int low = 0;
+  int count = 0, best = 0, best_at = 0;
+  for (int i = 0; i < n; ++i) {
+    count += (ls - log_sigmas[i] >= 0) ? 1 : 0;
+    if (count > best) best = count, best_at = i;
+  }
+  low = std::min(best_at, n - 2);
+  const double lo = log_sigmas[low], hi = log_sigmas[low + 1];
+  double w = (lo - ls) / (lo - hi);
+  w = std::clamp(w, 0.0, 1.0);
+  return (1 - w) * low + w * (low + 1);
 }
 
 double interp_index(double x, const std::vector<float>& fp) {

@@ -186,19 +186,4 @@ std::vector<float> TorchCpuGenerator::rand(int64_t n) {
   return out;
 }
 
-Tensor TorchCpuGenerator::randn_tensor(const Shape& shape) {
-  auto v = randn(shape_numel(shape));
-  return Tensor::from(shape, v.data());
-}
-
-Tensor TorchCpuGenerator::randn_nhwc(const Shape& nhwc) {
-  const int64_t n = nhwc.at(0), h = nhwc.at(1), w = nhwc.at(2), c = nhwc.at(3);
-  auto v = randn(n * c * h * w);  // drawn in torch's NCHW order
-  Tensor t(nhwc);
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t ch = 0; ch < c; ++ch)
-      for (int64_t p = 0; p < h * w; ++p) t.data()[(i * h * w + p) * c + ch] = v[(i * c + ch) * h * w + p];
-  return t;
-}
-
 }  // namespace vg

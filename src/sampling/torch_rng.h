@@ -7,7 +7,7 @@
 #include <random>
 #include <vector>
 
-#include "core/tensor.h"
+#include "sampling/rng.h"
 
 namespace vg {
 
@@ -16,19 +16,15 @@ enum class TorchKernel {
   kScalar,  // ATEN_CPU_CAPABILITY=default (libm)
 };
 
-class TorchCpuGenerator {
+class TorchCpuGenerator : public Rng {
  public:
   explicit TorchCpuGenerator(uint64_t seed = 0, TorchKernel kernel = TorchKernel::kAvx2);
   void manual_seed(uint64_t seed);
 
   // torch.randn / torch.rand of `numel` float32 values (contiguous).
-  std::vector<float> randn(int64_t numel);
+  std::vector<float> randn(int64_t numel) override;
   std::vector<float> rand(int64_t numel);
   std::vector<double> randn_f64(int64_t numel);
-  Tensor randn_tensor(const Shape& shape);  // same values, as a Tensor
-  // torch.randn([N,C,H,W]) laid out as NHWC [N,H,W,C], the engine's latent
-  // layout: every noise draw that lands on latents must use this.
-  Tensor randn_nhwc(const Shape& nhwc);
 
   uint32_t random() { return engine_(); }
   uint64_t random64();
