@@ -177,6 +177,51 @@ TEST_F(BadParams, SizesAndSteps) {
   EXPECT_EQ(code(p), ErrorCode::kInvalidArgument);
 }
 
+TEST_F(BadParams, SamplingOptions) {
+  auto p = base();
+  p.scheduler = "no-such-schedule";
+  EXPECT_EQ(code(p), ErrorCode::kInvalidArgument);
+  p = base();
+  p.rng = "mt";
+  EXPECT_EQ(code(p), ErrorCode::kInvalidArgument);
+  p = base();
+  p.eta = -0.5f;
+  EXPECT_EQ(code(p), ErrorCode::kInvalidArgument);
+  p = base();
+  p.sampler = "lcm";
+  p.steps = 60;  // LCM's grid has 50 points
+  EXPECT_EQ(code(p), ErrorCode::kInvalidArgument);
+}
+
+TEST_F(BadParams, SamplingInfoAndBatchSeedsAreReported) {
+  auto p = base();
+  p.sampler = "DPM++ 2M Karras";
+  p.seed = 5;
+  p.batch_size = 2;
+  p.eta = 0.4f;
+  auto r = engine->generate(p);
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_EQ(r->sampling.sampler_effective, "dpmpp_2m");
+  EXPECT_EQ(r->sampling.scheduler_effective, "karras");
+  EXPECT_EQ(r->sampling.sampler_in, "DPM++ 2M Karras");
+  EXPECT_EQ(r->seeds, (std::vector<uint64_t>{5, 6}));
+  ASSERT_EQ(r->warnings.size(), 1u);  // DPM++ 2M has no eta
+  EXPECT_NE(r->warnings[0].find("eta"), std::string::npos);
+  // The same request by ComfyUI names gives the same pixels; philox noise gives others.
+  auto q = base();
+  q.sampler = "dpmpp_2m";
+  q.scheduler = "karras";
+  q.seed = 5;
+  auto r2 = engine->generate(q);
+  ASSERT_TRUE(r2);
+  EXPECT_EQ(r2->images[0].pixels, r->images[0].pixels);
+  q.rng = "philox";
+  auto r3 = engine->generate(q);
+  ASSERT_TRUE(r3);
+  EXPECT_EQ(r3->sampling.rng, "philox");
+  EXPECT_NE(r3->images[0].pixels, r->images[0].pixels);
+}
+
 TEST_F(BadParams, GenerateRejectsBeforeWork) {
   auto p = base();
   p.steps = 0;

@@ -30,6 +30,11 @@ TEST(LdmSd2, OpenClipCheckpointMatchesDiffusersFolder) {
   tcfg["pad_token"] = "!";
   write_file_atomic(folder + "/tokenizer/tokenizer_config.json", tcfg.dump());
 
+  // Single files use SD's published scheduler config, which has no
+  // timestep_spacing key (each sampler's class default applies).
+  auto sc = nlohmann::json::parse(read_file(folder + "/scheduler/scheduler_config.json"));
+  sc.erase("timestep_spacing");
+  write_file_atomic(folder + "/scheduler/scheduler_config.json", sc.dump());
   std::vector<TensorToWrite> out;
   std::vector<WeightStore> keep;
   std::vector<std::vector<float>> owned;

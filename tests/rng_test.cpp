@@ -107,3 +107,40 @@ TEST(TorchRng, SeedTruncatesTo32Bits) {
 }
 
 }  // namespace vg
+
+namespace vg {
+namespace {
+
+// philox.randn.seed<S>.<shape> and philox.randn_seq.seed<S>.<A>_then_<B>.call<k>
+TEST(PhiloxRng, MatchesA1111GpuSeeds) {
+  auto f = SafetensorsFile::open(test::tiny() + "/rng/rng.safetensors");
+  static const std::regex re(R"(^philox\.(randn|randn_seq)\.seed(\d+)\.([0-9x_then]+?)(?:\.call(\d+))?$)");
+  int checked = 0;
+  for (auto& [name, info] : f->tensors()) {
+    std::smatch m;
+    if (!std::regex_match(name, m, re)) continue;
+    auto rng = make_rng("philox", std::stoull(m[2]));
+    Tensor ref = f->load_f32(name);
+    std::vector<float> got;
+    const int calls = m[4].matched ? std::stoi(m[4]) + 1 : 1;
+    for (int k = 0; k < calls; ++k) got = rng->randn(ref.numel());
+    double worst = 0;
+    for (int64_t i = 0; i < ref.numel(); ++i)
+      worst = std::max(worst, std::fabs(got[i] - ref.data()[i]) / std::max(1.0, std::fabs(double(ref.data()[i]))));
+    EXPECT_LE(worst, 1e-6) << name;
+    ++checked;
+  }
+  EXPECT_GE(checked, 25);
+}
+
+TEST(PhiloxRng, DiffersFromCpuAndAdvancesPerCall) {
+  auto a = make_rng("philox", 42), b = make_rng("cpu", 42);
+  auto first = a->randn(16);
+  EXPECT_NE(first, b->randn(16));
+  EXPECT_NE(first, a->randn(16));  // offset moved on
+  EXPECT_EQ(canonical_rng_name("GPU"), "philox");
+  EXPECT_THROW(make_rng("mersenne", 1), VgException);
+}
+
+}  // namespace
+}  // namespace vg

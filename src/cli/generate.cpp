@@ -68,6 +68,12 @@ void run_generate(const GenerateOptions& o) {
     g_exit = report_error(res.error());
     return;
   }
+  for (const auto& w : res->warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
+  if (show) {
+    const auto& sm = res->sampling;
+    std::fprintf(stderr, "sampler %s (asked: %s), scheduler %s (asked: %s), rng %s\n", sm.sampler_effective.c_str(),
+                 sm.sampler_in.c_str(), sm.scheduler_effective.c_str(), sm.scheduler_in.c_str(), sm.rng.c_str());
+  }
   const int n = static_cast<int>(res->images.size());
   for (int i = 0; i < n; ++i) {
     const std::string path = numbered(o.output, i, n);
@@ -104,6 +110,11 @@ void add_generate(CLI::App& app) {
   cmd->add_option(flags(field("negative_prompt")), p.negative_prompt, field("negative_prompt").help);
   cmd->add_option(flags(field("steps")), p.steps, field("steps").help)->capture_default_str();
   cmd->add_option(flags(field("sampler")), p.sampler, field("sampler").help)->capture_default_str();
+  cmd->add_option(flags(field("scheduler")), p.scheduler, field("scheduler").help)->capture_default_str();
+  cmd->add_option(flags(field("rng")), p.rng, field("rng").help)->capture_default_str();
+  cmd->add_option(flags(field("eta")), p.eta, field("eta").help)->capture_default_str();
+  cmd->add_option(flags(field("s_noise")), p.s_noise, field("s_noise").help)->capture_default_str();
+  cmd->add_option(flags(field("s_churn")), p.s_churn, field("s_churn").help)->capture_default_str();
   cmd->add_option(flags(field("cfg_scale")), p.cfg_scale, field("cfg_scale").help)->capture_default_str();
   cmd->add_option(flags(field("seed")), p.seed, field("seed").help)->capture_default_str();
   cmd->add_option(flags(field("width")), p.width, field("width").help)->capture_default_str();

@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "pipelines/ldm_checkpoint.h"
 #include "sampling/sampler.h"
+#include "sampling/sigma_schedules.h"
 
 namespace vg::cli {
 
@@ -28,9 +29,20 @@ void add_convert(CLI::App& app) {
 }
 
 void add_samplers(CLI::App& app) {
-  auto* cmd = app.add_subcommand("samplers", "list the available samplers");
+  auto* cmd = app.add_subcommand("samplers", "list samplers and schedules with their A1111/ComfyUI/diffusers names");
   cmd->callback([] {
-    for (const auto& n : sampler_names()) std::printf("%s\n", n.c_str());
+    std::printf("samplers (--sampler; any name in a row works):\n");
+    std::printf("  %-13s %-14s %-34s %s\n", "id", "A1111", "diffusers class", "other names");
+    for (const auto& s : sampler_table()) {
+      std::string aliases;
+      for (const auto& a : s.aliases) aliases += (aliases.empty() ? "" : ", ") + a;
+      std::printf("  %-13s %-14s %-34s %s\n", s.id.c_str(), s.a1111.c_str(),
+                  s.diffusers.empty() ? "-" : s.diffusers.c_str(), aliases.c_str());
+      if (!s.note.empty()) std::printf("  %-13s %s\n", "", s.note.c_str());
+    }
+    std::printf("\nschedules (--scheduler; sigma schedules apply to samplers with sigmas):\n ");
+    for (const auto& n : schedule_names()) std::printf(" %s", n.c_str());
+    std::printf("\n  A1111 names ending in a schedule (\"DPM++ 2M Karras\") set it too.\n");
   });
 }
 

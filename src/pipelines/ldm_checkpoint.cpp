@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "io/atomic_file.h"
+#include "models/config_util.h"
 #include "pipelines/ldm_names.h"
 #include "pipelines/sd_model.h"
 
@@ -290,7 +291,19 @@ std::unique_ptr<SdModel> load_ldm_checkpoint(const std::string& path, const std:
   m->text_encoder = std::make_unique<ClipTextModel>(tc, tw);
   m->tokenizer = std::make_unique<ClipTokenizer>(ClipTokenizer::load(find_tokenizer(path, tokenizer_dir, sd2)));
   if (sd2 && m->tokenizer->pad_id() == m->tokenizer->eos_id()) m->tokenizer->set_pad_token("!");
-  m->scheduler = SchedulerConfig::sd15_default();
+  // Files written by 'visiongen convert' carry the folder's scheduler config.
+  auto sc = meta.find("visiongen.scheduler_config");
+  if (sc != meta.end()) {
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(sc->second);
+    } catch (const nlohmann::json::exception&) {
+      fail(ErrorCode::kCorruptFile, "'" + path + "' metadata 'visiongen.scheduler_config' is not valid JSON");
+    }
+    m->scheduler = SchedulerConfig::from_json(j, "'" + path + "' scheduler metadata");
+  } else {
+    m->scheduler = SchedulerConfig::sd15_default();
+  }
   if (vpred) m->scheduler.prediction_type = "v_prediction";
   return m;
 }
@@ -328,6 +341,8 @@ void convert_diffusers_to_ldm(const std::string& dir, const std::string& out_pat
   meta["visiongen.unet_sample_size"] = std::to_string(uc.sample_size);
   for (size_t i = 0; i < uc.num_heads.size(); ++i)
     meta["visiongen.unet_heads." + std::to_string(i)] = std::to_string(uc.num_heads[i]);
+  if (path_exists(dir + "/scheduler/scheduler_config.json"))
+    meta["visiongen.scheduler_config"] = read_json_file(dir + "/scheduler/scheduler_config.json", "scheduler").dump();
   write_safetensors(out_path, out, meta);
 }
 
