@@ -94,6 +94,32 @@ TEST(Cli, BadInputsExitWithCodeAndNoFile) {
   EXPECT_NE(r.code, 0);
 }
 
+TEST(Cli, InpaintAndSamplerFlags) {
+  const std::string out = tmpdir() + "/inpaint.png";
+  const std::string img = test::tiny() + "/inputs/test_image_64.png", mask = test::tiny() + "/inputs/test_mask_64.png";
+  auto r = run("generate -m " + test::tiny_model() + " -p cat --steps 4 -i " + img + " --mask " + mask +
+               " --strength 0.6 --mask-blur 2 --sampler 'DPM++ 2M Karras' --eta 0.5 --seed 1 -o " + out);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("warning: sampler 'dpmpp_2m' has no eta"), std::string::npos) << r.out;
+  std::string params = read_png_parameters(read_file(out));
+  EXPECT_NE(params.find("Sampler: DPM++ 2M Karras"), std::string::npos) << params;
+  EXPECT_NE(params.find("Denoising strength: 0.6"), std::string::npos) << params;
+  EXPECT_NE(params.find("Mask blur: 2"), std::string::npos) << params;
+  fs::remove(out);
+  r = run("generate -m " + test::tiny_model() + " -p cat -i " + img + " --strength 1.5 -o " + out);
+  EXPECT_EQ(r.code, 11) << r.out;
+  EXPECT_NE(r.out.find("strength"), std::string::npos) << r.out;
+  r = run("generate -m " + test::tiny_model() + " -p cat -i " + test::tiny_model() + "/model_index.json -o " + out);
+  EXPECT_EQ(r.code, 14) << r.out;  // unsupported_format: not an image
+  r = run("generate -m " + test::tiny_model() + " -p cat --sampler nope -o " + out);
+  EXPECT_EQ(r.code, 11) << r.out;
+  EXPECT_FALSE(fs::exists(out));
+  r = run("samplers");
+  EXPECT_EQ(r.code, 0);
+  EXPECT_NE(r.out.find("DPM++ 2M SDE"), std::string::npos);
+  EXPECT_NE(r.out.find("sgm_uniform"), std::string::npos);
+}
+
 TEST(Cli, ConvertWritesLdmCheckpoint) {
   const std::string out = tmpdir() + "/tiny.safetensors";
   auto r = run("convert " + test::tiny_model() + " " + out);

@@ -26,6 +26,16 @@ struct GenerateParams {
   float s_noise = 1.0f;              // noise multiplier for ancestral/SDE samplers
   float s_churn = 0.0f;              // Euler churn (Karras et al.)
   int batch_size = 1;
+  // Image-to-image / inpainting (empty init_image = text-to-image).
+  std::string init_image;              // PNG/JPEG/WebP path
+  float strength = 0.75f;              // (0, 1]: how much of the schedule is re-run
+  std::string mask;                    // white = repaint; a mask with transparency uses alpha (transparent = repaint)
+  float mask_blur = 0.0f;              // Gaussian sigma in pixels; feathers the edge inward
+  bool invert_mask = false;            // repaint the black (unmasked) area instead
+  bool inpaint_full_res = false;       // "only masked": work on a crop around the mask, paste back
+  int inpaint_full_res_padding = 32;   // pixels around the mask for inpaint_full_res
+  std::string resize_mode = "just_resize";  // just_resize | crop_and_resize | resize_and_fill | none (error)
+  std::string paste_back = "auto";     // auto | on | off: composite the result over the original outside the mask
 };
 
 // Describes one field for CLI/HTTP/metadata generation.

@@ -70,6 +70,13 @@ struct ModelInfo {
   int vae_scale = 8;
 };
 
+// Decoded images for image-to-image / inpainting, instead of the paths in
+// GenerateParams::init_image / mask (e.g. images received over HTTP).
+struct ImageInputs {
+  const Image* init_image = nullptr;  // RGB8 or RGBA8
+  const Image* mask = nullptr;        // white = repaint; with transparency: transparent = repaint
+};
+
 class Engine {
  public:
   // path: a diffusers folder (model_index.json) or a single .safetensors
@@ -78,9 +85,12 @@ class Engine {
   ~Engine();
 
   Result<GenerateResult> generate(const GenerateParams& params, const ProgressCallback& cb = nullptr);
+  Result<GenerateResult> generate(const GenerateParams& params, const ImageInputs& images,
+                                  const ProgressCallback& cb = nullptr);
   const ModelInfo& info() const;
   // Checks params against this model (sizes, steps, ...) without running.
   Status validate(const GenerateParams& params) const;
+  Status validate_with(const GenerateParams& params, const ImageInputs& images) const;
 
   struct Impl;
 

@@ -103,7 +103,7 @@ void set_exit_code(int code) { g_exit = code; }
 
 void add_generate(CLI::App& app) {
   auto opts = std::make_shared<GenerateOptions>();
-  auto* cmd = app.add_subcommand("generate", "generate images from a text prompt");
+  auto* cmd = app.add_subcommand("generate", "generate images from a prompt, optionally starting from an image (--init-image) and a mask (--mask)");
   auto& p = opts->params;
   cmd->add_option("-m,--model", opts->model, "diffusers folder or single-file .safetensors checkpoint")->required();
   cmd->add_option(flags(field("prompt")), p.prompt, field("prompt").help)->required();
@@ -120,6 +120,15 @@ void add_generate(CLI::App& app) {
   cmd->add_option(flags(field("width")), p.width, field("width").help)->capture_default_str();
   cmd->add_option(flags(field("height")), p.height, field("height").help)->capture_default_str();
   cmd->add_option(flags(field("clip_skip")), p.clip_skip, field("clip_skip").help)->capture_default_str();
+  cmd->add_option(flags(field("init_image")), p.init_image, field("init_image").help);
+  cmd->add_option(flags(field("strength")), p.strength, field("strength").help)->capture_default_str();
+  cmd->add_option(flags(field("mask")), p.mask, field("mask").help);
+  cmd->add_option(flags(field("mask_blur")), p.mask_blur, field("mask_blur").help)->capture_default_str();
+  cmd->add_flag(flags(field("invert_mask")), p.invert_mask, field("invert_mask").help);
+  cmd->add_flag(flags(field("inpaint_full_res")), p.inpaint_full_res, field("inpaint_full_res").help);
+  cmd->add_option(flags(field("inpaint_full_res_padding")), p.inpaint_full_res_padding, field("inpaint_full_res_padding").help)->capture_default_str();
+  cmd->add_option(flags(field("resize_mode")), p.resize_mode, field("resize_mode").help)->capture_default_str();
+  cmd->add_option(flags(field("paste_back")), p.paste_back, field("paste_back").help)->capture_default_str();
   cmd->add_option(flags(field("batch_size")), p.batch_size, field("batch_size").help)->capture_default_str();
   cmd->add_option("-o,--output", opts->output, "output file (.png, .jpg, .webp); batches add -0, -1, ...")->capture_default_str();
   cmd->add_option("-t,--threads", opts->threads, "CPU threads (0 = all cores)")->capture_default_str();

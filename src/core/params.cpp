@@ -21,6 +21,15 @@ const std::vector<ParamField>& param_fields() {
       {"width", "--width", "-W", "Size", "image width in pixels (0 = model default; multiple of the model's factor)"},
       {"height", "--height", "-H", "Size", "image height in pixels (0 = model default)"},
       {"clip_skip", "--clip-skip", "", "Clip skip", "use the Nth-from-last text encoder layer (A1111: 1 = last, 2 = penultimate)"},
+      {"init_image", "--init-image", "-i", "", "start from this image (PNG/JPEG/WebP): image-to-image"},
+      {"strength", "--strength", "", "Denoising strength", "image-to-image: fraction of the schedule re-run, in (0, 1]"},
+      {"mask", "--mask", "", "", "inpaint: white = repaint, black = keep (a mask with transparency: transparent = repaint)"},
+      {"mask_blur", "--mask-blur", "", "Mask blur", "inpaint: blur of the mask edge in pixels (feathers inward)"},
+      {"invert_mask", "--invert-mask", "", "Mask mode", "inpaint: repaint the black area instead of the white one"},
+      {"inpaint_full_res", "--inpaint-full-res", "", "Inpaint area", "inpaint only a crop around the mask at full resolution, then paste it back"},
+      {"inpaint_full_res_padding", "--inpaint-full-res-padding", "", "Masked area padding", "pixels of context around the mask for --inpaint-full-res"},
+      {"resize_mode", "--resize-mode", "", "Resize mode", "init image of another size: just_resize, crop_and_resize, resize_and_fill, or none (error)"},
+      {"paste_back", "--paste-back", "", "", "inpaint: auto (on for normal models and --inpaint-full-res), on, off"},
       {"batch_size", "--batch-size", "-b", "", "images per run; image i uses seed+i (1-16)"},
   };
   return kFields;
@@ -50,6 +59,19 @@ Status validate_params(const GenerateParams& p) {
   if (!std::isfinite(p.s_churn) || p.s_churn < 0 || p.s_churn > 100) return bad("s_churn must be between 0 and 100");
   if (p.rng != "cpu" && p.rng != "philox" && p.rng != "gpu" && p.rng != "nv")
     return bad("rng must be 'cpu' (torch CPU generator) or 'philox' (A1111 GPU seeds), got '" + p.rng + "'");
+  if (!std::isfinite(p.strength) || p.strength <= 0 || p.strength > 1)
+    return bad("strength must be in (0, 1] (got " + std::to_string(p.strength) + "); 1 repaints completely");
+  if (!p.mask.empty() && p.init_image.empty()) return bad("a mask needs an init image (--init-image)");
+  if (!std::isfinite(p.mask_blur) || p.mask_blur < 0 || p.mask_blur > 256) return bad("mask_blur must be between 0 and 256 pixels");
+  if (p.inpaint_full_res_padding < 0 || p.inpaint_full_res_padding > 4096)
+    return bad("inpaint_full_res_padding must be between 0 and 4096 pixels");
+  if (p.resize_mode != "just_resize" && p.resize_mode != "crop_and_resize" && p.resize_mode != "resize_and_fill" &&
+      p.resize_mode != "none")
+    return bad("resize_mode must be just_resize, crop_and_resize, resize_and_fill or none (got '" + p.resize_mode + "')");
+  if (p.paste_back != "auto" && p.paste_back != "on" && p.paste_back != "off")
+    return bad("paste_back must be auto, on or off");
+  for (const std::string* path : {&p.init_image, &p.mask})
+    if (path->find('\0') != std::string::npos) return bad("image paths must not contain NUL bytes");
   if (p.seed < -1) return bad("seed must be -1 (random) or a non-negative integer");
   if (p.prompt.size() > 100000) return bad("prompt is longer than 100000 bytes");
   return Status();
@@ -70,6 +92,13 @@ std::string format_infotext(const GenerateParams& p, uint64_t seed, int width, i
   if (p.eta >= 0) os << ", Eta: " << p.eta;
   if (p.s_noise != 1.0f) os << ", s_noise: " << p.s_noise;
   if (p.s_churn != 0.0f) os << ", s_churn: " << p.s_churn;
+  if (!p.init_image.empty()) os << ", Denoising strength: " << p.strength;
+  if (!p.mask.empty()) {
+    os << ", Mask blur: " << p.mask_blur;
+    if (p.invert_mask) os << ", Mask mode: Inpaint not masked";
+    if (p.inpaint_full_res) os << ", Inpaint area: Only masked, Masked area padding: " << p.inpaint_full_res_padding;
+  }
+  if (!p.init_image.empty() && p.resize_mode != "just_resize") os << ", Resize mode: " << p.resize_mode;
   if (p.rng == "philox" || p.rng == "gpu" || p.rng == "nv") os << ", RNG: NV";
   os << ", Version: visiongen";
   return os.str();

@@ -1,5 +1,7 @@
 #include "models/unet.h"
 
+#include <optional>
+
 #include <cmath>
 
 #include "core/error.h"
@@ -160,10 +162,16 @@ Tensor UNet::forward(const Tensor& sample, const std::vector<float>& ts, const T
   activate_inplace(temb, Act::kSilu);  // every resnet applies SiLU before its projection
   Tensor h = conv_in_.forward(sample);
   std::vector<Tensor> skips{h};
+  // In torch a transformer block's output is contiguous NCHW, so GroupNorm
+  // leaves torch's channels-last formula after the first one.
+  std::optional<TorchChannelsLastGroupNorm> contiguous_from_here;
   for (const Stage& s : down_) {
     for (size_t j = 0; j < s.resnets.size(); ++j) {
       h = s.resnets[j].forward(h, temb);
-      if (!s.attns.empty()) h = s.attns[j].forward(h, ctx);
+      if (!s.attns.empty()) {
+        h = s.attns[j].forward(h, ctx);
+        if (!contiguous_from_here) contiguous_from_here.emplace(false);
+      }
       skips.push_back(h);
     }
     if (s.resample) {
@@ -171,6 +179,7 @@ Tensor UNet::forward(const Tensor& sample, const std::vector<float>& ts, const T
       skips.push_back(h);
     }
   }
+  if (!contiguous_from_here) contiguous_from_here.emplace(false);  // up blocks concat skips: contiguous
   h = mid_.resnets[0].forward(h, temb);
   h = mid_.attns[0].forward(h, ctx);
   h = mid_.resnets[1].forward(h, temb);

@@ -11,9 +11,15 @@ Tensor denoise(const UNet& unet, Sampler& sampler, const Tensor& cond, const Ten
   const bool cfg = !uncond.empty();
   const Tensor context = cfg ? concat_batch(uncond, cond) : cond;
   const auto& ts = sampler.timesteps();
+  Tensor extra;
+  if (hooks.extra_channels) {
+    extra = *hooks.extra_channels;
+    for (int64_t b = 1; b < latents.dim(0); ++b) extra = concat_batch(extra, *hooks.extra_channels);
+  }
   const int total = static_cast<int>(ts.size() - first_call);
   for (size_t i = first_call; i < ts.size(); ++i) {
     Tensor x = sampler.scale_model_input(latents, i);
+    if (!extra.empty()) x = concat_channels(x, extra);
     Tensor in = cfg ? concat_batch(x, x) : x;
     if (hooks.unet_inputs) hooks.unet_inputs->push_back(in);
     Tensor out = unet.forward(in, {ts[i]}, context);
@@ -30,6 +36,7 @@ Tensor denoise(const UNet& unet, Sampler& sampler, const Tensor& cond, const Ten
       guided = out;
     }
     latents = sampler.step(guided, i, latents, rng);
+    if (hooks.after_step) hooks.after_step(i, latents);
     if (hooks.step_latents) hooks.step_latents->push_back(latents);
     if (hooks.on_step && !hooks.on_step(static_cast<int>(i - first_call + 1), total))
       fail(ErrorCode::kCancelled, "generation was cancelled");

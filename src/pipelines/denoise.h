@@ -13,6 +13,11 @@ struct DenoiseHooks {
   std::function<bool(int, int)> on_step;
   std::vector<Tensor>* step_latents = nullptr;  // NHWC latents after each call
   std::vector<Tensor>* unet_inputs = nullptr;   // NHWC UNet input per call
+  // Inpainting UNets: NHWC [1,h,w,c] appended to the scaled latents' channels.
+  const Tensor* extra_channels = nullptr;
+  // Called after each sampler step with (call index, latents) to edit them
+  // (latent-blend inpainting).
+  std::function<void(size_t, Tensor&)> after_step;
 };
 
 // latents: NHWC [B,h,w,4] already multiplied by init_noise_sigma.

@@ -11,7 +11,9 @@
 #include "backend/cpu/ops.h"
 #include "core/error.h"
 #include "io/image_io.h"
+#include "io/image_decode.h"
 #include "pipelines/denoise.h"
+#include "pipelines/img2img.h"
 #include "pipelines/sd_model.h"
 #include "visiongen/visiongen.h"
 
@@ -99,11 +101,50 @@ Result<std::unique_ptr<Engine>> Engine::load(const std::string& path, const Load
 
 const ModelInfo& Engine::info() const { return impl_->model->info; }
 
-Status Engine::validate(const GenerateParams& p) const {
+namespace {
+
+// Init image and mask from ImageInputs, else from the paths in the params.
+struct LoadedImages {
+  Image init, mask;
+  const Image* pi = nullptr;
+  const Image* pm = nullptr;
+};
+
+LoadedImages load_images(const GenerateParams& p, const ImageInputs& in) {
+  LoadedImages l;
+  l.pi = in.init_image;
+  if (!l.pi && !p.init_image.empty()) {
+    l.init = read_image_file(p.init_image);
+    l.pi = &l.init;
+  }
+  l.pm = in.mask;
+  if (!l.pm && !p.mask.empty()) {
+    l.mask = read_image_file(p.mask);
+    l.pm = &l.mask;
+  }
+  if (l.pm && !l.pi) fail(ErrorCode::kInvalidArgument, "a mask needs an init image");
+  for (const Image* im : {l.pi, l.pm})
+    if (im && (im->width <= 0 || im->height <= 0 || im->pixels.size() != static_cast<size_t>(im->width) * im->height * im->channels))
+      fail(ErrorCode::kInvalidArgument, "an input image's pixel buffer does not match its size");
+  return l;
+}
+
+}  // namespace
+
+Status Engine::validate(const GenerateParams& p) const { return validate_with(p, ImageInputs{}); }
+
+Status Engine::validate_with(const GenerateParams& p, const ImageInputs& images) const {
   Status s = validate_params(p);
   if (!s) return s;
   const auto& m = *impl_->model;
-  const auto [w, h] = resolved_size(m, p);
+  auto sized = guard([&] {
+    LoadedImages l = load_images(p, images);
+    if (l.pi && !m.vae->has_encoder())
+      fail(ErrorCode::kMissingComponent, "this model's VAE has no encoder weights; image-to-image needs a full VAE");
+    return l.pi ? edit_size(p, *l.pi, m.info.size_multiple) : resolved_size(m, p);
+  });
+  if (!sized) return sized.error();
+  const auto [w, h] = *sized;
   auto r = guard([&] {
     auto choice = resolve_sampler(p.sampler, p.scheduler, m.scheduler, sampler_options(p));
     make_rng(p.rng, 0);
@@ -116,13 +157,18 @@ Status Engine::validate(const GenerateParams& p) const {
 }
 
 Result<GenerateResult> Engine::generate(const GenerateParams& p, const ProgressCallback& cb) {
-  Status st = validate(p);
+  return generate(p, ImageInputs{}, cb);
+}
+
+Result<GenerateResult> Engine::generate(const GenerateParams& p, const ImageInputs& images, const ProgressCallback& cb) {
+  Status st = validate_with(p, images);
   if (!st) return st.error();
   return guard([&]() -> GenerateResult {
     SdModel& m = *impl_->model;
     GenerateResult res;
     res.timings.load_s = impl_->load_s;
-    const auto [w, h] = resolved_size(m, p);
+    const LoadedImages li = load_images(p, images);
+    const auto [w, h] = li.pi ? edit_size(p, *li.pi, m.info.size_multiple) : resolved_size(m, p);
     uint64_t seed = p.seed >= 0 ? static_cast<uint64_t>(p.seed) : (std::random_device{}() & 0xffffffffu);
     auto report = [&](const char* stage, int step, int total, Clock::time_point t0) {
       if (cb && !cb(Progress{stage, step, total, seconds_since(t0)}))
@@ -153,6 +199,16 @@ Result<GenerateResult> Engine::generate(const GenerateParams& p, const ProgressC
       res.sampling.scheduler_effective = sampler->schedule();
       auto rng_ptr = make_rng(p.rng, s);
       Rng& rng = *rng_ptr;
+      if (li.pi) {
+        t0 = Clock::now();
+        DenoiseHooks hooks;
+        hooks.on_step = [&](int i, int n) { return !cb || cb(Progress{"denoise", i, n, seconds_since(t0)}); };
+        res.images.push_back(run_edit_job(m, p, EditJob{li.pi, li.pm, w, h}, *sampler, cond, uncond, rng, hooks, &res.warnings));
+        res.timings.denoise_s += seconds_since(t0);
+        res.seeds.push_back(s);
+        res.infotext.push_back(format_infotext(p, s, res.images.back().width, res.images.back().height, m.info.name, impl_->hash));
+        continue;
+      }
       Tensor noise = rng.randn_nhwc({1, lh, lw, lc});
       scale_inplace(noise, sampler->init_noise_sigma());
       t0 = Clock::now();
@@ -170,6 +226,11 @@ Result<GenerateResult> Engine::generate(const GenerateParams& p, const ProgressC
       res.seeds.push_back(s);
       res.infotext.push_back(format_infotext(p, s, w, h, m.info.name, impl_->hash));
     }
+    // the same note can come from every image of a batch
+    std::vector<std::string> uniq;
+    for (auto& wmsg : res.warnings)
+      if (std::find(uniq.begin(), uniq.end(), wmsg) == uniq.end()) uniq.push_back(wmsg);
+    res.warnings = uniq;
     return res;
   });
 }

@@ -24,8 +24,59 @@ void check_same(const Tensor& a, const Tensor& b, const char* what) {
 
 }  // namespace
 
+namespace {
+thread_local bool g_cl_groupnorm = false;
+}
+
+TorchChannelsLastGroupNorm::TorchChannelsLastGroupNorm(bool on) : prev_(g_cl_groupnorm) { g_cl_groupnorm = on; }
+TorchChannelsLastGroupNorm::~TorchChannelsLastGroupNorm() { g_cl_groupnorm = prev_; }
+bool TorchChannelsLastGroupNorm::active() { return g_cl_groupnorm; }
+
+namespace {
+
+// a * b rounded on its own: keeps the compiler from fusing it into an FMA,
+// which torch's vectorised kernels do not use.
+inline float mul_rounded(float a, float b) {
+  float p = a * b;
+  asm("" : "+x"(p));
+  return p;
+}
+
+// torch 1.13 GroupNormKernelImplChannelsLastInternal for one (n, group):
+// per-channel float sums over pixels, summed over the group's channels,
+// var = sum2 * s - mean^2, y = x * (rstd * gamma) + (beta - scale * mean).
+void cl_group_stats_and_apply(const float* base, float* obase, int64_t pixels, int64_t c, int64_t cg,
+                              const float* gamma, const float* beta, float eps, bool fuse_silu) {
+  float mean = 0, sq = 0;
+  for (int64_t j = 0; j < cg; ++j) {
+    float cs = 0, cq = 0;
+    for (int64_t p = 0; p < pixels; ++p) {
+      const float v = base[p * c + j];
+      cs = cs + v;
+      cq = cq + mul_rounded(v, v);
+    }
+    mean = mean + cs;
+    sq = sq + cq;
+  }
+  const float sc = 1.0f / static_cast<float>(cg * pixels);
+  mean = mul_rounded(mean, sc);
+  const float var = std::max(mul_rounded(sq, sc) - mul_rounded(mean, mean), 0.0f);
+  const float rstd = 1.0f / std::sqrt(var + eps);
+  for (int64_t j = 0; j < cg; ++j) {
+    const float scale = mul_rounded(rstd, gamma[j]);
+    const float bias = beta[j] - mul_rounded(scale, mean);
+    for (int64_t p = 0; p < pixels; ++p) {
+      const float y = mul_rounded(scale, base[p * c + j]) + bias;
+      obase[p * c + j] = fuse_silu ? silu(y) : y;
+    }
+  }
+}
+
+}  // namespace
+
 Tensor group_norm(const Tensor& x, int groups, const Tensor& gamma, const Tensor& beta,
                   float eps, bool fuse_silu) {
+  const bool one_pass = g_cl_groupnorm;
   const int64_t n = x.dim(0), c = x.dim(-1), s = x.numel() / (n * c);
   if (c % groups != 0)
     fail(ErrorCode::kShapeMismatch, "group_norm: " + std::to_string(c) +
@@ -40,6 +91,11 @@ Tensor group_norm(const Tensor& x, int groups, const Tensor& gamma, const Tensor
   for (int64_t in = 0; in < n; ++in) {
     for (int64_t ig = 0; ig < groups; ++ig) {
       const float* base = xd + in * s * c + ig * cg;
+      float* obase = od + in * s * c + ig * cg;
+      if (one_pass) {
+        cl_group_stats_and_apply(base, obase, s, c, cg, g + ig * cg, b + ig * cg, eps, fuse_silu);
+        continue;
+      }
       double sum = 0, sq = 0;
       for (int64_t p = 0; p < s; ++p) {
         const float* row = base + p * c;
@@ -56,7 +112,6 @@ Tensor group_norm(const Tensor& x, int groups, const Tensor& gamma, const Tensor
       }
       const float rstd = static_cast<float>(1.0 / std::sqrt(sq / cnt + eps));
       const float fm = static_cast<float>(mean);
-      float* obase = od + in * s * c + ig * cg;
       for (int64_t p = 0; p < s; ++p) {
         const float* row = base + p * c;
         float* orow = obase + p * c;

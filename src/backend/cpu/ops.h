@@ -8,6 +8,20 @@ namespace vg {
 enum class Act { kNone, kSilu, kGelu, kGeluTanh, kQuickGelu };
 
 // GroupNorm over [N, ..., C] (all middle dims are spatial), optionally + SiLU.
+// torch computes GroupNorm on channels-last tensors with a one-pass float
+// variance (sum x^2 / n - mean^2); diffusers' image-to-image runs its UNet on
+// channels-last latents (they come from a transposed numpy image), so to give
+// the same numbers there we switch to that formula while this guard lives.
+class TorchChannelsLastGroupNorm {
+ public:
+  explicit TorchChannelsLastGroupNorm(bool on = true);
+  ~TorchChannelsLastGroupNorm();
+  static bool active();
+
+ private:
+  bool prev_;
+};
+
 Tensor group_norm(const Tensor& x, int groups, const Tensor& gamma, const Tensor& beta,
                   float eps, bool silu = false);
 // LayerNorm over the last dimension.
