@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages visiongen needs to build and test. Idempotent.
 set -euo pipefail
-PKGS=(build-essential cmake ninja-build pkg-config
+PKGS=(build-essential cmake ninja-build pkg-config libcpp-httplib-dev
       libdnnl-dev nlohmann-json3-dev libpng-dev libjpeg-dev libwebp-dev
       libcli11-dev libgtest-dev libgmock-dev libicu-dev libssl-dev libyaml-cpp-dev)
 missing=()

@@ -21,6 +21,8 @@ enum class ErrorCode {
   kIoError = 9,           // reading/writing failed (disk full, permissions)
   kCancelled = 10,        // the progress callback asked to stop
   kInternal = 11,         // a bug: please report
+  kBusy = 12,             // the server's queue is full: retry later
+  kUnauthorized = 13,     // missing or wrong API key
 };
 
 // Stable machine-readable name, e.g. "invalid_argument".

@@ -9,6 +9,10 @@ void add_generate(CLI::App& app);
 void add_convert(CLI::App& app);
 void add_samplers(CLI::App& app);
 void add_bench(CLI::App& app);
+void add_serve(CLI::App& app);
+// The demo model shipped in models/ (found beside the binary or in the
+// source tree); "" when absent.
+std::string default_model_path();
 // Prints "error [code]: message" and returns the exit code 10 + code.
 int report_error(const Error& e);
 int exit_code();

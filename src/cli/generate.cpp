@@ -46,9 +46,14 @@ void run_generate(const GenerateOptions& o) {
   }
   LoadOptions lo;
   lo.threads = o.threads;
+  const std::string model = o.model.empty() ? default_model_path() : o.model;
+  if (model.empty()) {
+    g_exit = report_error({ErrorCode::kInvalidArgument, "no model given and the demo model (models/visiongen-shapes) was not found; pass -m PATH"});
+    return;
+  }
   lo.tokenizer_dir = o.tokenizer;
-  if (show) std::fprintf(stderr, "loading %s ...\n", o.model.c_str());
-  auto engine = Engine::load(o.model, lo);
+  if (show) std::fprintf(stderr, "loading %s ...\n", model.c_str());
+  auto engine = Engine::load(model, lo);
   if (!engine) {
     g_exit = report_error(engine.error());
     return;
@@ -105,7 +110,7 @@ void add_generate(CLI::App& app) {
   auto opts = std::make_shared<GenerateOptions>();
   auto* cmd = app.add_subcommand("generate", "generate images from a prompt, optionally starting from an image (--init-image) and a mask (--mask)");
   auto& p = opts->params;
-  cmd->add_option("-m,--model", opts->model, "diffusers folder or single-file .safetensors checkpoint")->required();
+  cmd->add_option("-m,--model", opts->model, "diffusers folder or single-file .safetensors checkpoint (default: the demo model in models/)");
   cmd->add_option(flags(field("prompt")), p.prompt, field("prompt").help)->required();
   cmd->add_option(flags(field("negative_prompt")), p.negative_prompt, field("negative_prompt").help);
   cmd->add_option(flags(field("steps")), p.steps, field("steps").help)->capture_default_str();

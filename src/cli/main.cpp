@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   vg::cli::add_convert(app);
   vg::cli::add_samplers(app);
   vg::cli::add_bench(app);
+  vg::cli::add_serve(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -16,6 +16,8 @@ const char* error_code_name(ErrorCode code) {
     case ErrorCode::kIoError: return "io_error";
     case ErrorCode::kCancelled: return "cancelled";
     case ErrorCode::kInternal: return "internal";
+    case ErrorCode::kBusy: return "busy";
+    case ErrorCode::kUnauthorized: return "unauthorized";
   }
   return "unknown";
 }

@@ -1,0 +1,66 @@
+// `visiongen serve`: runs the HTTP server until SIGINT/SIGTERM.
+#include <signal.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <thread>
+
+#include "cli/commands.h"
+#include "io/atomic_file.h"
+#include "server/server.h"
+
+namespace vg::cli {
+
+namespace {
+std::atomic<bool> g_stop{false};
+void on_signal(int) { g_stop = true; }
+}  // namespace
+
+void add_serve(CLI::App& app) {
+  auto o = std::make_shared<server::ServerOptions>();
+  auto key_file = std::make_shared<std::string>();
+  auto* cmd = app.add_subcommand("serve", "run the HTTP server (native jobs API, OpenAI and A1111 endpoints, browser UI)");
+  cmd->add_option("--host", o->host, "address to listen on; other than loopback needs an API key")->capture_default_str();
+  cmd->add_option("--port", o->port, "port (0 = any free port, printed on start)")->capture_default_str();
+  cmd->add_option("--api-key", o->api_keys, "accept this key (Authorization: Bearer KEY); repeatable");
+  cmd->add_option("--api-key-file", *key_file, "read accepted keys from this file, one per line");
+  cmd->add_option("--cors-origin", o->cors_origins, "allow browser calls from this origin; repeatable");
+  cmd->add_option("--models-dir", o->models_dirs, "serve the models directly inside this directory; repeatable");
+  cmd->add_option("-m,--default-model", o->default_model, "model used when a request names none (default: the demo model)");
+  cmd->add_option("--max-queue", o->max_queue, "jobs allowed to wait; more get HTTP 429")->capture_default_str();
+  cmd->add_option("-t,--threads", o->threads, "CPU threads (0 = all cores)")->capture_default_str();
+  cmd->callback([o, key_file] {
+    if (!key_file->empty()) {
+      if (!path_exists(*key_file)) {
+        set_exit_code(report_error({ErrorCode::kFileNotFound, "API key file '" + *key_file + "' does not exist"}));
+        return;
+      }
+      std::string text = read_file(*key_file), line;
+      for (char c : text + "\n") {
+        if (c == '\n' || c == '\r') {
+          if (!line.empty()) o->api_keys.push_back(line);
+          line.clear();
+        } else {
+          line += c;
+        }
+      }
+    }
+    if (o->default_model.empty()) o->default_model = default_model_path();
+    auto srv = server::Server::create(*o);
+    if (!srv) return set_exit_code(report_error(srv.error()));
+    auto port = (*srv)->start();
+    if (!port) return set_exit_code(report_error(port.error()));
+    std::printf("visiongen serving on http://%s:%d/ (default model: %s)\n", o->host.c_str(), *port,
+                o->default_model.empty() ? "none" : o->default_model.c_str());
+    std::fflush(stdout);
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    while (!g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    std::fprintf(stderr, "shutting down: cancelling queued jobs, stopping the running one\n");
+    (*srv)->stop(true);
+  });
+}
+
+}  // namespace vg::cli

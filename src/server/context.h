@@ -1,0 +1,34 @@
+// What every route handler shares.
+#pragma once
+#include <httplib.h>
+
+#include <functional>
+
+#include "server/jobs.h"
+#include "server/server.h"
+
+namespace vg::server {
+
+struct Context {
+  ServerOptions opts;
+  ModelPool models;
+  JobQueue jobs;
+  Context(const ServerOptions& o)
+      : opts(o), models(o.default_model, o.models_dirs, o.threads), jobs(models, o.max_queue) {}
+};
+
+// Checks the request against the model before queueing it (so errors get a
+// proper status instead of failing later), then submits it.
+Result<std::shared_ptr<Job>> validate_and_submit(Context& ctx, JobRequest req);
+
+// Streams the job's final body once it ends; writes a space every 250 ms so
+// a client that went away is noticed, and its job cancelled.
+void respond_when_done(Context& ctx, httplib::Response& res, std::shared_ptr<Job> job,
+                       std::function<nlohmann::json(Job&)> body);
+
+void add_native_routes(httplib::Server& s, Context& ctx);
+void add_openai_routes(httplib::Server& s, Context& ctx);
+void add_a1111_routes(httplib::Server& s, Context& ctx);
+void add_ui_routes(httplib::Server& s, Context& ctx);
+
+}  // namespace vg::server

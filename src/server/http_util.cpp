@@ -1,0 +1,131 @@
+#include "server/http_util.h"
+
+#include <openssl/evp.h>
+
+#include "core/error.h"
+#include "io/image_decode.h"
+
+namespace vg::server {
+
+int http_status(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::kOk: return 200;
+    case ErrorCode::kInvalidArgument:
+    case ErrorCode::kCorruptFile:
+    case ErrorCode::kUnsupportedFormat:
+    case ErrorCode::kOutOfMemory: return 400;
+    case ErrorCode::kFileNotFound: return 404;
+    case ErrorCode::kUnsupportedModel:
+    case ErrorCode::kShapeMismatch:
+    case ErrorCode::kMissingComponent: return 422;
+    case ErrorCode::kCancelled: return 409;
+    case ErrorCode::kBusy: return 429;
+    case ErrorCode::kUnauthorized: return 401;
+    case ErrorCode::kIoError:
+    case ErrorCode::kInternal: return 500;
+  }
+  return 500;
+}
+
+namespace {
+
+const char* error_type(int status) {
+  switch (status) {
+    case 400: return "invalid_request_error";
+    case 401: return "authentication_error";
+    case 404: return "not_found_error";
+    case 409: return "conflict_error";
+    case 422: return "unprocessable_entity_error";
+    case 429: return "rate_limit_error";
+    default: return "server_error";
+  }
+}
+
+// The parameter a message is about: messages start with the field name.
+nlohmann::json param_of(const Error& e) {
+  static const char* kNames[] = {"prompt", "negative_prompt", "width", "height", "steps", "cfg_scale", "seed",
+                                 "clip_skip", "sampler", "scheduler", "rng", "eta", "s_noise", "s_churn",
+                                 "batch_size", "strength", "mask_blur", "resize_mode", "paste_back", "size",
+                                 "model", "n", "response_format", "image", "mask", "init_image"};
+  if (e.code != ErrorCode::kInvalidArgument) return nullptr;
+  for (const char* n : kNames) {
+    const std::string s = n;
+    if (e.message.rfind(s + " ", 0) == 0 || e.message.find("'" + s + "'") != std::string::npos) return s;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+nlohmann::json error_body(const Error& e) {
+  const int st = http_status(e.code);
+  return {{"error", {{"message", e.message}, {"type", error_type(st)}, {"param", param_of(e)}, {"code", error_code_name(e.code)}}}};
+}
+
+void send_json(httplib::Response& res, const nlohmann::json& j, int status) {
+  res.status = status;
+  res.set_content(j.dump(), "application/json");
+}
+
+void send_error(httplib::Response& res, const Error& e) { send_json(res, error_body(e), http_status(e.code)); }
+
+std::string base64_encode(const std::string& in) {
+  std::string out(4 * ((in.size() + 2) / 3), '\0');
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
+  out.resize(static_cast<size_t>(n));
+  return out;
+}
+
+std::optional<std::string> base64_decode(const std::string& text) {
+  std::string s = text;
+  if (s.rfind("data:", 0) == 0) {
+    const size_t comma = s.find(',');
+    if (comma == std::string::npos || s.substr(0, comma).find(";base64") == std::string::npos) return std::nullopt;
+    s = s.substr(comma + 1);
+  }
+  std::string clean;
+  clean.reserve(s.size());
+  for (char c : s)
+    if (!std::isspace(static_cast<unsigned char>(c))) clean += c;
+  if (clean.empty() || clean.size() % 4 != 0) return std::nullopt;
+  std::string out(clean.size() / 4 * 3, '\0');
+  const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(clean.data()), static_cast<int>(clean.size()));
+  if (n < 0) return std::nullopt;
+  size_t pad = 0;
+  if (clean.size() >= 2 && clean[clean.size() - 1] == '=') ++pad;
+  if (clean.size() >= 2 && clean[clean.size() - 2] == '=') ++pad;
+  out.resize(static_cast<size_t>(n) - pad);
+  return out;
+}
+
+Image decode_image_field(const std::string& b64, const std::string& field) {
+  auto bytes = base64_decode(b64);
+  if (!bytes) fail(ErrorCode::kInvalidArgument, "'" + field + "' is not valid base64 image data");
+  return decode_image(*bytes, field);
+}
+
+std::pair<int, int> parse_size(const std::string& s) {
+  if (s.empty() || s == "auto") return {0, 0};
+  const size_t x = s.find('x');
+  try {
+    if (x == std::string::npos) throw std::invalid_argument(s);
+    size_t a = 0, b = 0;
+    const int w = std::stoi(s.substr(0, x), &a), h = std::stoi(s.substr(x + 1), &b);
+    if (a != x || b != s.size() - x - 1 || w <= 0 || h <= 0) throw std::invalid_argument(s);
+    return {w, h};
+  } catch (const std::exception&) {
+    fail(ErrorCode::kInvalidArgument, "size '" + s + "' must look like 512x512 (or auto)");
+  }
+}
+
+nlohmann::json parse_json_body(const std::string& body) {
+  try {
+    return nlohmann::json::parse(body);
+  } catch (const nlohmann::json::parse_error& e) {
+    fail(ErrorCode::kInvalidArgument, std::string("the request body is not valid JSON: ") + e.what());
+  }
+}
+
+}  // namespace vg::server

@@ -1,0 +1,32 @@
+// Shared pieces of the HTTP layer: error bodies in the OpenAI shape, status
+// mapping, base64, image decoding from request fields.
+#pragma once
+#include <httplib.h>
+
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+#include "visiongen/visiongen.h"
+
+namespace vg::server {
+
+int http_status(ErrorCode code);
+// {"error":{"message","type","param","code"}}: OpenAI's shape; code is our stable name.
+nlohmann::json error_body(const Error& e);
+void send_error(httplib::Response& res, const Error& e);
+void send_json(httplib::Response& res, const nlohmann::json& j, int status = 200);
+
+std::string base64_encode(const std::string& bytes);
+// Accepts plain base64 and data: URLs; nullopt when malformed.
+std::optional<std::string> base64_decode(const std::string& text);
+
+// Decodes a base64 image field (plain or data: URL). Throws VgException.
+Image decode_image_field(const std::string& b64, const std::string& field);
+// "WxH" -> (w, h); "auto" or "" -> (0, 0). Throws invalid_argument.
+std::pair<int, int> parse_size(const std::string& s);
+
+// Parses a JSON body or throws invalid_argument with the parse position.
+nlohmann::json parse_json_body(const std::string& body);
+
+}  // namespace vg::server

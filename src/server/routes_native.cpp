@@ -1,0 +1,212 @@
+// Native API: capabilities, models, system, jobs (+SSE, cancel), /generate,
+// artifacts, metrics.
+#include <fstream>
+#include <sstream>
+
+#include "core/error.h"
+#include "core/params_json.h"
+#include "sampling/sampler.h"
+#include "sampling/sigma_schedules.h"
+#include "server/context.h"
+#include "server/http_util.h"
+
+namespace vg::server {
+
+namespace {
+
+nlohmann::json models_list(Context& ctx) {
+  nlohmann::json data = nlohmann::json::array();
+  for (const auto& m : ctx.models.list())
+    data.push_back({{"id", m.id}, {"object", "model"}, {"created", 0}, {"owned_by", "visiongen"}});
+  return {{"object", "list"}, {"data", data}};
+}
+
+nlohmann::json engines_json() {
+  return nlohmann::json::array({{{"name", "cpu"},
+                                 {"families", {"sd1", "sd2"}},
+                                 {"tasks", {"text_to_image", "image_to_image", "inpaint"}},
+                                 {"mask", true},
+                                 {"size_multiple", 8},
+                                 {"max_size", 4096},
+                                 {"max_frames", 0},
+                                 {"weight_dtypes", {"f32", "f16", "bf16"}},
+                                 {"devices", {"cpu"}},
+                                 {"lora", false}}});
+}
+
+// Native job request: the GenerateParams fields (strict) plus model and
+// base64 images.
+JobRequest job_request_from_json(const nlohmann::json& body) {
+  if (!body.is_object()) fail(ErrorCode::kInvalidArgument, "the request body must be a JSON object");
+  JobRequest r;
+  nlohmann::json p = body;
+  if (p.contains("model")) {
+    if (!p["model"].is_string()) fail(ErrorCode::kInvalidArgument, "field 'model' must be a string");
+    r.model = p["model"].get<std::string>();
+    p.erase("model");
+  }
+  for (const char* f : {"init_image", "mask"}) {
+    if (!p.contains(f) || p[f].is_null()) continue;
+    if (!p[f].is_string()) fail(ErrorCode::kInvalidArgument, std::string("field '") + f + "' must be base64 image data");
+    Image im = decode_image_field(p[f].get<std::string>(), f);
+    (std::string(f) == "init_image" ? r.init_image : r.mask) = std::move(im);
+    p.erase(f);
+  }
+  Status st = params_from_json(p, &r.params, true);
+  if (!st) throw VgException(st.error().code, st.error().message);
+  // the engine reads images from ImageInputs, never from server-side paths
+  if (r.init_image) r.params.init_image = "(upload)";
+  if (r.mask) r.params.mask = "(upload)";
+  return r;
+}
+
+nlohmann::json sync_body(Context& ctx, Job& j) {
+  std::lock_guard<std::mutex> lock(j.mu);
+  if (j.status != JobStatus::kCompleted) return error_body(j.error);
+  nlohmann::json imgs = nlohmann::json::array();
+  for (const auto& im : j.images) {
+    auto png = ctx.jobs.artifact(im.artifact_id);
+    imgs.push_back({{"id", im.artifact_id}, {"b64_json", png ? base64_encode(*png) : ""}, {"seed", im.seed},
+                    {"width", im.width}, {"height", im.height}, {"infotext", im.infotext}});
+  }
+  nlohmann::json out = j.to_json_locked(0);
+  out["engine"] = "cpu";
+  out["images"] = imgs;
+  return out;
+}
+
+void sse_events(Context& ctx, httplib::Response& res, std::shared_ptr<Job> job) {
+  res.set_header("Cache-Control", "no-cache");
+  res.set_chunked_content_provider("text/event-stream", [job](size_t, httplib::DataSink& sink) {
+    size_t next = 0;
+    for (;;) {
+      std::vector<JobEvent> batch;
+      bool done;
+      {
+        std::unique_lock<std::mutex> lock(job->mu);
+        job->cv.wait_for(lock, std::chrono::milliseconds(500), [&] { return job->events.size() > next; });
+        batch.assign(job->events.begin() + static_cast<long>(next), job->events.end());
+        next = job->events.size();
+        done = job_finished(job->status) && next == job->events.size();
+      }
+      for (const auto& e : batch) {
+        const std::string msg = "id: " + std::to_string(e.seq) + "\nevent: " + e.type + "\ndata: " + e.data.dump() + "\n\n";
+        if (!sink.write(msg.data(), msg.size())) return false;
+      }
+      if (batch.empty() && !sink.write(": keepalive\n\n", 13)) return false;
+      if (done) {
+        sink.done();
+        return true;
+      }
+    }
+  });
+  (void)ctx;
+}
+
+}  // namespace
+
+void add_native_routes(httplib::Server& s, Context& ctx) {
+  s.Get("/health", [](const httplib::Request&, httplib::Response& res) { send_json(res, {{"status", "ok"}}); });
+  s.Get("/v1/capabilities", [&ctx](const httplib::Request&, httplib::Response& res) {
+    nlohmann::json samplers = nlohmann::json::array();
+    for (const auto& si : sampler_table()) samplers.push_back({{"id", si.id}, {"a1111", si.a1111}, {"aliases", si.aliases}});
+    nlohmann::json models = nlohmann::json::array();
+    for (const auto& m : ctx.models.list()) models.push_back(m.id);
+    send_json(res, {{"version", version()},
+                    {"tasks",
+                     {{"text_to_image", {{"supported", true}}},
+                      {"image_to_image", {{"supported", true}}},
+                      {"inpaint", {{"supported", true}}},
+                      {"text_to_video", {{"supported", false}, {"reason", "no video engine in this build yet"}}},
+                      {"image_to_video", {{"supported", false}, {"reason", "no video engine in this build yet"}}},
+                      {"upscale", {{"supported", false}, {"reason", "no upscaler engine in this build yet"}}}}},
+                    {"engines", engines_json()},
+                    {"models", models},
+                    {"default_model", ctx.models.default_id()},
+                    {"samplers", samplers},
+                    {"schedulers", schedule_names()},
+                    {"params", params_json_fields()},
+                    {"limits", {{"max_width", 4096}, {"max_height", 4096}, {"max_steps", 1000}, {"max_batch", 16},
+                                {"max_queue", ctx.opts.max_queue}}}});
+  });
+  s.Get("/engines", [](const httplib::Request&, httplib::Response& res) { send_json(res, engines_json()); });
+  s.Get("/v1/models", [&ctx](const httplib::Request&, httplib::Response& res) { send_json(res, models_list(ctx)); });
+  s.Post(R"(/v1/models/([^/]+)/(load|unload))", [&ctx](const httplib::Request& req, httplib::Response& res) {
+    const std::string id = req.matches[1], op = req.matches[2];
+    if (op == "unload") {
+      ctx.models.unload(id);
+      return send_json(res, {{"id", id}, {"loaded", false}});
+    }
+    auto e = ctx.models.acquire(id);
+    if (!e) return send_error(res, e.error());
+    send_json(res, {{"id", id}, {"loaded", true}});
+  });
+  s.Get("/v1/system", [&ctx](const httplib::Request&, httplib::Response& res) {
+    long pages = sysconf(_SC_PHYS_PAGES), avail = sysconf(_SC_AVPHYS_PAGES), psz = sysconf(_SC_PAGE_SIZE);
+    send_json(res, {{"version", version()},
+                    {"devices", {{{"type", "cpu"}, {"threads", std::thread::hardware_concurrency()}}}},
+                    {"memory", {{"total_bytes", static_cast<double>(pages) * psz}, {"available_bytes", static_cast<double>(avail) * psz}}},
+                    {"loaded_models", ctx.models.loaded()},
+                    {"features", {{"cuda", false}, {"video", false}, {"hub", false}}}});
+  });
+  s.Post("/v1/jobs", [&ctx](const httplib::Request& req, httplib::Response& res) {
+    auto job = validate_and_submit(ctx, job_request_from_json(parse_json_body(req.body)));
+    if (!job) return send_error(res, job.error());
+    const int pos = ctx.jobs.queue_position(**job);
+    std::lock_guard<std::mutex> lock((*job)->mu);
+    send_json(res, (*job)->to_json_locked(pos), 202);
+  });
+  s.Get("/v1/jobs", [&ctx](const httplib::Request& req, httplib::Response& res) {
+    const std::string want = req.get_param_value("status");
+    nlohmann::json data = nlohmann::json::array();
+    for (const auto& j : ctx.jobs.list()) {
+      const int pos = ctx.jobs.queue_position(*j);
+      std::lock_guard<std::mutex> lock(j->mu);
+      if (want.empty() || want == job_status_name(j->status)) data.push_back(j->to_json_locked(pos));
+    }
+    send_json(res, {{"object", "list"}, {"data", data}});
+  });
+  s.Get(R"(/v1/jobs/([A-Za-z0-9_]+))", [&ctx](const httplib::Request& req, httplib::Response& res) {
+    auto j = ctx.jobs.get(req.matches[1]);
+    if (!j) return send_error(res, {ErrorCode::kFileNotFound, "no job '" + std::string(req.matches[1]) + "'"});
+    const int pos = ctx.jobs.queue_position(*j);
+    std::lock_guard<std::mutex> lock(j->mu);
+    send_json(res, j->to_json_locked(pos));
+  });
+  s.Get(R"(/v1/jobs/([A-Za-z0-9_]+)/events)", [&ctx](const httplib::Request& req, httplib::Response& res) {
+    auto j = ctx.jobs.get(req.matches[1]);
+    if (!j) return send_error(res, {ErrorCode::kFileNotFound, "no job '" + std::string(req.matches[1]) + "'"});
+    sse_events(ctx, res, j);
+  });
+  s.Post(R"(/v1/jobs/([A-Za-z0-9_]+)/cancel)", [&ctx](const httplib::Request& req, httplib::Response& res) {
+    if (!ctx.jobs.cancel(req.matches[1]))
+      return send_error(res, {ErrorCode::kFileNotFound, "no job '" + std::string(req.matches[1]) + "'"});
+    auto j = ctx.jobs.get(req.matches[1]);
+    std::lock_guard<std::mutex> lock(j->mu);
+    send_json(res, j->to_json_locked(0));
+  });
+  s.Post("/generate", [&ctx](const httplib::Request& req, httplib::Response& res) {
+    auto job = validate_and_submit(ctx, job_request_from_json(parse_json_body(req.body)));
+    if (!job) return send_error(res, job.error());
+    respond_when_done(ctx, res, *job, [&ctx](Job& j) { return sync_body(ctx, j); });
+  });
+  s.Get(R"(/v1/artifacts/([0-9a-f]{64}))", [&ctx](const httplib::Request& req, httplib::Response& res) {
+    auto png = ctx.jobs.artifact(req.matches[1]);
+    if (!png) return send_error(res, {ErrorCode::kFileNotFound, "no artifact '" + std::string(req.matches[1]) + "'"});
+    res.set_content(*png, "image/png");
+  });
+  s.Get("/metrics", [&ctx](const httplib::Request&, httplib::Response& res) {
+    const QueueMetrics m = ctx.jobs.metrics();
+    std::ostringstream os;
+    os << "# HELP visiongen_queue_depth Jobs waiting to run.\n# TYPE visiongen_queue_depth gauge\n"
+       << "visiongen_queue_depth " << m.queued << "\n"
+       << "# HELP visiongen_jobs Jobs known to the server by status.\n# TYPE visiongen_jobs gauge\n";
+    for (const char* st : {"queued", "loading", "running", "completed", "failed", "cancelled"})
+      os << "visiongen_jobs{status=\"" << st << "\"} " << (m.by_status.count(st) ? m.by_status.at(st) : 0) << "\n";
+    os << "# HELP visiongen_step_seconds Time spent in denoising steps.\n# TYPE visiongen_step_seconds summary\n"
+       << "visiongen_step_seconds_sum " << m.step_seconds_sum << "\nvisiongen_step_seconds_count " << m.steps << "\n";
+    res.set_content(os.str(), "text/plain; version=0.0.4");
+  });
+}
+
+}  // namespace vg::server

@@ -1,0 +1,44 @@
+// `visiongen serve`: the HTTP server (native jobs API, OpenAI- and
+// A1111-compatible endpoints, browser UI) on cpp-httplib.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "visiongen/error.h"
+
+namespace vg::server {
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 7860;  // 0 = any free port
+  std::vector<std::string> api_keys;
+  std::vector<std::string> cors_origins;
+  std::vector<std::string> models_dirs;
+  std::string default_model;  // path of the model used when a request names none
+  size_t max_queue = 16;
+  size_t max_body_bytes = 64u << 20;
+  int threads = 0;
+};
+
+class Server {
+ public:
+  // Fails (invalid_argument) on a non-loopback host without an API key.
+  static Result<std::unique_ptr<Server>> create(const ServerOptions& opts);
+  ~Server();
+  // Binds and serves in a background thread; returns the bound port.
+  Result<int> start();
+  // Blocks until stop() or a signal.
+  void wait();
+  // Graceful: stops accepting, cancels queued jobs, finishes (or cancels) the running one.
+  void stop(bool cancel_running = true);
+  struct Impl;
+
+ private:
+  explicit Server(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+bool is_loopback_host(const std::string& host);
+
+}  // namespace vg::server
