@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages visiongen needs to build and test. Idempotent.
+# Installs the Debian 12 packages visiongen needs to build (and, with --test,
+# to run every test: Node.js + npm for the OpenAI SDK client, Chromium for
+# the UI test, PyTorch for the demo model's training tools). Idempotent.
 set -euo pipefail
 PKGS=(build-essential cmake ninja-build pkg-config libcpp-httplib-dev
       libdnnl-dev nlohmann-json3-dev libpng-dev libjpeg-dev libwebp-dev
       libcli11-dev libgtest-dev libgmock-dev libicu-dev libssl-dev libyaml-cpp-dev)
+if [[ "${1:-}" == "--test" ]]; then
+  PKGS+=(chromium python3-torch python3-numpy)
+  command -v node >/dev/null || PKGS+=(nodejs)
+  command -v npm >/dev/null || PKGS+=(npm)
+fi
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
