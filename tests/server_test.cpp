@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <future>
 #include <thread>
 
@@ -78,7 +79,7 @@ TEST(Server, DiscoveryEndpoints) {
 TEST(Server, JobLifecycleWithEventsInOrder) {
   auto s = start();
   auto c = s.client();
-  auto r = c.Post("/v1/jobs", R"({"prompt":"a cat","steps":3,"seed":5,"width":64,"height":64})", kJson);
+  auto r = c.Post("/v1/jobs", R"({"prompt":"a cat","steps":3,"seed":5,"width":64,"height":64,"preview_every":1})", kJson);
   ASSERT_TRUE(r);
   ASSERT_EQ(r->status, 202) << r->body;
   const std::string id = json::parse(r->body)["id"];
@@ -95,6 +96,9 @@ TEST(Server, JobLifecycleWithEventsInOrder) {
   EXPECT_LT(first_progress, completed);
   EXPECT_EQ(sse.find("event: progress", completed), std::string::npos);
   EXPECT_NE(sse.find("\"step\":3"), std::string::npos);
+  const size_t preview = sse.find("event: preview");
+  ASSERT_NE(preview, std::string::npos);
+  EXPECT_LT(preview, completed);
   auto job = body_of(c.Get("/v1/jobs/" + id));
   EXPECT_EQ(job["status"], "completed");
   EXPECT_EQ(job["result"]["images"][0]["seed"], 5);
@@ -339,6 +343,39 @@ TEST(Server, GracefulShutdownWithAJobRunning) {
   s.srv->stop(true);
   EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 10.0);
   EXPECT_FALSE(c.Get("/v1/models"));  // no longer listening
+}
+
+}  // namespace
+}  // namespace vg
+
+namespace vg {
+namespace {
+
+TEST(Server, ModelsDirServesOnlyWhatIsInside) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path(testing::TempDir()) / "vg_models_dir";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  fs::copy(test::tiny_model(), dir / "inside", fs::copy_options::recursive);
+  fs::create_directory_symlink(test::tiny_model(), dir / "escape");  // points outside the directory
+  server::ServerOptions o;
+  o.models_dirs = {dir.string()};
+  auto s = start(o);
+  auto c = s.client();
+  auto ids = body_of(c.Get("/v1/models"))["data"];
+  std::vector<std::string> names;
+  for (auto& m : ids) names.push_back(m["id"]);
+  EXPECT_NE(std::find(names.begin(), names.end(), "inside"), names.end());
+  EXPECT_EQ(std::find(names.begin(), names.end(), "escape"), names.end());
+  auto r = c.Post("/v1/jobs", R"({"prompt":"x","steps":1,"model":"inside","width":64,"height":64})", kJson);
+  EXPECT_EQ(r->status, 202) << r->body;
+  EXPECT_EQ(c.Post("/v1/jobs", R"({"prompt":"x","model":"escape"})", kJson)->status, 404);
+  EXPECT_EQ(c.Post("/v1/jobs", R"({"prompt":"x","model":"/etc"})", kJson)->status, 400);
+  const int enc = c.Post("/v1/models/..%2F..%2Fetc/load", "", kJson)->status;  // decoded to a path: no such route
+  EXPECT_TRUE(enc == 400 || enc == 404) << enc;
+  EXPECT_EQ(c.Post("/v1/models/..%2E/load", "", kJson)->status, 400);
+  s.srv->stop(true);
+  fs::remove_all(dir);
 }
 
 }  // namespace

@@ -26,6 +26,7 @@ struct GenerateParams {
   float s_noise = 1.0f;              // noise multiplier for ancestral/SDE samplers
   float s_churn = 0.0f;              // Euler churn (Karras et al.)
   int batch_size = 1;
+  int preview_every = 0;             // progress callbacks carry a latent preview every N steps (0 = none)
   // Image-to-image / inpainting (empty init_image = text-to-image).
   std::string init_image;              // PNG/JPEG/WebP path
   float strength = 0.75f;              // (0, 1]: how much of the schedule is re-run

@@ -49,6 +49,9 @@ struct Progress {
   const char* stage = "";  // "text_encode" | "denoise" | "decode"
   int step = 0, total = 0;
   double stage_elapsed_s = 0;
+  // Denoise steps only, every GenerateParams::preview_every steps: a cheap
+  // approximate picture of the current latents (null otherwise).
+  const Image* preview = nullptr;
 };
 // Return false to cancel; generate() then fails with ErrorCode::kCancelled.
 using ProgressCallback = std::function<bool(const Progress&)>;

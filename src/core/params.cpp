@@ -53,6 +53,7 @@ Status validate_params(const GenerateParams& p) {
   if (p.clip_skip < 1 || p.clip_skip > 12)
     return bad("clip_skip must be between 1 (last layer) and 12");
   if (p.batch_size < 1 || p.batch_size > 16) return bad("batch_size must be between 1 and 16");
+  if (p.preview_every < 0 || p.preview_every > 1000) return bad("preview_every must be between 0 (off) and 1000");
   if (!std::isfinite(p.eta) || (p.eta < 0 && p.eta != -1.0f) || p.eta > 10)
     return bad("eta must be -1 (sampler default) or between 0 and 10");
   if (!std::isfinite(p.s_noise) || p.s_noise < 0 || p.s_noise > 10) return bad("s_noise must be between 0 and 10");

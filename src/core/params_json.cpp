@@ -27,6 +27,7 @@ const std::vector<std::pair<const char*, Member>>& members() {
       {"s_noise", &P::s_noise},
       {"s_churn", &P::s_churn},
       {"batch_size", &P::batch_size},
+      {"preview_every", &P::preview_every},
       {"init_image", &P::init_image},
       {"strength", &P::strength},
       {"mask", &P::mask},

@@ -38,7 +38,7 @@ Tensor denoise(const UNet& unet, Sampler& sampler, const Tensor& cond, const Ten
     latents = sampler.step(guided, i, latents, rng);
     if (hooks.after_step) hooks.after_step(i, latents);
     if (hooks.step_latents) hooks.step_latents->push_back(latents);
-    if (hooks.on_step && !hooks.on_step(static_cast<int>(i - first_call + 1), total))
+    if (hooks.on_step && !hooks.on_step(static_cast<int>(i - first_call + 1), total, latents))
       fail(ErrorCode::kCancelled, "generation was cancelled");
   }
   return latents;

@@ -9,8 +9,8 @@
 namespace vg {
 
 struct DenoiseHooks {
-  // Called after each UNet call with (call index, total calls); false cancels.
-  std::function<bool(int, int)> on_step;
+  // Called after each UNet call with (call index, total calls, latents); false cancels.
+  std::function<bool(int, int, const Tensor&)> on_step;
   std::vector<Tensor>* step_latents = nullptr;  // NHWC latents after each call
   std::vector<Tensor>* unet_inputs = nullptr;   // NHWC UNet input per call
   // Inpainting UNets: NHWC [1,h,w,c] appended to the scaled latents' channels.

@@ -75,6 +75,41 @@ Status check_model_params(const SdModel& m, const GenerateParams& p, int w, int 
   return Status();
 }
 
+// A cheap picture of UNet-space latents: SD's approximate latent->RGB
+// projection for 4 channels (grey mean otherwise), upsampled to pixels.
+Image latent_preview(const Tensor& lat, int scale) {
+  static const float kRgb[4][3] = {{0.3512f, 0.2297f, 0.3227f}, {0.3250f, 0.4974f, 0.2350f},
+                                   {-0.2829f, 0.1762f, 0.2721f}, {-0.2120f, -0.2616f, -0.7177f}};
+  const int64_t h = lat.dim(1), w = lat.dim(2), c = lat.dim(3);
+  Image img;
+  img.width = static_cast<int>(w * scale);
+  img.height = static_cast<int>(h * scale);
+  img.pixels.resize(static_cast<size_t>(img.width) * img.height * 3);
+  for (int y = 0; y < img.height; ++y)
+    for (int x = 0; x < img.width; ++x) {
+      const float* v = lat.data() + ((y / scale) * w + (x / scale)) * c;
+      for (int k = 0; k < 3; ++k) {
+        float acc = 0;
+        for (int64_t ch = 0; ch < c; ++ch) acc += c == 4 ? v[ch] * kRgb[ch][k] : v[ch] / static_cast<float>(c);
+        img.pixels[(static_cast<size_t>(y) * img.width + x) * 3 + k] =
+            static_cast<uint8_t>(std::clamp((acc + 1.0f) * 127.5f, 0.0f, 255.0f));
+      }
+    }
+  return img;
+}
+
+bool report_step(const ProgressCallback& cb, const GenerateParams& p, const SdModel& m, int i, int n, const Tensor& lat,
+                 double elapsed) {
+  if (!cb) return true;
+  Progress pr{"denoise", i, n, elapsed};
+  Image preview;
+  if (p.preview_every > 0 && (i % p.preview_every == 0 || i == n)) {
+    preview = latent_preview(lat, m.info.vae_scale);
+    pr.preview = &preview;
+  }
+  return cb(pr);
+}
+
 SamplerOptions sampler_options(const GenerateParams& p) {
   SamplerOptions o;
   if (p.eta >= 0) o.eta = p.eta;
@@ -202,7 +237,7 @@ Result<GenerateResult> Engine::generate(const GenerateParams& p, const ImageInpu
       if (li.pi) {
         t0 = Clock::now();
         DenoiseHooks hooks;
-        hooks.on_step = [&](int i, int n) { return !cb || cb(Progress{"denoise", i, n, seconds_since(t0)}); };
+        hooks.on_step = [&](int i, int n, const Tensor& lat) { return report_step(cb, p, m, i, n, lat, seconds_since(t0)); };
         res.images.push_back(run_edit_job(m, p, EditJob{li.pi, li.pm, w, h}, *sampler, cond, uncond, rng, hooks, &res.warnings));
         res.timings.denoise_s += seconds_since(t0);
         res.seeds.push_back(s);
@@ -213,7 +248,7 @@ Result<GenerateResult> Engine::generate(const GenerateParams& p, const ImageInpu
       scale_inplace(noise, sampler->init_noise_sigma());
       t0 = Clock::now();
       DenoiseHooks hooks;
-      hooks.on_step = [&](int i, int n) { return !cb || cb(Progress{"denoise", i, n, seconds_since(t0)}); };
+      hooks.on_step = [&](int i, int n, const Tensor& lat) { return report_step(cb, p, m, i, n, lat, seconds_since(t0)); };
       Tensor lat = denoise(*m.unet, *sampler, cond, uncond, noise, p.cfg_scale, rng, hooks);
       res.timings.denoise_s += seconds_since(t0);
       t0 = Clock::now();

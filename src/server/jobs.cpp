@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "io/image_io.h"
+#include "server/http_util.h"
 
 namespace vg::server {
 
@@ -305,6 +306,12 @@ void JobQueue::run(const std::shared_ptr<Job>& j) {
     }
     j->push_event_locked("progress", {{"status", "running"}, {"phase", p.stage}, {"step", j->step}, {"steps", j->steps},
                                       {"eta_s", j->eta_s}});
+    if (p.preview) {
+      auto png = guard([&] { return encode_png(*p.preview, ""); });
+      if (png)
+        j->push_event_locked("preview", {{"step", j->step}, {"steps", j->steps}, {"mime", "image/png"},
+                                         {"b64", base64_encode(*png)}});
+    }
     return true;
   };
   auto res = (*engine)->generate(j->req.params, in, cb);
