@@ -192,7 +192,8 @@ TEST(Server, ClientDisconnectCancelsSynchronousJob) {
 TEST(Server, SynchronousGenerateNamesEngineAndModel) {
   auto s = start();
   auto c = s.client();
-  auto r = body_of(c.Post("/generate", R"({"prompt":"a cat","steps":2,"seed":9,"width":64,"height":64})", kJson));
+  EXPECT_EQ(c.Post("/generate", R"({"prompt":"a cat","engine":"cuda"})", kJson)->status, 400);
+  auto r = body_of(c.Post("/generate", R"({"prompt":"a cat","steps":2,"seed":9,"width":64,"height":64,"engine":"cpu"})", kJson));
   EXPECT_EQ(r["engine"], "cpu");
   EXPECT_EQ(r["model"], "sd1-tiny");
   auto png = server::base64_decode(r["images"][0]["b64_json"]);

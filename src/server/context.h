@@ -13,6 +13,9 @@ struct Context {
   ServerOptions opts;
   ModelPool models;
   JobQueue jobs;
+  // A1111's "current checkpoint" (POST /sdapi/v1/options); "" = the default model.
+  std::mutex a1111_mu;
+  std::string a1111_model;
   Context(const ServerOptions& o)
       : opts(o), models(o.default_model, o.models_dirs, o.threads), jobs(models, o.max_queue) {}
 };

@@ -63,7 +63,10 @@ JobRequest from_a1111(Context& ctx, const nlohmann::json& b, bool img2img) {
     take(o, "sd_model_checkpoint", &r.model);
     take(o, "CLIP_stop_at_last_layers", &p.clip_skip);
   }
-  if (r.model.empty()) r.model = ctx.models.default_id();
+  if (r.model.empty()) {
+    std::lock_guard<std::mutex> lock(ctx.a1111_mu);
+    r.model = ctx.a1111_model.empty() ? ctx.models.default_id() : ctx.a1111_model;
+  }
   if (!img2img) return r;
   if (!b.contains("init_images") || !b["init_images"].is_array() || b["init_images"].empty())
     fail(ErrorCode::kFileNotFound, "Init image not found");
@@ -186,7 +189,9 @@ void add_a1111_routes(httplib::Server& s, Context& ctx) {
     send_json(res, nlohmann::json::object());
   });
   s.Get("/sdapi/v1/options", [&ctx](const httplib::Request&, httplib::Response& res) {
-    send_json(res, {{"sd_model_checkpoint", ctx.models.default_id()}, {"CLIP_stop_at_last_layers", 1}});
+    std::lock_guard<std::mutex> lock(ctx.a1111_mu);
+    send_json(res, {{"sd_model_checkpoint", ctx.a1111_model.empty() ? ctx.models.default_id() : ctx.a1111_model},
+                    {"CLIP_stop_at_last_layers", 1}});
   });
   s.Post("/sdapi/v1/options", [&ctx](const httplib::Request& req, httplib::Response& res) {
     nlohmann::json b;
@@ -196,8 +201,11 @@ void add_a1111_routes(httplib::Server& s, Context& ctx) {
       return a1111_error(res, {e.code(), e.what()});
     }
     if (b.contains("sd_model_checkpoint") && b["sd_model_checkpoint"].is_string()) {
-      auto e = ctx.models.acquire(b["sd_model_checkpoint"].get<std::string>());
+      const std::string id = b["sd_model_checkpoint"].get<std::string>();
+      auto e = ctx.models.acquire(id);
       if (!e) return a1111_error(res, e.error());
+      std::lock_guard<std::mutex> lock(ctx.a1111_mu);
+      ctx.a1111_model = ctx.models.resolve(id).id;
     }
     send_json(res, nullptr);
   });

@@ -40,6 +40,11 @@ JobRequest job_request_from_json(const nlohmann::json& body) {
   if (!body.is_object()) fail(ErrorCode::kInvalidArgument, "the request body must be a JSON object");
   JobRequest r;
   nlohmann::json p = body;
+  if (p.contains("engine")) {  // this build has one engine
+    if (!p["engine"].is_string() || (p["engine"] != "cpu" && p["engine"] != "auto"))
+      fail(ErrorCode::kInvalidArgument, "field 'engine' must be \"cpu\" or \"auto\" in this build (see GET /engines)");
+    p.erase("engine");
+  }
   if (p.contains("model")) {
     if (!p["model"].is_string()) fail(ErrorCode::kInvalidArgument, "field 'model' must be a string");
     r.model = p["model"].get<std::string>();
