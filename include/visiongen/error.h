@@ -23,6 +23,11 @@ enum class ErrorCode {
   kInternal = 11,         // a bug: please report
   kBusy = 12,             // the server's queue is full: retry later
   kUnauthorized = 13,     // missing or wrong API key
+  kCapabilityNotSupported = 14,  // no engine in this build runs this task/feature for this model
+  kUnknownModel = 15,            // a model id that is neither a path, a registry entry nor served
+  kModelNotAvailableOffline = 16,  // a Hub model that is not in the local cache
+  kLoraUnsupported = 17,         // LoRA requested on an engine without LoRA support
+  kModelNotConverted = 18,       // a format that must be converted first (e.g. GGUF)
 };
 
 // Stable machine-readable name, e.g. "invalid_argument".

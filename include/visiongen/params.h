@@ -11,6 +11,9 @@
 namespace vg {
 
 struct GenerateParams {
+  // text_to_image | image_to_image | inpaint | text_to_video | image_to_video | upscale;
+  // "auto" = from the inputs. Tasks no engine runs yet fail with capability_not_supported.
+  std::string task = "auto";
   std::string prompt;
   std::string negative_prompt;
   int width = 0;             // 0 = the model's native size
@@ -26,6 +29,7 @@ struct GenerateParams {
   float s_noise = 1.0f;              // noise multiplier for ancestral/SDE samplers
   float s_churn = 0.0f;              // Euler churn (Karras et al.)
   int batch_size = 1;
+  std::string loras;                 // "name:weight,..." (no engine of this build supports LoRA yet)
   int preview_every = 0;             // progress callbacks carry a latent preview every N steps (0 = none)
   // Image-to-image / inpainting (empty init_image = text-to-image).
   std::string init_image;              // PNG/JPEG/WebP path

@@ -112,6 +112,8 @@ void add_generate(CLI::App& app) {
   auto& p = opts->params;
   cmd->add_option("-m,--model", opts->model, "diffusers folder or single-file .safetensors checkpoint (default: the demo model in models/)");
   cmd->add_option(flags(field("prompt")), p.prompt, field("prompt").help)->required();
+  cmd->add_option(flags(field("task")), p.task, field("task").help)->capture_default_str();
+  cmd->add_option(flags(field("loras")), p.loras, field("loras").help);
   cmd->add_option(flags(field("negative_prompt")), p.negative_prompt, field("negative_prompt").help);
   cmd->add_option(flags(field("steps")), p.steps, field("steps").help)->capture_default_str();
   cmd->add_option(flags(field("sampler")), p.sampler, field("sampler").help)->capture_default_str();

@@ -18,6 +18,11 @@ const char* error_code_name(ErrorCode code) {
     case ErrorCode::kInternal: return "internal";
     case ErrorCode::kBusy: return "busy";
     case ErrorCode::kUnauthorized: return "unauthorized";
+    case ErrorCode::kCapabilityNotSupported: return "capability_not_supported";
+    case ErrorCode::kUnknownModel: return "unknown_model";
+    case ErrorCode::kModelNotAvailableOffline: return "model_not_available_offline";
+    case ErrorCode::kLoraUnsupported: return "lora_unsupported_engine";
+    case ErrorCode::kModelNotConverted: return "model_not_converted";
   }
   return "unknown";
 }

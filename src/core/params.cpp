@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 
@@ -7,7 +8,9 @@ namespace vg {
 
 const std::vector<ParamField>& param_fields() {
   static const std::vector<ParamField> kFields = {
+      {"task", "--task", "", "", "text_to_image, image_to_image, inpaint (auto from the inputs); video and upscale tasks are reported as not supported"},
       {"prompt", "--prompt", "-p", "", "text describing the image"},
+      {"loras", "--lora", "", "", "LoRA to apply as name:weight (no engine of this build supports LoRA yet)"},
       {"negative_prompt", "--negative-prompt", "-n", "Negative prompt", "what the image should not show"},
       {"steps", "--steps", "", "Steps", "number of denoising steps (1-1000)"},
       {"sampler", "--sampler", "", "Sampler", "sampler name (see 'visiongen samplers')"},
@@ -40,6 +43,18 @@ Status bad(const std::string& msg) { return Error{ErrorCode::kInvalidArgument, m
 }  // namespace
 
 Status validate_params(const GenerateParams& p) {
+  static const char* kTasks[] = {"auto", "text_to_image", "image_to_image", "inpaint", "text_to_video", "image_to_video", "upscale"};
+  if (std::find(std::begin(kTasks), std::end(kTasks), p.task) == std::end(kTasks))
+    return bad("task '" + p.task + "' is unknown; use text_to_image, image_to_image, inpaint, text_to_video, image_to_video or upscale");
+  if (p.task == "text_to_video" || p.task == "image_to_video" || p.task == "upscale")
+    return Error{ErrorCode::kCapabilityNotSupported,
+                 "task " + p.task + " is not supported by any engine in this build (the cpu engine runs text_to_image, image_to_image and inpaint for SD 1.x/2.x)"};
+  if (!p.loras.empty())
+    return Error{ErrorCode::kLoraUnsupported, "the cpu engine does not support LoRA yet; remove --lora (" + p.loras + ")"};
+  if (p.task == "text_to_image" && !p.init_image.empty()) return bad("task text_to_image takes no init image; use image_to_image");
+  if ((p.task == "image_to_image" || p.task == "inpaint") && p.init_image.empty())
+    return bad("task " + p.task + " needs an init image (--init-image)");
+  if (p.task == "inpaint" && p.mask.empty()) return bad("task inpaint needs a mask (--mask)");
   if (p.steps < 1 || p.steps > 1000)
     return bad("steps must be between 1 and 1000 (got " + std::to_string(p.steps) + ")");
   if (!std::isfinite(p.cfg_scale) || p.cfg_scale < 0 || p.cfg_scale > 100)

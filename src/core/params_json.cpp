@@ -12,7 +12,9 @@ using Member = std::variant<std::string GenerateParams::*, int GenerateParams::*
 const std::vector<std::pair<const char*, Member>>& members() {
   using P = GenerateParams;
   static const std::vector<std::pair<const char*, Member>> k = {
+      {"task", &P::task},
       {"prompt", &P::prompt},
+      {"loras", &P::loras},
       {"negative_prompt", &P::negative_prompt},
       {"width", &P::width},
       {"height", &P::height},

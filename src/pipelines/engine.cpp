@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cmath>
 #include <random>
 
@@ -11,6 +12,7 @@
 #include "backend/cpu/ops.h"
 #include "core/error.h"
 #include "io/image_io.h"
+#include "io/hf_cache.h"
 #include "io/image_decode.h"
 #include "pipelines/denoise.h"
 #include "pipelines/img2img.h"
@@ -67,11 +69,17 @@ Status check_model_params(const SdModel& m, const GenerateParams& p, int w, int 
   // Rough activation footprint: the largest UNet/VAE feature maps in float32.
   const double px = static_cast<double>(w) * h;
   const double need = px * 128 * 4 * 8 + px / (m.info.vae_scale * m.info.vae_scale) * 2 * 320 * 4 * 40;
-  const double avail = static_cast<double>(sysconf(_SC_PHYS_PAGES)) * sysconf(_SC_PAGE_SIZE);
-  if (avail > 0 && need > avail)
+  double avail = static_cast<double>(sysconf(_SC_PHYS_PAGES)) * sysconf(_SC_PAGE_SIZE);
+  // VG_MEMORY_LIMIT_BYTES: a smaller budget than the machine (shared hosts, containers)
+  if (const char* lim = std::getenv("VG_MEMORY_LIMIT_BYTES"); lim && std::atof(lim) > 0) avail = std::min(avail, std::atof(lim));
+  if (avail > 0 && need > avail) {
+    // need is linear in the pixel count: the largest square that fits
+    const int side = static_cast<int>(std::sqrt(avail / (need / px))) / mult * mult;
     return Error{ErrorCode::kOutOfMemory, "a " + std::to_string(w) + "x" + std::to_string(h) +
                                               " image needs about " + std::to_string(static_cast<int>(need / 1e9)) +
-                                              " GB of working memory, more than this machine has; use a smaller size"};
+                                              " GB of working memory, more than this machine has; the largest square size that fits is " +
+                                              std::to_string(side) + "x" + std::to_string(side)};
+  }
   return Status();
 }
 
@@ -128,7 +136,9 @@ Result<std::unique_ptr<Engine>> Engine::load(const std::string& path, const Load
     set_num_threads(opts.threads);
     auto t0 = Clock::now();
     auto impl = std::make_unique<Impl>();
-    impl->model = load_sd_model(path, opts.tokenizer_dir);
+    if (path.size() > 5 && path.compare(path.size() - 5, 5, ".gguf") == 0)
+      fail(ErrorCode::kModelNotConverted, "'" + path + "' is a GGUF file, which this engine does not read yet; use the model's .safetensors release");
+    impl->model = load_sd_model(resolve_model_reference(path), opts.tokenizer_dir);
     impl->load_s = seconds_since(t0);
     return std::unique_ptr<Engine>(new Engine(std::move(impl)));
   });

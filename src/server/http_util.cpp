@@ -21,6 +21,11 @@ int http_status(ErrorCode code) {
     case ErrorCode::kCancelled: return 409;
     case ErrorCode::kBusy: return 429;
     case ErrorCode::kUnauthorized: return 401;
+    case ErrorCode::kCapabilityNotSupported:
+    case ErrorCode::kLoraUnsupported:
+    case ErrorCode::kModelNotConverted: return 422;
+    case ErrorCode::kUnknownModel:
+    case ErrorCode::kModelNotAvailableOffline: return 404;
     case ErrorCode::kIoError:
     case ErrorCode::kInternal: return 500;
   }

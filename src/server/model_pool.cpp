@@ -65,7 +65,7 @@ ModelEntry ModelPool::resolve(const std::string& id_in) const {
     fail(ErrorCode::kInvalidArgument, "model '" + id_in + "' is not a plain model name (no paths, no '..'); see GET /v1/models");
   for (const auto& m : list())
     if (m.id == id) return m;
-  fail(ErrorCode::kFileNotFound, "unknown model '" + id + "'; see GET /v1/models for the models this server has");
+  fail(ErrorCode::kUnknownModel, "unknown model '" + id + "'; see GET /v1/models for the models this server has");
 }
 
 Result<std::shared_ptr<Engine>> ModelPool::acquire(const std::string& id) {

@@ -3,6 +3,10 @@
 #include "server/ui_html.h"
 
 namespace vg::server {
+using vg::kUiHtml;
+}
+
+namespace vg::server {
 
 void add_ui_routes(httplib::Server& s, Context&) {
   auto page = [](const httplib::Request&, httplib::Response& res) {

@@ -1,0 +1,127 @@
+// `visiongen models`, `models show`, `engines`, `system`: the registry and
+// what this build can run.
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <memory>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "io/hf_cache.h"
+#include "registry/registry.h"
+#include "visiongen/visiongen.h"
+
+namespace vg::cli {
+
+namespace {
+
+std::string join(const std::vector<std::string>& v, const char* sep = ", ") {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : sep) + x;
+  return s;
+}
+
+#define cpu_has(f) (__builtin_cpu_supports(f) != 0)
+
+}  // namespace
+
+void add_registry_commands(CLI::App& app) {
+  struct Opts {
+    std::string task, show_id;
+    bool runnable = false, json = false;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* models = app.add_subcommand("models", "list the model registry (what each known model is and whether this build runs it)");
+  models->add_option("--task", o->task, "only models with this task (text_to_image, inpaint, text_to_video, ...)");
+  models->add_flag("--runnable", o->runnable, "only models an engine of this build runs");
+  models->add_flag("--json", o->json, "print JSON");
+  auto* show = models->add_subcommand("show", "show one registry entry");
+  show->add_option("id", o->show_id, "registry id or Hub repo id")->required();
+  show->add_flag("--json", o->json, "print JSON");
+  models->callback([o, models] {
+    if (models->got_subcommand("show")) return;
+    auto reg = guard([] { return Registry::load_default(); });
+    if (!reg) return set_exit_code(report_error(reg.error()));
+    nlohmann::json arr = nlohmann::json::array();
+    if (!o->json) std::printf("%-26s %-10s %-44s %s\n", "id", "runs here", "tasks", "hub repo");
+    for (const auto& m : reg->models()) {
+      if (!o->task.empty() && !m.has_task(o->task)) continue;
+      if (o->runnable && !m.runnable()) continue;
+      if (o->json) {
+        arr.push_back(m.to_json());
+        continue;
+      }
+      std::printf("%-26s %-10s %-44s %s\n", m.id.c_str(), m.runnable() ? ("yes (" + m.engine + ")").c_str() : "no",
+                  join(m.tasks, ",").c_str(), m.ids.empty() ? "-" : m.ids[0].c_str());
+    }
+    if (o->json) std::printf("%s\n", arr.dump(1).c_str());
+  });
+  show->callback([o] {
+    auto reg = guard([] { return Registry::load_default(); });
+    if (!reg) return set_exit_code(report_error(reg.error()));
+    auto m = reg->find(o->show_id);
+    if (!m) return set_exit_code(report_error({ErrorCode::kUnknownModel, "no registry entry '" + o->show_id + "'; see 'visiongen models'"}));
+    if (o->json) {
+      std::printf("%s\n", m->to_json().dump(1).c_str());
+      return;
+    }
+    std::printf("%s (%s)\n  family: %s\n  architecture: %s\n  tasks: %s\n  hub: %s\n  runs here: %s\n", m->name.c_str(),
+                m->id.c_str(), m->family.c_str(), m->architecture.c_str(), join(m->tasks).c_str(), join(m->ids).c_str(),
+                m->runnable() ? ("yes, engine " + m->engine).c_str() : "no engine in this build");
+    std::printf("  defaults: %s\n  limits: %s\n  license: %s\n", m->defaults.dump().c_str(), m->limits.dump().c_str(),
+                m->license.dump().c_str());
+    if (!m->unverified.empty()) std::printf("  unverified: %s\n", join(m->unverified, "; ").c_str());
+    for (const auto& r : m->ids)
+      if (auto snap = hf_cached_snapshot(r)) std::printf("  in the local Hugging Face cache: %s\n", snap->c_str());
+  });
+
+  auto ej = std::make_shared<bool>(false);
+  auto* eng = app.add_subcommand("engines", "the engine x feature matrix of this build");
+  eng->add_flag("--json", *ej, "print JSON");
+  eng->callback([ej] {
+    if (*ej) {
+      nlohmann::json a = nlohmann::json::array();
+      for (const auto& e : engines()) a.push_back(e.to_json());
+      std::printf("%s\n", a.dump(1).c_str());
+      return;
+    }
+    std::printf("%-8s %-32s %-5s %-5s %-9s %-9s %-10s %-14s %s\n", "engine", "tasks", "mask", "lora", "multiple",
+                "max size", "max frames", "weight dtypes", "devices");
+    for (const auto& e : engines())
+      std::printf("%-8s %-32s %-5s %-5s %-9d %-9d %-10d %-14s %s\n", e.name.c_str(), join(e.tasks, ",").c_str(),
+                  e.mask ? "yes" : "no", e.lora ? "yes" : "no", e.size_multiple, e.max_size, e.max_frames,
+                  join(e.weight_dtypes, ",").c_str(), join(e.devices, ",").c_str());
+    std::printf("not supported yet: text_to_video, image_to_video, upscale (no engine in this build)\n");
+  });
+
+  auto sj = std::make_shared<bool>(false);
+  auto* sys = app.add_subcommand("system", "what visiongen found on this machine");
+  sys->add_flag("--json", *sj, "print JSON");
+  sys->callback([sj] {
+    __builtin_cpu_init();
+    const long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGE_SIZE);
+    nlohmann::json j = {{"version", version()},
+                        {"cpu", {{"threads", sysconf(_SC_NPROCESSORS_ONLN)},
+                                 {"avx2", cpu_has("avx2")},
+                                 {"avx512f", cpu_has("avx512f")},
+                                 {"avx512bf16", cpu_has("avx512bf16")},
+                                 {"fma", cpu_has("fma")}}},
+                        {"memory_bytes", static_cast<double>(pages) * psz},
+                        {"devices", {"cpu"}},
+                        {"cuda", {{"available", false}, {"reason", "this build has no CUDA engine yet"}}},
+                        {"hf_cache", hf_cache_dir()},
+                        {"engines", nlohmann::json::array()}};
+    for (const auto& e : engines()) j["engines"].push_back(e.name);
+    if (*sj) {
+      std::printf("%s\n", j.dump(1).c_str());
+      return;
+    }
+    std::printf("visiongen %s\ncpu: %ld threads, avx2 %s, avx512f %s, avx512bf16 %s\nmemory: %.1f GB\n", version(),
+                sysconf(_SC_NPROCESSORS_ONLN), cpu_has("avx2") ? "yes" : "no", cpu_has("avx512f") ? "yes" : "no",
+                cpu_has("avx512bf16") ? "yes" : "no", static_cast<double>(pages) * psz / 1e9);
+    std::printf("devices: cpu (CUDA: no engine in this build yet)\nHugging Face cache: %s\n", hf_cache_dir().c_str());
+  });
+}
+
+}  // namespace vg::cli

@@ -1,0 +1,175 @@
+// The capability registry, offline Hub references and the contract's error
+// codes through the API and the CLI.
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <filesystem>
+
+#include "core/error.h"
+#include "io/atomic_file.h"
+#include "io/hf_cache.h"
+#include "registry/registry.h"
+#include "test_util.h"
+#include "visiongen/visiongen.h"
+
+namespace vg {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Cmd {
+  int code;
+  std::string out;
+};
+Cmd run_cli(const std::string& args) {
+  FILE* p = popen((std::string(VG_CLI_PATH) + " " + args + " 2>&1").c_str(), "r");
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  const int st = pclose(p);
+  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
+}
+
+TEST(Registry, ShippedRegistryValidatesAndKnowsWhatRuns) {
+  auto r = Registry::from_json(nlohmann::json::parse(builtin_registry_json()), "built-in");
+  EXPECT_EQ(r.models().size(), 57u);
+  auto sd15 = r.find("stable-diffusion-v1-5/stable-diffusion-v1-5");
+  ASSERT_TRUE(sd15);
+  EXPECT_EQ(sd15->id, "sd15");
+  EXPECT_TRUE(sd15->runnable());
+  EXPECT_EQ(sd15->limits["size_multiple"], 8);
+  auto wan = r.find("wan21_t2v_1_3b");
+  ASSERT_TRUE(wan);
+  EXPECT_TRUE(wan->has_task("text_to_video"));
+  EXPECT_FALSE(wan->runnable());
+  EXPECT_EQ(wan->defaults["frames_rule"], "4k+1");
+}
+
+TEST(Registry, UserFileErrorsNameFileEntryAndField) {
+  auto r = Registry::from_json(nlohmann::json::parse(builtin_registry_json()), "built-in");
+  auto expect_error = [&](const nlohmann::json& doc, const std::string& needle) {
+    try {
+      r.merge(doc, "user.json");
+      ADD_FAILURE() << "accepted " << doc.dump();
+    } catch (const VgException& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kCorruptFile);
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  expect_error({{"schema_version", 2}, {"models", nlohmann::json::array()}}, "schema_version");
+  expect_error({{"schema_version", 1}, {"models", {{{"id", "mine"}, {"colour", "red"}}}}}, "user.json: entry 'mine': field 'colour'");
+  expect_error({{"schema_version", 1}, {"models", {{{"id", "mine"}, {"tasks", {"dance"}}}}}}, "field 'tasks' has unknown task 'dance'");
+  expect_error({{"schema_version", 1}, {"models", {{{"id", "mine"}, {"limits", {{"size_multiple", -8}}}}}}}, "limits.size_multiple");
+  expect_error({{"schema_version", 1}, {"models", {{{"name", "no id"}}}}}, "models[0]: field 'id' is required");
+  // a valid user entry overrides a built-in one and adds a new one
+  r.merge({{"schema_version", 1},
+           {"models", {{{"id", "sd15"}, {"name", "my SD"}, {"tasks", {"text_to_image"}}},
+                       {{"id", "my-model"}, {"ids", {"me/my-model"}}, {"engine", "cpu"}, {"tasks", {"text_to_image"}}}}}},
+          "user.json");
+  EXPECT_EQ(r.find("sd15")->name, "my SD");
+  EXPECT_TRUE(r.find("me/my-model")->runnable());
+}
+
+TEST(Registry, CliListsVideoFamiliesAsNotRunnable) {
+  auto r = run_cli("models --task text_to_video");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("wan21_t2v_1_3b"), std::string::npos);
+  EXPECT_NE(r.out.find("hunyuan_video"), std::string::npos);
+  EXPECT_EQ(r.out.find("yes (cpu)"), std::string::npos) << r.out;
+  r = run_cli("models --runnable --json");
+  auto j = nlohmann::json::parse(r.out);
+  for (const auto& m : j) EXPECT_TRUE(m["runnable"].get<bool>());
+  EXPECT_GE(j.size(), 3u);
+  r = run_cli("models show nope");
+  EXPECT_EQ(r.code, 10 + static_cast<int>(ErrorCode::kUnknownModel)) << r.out;
+  r = run_cli("engines --json");
+  EXPECT_EQ(nlohmann::json::parse(r.out)[0]["mask"], true);
+  const std::string bad = testing::TempDir() + "/bad_registry.json";
+  write_file_atomic(bad, R"({"schema_version":1,"models":[{"id":"x","tasks":"text_to_image"}]})");
+  r = run_cli("models");  // without the variable: fine
+  EXPECT_EQ(r.code, 0);
+  r = run_cli("models");
+  setenv("VG_REGISTRY_FILE", bad.c_str(), 1);
+  r = run_cli("models");
+  unsetenv("VG_REGISTRY_FILE");
+  EXPECT_EQ(r.code, 13) << r.out;  // corrupt_file
+  EXPECT_NE(r.out.find("entry 'x': field 'tasks'"), std::string::npos) << r.out;
+}
+
+TEST(Contract, ErrorCodesThroughTheCli) {
+  auto r = run_cli("generate -p x --task text_to_video");
+  EXPECT_EQ(r.code, 10 + static_cast<int>(ErrorCode::kCapabilityNotSupported)) << r.out;
+  EXPECT_NE(r.out.find("error [capability_not_supported]: task text_to_video"), std::string::npos) << r.out;
+  r = run_cli("generate -m " + test::tiny_model() + " -p x --lora detail:0.8");
+  EXPECT_EQ(r.code, 10 + static_cast<int>(ErrorCode::kLoraUnsupported)) << r.out;
+  r = run_cli("generate -m someorg/not-cached-model -p x");
+  EXPECT_EQ(r.code, 10 + static_cast<int>(ErrorCode::kModelNotAvailableOffline)) << r.out;
+  EXPECT_NE(r.out.find("hf download someorg/not-cached-model"), std::string::npos) << r.out;
+  r = run_cli("generate -m sd15 -p x");  // a registry id resolves through the cache too
+  EXPECT_EQ(r.code, 10 + static_cast<int>(ErrorCode::kModelNotAvailableOffline)) << r.out;
+  const std::string gguf = testing::TempDir() + "/m.gguf";
+  write_file_atomic(gguf, "GGUF");
+  r = run_cli("generate -m " + gguf + " -p x");
+  EXPECT_EQ(r.code, 10 + static_cast<int>(ErrorCode::kModelNotConverted)) << r.out;
+  r = run_cli("generate -m " + test::tiny_model() + " -p x -W 8192 -H 8192");
+  EXPECT_EQ(r.code, 11) << r.out;  // above the 4096 limit: invalid_argument
+  r = run_cli("generate -m " + test::tiny_model() + " -p x --task inpaint");
+  EXPECT_EQ(r.code, 11) << r.out;
+}
+
+TEST(Contract, SizeThatCannotFitIsOutOfMemoryWithTheLargestThatFits) {
+  setenv("VG_MEMORY_LIMIT_BYTES", "2000000000", 1);  // a 2 GB budget
+  auto e = Engine::load(test::tiny_model());
+  ASSERT_TRUE(e);
+  GenerateParams p;
+  p.prompt = "x";
+  p.width = p.height = 4096;
+  Status st = (*e)->validate(p);
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().code, ErrorCode::kOutOfMemory);
+  EXPECT_NE(st.error().message.find("largest square size that fits is"), std::string::npos) << st.error().message;
+  p.width = p.height = 256;
+  EXPECT_TRUE((*e)->validate(p));
+  auto cli = run_cli("generate -m " + test::tiny_model() + " -p x -W 4096 -H 4096 --steps 1 -o " + testing::TempDir() + "/big.png");
+  unsetenv("VG_MEMORY_LIMIT_BYTES");
+  EXPECT_EQ(cli.code, 18) << cli.out;
+  EXPECT_NE(cli.out.find("error [out_of_memory]"), std::string::npos) << cli.out;
+  EXPECT_FALSE(fs::exists(testing::TempDir() + "/big.png"));
+}
+
+// A Hub snapshot laid out as the official client does: blobs, relative
+// symlinks in snapshots/<commit>, refs/main without a newline.
+TEST(HfCache, OfflineReferenceResolvesFromTheCache) {
+  const fs::path cache = fs::path(testing::TempDir()) / "vg_hf_cache";
+  fs::remove_all(cache);
+  const std::string commit = "0123456789abcdef0123456789abcdef01234567";
+  const fs::path repo = cache / "models--tiny-org--sd1-tiny";
+  fs::create_directories(repo / "refs");
+  fs::create_directories(repo / "blobs");
+  write_file_atomic((repo / "refs" / "main").string(), commit);
+  const fs::path snap = repo / "snapshots" / commit;
+  int n = 0;
+  for (const auto& f : fs::recursive_directory_iterator(test::tiny_model())) {
+    if (!f.is_regular_file()) continue;
+    const fs::path rel = fs::relative(f.path(), test::tiny_model());
+    const fs::path blob = repo / "blobs" / ("blob" + std::to_string(n++));
+    fs::copy_file(f.path(), blob);
+    fs::create_directories((snap / rel).parent_path());
+    fs::create_symlink(fs::relative(blob, (snap / rel).parent_path()), snap / rel);
+  }
+  setenv("HF_HUB_CACHE", cache.string().c_str(), 1);
+  EXPECT_EQ(hf_cached_snapshot("tiny-org/sd1-tiny"), snap.string());
+  EXPECT_EQ(hf_cached_snapshot("tiny-org/sd1-tiny@" + commit), snap.string());
+  EXPECT_FALSE(hf_cached_snapshot("tiny-org/sd1-tiny@other"));
+  auto e = Engine::load("tiny-org/sd1-tiny");
+  ASSERT_TRUE(e) << e.error().to_string();
+  auto r = run_cli("generate -m tiny-org/sd1-tiny -p 'a cat' --steps 2 -o " + (cache / "out.png").string());
+  unsetenv("HF_HUB_CACHE");
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_TRUE(fs::exists(cache / "out.png"));
+  fs::remove_all(cache);
+}
+
+}  // namespace
+}  // namespace vg
