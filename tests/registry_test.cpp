@@ -173,3 +173,65 @@ TEST(HfCache, OfflineReferenceResolvesFromTheCache) {
 
 }  // namespace
 }  // namespace vg
+
+#include "registry/presets.h"
+
+namespace vg {
+namespace {
+
+TEST(Presets, FillOnlyAndThePatchListsExactlyTheFilledFields) {
+  GenerateParams p;
+  p.steps = 7;  // set by the user
+  auto r = apply_preset("stable-diffusion-1-x", "lcm", "text_to_image", {"steps"}, &p);
+  EXPECT_EQ(p.steps, 7);
+  EXPECT_EQ(p.sampler, "lcm");
+  EXPECT_FLOAT_EQ(p.cfg_scale, 1.0f);
+  EXPECT_EQ(r.applied_patch, (nlohmann::json{{"cfg_scale", 1.0}, {"sampler", "lcm"}}));
+  EXPECT_TRUE(r.mode_ignored_reason.empty());
+  GenerateParams q;
+  q.sampler = "ddim";
+  auto all_set = apply_preset("stable-diffusion-1-x", "lcm", "text_to_image", {"steps", "cfg_scale", "sampler"}, &q);
+  EXPECT_EQ(q.sampler, "ddim");
+  EXPECT_TRUE(all_set.applied_patch.empty());
+  GenerateParams t;
+  auto ign = apply_preset("stable-diffusion-1-x", "turbo", "text_to_image", {}, &t);  // turbo is SD2 only here
+  EXPECT_NE(ign.mode_ignored_reason.find("mode ignored"), std::string::npos);
+  EXPECT_TRUE(ign.applied_patch.empty());
+  EXPECT_THROW(apply_preset("stable-diffusion-1-x", "warp", "text_to_image", {}, &t), VgException);
+}
+
+TEST(Presets, UserDirectoryOverridesBuiltins) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path(testing::TempDir()) / "vg_presets";
+  fs::create_directories(dir);
+  write_file_atomic((dir / "sd1-lcm.yaml").string(), "family: stable-diffusion-1-x\nmode: lcm\ntask: '*'\nfill:\n  steps: 6\n");
+  setenv("VG_PRESET_DIR", dir.string().c_str(), 1);
+  GenerateParams p;
+  auto r = apply_preset("stable-diffusion-1-x", "lcm", "text_to_image", {}, &p);
+  write_file_atomic((dir / "broken.yaml").string(), "family: x\nmode: normal\ncolour: red\nfill: {}\n");
+  GenerateParams q;
+  EXPECT_THROW(apply_preset("x", "normal", "text_to_image", {}, &q), VgException);
+  unsetenv("VG_PRESET_DIR");
+  EXPECT_EQ(p.steps, 6);
+  EXPECT_EQ(r.applied_patch, (nlohmann::json{{"steps", 6}}));
+  fs::remove_all(dir);
+}
+
+TEST(Presets, EngineReportsTheAppliedPatch) {
+  auto e = Engine::load(test::tiny_model());
+  ASSERT_TRUE(e);
+  GenerateParams p;
+  p.prompt = "x";
+  p.width = p.height = 64;
+  p.mode = "lcm";
+  p.steps = 2;
+  p.set_fields = {"prompt", "width", "height", "mode", "steps"};
+  auto r = (*e)->generate(p);
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_EQ(nlohmann::json::parse(r->applied_preset_patch), (nlohmann::json{{"cfg_scale", 1.0}, {"sampler", "lcm"}}));
+  EXPECT_EQ(r->sampling.sampler_effective, "lcm");
+  EXPECT_NE(r->infotext[0].find("Steps: 2, Sampler: lcm"), std::string::npos) << r->infotext[0];
+}
+
+}  // namespace
+}  // namespace vg

@@ -14,6 +14,10 @@ struct GenerateParams {
   // text_to_image | image_to_image | inpaint | text_to_video | image_to_video | upscale;
   // "auto" = from the inputs. Tasks no engine runs yet fail with capability_not_supported.
   std::string task = "auto";
+  std::string mode = "normal";       // preset mode: normal | lcm | turbo | lightning
+  // JSON names of the fields the caller set; presets fill only the others.
+  // Empty with mode "normal" = no preset.
+  std::vector<std::string> set_fields;
   std::string prompt;
   std::string negative_prompt;
   int width = 0;             // 0 = the model's native size

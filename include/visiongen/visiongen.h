@@ -41,6 +41,8 @@ struct GenerateResult {
   std::vector<uint64_t> seeds;         // seed used for each image (seed, seed+1, ... for batches)
   SamplingInfo sampling;
   std::vector<std::string> warnings;   // options that were not applied, and why
+  std::string applied_preset_patch;    // JSON object of the fields a preset filled ("{}" = none)
+  std::string mode_ignored_reason;     // why the requested mode had no preset ("" = applied)
   std::vector<std::string> infotext;   // A1111 "parameters" text per image
   StageTimings timings;
 };

@@ -1,4 +1,7 @@
+#include <sys/resource.h>
 #include <unistd.h>
+
+#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <cstdio>
@@ -16,7 +19,7 @@ int g_exit = 0;
 
 struct GenerateOptions {
   GenerateParams params;
-  std::string model, output = "output.png", tokenizer;
+  std::string model, output = "output.png", tokenizer, log_format = "text";
   int threads = 0;
   bool quiet = false, progress = false;
 };
@@ -73,7 +76,8 @@ void run_generate(const GenerateOptions& o) {
     g_exit = report_error(res.error());
     return;
   }
-  for (const auto& w : res->warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
+  if (!o.quiet)
+    for (const auto& w : res->warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
   if (show) {
     const auto& sm = res->sampling;
     std::fprintf(stderr, "sampler %s (asked: %s), scheduler %s (asked: %s), rng %s\n", sm.sampler_effective.c_str(),
@@ -89,10 +93,26 @@ void run_generate(const GenerateOptions& o) {
     }
     if (!o.quiet) std::printf("%s (seed %llu)\n", path.c_str(), static_cast<unsigned long long>(res->seeds[i]));
   }
-  if (show) {
+  if (!o.quiet) {
     const auto& t = res->timings;
-    std::fprintf(stderr, "load %.2f s, text encode %.2f s, denoise %.2f s, decode %.2f s\n", t.load_s,
-                 t.text_encode_s, t.denoise_s, t.decode_s);
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    const double rss_mb = ru.ru_maxrss / 1024.0;
+    const Image& im = res->images.front();
+    if (o.log_format == "json") {
+      nlohmann::json j = {{"event", "generate"}, {"engine", "cpu"}, {"model", model}, {"task", o.params.task},
+                          {"width", im.width}, {"height", im.height}, {"steps", o.params.steps},
+                          {"sampler", res->sampling.sampler_effective}, {"scheduler", res->sampling.scheduler_effective},
+                          {"t_load", t.load_s}, {"t_text_encode", t.text_encode_s}, {"t_denoise", t.denoise_s},
+                          {"t_decode", t.decode_s}, {"peak_rss_mb", rss_mb},
+                          {"applied_preset_patch", nlohmann::json::parse(res->applied_preset_patch.empty() ? "{}" : res->applied_preset_patch)}};
+      std::fprintf(stderr, "%s\n", j.dump().c_str());
+    } else {
+      std::fprintf(stderr, "[GEN][cpu] model=%s task=%s size=%dx%d steps=%d sampler=%s t_load=%.2f t_text=%.2f t_denoise=%.2f t_decode=%.2f peak_rss=%.0fMB preset_patch=%s\n",
+                   model.c_str(), o.params.task.c_str(), im.width, im.height, o.params.steps,
+                   res->sampling.sampler_effective.c_str(), t.load_s, t.text_encode_s, t.denoise_s, t.decode_s, rss_mb,
+                   res->applied_preset_patch.empty() ? "{}" : res->applied_preset_patch.c_str());
+    }
   }
 }
 
@@ -113,6 +133,7 @@ void add_generate(CLI::App& app) {
   cmd->add_option("-m,--model", opts->model, "diffusers folder or single-file .safetensors checkpoint (default: the demo model in models/)");
   cmd->add_option(flags(field("prompt")), p.prompt, field("prompt").help)->required();
   cmd->add_option(flags(field("task")), p.task, field("task").help)->capture_default_str();
+  cmd->add_option(flags(field("mode")), p.mode, field("mode").help)->capture_default_str();
   cmd->add_option(flags(field("loras")), p.loras, field("loras").help);
   cmd->add_option(flags(field("negative_prompt")), p.negative_prompt, field("negative_prompt").help);
   cmd->add_option(flags(field("steps")), p.steps, field("steps").help)->capture_default_str();
@@ -142,7 +163,16 @@ void add_generate(CLI::App& app) {
   cmd->add_option("--tokenizer", opts->tokenizer, "tokenizer folder for single-file checkpoints");
   cmd->add_flag("-q,--quiet", opts->quiet, "print nothing but errors");
   cmd->add_flag("--progress", opts->progress, "show progress even when stderr is not a terminal");
-  cmd->callback([opts] { run_generate(*opts); });
+  cmd->add_option("--log-format", opts->log_format, "the summary line on stderr: text ([GEN] key=value) or json")
+      ->check(CLI::IsMember({"text", "json"}))->capture_default_str();
+  cmd->callback([opts, cmd] {
+    // the fields given on the command line: presets never override them
+    for (const auto& f : param_fields()) {
+      const std::string flag = f.flag;
+      if (cmd->get_option_no_throw(flag) && cmd->get_option_no_throw(flag)->count() > 0) opts->params.set_fields.push_back(f.name);
+    }
+    run_generate(*opts);
+  });
 }
 
 }  // namespace vg::cli

@@ -9,6 +9,7 @@ namespace vg {
 const std::vector<ParamField>& param_fields() {
   static const std::vector<ParamField> kFields = {
       {"task", "--task", "", "", "text_to_image, image_to_image, inpaint (auto from the inputs); video and upscale tasks are reported as not supported"},
+      {"mode", "--mode", "", "", "preset mode: normal, lcm, turbo, lightning (fills only what you did not set)"},
       {"prompt", "--prompt", "-p", "", "text describing the image"},
       {"loras", "--lora", "", "", "LoRA to apply as name:weight (no engine of this build supports LoRA yet)"},
       {"negative_prompt", "--negative-prompt", "-n", "Negative prompt", "what the image should not show"},

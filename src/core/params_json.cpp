@@ -13,6 +13,7 @@ const std::vector<std::pair<const char*, Member>>& members() {
   using P = GenerateParams;
   static const std::vector<std::pair<const char*, Member>> k = {
       {"task", &P::task},
+      {"mode", &P::mode},
       {"prompt", &P::prompt},
       {"loras", &P::loras},
       {"negative_prompt", &P::negative_prompt},

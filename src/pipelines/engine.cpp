@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "io/image_io.h"
 #include "io/hf_cache.h"
+#include "registry/presets.h"
 #include "io/image_decode.h"
 #include "pipelines/denoise.h"
 #include "pipelines/img2img.h"
@@ -205,13 +206,27 @@ Result<GenerateResult> Engine::generate(const GenerateParams& p, const ProgressC
   return generate(p, ImageInputs{}, cb);
 }
 
-Result<GenerateResult> Engine::generate(const GenerateParams& p, const ImageInputs& images, const ProgressCallback& cb) {
+Result<GenerateResult> Engine::generate(const GenerateParams& p_in, const ImageInputs& images, const ProgressCallback& cb) {
+  // Presets fill what the caller left out (never what it set).
+  GenerateParams p = p_in;
+  PresetReport preset;
+  if (!p.set_fields.empty() || p.mode != "normal") {
+    const std::string family = impl_->model->info.family == "sd2" ? "stable-diffusion-2-x" : "stable-diffusion-1-x";
+    const std::string task = p.task != "auto" ? p.task : p.init_image.empty() && !images.init_image ? "text_to_image"
+                                                        : (p.mask.empty() && !images.mask ? "image_to_image" : "inpaint");
+    auto r = guard([&] { return apply_preset(family, p.mode, task, {p.set_fields.begin(), p.set_fields.end()}, &p); });
+    if (!r) return r.error();
+    preset = *r;
+  }
   Status st = validate_with(p, images);
   if (!st) return st.error();
   return guard([&]() -> GenerateResult {
     SdModel& m = *impl_->model;
     GenerateResult res;
     res.timings.load_s = impl_->load_s;
+    res.applied_preset_patch = preset.applied_patch.dump();
+    res.mode_ignored_reason = preset.mode_ignored_reason;
+    if (!preset.mode_ignored_reason.empty()) res.warnings.push_back(preset.mode_ignored_reason);
     const LoadedImages li = load_images(p, images);
     const auto [w, h] = li.pi ? edit_size(p, *li.pi, m.info.size_multiple) : resolved_size(m, p);
     uint64_t seed = p.seed >= 0 ? static_cast<uint64_t>(p.seed) : (std::random_device{}() & 0xffffffffu);
@@ -235,7 +250,7 @@ Result<GenerateResult> Engine::generate(const GenerateParams& p, const ImageInpu
     }
     const SamplerOptions sopt = sampler_options(p);
     const SamplerChoice choice = resolve_sampler(p.sampler, p.scheduler, m.scheduler, sopt);
-    res.warnings = choice.warnings;
+    res.warnings.insert(res.warnings.end(), choice.warnings.begin(), choice.warnings.end());
     res.sampling = {p.sampler, choice.sampler, p.scheduler, choice.schedule, canonical_rng_name(p.rng)};
     for (int b = 0; b < p.batch_size; ++b) {
       const uint64_t s = seed + static_cast<uint64_t>(b);

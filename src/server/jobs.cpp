@@ -83,7 +83,8 @@ nlohmann::json Job::to_json_locked(int queue_position) const {
                    {"sampler_effective", sampling.sampler_effective},
                    {"scheduler_in", sampling.scheduler_in},
                    {"scheduler_effective", sampling.scheduler_effective},
-                   {"elapsed_s", elapsed_s}};
+                   {"elapsed_s", elapsed_s},
+                   {"applied_preset_patch", nlohmann::json::parse(applied_preset_patch, nullptr, false)}};
   }
   if (status == JobStatus::kFailed || status == JobStatus::kCancelled)
     j["error"] = {{"code", error_code_name(error.code)}, {"message", error.message}};
@@ -339,6 +340,7 @@ void JobQueue::run(const std::shared_ptr<Job>& j) {
   j->images = std::move(out);
   j->warnings = res->warnings;
   j->sampling = res->sampling;
+  j->applied_preset_patch = res->applied_preset_patch.empty() ? "{}" : res->applied_preset_patch;
   j->status = JobStatus::kCompleted;
   j->phase = "completed";
   j->step = j->steps;

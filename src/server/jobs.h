@@ -58,6 +58,7 @@ class Job {
   std::vector<JobImage> images;
   std::vector<std::string> warnings;
   SamplingInfo sampling;
+  std::string applied_preset_patch = "{}";
   Error error;
   std::vector<JobEvent> events;
 

@@ -58,6 +58,7 @@ JobRequest job_request_from_json(const nlohmann::json& body) {
     p.erase(f);
   }
   Status st = params_from_json(p, &r.params, true);
+  for (auto it = p.begin(); it != p.end(); ++it) r.params.set_fields.push_back(it.key());  // presets fill the rest
   if (!st) throw VgException(st.error().code, st.error().message);
   // the engine reads images from ImageInputs, never from server-side paths
   if (r.init_image) r.params.init_image = "(upload)";
