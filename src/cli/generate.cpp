@@ -8,7 +8,11 @@
 #include <filesystem>
 #include <memory>
 
+#include "artifacts/store.h"
 #include "cli/commands.h"
+#include "core/error.h"
+#include "core/params_json.h"
+#include "io/atomic_file.h"
 #include "visiongen/visiongen.h"
 
 namespace vg::cli {
@@ -19,7 +23,7 @@ int g_exit = 0;
 
 struct GenerateOptions {
   GenerateParams params;
-  std::string model, output = "output.png", tokenizer, log_format = "text";
+  std::string model, output = "output.png", tokenizer, log_format = "text", artifact_dir;
   int threads = 0;
   bool quiet = false, progress = false;
 };
@@ -92,6 +96,26 @@ void run_generate(const GenerateOptions& o) {
       return;
     }
     if (!o.quiet) std::printf("%s (seed %llu)\n", path.c_str(), static_cast<unsigned long long>(res->seeds[i]));
+    if (!o.artifact_dir.empty()) {
+      auto ref = guard([&] {
+        rusage ru{};
+        getrusage(RUSAGE_SELF, &ru);
+        const auto& t = res->timings;
+        nlohmann::json info = {{"params", params_to_json(o.params)}, {"seed", res->seeds[i]}, {"model", model},
+                               {"infotext", res->infotext[i]},
+                               {"sampler_in", res->sampling.sampler_in}, {"sampler_effective", res->sampling.sampler_effective},
+                               {"scheduler_in", res->sampling.scheduler_in}, {"scheduler_effective", res->sampling.scheduler_effective},
+                               {"applied_preset_patch", nlohmann::json::parse(res->applied_preset_patch.empty() ? "{}" : res->applied_preset_patch)},
+                               {"timings", {{"load", t.load_s}, {"text_encode", t.text_encode_s}, {"denoise", t.denoise_s}, {"decode", t.decode_s}}},
+                               {"peak_rss_mb", ru.ru_maxrss / 1024.0}, {"warnings", res->warnings}};
+        return ArtifactStore(o.artifact_dir).put(read_file(path), "image/png", res->images[i].width, res->images[i].height, info);
+      });
+      if (!ref) {
+        g_exit = report_error(ref.error());
+        return;
+      }
+      if (!o.quiet) std::printf("artifact %s\n", ref->id.c_str());
+    }
   }
   if (!o.quiet) {
     const auto& t = res->timings;
@@ -163,6 +187,7 @@ void add_generate(CLI::App& app) {
   cmd->add_option("--tokenizer", opts->tokenizer, "tokenizer folder for single-file checkpoints");
   cmd->add_flag("-q,--quiet", opts->quiet, "print nothing but errors");
   cmd->add_flag("--progress", opts->progress, "show progress even when stderr is not a terminal");
+  cmd->add_option("--artifact-dir", opts->artifact_dir, "also keep each image in this content-addressed artifact store (with a JSON sidecar of everything that made it)");
   cmd->add_option("--log-format", opts->log_format, "the summary line on stderr: text ([GEN] key=value) or json")
       ->check(CLI::IsMember({"text", "json"}))->capture_default_str();
   cmd->callback([opts, cmd] {

@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   vg::cli::add_bench(app);
   vg::cli::add_serve(app);
   vg::cli::add_registry_commands(app);
+  vg::cli::add_artifact_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
