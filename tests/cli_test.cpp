@@ -147,3 +147,35 @@ TEST(Cli, BenchQuickReportsRatioToSgemm) {
 
 }  // namespace
 }  // namespace vg
+
+namespace vg {
+namespace {
+
+TEST(Cli, ScriptedReplGeneratesAndReportsErrors) {
+  const std::string dir = tmpdir() + "/repl";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const std::string script = dir + "/script.txt";
+  write_file_atomic(script, "/set steps 2\n/set steps 0\n/set width 64\n/set height 64\n/t2i \"a cat\"\n"
+                            "/i2i --image " + test::tiny() + "/inputs/test_image_64.png \"a dog\"\n/backend cuda\n/nope\n/history\n");
+  const std::string cmd = "cd " + dir + " && " + std::string(VG_CLI_PATH) + " repl -m " + test::tiny_model() + " < " + script + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  EXPECT_EQ(pclose(p), 0) << out;
+  EXPECT_NE(out.find("loaded sd1-tiny"), std::string::npos) << out;
+  EXPECT_NE(out.find("error [invalid_argument]: steps must be between 1 and 1000"), std::string::npos) << out;
+  EXPECT_NE(out.find("saved repl-1.png"), std::string::npos) << out;
+  EXPECT_NE(out.find("saved repl-2.png"), std::string::npos) << out;
+  EXPECT_NE(out.find("error [capability_not_supported]"), std::string::npos) << out;
+  EXPECT_NE(out.find("unknown command '/nope'"), std::string::npos) << out;
+  EXPECT_NE(out.find("  9  /history"), std::string::npos) << out;
+  Image img = decode_png(read_file(dir + "/repl-1.png"), "repl");
+  EXPECT_EQ(img.width, 64);
+  EXPECT_NE(read_png_parameters(read_file(dir + "/repl-1.png")).find("Steps: 2"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace vg

@@ -12,6 +12,7 @@ void add_bench(CLI::App& app);
 void add_serve(CLI::App& app);
 void add_registry_commands(CLI::App& app);
 void add_artifact_commands(CLI::App& app);
+void add_repl(CLI::App& app);
 // The demo model shipped in models/ (found beside the binary or in the
 // source tree); "" when absent.
 std::string default_model_path();

@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   vg::cli::add_serve(app);
   vg::cli::add_registry_commands(app);
   vg::cli::add_artifact_commands(app);
+  vg::cli::add_repl(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
