@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "io/atomic_file.h"
 #include "io/hf_cache.h"
+#include "io/image_decode.h"
 #include "registry/registry.h"
 #include "test_util.h"
 #include "visiongen/visiongen.h"
@@ -231,6 +232,67 @@ TEST(Presets, EngineReportsTheAppliedPatch) {
   EXPECT_EQ(nlohmann::json::parse(r->applied_preset_patch), (nlohmann::json{{"cfg_scale", 1.0}, {"sampler", "lcm"}}));
   EXPECT_EQ(r->sampling.sampler_effective, "lcm");
   EXPECT_NE(r->infotext[0].find("Steps: 2, Sampler: lcm"), std::string::npos) << r->infotext[0];
+}
+
+}  // namespace
+}  // namespace vg
+
+#include "visiongen/manager.h"
+
+namespace vg {
+namespace {
+
+TEST(VisionManager, RunsKnownTasksAndRejectsTheOthers) {
+  VisionManager vm;
+  TaskRequest r;
+  r.model = test::tiny_model();
+  r.params.prompt = "a cat";
+  r.params.steps = 2;
+  r.params.width = r.params.height = 64;
+  for (const char* t : {"text_to_video", "image_to_video", "upscale"}) {
+    r.task = t;
+    auto res = vm.run(r);
+    ASSERT_FALSE(res);
+    EXPECT_EQ(res.error().code, ErrorCode::kCapabilityNotSupported) << t;
+    EXPECT_NE(res.error().message.find("text_to_image, image_to_image and inpaint"), std::string::npos);
+  }
+  EXPECT_TRUE(vm.loaded().empty());  // rejected before loading anything
+  r.task = "text_to_image";
+  r.device = "cuda";
+  EXPECT_EQ(vm.validate(r).error().code, ErrorCode::kCapabilityNotSupported);
+  r.device = "tpu";
+  EXPECT_EQ(vm.validate(r).error().code, ErrorCode::kInvalidArgument);
+  r.device = "auto";
+  r.model = "no-such-org/no-such-model";
+  EXPECT_EQ(vm.run(r).error().code, ErrorCode::kModelNotAvailableOffline);
+  r.model = test::tiny_model();
+  auto res = vm.run(r);
+  ASSERT_TRUE(res) << res.error().to_string();
+  EXPECT_EQ(res->images[0].width, 64);
+  r.task = "image_to_image";
+  Image init = read_image_file(test::tiny() + "/inputs/test_image_64.png");
+  Image mask = read_image_file(test::tiny() + "/inputs/test_mask_64.png");
+  r.images.init_image = &init;
+  r.images.mask = &mask;
+  res = vm.run(r);
+  ASSERT_TRUE(res) << res.error().to_string();
+  EXPECT_NE(res->infotext[0].find("Mask blur"), std::string::npos);
+}
+
+TEST(VisionManager, MemoryBudgetUnloadsTheLeastRecentlyUsed) {
+  ManagerOptions o;
+  o.memory_budget_bytes = 40e6;  // one tiny model (~30 MB in float32) fits, two do not
+  VisionManager vm(o);
+  const std::string a = test::tiny_model(), b = test::tiny() + "/models/sd1-tiny-inpaint";
+  ASSERT_TRUE(vm.load(a));
+  EXPECT_EQ(vm.loaded(), std::vector<std::string>{a});
+  ASSERT_TRUE(vm.load(b));
+  EXPECT_EQ(vm.loaded(), std::vector<std::string>{b});
+  EXPECT_LE(vm.memory_in_use(), o.memory_budget_bytes);
+  ManagerOptions tiny_budget;
+  tiny_budget.memory_budget_bytes = 1e6;
+  VisionManager small(tiny_budget);
+  EXPECT_EQ(small.load(a).error().code, ErrorCode::kOutOfMemory);
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "core/params_json.h"
 #include "io/atomic_file.h"
+#include "visiongen/manager.h"
 #include "visiongen/visiongen.h"
 
 namespace vg::cli {
@@ -23,7 +24,7 @@ int g_exit = 0;
 
 struct GenerateOptions {
   GenerateParams params;
-  std::string model, output = "output.png", tokenizer, log_format = "text", artifact_dir;
+  std::string model, output = "output.png", tokenizer, log_format = "text", artifact_dir, device = "auto";
   int threads = 0;
   bool quiet = false, progress = false;
 };
@@ -49,6 +50,12 @@ void run_generate(const GenerateOptions& o) {
   Status v = validate_params(o.params);
   if (!v) {
     g_exit = report_error(v.error());
+    return;
+  }
+  if (o.device == "cuda") {
+    g_exit = report_error({ErrorCode::kCapabilityNotSupported,
+                           std::string("device cuda: ") + (cuda_device_count() ? "CUDA devices were found, but this build has no CUDA engine yet"
+                                                                               : "no CUDA driver was found") + "; use --device cpu"});
     return;
   }
   LoadOptions lo;
@@ -187,6 +194,8 @@ void add_generate(CLI::App& app) {
   cmd->add_option("--tokenizer", opts->tokenizer, "tokenizer folder for single-file checkpoints");
   cmd->add_flag("-q,--quiet", opts->quiet, "print nothing but errors");
   cmd->add_flag("--progress", opts->progress, "show progress even when stderr is not a terminal");
+  cmd->add_option("--device", opts->device, "auto (cuda when an engine supports it, else cpu), cpu or cuda")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}))->capture_default_str();
   cmd->add_option("--artifact-dir", opts->artifact_dir, "also keep each image in this content-addressed artifact store (with a JSON sidecar of everything that made it)");
   cmd->add_option("--log-format", opts->log_format, "the summary line on stderr: text ([GEN] key=value) or json")
       ->check(CLI::IsMember({"text", "json"}))->capture_default_str();

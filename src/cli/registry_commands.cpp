@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "io/hf_cache.h"
 #include "registry/registry.h"
+#include "visiongen/manager.h"
 #include "visiongen/visiongen.h"
 
 namespace vg::cli {
@@ -109,7 +110,7 @@ void add_registry_commands(CLI::App& app) {
                                  {"fma", cpu_has("fma")}}},
                         {"memory_bytes", static_cast<double>(pages) * psz},
                         {"devices", {"cpu"}},
-                        {"cuda", {{"available", false}, {"reason", "this build has no CUDA engine yet"}}},
+                        {"cuda", {{"devices", cuda_device_count()}, {"engine", false}, {"reason", "this build has no CUDA engine yet"}}},
                         {"hf_cache", hf_cache_dir()},
                         {"engines", nlohmann::json::array()}};
     for (const auto& e : engines()) j["engines"].push_back(e.name);
@@ -120,7 +121,8 @@ void add_registry_commands(CLI::App& app) {
     std::printf("visiongen %s\ncpu: %ld threads, avx2 %s, avx512f %s, avx512bf16 %s\nmemory: %.1f GB\n", version(),
                 sysconf(_SC_NPROCESSORS_ONLN), cpu_has("avx2") ? "yes" : "no", cpu_has("avx512f") ? "yes" : "no",
                 cpu_has("avx512bf16") ? "yes" : "no", static_cast<double>(pages) * psz / 1e9);
-    std::printf("devices: cpu (CUDA: no engine in this build yet)\nHugging Face cache: %s\n", hf_cache_dir().c_str());
+    std::printf("devices: cpu; CUDA devices found: %d (no CUDA engine in this build yet)\nHugging Face cache: %s\n", cuda_device_count(),
+                hf_cache_dir().c_str());
   });
 }
 
