@@ -9,6 +9,7 @@
 #include <future>
 #include <thread>
 
+#include "artifacts/store.h"
 #include "io/atomic_file.h"
 #include "io/image_decode.h"
 #include "io/image_io.h"
@@ -190,7 +191,11 @@ TEST(Server, ClientDisconnectCancelsSynchronousJob) {
 }
 
 TEST(Server, SynchronousGenerateNamesEngineAndModel) {
-  auto s = start();
+  const std::string store = testing::TempDir() + "/vg_server_store";
+  std::filesystem::remove_all(store);
+  server::ServerOptions o;
+  o.artifacts_dir = store;
+  auto s = start(o);
   auto c = s.client();
   EXPECT_EQ(c.Post("/generate", R"({"prompt":"a cat","engine":"cuda"})", kJson)->status, 400);
   auto r = body_of(c.Post("/generate", R"({"prompt":"a cat","steps":2,"seed":9,"width":64,"height":64,"engine":"cpu"})", kJson));
@@ -199,6 +204,11 @@ TEST(Server, SynchronousGenerateNamesEngineAndModel) {
   auto png = server::base64_decode(r["images"][0]["b64_json"]);
   ASSERT_TRUE(png);
   EXPECT_NE(read_png_parameters(*png).find("Seed: 9"), std::string::npos);
+  // the result is also in the artifact store, with its sidecar
+  auto stored = ArtifactStore(store).get(r["images"][0]["id"]);
+  ASSERT_TRUE(stored);
+  EXPECT_EQ(stored->info["seed"], 9);
+  EXPECT_EQ(stored->info["model"], "sd1-tiny");
 }
 
 TEST(Server, OpenAiGenerationsAndEdits) {

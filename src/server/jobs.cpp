@@ -96,7 +96,12 @@ void Job::push_event_locked(const std::string& type, nlohmann::json data) {
   cv.notify_all();
 }
 
-JobQueue::JobQueue(ModelPool& models, size_t max_queue) : models_(models), max_queue_(max_queue) {
+JobQueue::JobQueue(ModelPool& models, size_t max_queue, const std::string& artifacts_dir)
+    : models_(models), max_queue_(max_queue) {
+  if (!artifacts_dir.empty()) {
+    store_ = std::make_unique<ArtifactStore>(artifacts_dir);
+    store_->clean_partial();
+  }
   thread_ = std::thread([this] { worker(); });
 }
 
@@ -197,10 +202,13 @@ void JobQueue::wait(Job& j, const std::function<bool()>& stop) const {
 }
 
 std::optional<std::string> JobQueue::artifact(const std::string& id) const {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = artifacts_.find(id);
-  if (it == artifacts_.end()) return std::nullopt;
-  return it->second;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = artifacts_.find(id);
+    if (it != artifacts_.end()) return it->second;
+  }
+  if (store_) return store_->read(id);
+  return std::nullopt;
 }
 
 QueueMetrics JobQueue::metrics() const {
@@ -323,6 +331,16 @@ void JobQueue::run(const std::shared_ptr<Job>& j) {
     auto enc = guard([&] { return encode_png(res->images[i], res->infotext[i]); });
     if (!enc) return finish_error(enc.error());
     JobImage im{sha256_hex(*enc), res->images[i].width, res->images[i].height, res->seeds[i], res->infotext[i]};
+    if (store_) {
+      nlohmann::json info = {{"job", j->id}, {"model", models_.resolve(j->req.model).id}, {"seed", res->seeds[i]},
+                             {"infotext", res->infotext[i]}, {"sampler_in", res->sampling.sampler_in},
+                             {"sampler_effective", res->sampling.sampler_effective}, {"scheduler_in", res->sampling.scheduler_in},
+                             {"scheduler_effective", res->sampling.scheduler_effective},
+                             {"timings", {{"load", res->timings.load_s}, {"text_encode", res->timings.text_encode_s},
+                                          {"denoise", res->timings.denoise_s}, {"decode", res->timings.decode_s}}}};
+      auto put = guard([&] { return store_->put(*enc, "image/png", im.width, im.height, info); });
+      if (!put) return finish_error(put.error());
+    }
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (!artifacts_.count(im.artifact_id)) {

@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "artifacts/store.h"
 #include "server/model_pool.h"
 
 namespace vg::server {
@@ -76,7 +77,7 @@ struct QueueMetrics {
 
 class JobQueue {
  public:
-  JobQueue(ModelPool& models, size_t max_queue);
+  JobQueue(ModelPool& models, size_t max_queue, const std::string& artifacts_dir = "");
   ~JobQueue();
   // Fails with a code the HTTP layer maps to 429 when the queue is full.
   Result<std::shared_ptr<Job>> submit(JobRequest req);
@@ -98,6 +99,7 @@ class JobQueue {
   void run(const std::shared_ptr<Job>& j);
 
   ModelPool& models_;
+  std::unique_ptr<ArtifactStore> store_;
   size_t max_queue_;
   mutable std::mutex mu_;
   std::condition_variable cv_;

@@ -16,6 +16,7 @@ struct ServerOptions {
   std::vector<std::string> cors_origins;
   std::vector<std::string> models_dirs;
   std::string default_model;  // path of the model used when a request names none
+  std::string artifacts_dir;  // keep results in this artifact store ("" = memory only)
   size_t max_queue = 16;
   size_t max_body_bytes = 64u << 20;
   int threads = 0;
