@@ -61,7 +61,7 @@ TEST(Cli, NegativePromptIsRecordedAndProgressShownWhenAsked) {
   auto r = run("generate -m " + test::tiny_model() + " -p cat -n 'blurry, low quality' --steps 2 --seed 1 -W 64 -H 64 --progress -o " + out);
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("denoise 2/2"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("text encode"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("t_text_encode="), std::string::npos) << r.out;
   EXPECT_NE(read_png_parameters(read_file(out)).find("\nNegative prompt: blurry, low quality\n"), std::string::npos);
 }
 
@@ -175,6 +175,25 @@ TEST(Cli, ScriptedReplGeneratesAndReportsErrors) {
   Image img = decode_png(read_file(dir + "/repl-1.png"), "repl");
   EXPECT_EQ(img.width, 64);
   EXPECT_NE(read_png_parameters(read_file(dir + "/repl-1.png")).find("Steps: 2"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace vg
+
+namespace vg {
+namespace {
+
+TEST(Cli, JsonLogLineParses) {
+  const std::string out = tmpdir() + "/log.png";
+  auto r = run("generate -m " + test::tiny_model() + " -p cat --steps 2 --log-format json -o " + out);
+  ASSERT_EQ(r.code, 0) << r.out;
+  const size_t brace = r.out.find("{\"applied_preset_patch\"");
+  ASSERT_NE(brace, std::string::npos) << r.out;
+  auto j = nlohmann::json::parse(r.out.substr(brace, r.out.find('\n', brace) - brace));
+  EXPECT_EQ(j["event"], "generate");
+  EXPECT_EQ(j["steps"], 2);
+  EXPECT_GT(j["peak_rss_mb"].get<double>(), 1.0);
+  EXPECT_TRUE(j["applied_preset_patch"].is_object());
 }
 
 }  // namespace

@@ -25,6 +25,7 @@ int g_exit = 0;
 struct GenerateOptions {
   GenerateParams params;
   std::string model, output = "output.png", tokenizer, log_format = "text", artifact_dir, device = "auto";
+  bool log_format_given = false;
   int threads = 0;
   bool quiet = false, progress = false;
 };
@@ -124,7 +125,7 @@ void run_generate(const GenerateOptions& o) {
       if (!o.quiet) std::printf("artifact %s\n", ref->id.c_str());
     }
   }
-  if (!o.quiet) {
+  if (!o.quiet && (show || o.log_format_given)) {
     const auto& t = res->timings;
     rusage ru{};
     getrusage(RUSAGE_SELF, &ru);
@@ -139,7 +140,7 @@ void run_generate(const GenerateOptions& o) {
                           {"applied_preset_patch", nlohmann::json::parse(res->applied_preset_patch.empty() ? "{}" : res->applied_preset_patch)}};
       std::fprintf(stderr, "%s\n", j.dump().c_str());
     } else {
-      std::fprintf(stderr, "[GEN][cpu] model=%s task=%s size=%dx%d steps=%d sampler=%s t_load=%.2f t_text=%.2f t_denoise=%.2f t_decode=%.2f peak_rss=%.0fMB preset_patch=%s\n",
+      std::fprintf(stderr, "[GEN][cpu] model=%s task=%s size=%dx%d steps=%d sampler=%s t_load=%.2f t_text_encode=%.2f t_denoise=%.2f t_decode=%.2f peak_rss=%.0fMB preset_patch=%s\n",
                    model.c_str(), o.params.task.c_str(), im.width, im.height, o.params.steps,
                    res->sampling.sampler_effective.c_str(), t.load_s, t.text_encode_s, t.denoise_s, t.decode_s, rss_mb,
                    res->applied_preset_patch.empty() ? "{}" : res->applied_preset_patch.c_str());
@@ -205,6 +206,7 @@ void add_generate(CLI::App& app) {
       const std::string flag = f.flag;
       if (cmd->get_option_no_throw(flag) && cmd->get_option_no_throw(flag)->count() > 0) opts->params.set_fields.push_back(f.name);
     }
+    opts->log_format_given = cmd->get_option("--log-format")->count() > 0;
     run_generate(*opts);
   });
 }
