@@ -112,6 +112,9 @@ void add_registry_commands(CLI::App& app) {
                         {"devices", {"cpu"}},
                         {"cuda", {{"devices", cuda_device_count()}, {"engine", false}, {"reason", "this build has no CUDA engine yet"}}},
                         {"hf_cache", hf_cache_dir()},
+                        {"missing", {{"video", "no video engine or FFmpeg encoder in this build yet"},
+                                     {"upscale", "no upscaler engine in this build yet"},
+                                     {"hub_downloads", "visiongen does not download; fetch with the official client (hf download) into the shared cache"}}},
                         {"engines", nlohmann::json::array()}};
     for (const auto& e : engines()) j["engines"].push_back(e.name);
     if (*sj) {
@@ -123,6 +126,7 @@ void add_registry_commands(CLI::App& app) {
                 cpu_has("avx512bf16") ? "yes" : "no", static_cast<double>(pages) * psz / 1e9);
     std::printf("devices: cpu; CUDA devices found: %d (no CUDA engine in this build yet)\nHugging Face cache: %s\n", cuda_device_count(),
                 hf_cache_dir().c_str());
+    std::printf("missing: video (no video engine or FFmpeg encoder yet), upscale (no upscaler yet), downloads (use 'hf download')\n");
   });
 }
 

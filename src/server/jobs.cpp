@@ -2,6 +2,7 @@
 
 #include <openssl/sha.h>
 
+#include <cstdio>
 #include <iomanip>
 #include <random>
 #include <sstream>
@@ -354,6 +355,10 @@ void JobQueue::run(const std::shared_ptr<Job>& j) {
     }
     out.push_back(std::move(im));
   }
+  std::fprintf(stderr, "[GEN][cpu] job=%s model=%s size=%dx%d steps=%d sampler=%s t_load=%.2f t_denoise=%.2f t_decode=%.2f images=%zu\n",
+               j->id.c_str(), models_.resolve(j->req.model).id.c_str(), out.empty() ? 0 : out[0].width,
+               out.empty() ? 0 : out[0].height, j->req.params.steps, res->sampling.sampler_effective.c_str(),
+               res->timings.load_s, res->timings.denoise_s, res->timings.decode_s, out.size());
   std::lock_guard<std::mutex> jl(j->mu);
   j->images = std::move(out);
   j->warnings = res->warnings;

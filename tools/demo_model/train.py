@@ -76,16 +76,24 @@ def lr_at(step, total, base, warm=100):
     return base * 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
 
 
-def train_vae(imgs, steps, batch, seed, log):
+def load_into(module, path):
+    state = st_io.load(path)
+    module.load_state_dict(state)
+    return module
+
+
+def train_vae(imgs, steps, batch, seed, log, resume=None, base_lr=1e-3):
     torch.manual_seed(seed)
     vae = sd.AutoencoderKL(VAE_CFG)
-    opt = torch.optim.Adam(vae.parameters(), lr=1e-3)
+    if resume:
+        load_into(vae, os.path.join(resume, "vae/diffusion_pytorch_model.safetensors"))
+    opt = torch.optim.Adam(vae.parameters(), lr=base_lr)
     gen = torch.Generator().manual_seed(seed)
     x_all = images_to_tensor(imgs)
     t0 = time.time()
     for step in range(steps):
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, steps, 1e-3)
+            g["lr"] = lr_at(step, steps, base_lr)
         idx = torch.randint(0, len(x_all), (batch,), generator=gen)
         x = x_all[idx]
         mean, logvar = vae.encode(x)
@@ -107,21 +115,24 @@ def alphas_cumprod():
     return torch.cumprod(1.0 - betas, dim=0)
 
 
-def train_diffusion(lat_mean, lat_std, ids, steps, batch, seed, log):
+def train_diffusion(lat_mean, lat_std, ids, steps, batch, seed, log, resume=None, base_lr=5e-4):
     torch.manual_seed(seed)
     te = sd.ClipTextModel(TEXT_CFG)
     with torch.no_grad():
         te.text_model.embeddings.token_embedding.weight.normal_(0, 0.5)
         te.text_model.embeddings.position_embedding.weight.normal_(0, 0.1)
     unet = sd.UNet2DConditionModel(UNET_CFG)
+    if resume:
+        load_into(unet, os.path.join(resume, "unet/diffusion_pytorch_model.safetensors"))
+        load_into(te, os.path.join(resume, "text_encoder/model.safetensors"))
     params = list(unet.parameters()) + list(te.parameters())
-    opt = torch.optim.AdamW(params, lr=5e-4, weight_decay=0.0)
+    opt = torch.optim.AdamW(params, lr=base_lr, weight_decay=0.0)
     ema_u, ema_t = copy.deepcopy(unet), copy.deepcopy(te)
     ac = alphas_cumprod()
     gen = torch.Generator().manual_seed(seed + 1)
     t0 = time.time()
     for step in range(steps):
-        lr = lr_at(step, steps, 5e-4)
+        lr = lr_at(step, steps, base_lr)
         for g in opt.param_groups:
             g["lr"] = lr
         idx = torch.randint(0, len(ids) - 1, (batch,), generator=gen)
@@ -190,13 +201,15 @@ def main():
     ap.add_argument("--vae-steps", type=int, default=1200)
     ap.add_argument("--unet-steps", type=int, default=3000)
     ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--resume", help="continue from this model folder (a second, fine-tuning run)")
+    ap.add_argument("--lr-scale", type=float, default=1.0, help="multiplies both learning rates")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     log = lambda s: print(s, flush=True)  # noqa: E731
     t0 = time.time()
     imgs, caps = make_data(a.images, a.seed)
     log(f"{len(imgs)} images rendered ({time.time() - t0:.0f} s)")
-    vae = train_vae(imgs, a.vae_steps, 32, a.seed, log)
+    vae = train_vae(imgs, a.vae_steps, 32, a.seed, log, a.resume, 1e-3 * a.lr_scale)
     with torch.no_grad():
         x = images_to_tensor(imgs)
         means, stds = [], []
@@ -211,7 +224,8 @@ def main():
             f"reconstruction max-abs error (mean over images) {(rec - x[:256]).abs().amax(dim=(1, 2, 3)).mean():.3f}")
     bpe = ClipBpe(a.tokenizer)
     ids = torch.tensor([bpe.encode_padded(c) for c in caps] + [bpe.encode_padded("")], dtype=torch.long)
-    unet, te = train_diffusion(lat_mean * sf, lat_std * sf, ids, a.unet_steps, a.batch, a.seed, log)
+    unet, te = train_diffusion(lat_mean * sf, lat_std * sf, ids, a.unet_steps, a.batch, a.seed, log, a.resume,
+                               5e-4 * a.lr_scale)
     save(a.out, vae, te, unet, sf, a.tokenizer)
     log(f"saved {a.out} ({time.time() - t0:.0f} s in all)")
 
