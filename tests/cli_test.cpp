@@ -90,8 +90,9 @@ TEST(Cli, BadInputsExitWithCodeAndNoFile) {
   EXPECT_EQ(r.code, 19) << r.out;
   EXPECT_FALSE(fs::exists(out));
   EXPECT_FALSE(fs::exists(tmpdir() + "/missing"));
-  r = run("generate -p cat");
+  r = run("generate -o " + out);  // no prompt: a usage error, no file
   EXPECT_NE(r.code, 0);
+  EXPECT_FALSE(fs::exists(out));
 }
 
 TEST(Cli, InpaintAndSamplerFlags) {
