@@ -14,21 +14,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct RunResult {
-  int code;
-  std::string out;
-};
-
-RunResult run(const std::string& args) {
-  std::string cmd = std::string(VG_CLI_PATH) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  int st = pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
-}
+test::CliResult run(const std::string& args) { return test::run_cli(args); }
 
 std::string tmpdir() {
   fs::path d = fs::path(testing::TempDir()) / "vg_cli";

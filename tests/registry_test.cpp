@@ -18,19 +18,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct Cmd {
-  int code;
-  std::string out;
-};
-Cmd run_cli(const std::string& args) {
-  FILE* p = popen((std::string(VG_CLI_PATH) + " " + args + " 2>&1").c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  const int st = pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
-}
+using test::run_cli;
 
 TEST(Registry, ShippedRegistryValidatesAndKnowsWhatRuns) {
   auto r = Registry::from_json(nlohmann::json::parse(builtin_registry_json()), "built-in");

@@ -5,6 +5,10 @@
 #include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
 #include <regex>
 #include <string>
 
@@ -51,6 +55,21 @@ inline double frac_within(const Tensor& a, const Tensor& ref, double tol) {
   int64_t ok = 0;
   for (int64_t i = 0; i < ref.numel(); ++i) ok += std::fabs(a.data()[i] - ref.data()[i]) <= tol;
   return static_cast<double>(ok) / ref.numel();
+}
+
+// Runs the real `visiongen` binary with `args` (shell syntax), stderr merged.
+struct CliResult {
+  int code;
+  std::string out;
+};
+inline CliResult run_cli(const std::string& args) {
+  FILE* p = popen((std::string(VG_CLI_PATH) + " " + args + " 2>&1").c_str(), "r");
+  std::string out;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  const int st = pclose(p);
+  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
 }
 
 }  // namespace vg::test

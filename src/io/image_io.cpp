@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "io/atomic_file.h"
+#include "io/image_decode.h"
 
 namespace vg {
 
@@ -38,6 +39,7 @@ void png_read_from_string(png_structp png, png_bytep out, png_size_t len) {
   std::memcpy(out, st->bytes->data() + st->pos, len);
   st->pos += len;
 }
+
 
 }  // namespace
 
@@ -77,29 +79,12 @@ std::string encode_png(const Image& img, const std::string& parameters) {
 Image decode_png(const std::string& bytes, const std::string& name) {
   if (bytes.size() < 8 || png_sig_cmp(reinterpret_cast<png_const_bytep>(bytes.data()), 0, 8))
     fail(ErrorCode::kCorruptFile, "'" + name + "' is not a PNG file");
-  png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, nullptr, png_error_throw, png_warn_ignore);
-  png_infop info = png_create_info_struct(png);
+  const Image rgba = decode_image(bytes, name);  // alpha dropped below
   Image img;
-  PngReadState st{&bytes, 0};
-  try {
-    png_set_read_fn(png, &st, png_read_from_string);
-    png_read_info(png, info);
-    png_set_expand(png);
-    png_set_strip_16(png);
-    png_set_strip_alpha(png);
-    png_set_gray_to_rgb(png);
-    png_read_update_info(png, info);
-    img.width = static_cast<int>(png_get_image_width(png, info));
-    img.height = static_cast<int>(png_get_image_height(png, info));
-    if (png_get_rowbytes(png, info) != static_cast<size_t>(img.width) * 3)
-      fail(ErrorCode::kCorruptFile, "'" + name + "' has an unsupported PNG layout");
-    img.pixels.resize(static_cast<size_t>(img.width) * img.height * 3);
-    for (int y = 0; y < img.height; ++y) png_read_row(png, img.pixels.data() + static_cast<size_t>(y) * img.width * 3, nullptr);
-  } catch (const VgException& e) {
-    png_destroy_read_struct(&png, &info, nullptr);
-    fail(ErrorCode::kCorruptFile, "cannot decode '" + name + "': " + e.what());
-  }
-  png_destroy_read_struct(&png, &info, nullptr);
+  img.width = rgba.width;
+  img.height = rgba.height;
+  img.pixels.reserve(static_cast<size_t>(img.width) * img.height * 3);
+  for (size_t i = 0; i < rgba.pixels.size(); i += 4) img.pixels.insert(img.pixels.end(), {rgba.pixels[i], rgba.pixels[i + 1], rgba.pixels[i + 2]});
   return img;
 }
 

@@ -125,62 +125,55 @@ class UniPcSampler : public SigmaSampler {
     return out;
   }
 
-  Tensor predictor(const Tensor& x, size_t i, int order) const {
-    const float s_t = sigmas_[i + 1], s_s0 = sigmas_[i];
-    const float l_s0 = lambda_of(s_s0), h = lambda_of(s_t) - l_s0;
-    const Tensor& m0 = outputs_.back();
-    std::vector<float> rks;
+  // What the predictor (at i, sigma_i -> sigma_{i+1}) and the corrector (at
+  // i, sigma_{i-1} -> sigma_i) share: step size, ratios r_k, differences D1_k,
+  // and the B(h) coefficients; earlier outputs sit at sigma_{s0 - k}.
+  struct Terms {
+    float s_t, s_s0, h_phi_1, b_h;
+    std::vector<float> rks, b;
     std::vector<Tensor> d1s;
+  };
+  Terms terms(size_t t_index, size_t s0_index, int order) const {
+    Terms r;
+    r.s_t = sigmas_[t_index];
+    r.s_s0 = sigmas_[s0_index];
+    const float l_s0 = lambda_of(r.s_s0), h = lambda_of(r.s_t) - l_s0;
+    const Tensor& m0 = outputs_.back();
     for (int k = 1; k < order; ++k) {
-      const float rk = (lambda_of(sigmas_[i - k]) - l_s0) / h;
-      rks.push_back(rk);
-      d1s.push_back(lincomb(1.0f / rk, outputs_[outputs_.size() - 1 - k], -1.0f / rk, m0));
+      const float rk = (lambda_of(sigmas_[s0_index - static_cast<size_t>(k)]) - l_s0) / h;
+      r.rks.push_back(rk);
+      r.d1s.push_back(lincomb(1.0f / rk, outputs_[outputs_.size() - 1 - k], -1.0f / rk, m0));
     }
-    rks.push_back(1.0f);
-    float h_phi_1, b_h;
-    std::vector<float> b;
-    coefficients(h, order, &h_phi_1, &b_h, &b);
+    r.rks.push_back(1.0f);
+    coefficients(h, order, &r.h_phi_1, &r.b_h, &r.b);
+    return r;
+  }
+
+  // Solves sum_c rks[c]^row * rho_c = b[row] for the first n rows/columns.
+  std::vector<float> rhos_for(const Terms& t, int n) const {
+    std::vector<std::vector<float>> r(n, std::vector<float>(n));
+    for (int row = 0; row < n; ++row)
+      for (int c = 0; c < n; ++c) r[row][c] = std::pow(t.rks[c], static_cast<float>(row));
+    return solve(r, std::vector<float>(t.b.begin(), t.b.begin() + n));
+  }
+
+  Tensor predictor(const Tensor& x, size_t i, int order) const {
+    const Terms t = terms(i + 1, i, order);
     std::vector<float> rhos;
-    if (order == 2) {
-      rhos = {0.5f};
-    } else if (order > 2) {
-      std::vector<std::vector<float>> r(order - 1, std::vector<float>(order - 1));
-      for (int row = 0; row < order - 1; ++row)
-        for (int c = 0; c < order - 1; ++c) r[row][c] = std::pow(rks[c], static_cast<float>(row));
-      rhos = solve(r, std::vector<float>(b.begin(), b.end() - 1));
-    }
-    return combine(x, s_t, s_s0, h_phi_1, b_h, m0, d1s, rhos, nullptr, 0);
+    if (order == 2) rhos = {0.5f};
+    else if (order > 2) rhos = rhos_for(t, order - 1);
+    return combine(x, t.s_t, t.s_s0, t.h_phi_1, t.b_h, outputs_.back(), t.d1s, rhos, nullptr, 0);
   }
 
   Tensor corrector(const Tensor& model_t, size_t i) const {
     const int order = this_order_;
-    const float s_t = sigmas_[i], s_s0 = sigmas_[i - 1];
-    const float l_s0 = lambda_of(s_s0), h = lambda_of(s_t) - l_s0;
+    const Terms t = terms(i, i - 1, order);
+    std::vector<float> rhos = order == 1 ? std::vector<float>{0.5f} : rhos_for(t, order);
     const Tensor& m0 = outputs_.back();
-    std::vector<float> rks;
-    std::vector<Tensor> d1s;
-    for (int k = 1; k < order; ++k) {
-      const float rk = (lambda_of(sigmas_[i - (k + 1)]) - l_s0) / h;
-      rks.push_back(rk);
-      d1s.push_back(lincomb(1.0f / rk, outputs_[outputs_.size() - 1 - k], -1.0f / rk, m0));
-    }
-    rks.push_back(1.0f);
-    float h_phi_1, b_h;
-    std::vector<float> b;
-    coefficients(h, order, &h_phi_1, &b_h, &b);
-    std::vector<float> rhos;
-    if (order == 1) {
-      rhos = {0.5f};
-    } else {
-      std::vector<std::vector<float>> r(order, std::vector<float>(order));
-      for (int row = 0; row < order; ++row)
-        for (int c = 0; c < order; ++c) r[row][c] = std::pow(rks[c], static_cast<float>(row));
-      rhos = solve(r, b);
-    }
     Tensor d1_t = lincomb(1.0f, model_t, -1.0f, m0);
     const float rho_t = rhos.back();
     rhos.pop_back();
-    return combine(last_sample_, s_t, s_s0, h_phi_1, b_h, m0, d1s, rhos, &d1_t, rho_t);
+    return combine(last_sample_, t.s_t, t.s_s0, t.h_phi_1, t.b_h, m0, t.d1s, rhos, &d1_t, rho_t);
   }
 
   int order_ = 2, this_order_ = 1, lower_order_nums_ = 0;
