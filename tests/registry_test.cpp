@@ -285,3 +285,86 @@ TEST(VisionManager, MemoryBudgetUnloadsTheLeastRecentlyUsed) {
 
 }  // namespace
 }  // namespace vg
+
+#include <openssl/sha.h>
+
+#include "io/hf_cache_tools.h"
+
+namespace vg {
+namespace {
+
+std::string hexs(const unsigned char* d, size_t n) {
+  static const char* k = "0123456789abcdef";
+  std::string s;
+  for (size_t i = 0; i < n; ++i) s += k[d[i] >> 4], s += k[d[i] & 15];
+  return s;
+}
+
+// Blob names as the official client uses them: sha256 for LFS files (the
+// etag), git's blob sha1 for small text files.
+std::string blob_name(const std::string& path, const std::string& data) {
+  if (path.size() > 12 && path.substr(path.size() - 12) == ".safetensors") {
+    unsigned char d[SHA256_DIGEST_LENGTH];
+    SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), d);
+    return hexs(d, sizeof d);
+  }
+  const std::string obj = "blob " + std::to_string(data.size()) + std::string(1, '\0') + data;
+  unsigned char d[SHA_DIGEST_LENGTH];
+  SHA1(reinterpret_cast<const unsigned char*>(obj.data()), obj.size(), d);
+  return hexs(d, sizeof d);
+}
+
+TEST(HfCache, CacheCommandsListVerifyRemoveAndPrune) {
+  const fs::path cache = fs::path(testing::TempDir()) / "vg_hf_cache_cmds";
+  fs::remove_all(cache);
+  const std::string commit = "89abcdef0123456789abcdef0123456789abcdef";
+  for (const char* repo : {"models--org-a--tiny", "models--org-b--tiny"}) {
+    const fs::path r = cache / repo;
+    fs::create_directories(r / "refs");
+    fs::create_directories(r / "blobs");
+    write_file_atomic((r / "refs" / "main").string(), commit);
+    for (const auto& f : fs::recursive_directory_iterator(test::tiny_model())) {
+      if (!f.is_regular_file()) continue;
+      const std::string data = read_file(f.path().string());
+      const fs::path rel = fs::relative(f.path(), test::tiny_model());
+      const fs::path blob = r / "blobs" / blob_name(f.path().string(), data);
+      if (!fs::exists(blob)) fs::copy_file(f.path(), blob);
+      const fs::path link = r / "snapshots" / commit / rel;
+      fs::create_directories(link.parent_path());
+      fs::create_symlink(fs::relative(blob, link.parent_path()), link);
+    }
+  }
+  setenv("HF_HUB_CACHE", cache.string().c_str(), 1);
+  auto r = run_cli("hf cache ls --json");
+  auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j.size(), 2u) << r.out;
+  EXPECT_EQ(j[0]["id"], "org-a/tiny");
+  EXPECT_EQ(j[0]["refs"]["main"], commit);
+  EXPECT_GT(j[0]["bytes"].get<uint64_t>(), 10000000u);
+  r = run_cli("hf cache verify");
+  EXPECT_EQ(r.code, 0) << r.out;
+  // corrupt one LFS blob
+  for (const auto& b : fs::directory_iterator(cache / "models--org-a--tiny" / "blobs"))
+    if (b.path().filename().string().size() == 64) {
+      std::string d = read_file(b.path().string());
+      d[100] ^= 1;
+      fs::remove(b.path());
+      write_file_atomic(b.path().string(), d);
+      break;
+    }
+  r = run_cli("hf cache verify");
+  EXPECT_EQ(r.code, 13) << r.out;
+  EXPECT_NE(r.out.find("CORRUPT"), std::string::npos);
+  EXPECT_EQ(run_cli("hf cache rm org-a/tiny").code, 0);
+  EXPECT_EQ(run_cli("hf cache rm org-a/tiny").code, 12);
+  EXPECT_EQ(run_cli("hf cache verify").code, 0);
+  r = run_cli("hf cache prune --max-size 1M");
+  EXPECT_NE(r.out.find("removed org-b/tiny"), std::string::npos) << r.out;
+  EXPECT_EQ(nlohmann::json::parse(run_cli("hf cache ls --json").out).size(), 0u);
+  EXPECT_EQ(run_cli("hf cache prune --max-size lots").code, 11);
+  unsetenv("HF_HUB_CACHE");
+  fs::remove_all(cache);
+}
+
+}  // namespace
+}  // namespace vg

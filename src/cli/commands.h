@@ -13,6 +13,7 @@ void add_serve(CLI::App& app);
 void add_registry_commands(CLI::App& app);
 void add_artifact_commands(CLI::App& app);
 void add_repl(CLI::App& app);
+void add_hf_commands(CLI::App& app);
 // The demo model shipped in models/ (found beside the binary or in the
 // source tree); "" when absent.
 std::string default_model_path();

@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   vg::cli::add_registry_commands(app);
   vg::cli::add_artifact_commands(app);
   vg::cli::add_repl(app);
+  vg::cli::add_hf_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

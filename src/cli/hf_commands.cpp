@@ -1,0 +1,86 @@
+// `visiongen hf cache ...`: the shared Hugging Face cache, offline.
+#include <cstdio>
+#include <memory>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "io/hf_cache.h"
+#include "io/hf_cache_tools.h"
+
+namespace vg::cli {
+
+namespace {
+
+// "10G", "500M", "123456" -> bytes; throws invalid_argument.
+uint64_t parse_bytes(const std::string& s) {
+  try {
+    size_t n = 0;
+    const double v = std::stod(s, &n);
+    const std::string unit = s.substr(n);
+    const double mult = unit.empty() || unit == "B" ? 1 : unit == "K" || unit == "KB" ? 1e3 : unit == "M" || unit == "MB" ? 1e6
+                        : unit == "G" || unit == "GB" ? 1e9 : unit == "T" || unit == "TB" ? 1e12 : -1;
+    if (mult < 0 || v < 0) throw std::invalid_argument(s);
+    return static_cast<uint64_t>(v * mult);
+  } catch (const std::exception&) {
+    fail(ErrorCode::kInvalidArgument, "size '" + s + "' must look like 500M or 10G");
+  }
+}
+
+}  // namespace
+
+void add_hf_commands(CLI::App& app) {
+  struct Opts {
+    bool json = false;
+    std::string id, max_size;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* hf = app.add_subcommand("hf", "the Hugging Face cache shared with the official tools ($HF_HUB_CACHE, $HF_HOME)");
+  hf->require_subcommand(1);
+  auto* cache = hf->add_subcommand("cache", "list, verify, remove and prune cached repos (no network)");
+  cache->require_subcommand(1);
+  auto* ls = cache->add_subcommand("ls", "cached repos with size, refs and snapshots");
+  ls->add_flag("--json", o->json, "print JSON");
+  ls->callback([o] {
+    auto repos = guard([] { return hf_cache_list(hf_cache_dir()); });
+    if (!repos) return set_exit_code(report_error(repos.error()));
+    if (o->json) {
+      nlohmann::json a = nlohmann::json::array();
+      for (const auto& r : *repos) a.push_back(r.to_json());
+      std::printf("%s\n", a.dump(1).c_str());
+      return;
+    }
+    std::printf("%-8s %-50s %12s  %s\n", "type", "id", "size (MB)", "refs");
+    for (const auto& r : *repos) {
+      std::string refs;
+      for (const auto& [ref, c] : r.refs) refs += (refs.empty() ? "" : ", ") + ref + "=" + c.substr(0, 10);
+      std::printf("%-8s %-50s %12.1f  %s\n", r.type.c_str(), r.id.c_str(), static_cast<double>(r.bytes) / 1e6, refs.c_str());
+    }
+  });
+  auto* verify = cache->add_subcommand("verify", "re-hash every blob (sha256 for LFS files, git sha1 otherwise)");
+  verify->callback([] {
+    auto bad = guard([] { return hf_cache_verify(hf_cache_dir()); });
+    if (!bad) return set_exit_code(report_error(bad.error()));
+    for (const auto& b : *bad) std::printf("CORRUPT %s\n", b.c_str());
+    if (!bad->empty())
+      return set_exit_code(report_error({ErrorCode::kCorruptFile, std::to_string(bad->size()) +
+                                                                      " cached file(s) do not match their hash; remove the repo and fetch it again"}));
+    std::printf("all blobs match their hashes\n");
+  });
+  auto* rm = cache->add_subcommand("rm", "remove one repo from the cache");
+  rm->add_option("id", o->id, "org/name")->required();
+  rm->callback([o] {
+    if (!hf_cache_remove(hf_cache_dir(), o->id))
+      return set_exit_code(report_error({ErrorCode::kFileNotFound, "'" + o->id + "' is not in the cache; see 'visiongen hf cache ls'"}));
+    std::printf("removed %s\n", o->id.c_str());
+  });
+  auto* prune = cache->add_subcommand("prune", "remove least recently used repos until the cache fits");
+  prune->add_option("--max-size", o->max_size, "e.g. 20G")->required();
+  prune->callback([o] {
+    auto removed = guard([&] { return hf_cache_prune(hf_cache_dir(), parse_bytes(o->max_size)); });
+    if (!removed) return set_exit_code(report_error(removed.error()));
+    for (const auto& r : *removed) std::printf("removed %s\n", r.c_str());
+    if (removed->empty()) std::printf("the cache already fits in %s\n", o->max_size.c_str());
+  });
+}
+
+}  // namespace vg::cli
