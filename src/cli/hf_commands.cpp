@@ -5,7 +5,10 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "io/hf_cache.h"
+#include "hub/hub.h"
 #include "io/hf_cache_tools.h"
+
+#include <nlohmann/json.hpp>
 
 namespace vg::cli {
 
@@ -36,6 +39,44 @@ void add_hf_commands(CLI::App& app) {
   auto o = std::make_shared<Opts>();
   auto* hf = app.add_subcommand("hf", "the Hugging Face cache shared with the official tools ($HF_HUB_CACHE, $HF_HOME)");
   hf->require_subcommand(1);
+  struct PullArgs {
+    std::string kind, id, revision = "main";
+    std::vector<std::string> include, exclude;
+    bool allow_unsafe = false, dry_run = false, json = false;
+  };
+  auto pa = std::make_shared<PullArgs>();
+  auto* pull = hf->add_subcommand("pull", "download a model into the shared cache (safetensors, JSON, text, images; pickles only with --allow-unsafe)");
+  pull->add_option("kind", pa->kind, "model")->required()->check(CLI::IsMember({"model"}));
+  pull->add_option("id", pa->id, "org/name")->required();
+  pull->add_option("--revision", pa->revision, "branch, tag or commit")->capture_default_str();
+  pull->add_option("--include", pa->include, "only paths matching this glob (repeatable)");
+  pull->add_option("--exclude", pa->exclude, "skip paths matching this glob (repeatable)");
+  pull->add_flag("--allow-unsafe", pa->allow_unsafe, "also fetch pickle/executable files");
+  pull->add_flag("--dry-run", pa->dry_run, "list what would be fetched");
+  pull->add_flag("--json", pa->json, "print the report as JSON");
+  pull->callback([pa] {
+    hub::PullOptions po;
+    po.revision = pa->revision;
+    po.include = pa->include;
+    po.exclude = pa->exclude;
+    po.allow_unsafe = pa->allow_unsafe;
+    po.dry_run = pa->dry_run;
+    auto rep = guard([&] { return hub::pull_model(hub::HubConfig::from_env(), pa->id, po); });
+    if (!rep) return set_exit_code(report_error(rep.error()));
+    if (pa->json) {
+      nlohmann::json files = nlohmann::json::array();
+      for (const auto& f : rep->files) files.push_back({{"path", f.path}, {"etag", f.etag}, {"size", f.size}, {"downloaded", f.downloaded}});
+      std::printf("%s\n", nlohmann::json{{"repo", rep->repo}, {"commit", rep->commit}, {"snapshot", rep->snapshot_dir},
+                                          {"files", files}, {"skipped_unsafe", rep->skipped_unsafe},
+                                          {"bytes_downloaded", rep->bytes_downloaded}}.dump(1).c_str());
+      return;
+    }
+    for (const auto& f : rep->files)
+      std::printf("%s %-60s %12llu bytes\n", pa->dry_run ? "would fetch" : (f.downloaded ? "fetched" : "cached "), f.path.c_str(),
+                  static_cast<unsigned long long>(f.size));
+    for (const auto& s : rep->skipped_unsafe) std::printf("skipped (unsafe format; --allow-unsafe to fetch) %s\n", s.c_str());
+    std::printf("%s at %s\n", rep->repo.c_str(), rep->snapshot_dir.c_str());
+  });
   auto* cache = hf->add_subcommand("cache", "list, verify, remove and prune cached repos (no network)");
   cache->require_subcommand(1);
   auto* ls = cache->add_subcommand("ls", "cached repos with size, refs and snapshots");

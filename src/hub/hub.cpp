@@ -1,0 +1,232 @@
+#include "hub/hub.h"
+
+#include <fnmatch.h>
+#include <openssl/sha.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "core/error.h"
+#include "hub/http.h"
+#include "io/atomic_file.h"
+#include "io/hf_cache.h"
+
+namespace vg::hub {
+
+namespace fs = std::filesystem;
+
+HubConfig HubConfig::from_env() {
+  HubConfig c;
+  const char* ep = std::getenv("HF_ENDPOINT");
+  c.endpoint = ep && *ep ? ep : "https://huggingface.co";
+  while (!c.endpoint.empty() && c.endpoint.back() == '/') c.endpoint.pop_back();
+  if (const char* t = std::getenv("HF_TOKEN"); t && *t) {
+    c.token = t;
+  } else {
+    std::string path;
+    if (const char* p = std::getenv("HF_TOKEN_PATH"); p && *p) path = p;
+    else if (const char* h = std::getenv("HF_HOME"); h && *h) path = std::string(h) + "/token";
+    else if (const char* home = std::getenv("HOME"); home) path = std::string(home) + "/.cache/huggingface/token";
+    if (!path.empty() && path_exists(path)) {
+      c.token = read_file(path);
+      while (!c.token.empty() && (c.token.back() == '\n' || c.token.back() == '\r' || c.token.back() == ' ')) c.token.pop_back();
+    }
+  }
+  c.cache_dir = hf_cache_dir();
+  const char* off = std::getenv("HF_HUB_OFFLINE");
+  c.offline = off && (std::string(off) == "1" || std::string(off) == "true" || std::string(off) == "TRUE");
+  return c;
+}
+
+bool unsafe_path(const std::string& p) {
+  static const char* kExt[] = {".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".joblib", ".exe", ".dll", ".so", ".sh", ".bat"};
+  for (const char* e : kExt) {
+    const std::string ext = e;
+    if (p.size() >= ext.size() && p.compare(p.size() - ext.size(), ext.size(), ext) == 0) return true;
+  }
+  return false;
+}
+
+namespace {
+
+std::string strip_etag(std::string e) {
+  if (e.rfind("W/", 0) == 0) e = e.substr(2);
+  e.erase(std::remove(e.begin(), e.end(), '"'), e.end());
+  return e;
+}
+
+std::string url_quote(const std::string& s, bool keep_slash) {
+  static const char* hex = "0123456789ABCDEF";
+  std::string o;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || (keep_slash && c == '/')) o += static_cast<char>(c);
+    else o += '%', o += hex[c >> 4], o += hex[c & 15];
+  }
+  return o;
+}
+
+[[noreturn]] void raise_for(const HttpResponse& r, const std::string& what) {
+  auto h = [&](const char* k) { auto it = r.headers.find(k); return it == r.headers.end() ? std::string() : it->second; };
+  const std::string code = h("x-error-code"), msg = h("x-error-message");
+  const std::string detail = msg.empty() ? std::string() : " (" + msg + ")";
+  if (code == "RepoNotFound" || (r.status == 404 && code.empty() && what.find("/api/") != std::string::npos))
+    fail(ErrorCode::kFileNotFound, what + ": repository not found, or private and your token cannot see it" + detail +
+                                       "; check the id, or set HF_TOKEN");
+  if (code == "GatedRepo")
+    fail(ErrorCode::kUnauthorized, what + ": this repository is gated" + detail +
+                                       "; request access on its Hub page, then set HF_TOKEN to a token of that account");
+  if (code == "RevisionNotFound") fail(ErrorCode::kFileNotFound, what + ": revision not found" + detail);
+  if (code == "EntryNotFound") fail(ErrorCode::kFileNotFound, what + ": no such file in the repository" + detail);
+  if (r.status == 401) fail(ErrorCode::kUnauthorized, what + ": the token was refused" + detail + "; check HF_TOKEN");
+  if (r.status == 403) fail(ErrorCode::kUnauthorized, what + ": forbidden" + detail + "; make sure your token has the right permissions");
+  if (r.status == 429) fail(ErrorCode::kBusy, what + ": rate limited by the Hub" + detail + "; retry later");
+  if (r.status == 0) fail(ErrorCode::kIoError, what + ": network error: " + r.error);
+  fail(ErrorCode::kIoError, what + ": HTTP " + std::to_string(r.status) + detail);
+}
+
+bool retryable(long s) { return s == 0 || s == 408 || s == 429 || s == 500 || s == 502 || s == 503 || s == 504; }
+
+// Up to 5 retries: 1, 2, 4, 8, 8 s, or Retry-After + 1 on 429.
+HttpResponse send_with_retries(HttpRequest req, const std::function<void()>& before_retry = nullptr) {
+  HttpResponse r;
+  for (int attempt = 0;; ++attempt) {
+    r = http_send(req);
+    if (!retryable(r.status) || attempt == 5) return r;
+    double wait = std::min(8, 1 << attempt);
+    if (r.status == 429 && r.headers.count("retry-after")) wait = std::atoi(r.headers["retry-after"].c_str()) + 1;
+    if (isatty(STDERR_FILENO)) std::fprintf(stderr, "HTTP %ld from the Hub; retrying in %.0f s\n", r.status, wait);
+    std::this_thread::sleep_for(std::chrono::duration<double>(wait));
+    if (before_retry) before_retry();
+  }
+}
+
+std::vector<std::string> auth_headers(const HubConfig& c) {
+  std::vector<std::string> h = {"User-Agent: visiongen/0.1; hf_hub-compatible", "Accept-Encoding: identity"};
+  if (!c.token.empty()) h.push_back("Authorization: Bearer " + c.token);
+  return h;
+}
+
+bool selected(const std::string& p, const PullOptions& o) {
+  bool inc = o.include.empty();
+  for (const auto& g : o.include) inc |= fnmatch(g.c_str(), p.c_str(), 0) == 0;
+  for (const auto& g : o.exclude)
+    if (fnmatch(g.c_str(), p.c_str(), 0) == 0) return false;
+  return inc;
+}
+
+std::string sha256_file(const std::string& path) {
+  const std::string d = read_file(path);
+  unsigned char h[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(d.data()), d.size(), h);
+  static const char* k = "0123456789abcdef";
+  std::string s;
+  for (unsigned char c : h) s += k[c >> 4], s += k[c & 15];
+  return s;
+}
+
+}  // namespace
+
+PullReport pull_model(const HubConfig& cfg, const std::string& repo, const PullOptions& o) {
+  if (!looks_like_repo_ref(repo) || repo.find('@') != std::string::npos)
+    fail(ErrorCode::kInvalidArgument, "'" + repo + "' is not a Hub repository id (org/name)");
+  PullReport rep;
+  rep.repo = repo;
+  std::string folder = "models--" + repo;
+  folder.replace(folder.find('/'), 1, "--");
+  const fs::path base = fs::path(cfg.cache_dir) / folder;
+  if (cfg.offline) {
+    auto snap = hf_cached_snapshot(repo + "@" + o.revision);
+    if (!snap) fail(ErrorCode::kModelNotAvailableOffline, repo + "@" + o.revision + " is not in the cache and HF_HUB_OFFLINE is set");
+    rep.snapshot_dir = *snap;
+    rep.commit = fs::path(*snap).filename().string();
+    return rep;
+  }
+  const auto auth = auth_headers(cfg);
+  // 1. the file list and commit of the revision
+  const std::string info_url = cfg.endpoint + "/api/models/" + repo + "/revision/" + url_quote(o.revision, false);
+  HttpResponse info = send_with_retries({"GET", info_url, auth});
+  if (info.status != 200) raise_for(info, repo);
+  nlohmann::json j = nlohmann::json::parse(info.body, nullptr, false);
+  if (j.is_discarded() || !j.contains("sha") || !j.contains("siblings")) fail(ErrorCode::kIoError, repo + ": the Hub answered an unexpected body");
+  rep.commit = j["sha"];
+  fs::create_directories(base / "blobs");
+  fs::create_directories(base / "refs");
+  const fs::path snap = base / "snapshots" / rep.commit;
+  rep.snapshot_dir = snap.string();
+  for (const auto& s : j["siblings"]) {
+    const std::string path = s.value("rfilename", "");
+    if (path.empty() || path.find("..") != std::string::npos || path.front() == '/') continue;
+    if (!selected(path, o)) continue;
+    if (unsafe_path(path) && !o.allow_unsafe) {
+      rep.skipped_unsafe.push_back(path);
+      continue;
+    }
+    // 2. metadata: HEAD on /resolve without following redirects
+    const std::string url = cfg.endpoint + "/" + repo + "/resolve/" + rep.commit + "/" + url_quote(path, true);
+    HttpResponse head = send_with_retries({"HEAD", url, auth});
+    if (head.status >= 400 || head.status == 0) raise_for(head, repo + "/" + path);
+    const std::string etag = strip_etag(head.headers.count("x-linked-etag") ? head.headers["x-linked-etag"] : head.headers["etag"]);
+    const uint64_t size = std::stoull(head.headers.count("x-linked-size") ? head.headers["x-linked-size"]
+                                                                         : (head.headers.count("content-length") ? head.headers["content-length"] : "0"));
+    if (etag.empty() || etag.find('/') != std::string::npos) fail(ErrorCode::kIoError, repo + "/" + path + ": no usable ETag from the Hub");
+    std::string location = head.status >= 300 && head.status < 400 ? head.headers["location"] : url;
+    if (!location.empty() && location.front() == '/') location = url_origin(url) + location;
+    PulledFile pf{path, etag, size, false};
+    const fs::path blob = base / "blobs" / etag;
+    if (!o.dry_run && !fs::exists(blob)) {
+      // 3. download, resuming blobs/<etag>.incomplete across runs
+      const fs::path part = base / "blobs" / (etag + ".incomplete");
+      std::vector<std::string> hdrs = url_origin(location) == url_origin(url) ? auth : auth_headers(HubConfig{});  // no token to other hosts
+      uint64_t have = fs::exists(part) ? fs::file_size(part) : 0;
+      if (have > size) fs::remove(part), have = 0;
+      for (int attempt = 0; have < size || size == 0; ++attempt) {
+        std::FILE* f = std::fopen(part.c_str(), "ab");
+        if (!f) fail(ErrorCode::kIoError, "cannot write '" + part.string() + "'");
+        HttpRequest get{"GET", location, hdrs, f, 30};
+        if (have > 0) get.headers.push_back("Range: bytes=" + std::to_string(have) + "-");
+        HttpResponse r = http_send(get);
+        std::fclose(f);
+        if (r.status == 200 && have > 0) {  // server ignored the range: start over
+          fs::remove(part);
+          have = 0;
+          continue;
+        }
+        if (r.status >= 400 && !retryable(r.status)) raise_for(r, repo + "/" + path);
+        rep.bytes_downloaded += r.written;
+        have = fs::exists(part) ? fs::file_size(part) : 0;
+        if (size == 0 && (r.status == 200 || r.status == 206)) break;
+        if (have >= size) break;
+        if (attempt >= 5) fail(ErrorCode::kIoError, repo + "/" + path + ": download kept failing (" + std::to_string(have) + " of " + std::to_string(size) + " bytes); run the pull again to resume");
+        double wait = r.status == 429 && r.headers.count("retry-after") ? std::atoi(r.headers["retry-after"].c_str()) + 1 : std::min(8, 1 << attempt);
+        std::this_thread::sleep_for(std::chrono::duration<double>(wait));
+      }
+      if (have != size) fail(ErrorCode::kIoError, repo + "/" + path + ": got " + std::to_string(have) + " bytes, expected " + std::to_string(size));
+      if (etag.size() == 64 && sha256_file(part.string()) != etag) {
+        fs::remove(part);
+        fail(ErrorCode::kCorruptFile, repo + "/" + path + ": the download does not match its sha256; run the pull again");
+      }
+      fs::rename(part, blob);
+      pf.downloaded = true;
+    }
+    if (!o.dry_run) {
+      const fs::path link = snap / path;
+      fs::create_directories(link.parent_path());
+      std::error_code ec;
+      fs::remove(link, ec);
+      fs::create_symlink(fs::relative(blob, link.parent_path()), link, ec);
+      if (ec) fs::copy_file(blob, link, fs::copy_options::overwrite_existing);  // filesystems without symlinks
+    }
+    rep.files.push_back(pf);
+  }
+  if (!o.dry_run && o.revision != rep.commit) {
+    fs::create_directories((base / "refs" / o.revision).parent_path());
+    write_file_atomic((base / "refs" / o.revision).string(), rep.commit);  // no newline, as the official client
+  }
+  return rep;
+}
+
+}  // namespace vg::hub

@@ -1,0 +1,47 @@
+// Hugging Face Hub downloads into the cache the official clients share
+// (models--org--name/{blobs,snapshots/<commit>,refs}), as their protocol
+// does: metadata HEAD on /resolve, blobs named by etag, relative symlinks,
+// resume from blobs/<etag>.incomplete, retries with backoff honouring
+// Retry-After, Authorization never sent to another host.
+#pragma once
+#include <string>
+#include <vector>
+
+namespace vg::hub {
+
+struct HubConfig {
+  std::string endpoint;  // $HF_ENDPOINT or https://huggingface.co
+  std::string token;     // $HF_TOKEN, $HF_TOKEN_PATH, $HF_HOME/token
+  std::string cache_dir;
+  bool offline = false;  // $HF_HUB_OFFLINE
+  static HubConfig from_env();
+};
+
+struct PullOptions {
+  std::string revision = "main";
+  std::vector<std::string> include, exclude;  // globs on repo paths
+  bool allow_unsafe = false, dry_run = false;
+};
+
+struct PulledFile {
+  std::string path, etag;
+  uint64_t size = 0;
+  bool downloaded = false;  // false = already in the cache
+};
+
+struct PullReport {
+  std::string repo, commit, snapshot_dir;
+  std::vector<PulledFile> files;
+  std::vector<std::string> skipped_unsafe;
+  uint64_t bytes_downloaded = 0;
+};
+
+// Throws VgException with a stable code (file_not_found for missing repos,
+// revisions and entries, unauthorized for gated/private repos and bad
+// tokens, busy when rate limits outlast the retries, io_error otherwise).
+PullReport pull_model(const HubConfig& cfg, const std::string& repo, const PullOptions& opts);
+
+// Files a pull skips unless allowed: pickles and executables.
+bool unsafe_path(const std::string& path);
+
+}  // namespace vg::hub

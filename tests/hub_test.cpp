@@ -1,0 +1,167 @@
+// The Hub client against the emulator: cache layout, resume, retries,
+// errors, safety, offline mode, and generating from a pulled model.
+#include <filesystem>
+
+#include "core/error.h"
+#include "hub/hub.h"
+#include "hub_emulator.h"
+#include "io/atomic_file.h"
+#include "test_util.h"
+#include "visiongen/visiongen.h"
+
+namespace vg {
+namespace {
+
+namespace fs = std::filesystem;
+using test::EmuFile;
+
+struct HubFixture : ::testing::Test {
+  test::HubEmulator emu;
+  fs::path cache;
+  hub::HubConfig cfg;
+  void SetUp() override {
+    cache = fs::path(testing::TempDir()) / ("vg_hub_" + std::to_string(::getpid()) + "_" +
+                                            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(cache);
+    cfg.endpoint = emu.endpoint();
+    cfg.cache_dir = cache.string();
+    cfg.token = emu.good_token;
+    test::EmuRepo r{"org/demo", "1111111111111111111111111111111111111111", {}};
+    r.files = {{"model_index.json", R"({"_class_name":"StableDiffusionPipeline"})", false},
+               {"unet/diffusion_pytorch_model.safetensors", std::string(100000, 'u'), true},
+               {"README.md", "# demo\n", false},
+               {"pytorch_model.bin", std::string(5000, 'p'), true}};
+    emu.repos[r.id] = r;
+  }
+  void TearDown() override { fs::remove_all(cache); }
+};
+
+TEST_F(HubFixture, PullLaysOutTheCacheLikeTheOfficialClient) {
+  auto rep = hub::pull_model(cfg, "org/demo", {});
+  const fs::path base = cache / "models--org--demo";
+  EXPECT_EQ(rep.commit, "1111111111111111111111111111111111111111");
+  EXPECT_EQ(read_file((base / "refs" / "main").string()), rep.commit);  // no newline
+  ASSERT_EQ(rep.skipped_unsafe, std::vector<std::string>{"pytorch_model.bin"});
+  for (const auto& f : emu.repos["org/demo"].files) {
+    const fs::path link = base / "snapshots" / rep.commit / f.path;
+    if (f.path == "pytorch_model.bin") {
+      EXPECT_FALSE(fs::exists(link));
+      continue;
+    }
+    ASSERT_TRUE(fs::is_symlink(link)) << f.path;
+    const std::string etag = f.lfs ? test::sha256_of(f.data) : test::git_sha1_of(f.data);
+    EXPECT_EQ(fs::read_symlink(link), fs::relative(base / "blobs" / etag, link.parent_path())) << f.path;
+    EXPECT_EQ(read_file(link.string()), f.data);
+  }
+  for (const auto& a : emu.cdn_authorization) EXPECT_TRUE(a.empty()) << "token sent to the CDN";
+  // a second pull only asks for metadata
+  const int cdn = emu.cdn_requests;
+  auto again = hub::pull_model(cfg, "org/demo", {});
+  EXPECT_EQ(emu.cdn_requests, cdn);
+  EXPECT_EQ(again.bytes_downloaded, 0u);
+  for (const auto& f : again.files) EXPECT_FALSE(f.downloaded);
+  // unsafe files only on request
+  hub::PullOptions o;
+  o.allow_unsafe = true;
+  o.include = {"*.bin"};
+  auto unsafe = hub::pull_model(cfg, "org/demo", o);
+  ASSERT_EQ(unsafe.files.size(), 1u);
+  EXPECT_TRUE(fs::exists(base / "snapshots" / rep.commit / "pytorch_model.bin"));
+}
+
+TEST_F(HubFixture, ResumesAfterACutWithoutRefetchingBytes) {
+  emu.cut_after = 30000;
+  hub::PullOptions o;
+  o.include = {"unet/*"};
+  auto rep = hub::pull_model(cfg, "org/demo", o);
+  ASSERT_EQ(rep.files.size(), 1u);
+  EXPECT_EQ(rep.bytes_downloaded, 100000u);  // 30000 then the remaining 70000 via Range
+  EXPECT_EQ(emu.cdn_requests, 2);
+}
+
+TEST_F(HubFixture, RetriesHonourRetryAfterAnd5xx) {
+  emu.fail_429 = 1;
+  emu.fail_500 = 1;
+  hub::PullOptions o;
+  o.include = {"unet/*"};
+  const auto t0 = std::chrono::steady_clock::now();
+  auto rep = hub::pull_model(cfg, "org/demo", o);
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(rep.files.size(), 1u);
+  EXPECT_GE(s, 2.0);  // Retry-After: 1 -> waits 2 s
+  EXPECT_EQ(emu.cdn_requests, 3);
+}
+
+TEST_F(HubFixture, ErrorsAreMapped) {
+  auto code_of = [&](const std::string& repo, hub::HubConfig c, hub::PullOptions o = {}) {
+    try {
+      hub::pull_model(c, repo, o);
+    } catch (const VgException& e) {
+      return std::make_pair(e.code(), std::string(e.what()));
+    }
+    return std::make_pair(ErrorCode::kOk, std::string());
+  };
+  auto [c1, m1] = code_of("org/missing", cfg);
+  EXPECT_EQ(c1, ErrorCode::kFileNotFound);
+  EXPECT_NE(m1.find("repository not found"), std::string::npos);
+  test::EmuRepo priv{"org/private", "2222222222222222222222222222222222222222", {{"a.json", "{}", false}}, true};
+  test::EmuRepo gated{"org/gated", "3333333333333333333333333333333333333333", {{"a.json", "{}", false}}, false, true};
+  emu.repos[priv.id] = priv;
+  emu.repos[gated.id] = gated;
+  hub::HubConfig anon = cfg;
+  anon.token.clear();
+  EXPECT_EQ(code_of("org/private", anon).first, ErrorCode::kFileNotFound);
+  EXPECT_EQ(code_of("org/private", cfg).first, ErrorCode::kOk);
+  auto [c2, m2] = code_of("org/gated", anon);
+  EXPECT_EQ(c2, ErrorCode::kUnauthorized);
+  EXPECT_NE(m2.find("request access"), std::string::npos);
+  EXPECT_EQ(code_of("org/gated", cfg).first, ErrorCode::kOk);
+  hub::PullOptions bad_rev;
+  bad_rev.revision = "nope";
+  auto [c3, m3] = code_of("org/demo", cfg, bad_rev);
+  EXPECT_EQ(c3, ErrorCode::kFileNotFound);
+  EXPECT_NE(m3.find("revision not found"), std::string::npos);
+  EXPECT_EQ(code_of("../etc", cfg).first, ErrorCode::kInvalidArgument);
+}
+
+TEST_F(HubFixture, OfflineModeMakesNoRequests) {
+  hub::HubConfig off = cfg;
+  off.offline = true;
+  setenv("HF_HUB_CACHE", cache.string().c_str(), 1);
+  try {
+    hub::pull_model(off, "org/demo", {});
+    ADD_FAILURE();
+  } catch (const VgException& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kModelNotAvailableOffline);
+  }
+  EXPECT_EQ(emu.api_requests, 0);
+  hub::pull_model(cfg, "org/demo", {});
+  const int before = emu.api_requests + emu.cdn_requests;
+  auto rep = hub::pull_model(off, "org/demo", {});
+  unsetenv("HF_HUB_CACHE");
+  EXPECT_EQ(emu.api_requests + emu.cdn_requests, before);
+  EXPECT_EQ(rep.commit, "1111111111111111111111111111111111111111");
+}
+
+TEST_F(HubFixture, PulledModelGeneratesOffline) {
+  test::EmuRepo tiny{"tiny-org/sd1-tiny", "4444444444444444444444444444444444444444", {}};
+  for (const auto& f : fs::recursive_directory_iterator(test::tiny_model()))
+    if (f.is_regular_file())
+      tiny.files.push_back({fs::relative(f.path(), test::tiny_model()).string(), read_file(f.path().string()),
+                            f.path().extension() == ".safetensors"});
+  emu.repos[tiny.id] = tiny;
+  setenv("HF_ENDPOINT", emu.endpoint().c_str(), 1);
+  setenv("HF_HUB_CACHE", cache.string().c_str(), 1);
+  auto r = test::run_cli("hf pull model tiny-org/sd1-tiny --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  setenv("HF_HUB_OFFLINE", "1", 1);
+  r = test::run_cli("generate -m tiny-org/sd1-tiny -p 'a cat' --steps 2 -o " + (cache / "out.png").string());
+  unsetenv("HF_HUB_OFFLINE");
+  unsetenv("HF_ENDPOINT");
+  unsetenv("HF_HUB_CACHE");
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_TRUE(fs::exists(cache / "out.png"));
+}
+
+}  // namespace
+}  // namespace vg
