@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <mutex>
@@ -24,6 +25,8 @@ struct EmuRepo {
   std::string id, commit;
   std::vector<EmuFile> files;
   bool is_private = false, gated = false;
+  std::string kind = "model", license = "mit", pipeline_tag = "text-to-image";
+  int downloads = 0;
 };
 
 inline std::string hex_of(const unsigned char* d, size_t n) {
@@ -55,17 +58,56 @@ class HubEmulator {
   std::vector<std::string> cdn_authorization;  // Authorization headers the CDN saw
 
   HubEmulator() {
-    api_.Get(R"(/api/models/([^/]+)/([^/]+)/revision/([^/]+))", [this](const httplib::Request& q, httplib::Response& r) {
+    api_.Get(R"(/api/(models|datasets|spaces))", [this](const httplib::Request& q, httplib::Response& r) {
       ++api_requests;
-      const EmuRepo* repo = access(q, q.matches[1].str() + "/" + q.matches[2].str(), r);
-      if (!repo) return;
-      const std::string rev = q.matches[3];
-      if (rev != "main" && rev != "HEAD" && rev != repo->commit) return error(r, 404, "RevisionNotFound", "Invalid rev id: " + rev);
-      nlohmann::json sib = nlohmann::json::array();
-      for (const auto& f : repo->files) sib.push_back({{"rfilename", f.path}});
-      r.set_content(nlohmann::json{{"id", repo->id}, {"sha", repo->commit}, {"siblings", sib}}.dump(), "application/json");
+      const std::string kind = q.matches[1].str().substr(0, q.matches[1].str().size() - 1);
+      const std::string text = q.get_param_value("search"), author = q.get_param_value("author");
+      nlohmann::json out = nlohmann::json::array();
+      for (const auto& [id, repo] : repos) {
+        if (repo.kind != kind || repo.is_private) continue;
+        if (!text.empty() && id.find(text) == std::string::npos) continue;
+        if (!author.empty() && id.rfind(author + "/", 0) != 0) continue;
+        out.push_back({{"id", id}, {"modelId", id}, {"downloads", repo.downloads}, {"likes", 0}, {"pipeline_tag", repo.pipeline_tag}});
+      }
+      if (q.get_param_value("sort") == "downloads")
+        std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a["downloads"] > b["downloads"]; });
+      const size_t limit = q.has_param("limit") ? std::stoul(q.get_param_value("limit")) : 1000;
+      if (out.size() > limit) out.erase(out.begin() + static_cast<long>(limit), out.end());
+      r.set_content(out.dump(), "application/json");
     });
-    api_.Get(R"(/([^/]+)/([^/]+)/resolve/([^/]+)/(.+))", [this](const httplib::Request& q, httplib::Response& r) {
+    api_.Get("/api/whoami-v2", [this](const httplib::Request& q, httplib::Response& r) {
+      ++api_requests;
+      if (q.get_header_value("Authorization") != "Bearer " + good_token) {
+        r.status = 401;
+        r.set_header("X-Error-Message", "Invalid credentials in Authorization header");
+        return;
+      }
+      r.set_content(R"({"type":"user","name":"alice","orgs":[]})", "application/json");
+    });
+    api_.Get(R"(/api/(models|datasets|spaces)/([^/]+)/([^/]+)/revision/([^/]+))", [this](const httplib::Request& q, httplib::Response& r) {
+      ++api_requests;
+      const EmuRepo* repo = access(q, q.matches[2].str() + "/" + q.matches[3].str(), r);
+      if (!repo) return;
+      const std::string rev = q.matches[4];
+      if (rev != "main" && rev != "HEAD" && rev != repo->commit) return error(r, 404, "RevisionNotFound", "Invalid rev id: " + rev);
+      const bool blobs = q.get_param_value("blobs") == "true";
+      nlohmann::json sib = nlohmann::json::array();
+      for (const auto& f : repo->files) {
+        nlohmann::json e = {{"rfilename", f.path}};
+        if (blobs) {
+          e["size"] = f.data.size();
+          e["blobId"] = git_sha1_of(f.data);
+          if (f.lfs) e["lfs"] = {{"size", f.data.size()}, {"sha256", sha256_of(f.data)}, {"pointerSize", 128}};
+        }
+        sib.push_back(e);
+      }
+      r.set_content(nlohmann::json{{"id", repo->id}, {"sha", repo->commit}, {"siblings", sib}, {"gated", repo->gated ? nlohmann::json("manual") : nlohmann::json(false)},
+                                   {"private", repo->is_private}, {"pipeline_tag", repo->pipeline_tag}, {"cardData", {{"license", repo->license}}},
+                                   {"safetensors", {{"total", 1234}}}}
+                        .dump(),
+                    "application/json");
+    });
+    api_.Get(R"(/(?:datasets/|spaces/)?([^/]+)/([^/]+)/resolve/([^/]+)/(.+))", [this](const httplib::Request& q, httplib::Response& r) {
       ++api_requests;
       const EmuRepo* repo = access(q, q.matches[1].str() + "/" + q.matches[2].str(), r);
       if (!repo) return;

@@ -165,3 +165,57 @@ TEST_F(HubFixture, PulledModelGeneratesOffline) {
 
 }  // namespace
 }  // namespace vg
+
+namespace vg {
+namespace {
+
+TEST_F(HubFixture, SearchInfoAndDatasetsThroughTheCli) {
+  test::EmuRepo ds{"org/pictures", "5555555555555555555555555555555555555555", {{"data/train.parquet", std::string(3000, 'd'), true}}};
+  ds.kind = "dataset";
+  emu.repos[ds.id] = ds;
+  emu.repos["org/demo"].downloads = 10;
+  test::EmuRepo other{"org/demo-xl", "6666666666666666666666666666666666666666", {{"a.json", "{}", false}}};
+  other.downloads = 99;
+  emu.repos[other.id] = other;
+  setenv("HF_ENDPOINT", emu.endpoint().c_str(), 1);
+  setenv("HF_HUB_CACHE", cache.string().c_str(), 1);
+  setenv("HF_TOKEN", emu.good_token.c_str(), 1);
+  auto r = test::run_cli("hf search models demo --sort downloads --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j.size(), 2u);
+  EXPECT_EQ(j[0]["id"], "org/demo-xl");  // most downloads first
+  r = test::run_cli("hf search datasets pic --json");
+  EXPECT_EQ(nlohmann::json::parse(r.out).size(), 1u) << r.out;
+  r = test::run_cli("hf info model org/demo --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["license"], "mit");
+  size_t total = 0;
+  for (const auto& f : emu.repos["org/demo"].files) total += f.data.size();
+  EXPECT_EQ(j["total_size"].get<size_t>(), total);
+  for (const auto& f : j["files"])
+    EXPECT_EQ(f["safety"], f["path"] == "pytorch_model.bin" ? "unsafe" : "safe") << f.dump();
+  r = test::run_cli("hf pull dataset org/pictures --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_TRUE(fs::exists(cache / "datasets--org--pictures" / "snapshots" / ds.commit / "data" / "train.parquet"));
+  EXPECT_EQ(test::run_cli("hf whoami").out, "alice\n");
+  setenv("HF_TOKEN", "wrong", 1);
+  r = test::run_cli("hf whoami");
+  EXPECT_EQ(r.code, 10 + static_cast<int>(ErrorCode::kUnauthorized)) << r.out;
+  unsetenv("HF_TOKEN");
+  // login writes the token file the official clients read; logout deletes it
+  setenv("HF_HOME", (cache / "home").string().c_str(), 1);
+  r = test::run_cli("hf login --token " + emu.good_token);
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(read_file((cache / "home" / "token").string()), emu.good_token);
+  EXPECT_EQ(test::run_cli("hf whoami").out, "alice\n");
+  EXPECT_EQ(test::run_cli("hf logout").code, 0);
+  EXPECT_FALSE(fs::exists(cache / "home" / "token"));
+  unsetenv("HF_HOME");
+  unsetenv("HF_ENDPOINT");
+  unsetenv("HF_HUB_CACHE");
+}
+
+}  // namespace
+}  // namespace vg

@@ -1,5 +1,6 @@
 // `visiongen hf cache ...`: the shared Hugging Face cache, offline.
 #include <cstdio>
+#include <iostream>
 #include <memory>
 
 #include "cli/commands.h"
@@ -46,7 +47,7 @@ void add_hf_commands(CLI::App& app) {
   };
   auto pa = std::make_shared<PullArgs>();
   auto* pull = hf->add_subcommand("pull", "download a model into the shared cache (safetensors, JSON, text, images; pickles only with --allow-unsafe)");
-  pull->add_option("kind", pa->kind, "model")->required()->check(CLI::IsMember({"model"}));
+  pull->add_option("kind", pa->kind, "model, dataset or space")->required()->check(CLI::IsMember({"model", "dataset", "space"}));
   pull->add_option("id", pa->id, "org/name")->required();
   pull->add_option("--revision", pa->revision, "branch, tag or commit")->capture_default_str();
   pull->add_option("--include", pa->include, "only paths matching this glob (repeatable)");
@@ -61,7 +62,7 @@ void add_hf_commands(CLI::App& app) {
     po.exclude = pa->exclude;
     po.allow_unsafe = pa->allow_unsafe;
     po.dry_run = pa->dry_run;
-    auto rep = guard([&] { return hub::pull_model(hub::HubConfig::from_env(), pa->id, po); });
+    auto rep = guard([&] { return hub::pull_repo(hub::HubConfig::from_env(), pa->kind, pa->id, po); });
     if (!rep) return set_exit_code(report_error(rep.error()));
     if (pa->json) {
       nlohmann::json files = nlohmann::json::array();
@@ -77,6 +78,74 @@ void add_hf_commands(CLI::App& app) {
     for (const auto& s : rep->skipped_unsafe) std::printf("skipped (unsafe format; --allow-unsafe to fetch) %s\n", s.c_str());
     std::printf("%s at %s\n", rep->repo.c_str(), rep->snapshot_dir.c_str());
   });
+  auto sq = std::make_shared<hub::SearchQuery>();
+  auto sjson = std::make_shared<bool>(false);
+  auto* search = hf->add_subcommand("search", "search the Hub: models, datasets or spaces");
+  search->add_option("kind", sq->kind, "models, datasets or spaces")->required()->transform([](std::string k) {
+    return k.size() > 1 && k.back() == 's' ? k.substr(0, k.size() - 1) : k;
+  })->check(CLI::IsMember({"model", "dataset", "space"}));
+  search->add_option("query", sq->text, "text to search for");
+  search->add_option("--author", sq->author, "only this namespace");
+  search->add_option("--task", sq->task, "pipeline tag, e.g. text-to-image");
+  search->add_option("--library", sq->library, "e.g. diffusers");
+  search->add_option("--filter", sq->filters, "tag (repeatable, all must match)");
+  search->add_option("--sort", sq->sort, "downloads, likes, lastModified or trending")
+      ->check(CLI::IsMember({"downloads", "likes", "lastModified", "trending", "trendingScore"}));
+  search->add_option("--limit", sq->limit, "at most this many results")->capture_default_str();
+  search->add_flag("--json", *sjson, "print the Hub's JSON items");
+  search->callback([sq, sjson] {
+    if (sq->sort == "trending") sq->sort = "trendingScore";
+    auto r = guard([&] { return hub::search(hub::HubConfig::from_env(), *sq); });
+    if (!r) return set_exit_code(report_error(r.error()));
+    if (*sjson) return static_cast<void>(std::printf("%s\n", r->dump(1).c_str()));
+    for (const auto& m : *r)
+      std::printf("%-60s downloads %-10lld likes %-6lld %s\n", m.value("id", "").c_str(), m.value("downloads", 0LL),
+                  m.value("likes", 0LL), m.value("pipeline_tag", "").c_str());
+  });
+
+  struct InfoArgs {
+    std::string kind, id, revision = "main";
+    bool json = false;
+  };
+  auto ia = std::make_shared<InfoArgs>();
+  auto* info = hf->add_subcommand("info", "files, sizes, safety and license of a repo");
+  info->add_option("kind", ia->kind, "model, dataset or space")->required()->check(CLI::IsMember({"model", "dataset", "space"}));
+  info->add_option("id", ia->id, "org/name")->required();
+  info->add_option("--revision", ia->revision, "branch, tag or commit")->capture_default_str();
+  info->add_flag("--json", ia->json, "print JSON");
+  info->callback([ia] {
+    auto r = guard([&] { return hub::repo_info(hub::HubConfig::from_env(), ia->kind, ia->id, ia->revision); });
+    if (!r) return set_exit_code(report_error(r.error()));
+    if (ia->json) return static_cast<void>(std::printf("%s\n", r->dump(1).c_str()));
+    const auto& j = *r;
+    std::printf("%s @ %s\nlicense: %s  gated: %s  pipeline: %s  safetensors parameters: %s\n", j["id"].get<std::string>().c_str(),
+                j["sha"].get<std::string>().c_str(), j["license"].dump().c_str(), j["gated"].dump().c_str(),
+                j["pipeline_tag"].dump().c_str(), j["safetensors_parameters"].dump().c_str());
+    for (const auto& f : j["files"])
+      std::printf("  %-7s %12llu  %s\n", f["safety"].get<std::string>().c_str(), static_cast<unsigned long long>(f["size"].get<uint64_t>()),
+                  f["path"].get<std::string>().c_str());
+    std::printf("total %.1f MB\n", j["total_size"].get<uint64_t>() / 1e6);
+  });
+
+  auto token = std::make_shared<std::string>();
+  auto* login = hf->add_subcommand("login", "store a Hub token where the official clients read it");
+  login->add_option("--token", *token, "the token (read from stdin when absent)");
+  login->callback([token] {
+    std::string t = *token;
+    if (t.empty()) std::getline(std::cin, t);
+    auto ok = guard([&] { hub::save_token(t); return 0; });
+    if (!ok) return set_exit_code(report_error(ok.error()));
+    std::printf("token saved to %s\n", hub::token_path().c_str());
+  });
+  hf->add_subcommand("logout", "delete the stored token")->callback([] {
+    std::printf(hub::delete_token() ? "logged out\n" : "no token was stored\n");
+  });
+  hf->add_subcommand("whoami", "the account of the current token")->callback([] {
+    auto r = guard([] { return hub::whoami(hub::HubConfig::from_env()); });
+    if (!r) return set_exit_code(report_error(r.error()));
+    std::printf("%s\n", r->value("name", "?").c_str());
+  });
+
   auto* cache = hf->add_subcommand("cache", "list, verify, remove and prune cached repos (no network)");
   cache->require_subcommand(1);
   auto* ls = cache->add_subcommand("ls", "cached repos with size, refs and snapshots");

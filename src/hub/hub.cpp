@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <optional>
 #include <cstdlib>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -131,15 +132,25 @@ std::string sha256_file(const std::string& path) {
 }  // namespace
 
 PullReport pull_model(const HubConfig& cfg, const std::string& repo, const PullOptions& o) {
+  return pull_repo(cfg, "model", repo, o);
+}
+
+PullReport pull_repo(const HubConfig& cfg, const std::string& kind, const std::string& repo, const PullOptions& o) {
   if (!looks_like_repo_ref(repo) || repo.find('@') != std::string::npos)
     fail(ErrorCode::kInvalidArgument, "'" + repo + "' is not a Hub repository id (org/name)");
+  if (kind != "model" && kind != "dataset" && kind != "space")
+    fail(ErrorCode::kInvalidArgument, "repo kind '" + kind + "' must be model, dataset or space");
+  const std::string api_kind = kind + "s", url_prefix = kind == "model" ? "" : kind + "s/";
   PullReport rep;
   rep.repo = repo;
-  std::string folder = "models--" + repo;
+  std::string folder = kind + "s--" + repo;
   folder.replace(folder.find('/'), 1, "--");
   const fs::path base = fs::path(cfg.cache_dir) / folder;
   if (cfg.offline) {
-    auto snap = hf_cached_snapshot(repo + "@" + o.revision);
+    std::optional<std::string> snap;
+    const fs::path refs = base / "refs" / o.revision;
+    const std::string commit = fs::exists(refs) ? read_file(refs.string()) : o.revision;
+    if (fs::is_directory(base / "snapshots" / commit)) snap = (base / "snapshots" / commit).string();
     if (!snap) fail(ErrorCode::kModelNotAvailableOffline, repo + "@" + o.revision + " is not in the cache and HF_HUB_OFFLINE is set");
     rep.snapshot_dir = *snap;
     rep.commit = fs::path(*snap).filename().string();
@@ -147,7 +158,7 @@ PullReport pull_model(const HubConfig& cfg, const std::string& repo, const PullO
   }
   const auto auth = auth_headers(cfg);
   // 1. the file list and commit of the revision
-  const std::string info_url = cfg.endpoint + "/api/models/" + repo + "/revision/" + url_quote(o.revision, false);
+  const std::string info_url = cfg.endpoint + "/api/" + api_kind + "/" + repo + "/revision/" + url_quote(o.revision, false);
   HttpResponse info = send_with_retries({"GET", info_url, auth});
   if (info.status != 200) raise_for(info, repo);
   nlohmann::json j = nlohmann::json::parse(info.body, nullptr, false);
@@ -166,7 +177,7 @@ PullReport pull_model(const HubConfig& cfg, const std::string& repo, const PullO
       continue;
     }
     // 2. metadata: HEAD on /resolve without following redirects
-    const std::string url = cfg.endpoint + "/" + repo + "/resolve/" + rep.commit + "/" + url_quote(path, true);
+    const std::string url = cfg.endpoint + "/" + url_prefix + repo + "/resolve/" + rep.commit + "/" + url_quote(path, true);
     HttpResponse head = send_with_retries({"HEAD", url, auth});
     if (head.status >= 400 || head.status == 0) raise_for(head, repo + "/" + path);
     const std::string etag = strip_etag(head.headers.count("x-linked-etag") ? head.headers["x-linked-etag"] : head.headers["etag"]);
@@ -227,6 +238,85 @@ PullReport pull_model(const HubConfig& cfg, const std::string& repo, const PullO
     write_file_atomic((base / "refs" / o.revision).string(), rep.commit);  // no newline, as the official client
   }
   return rep;
+}
+
+const char* safety_class(const std::string& p) {
+  if (unsafe_path(p)) return "unsafe";
+  static const char* kSafe[] = {".safetensors", ".json", ".txt", ".md", ".yaml", ".yml", ".png", ".jpg", ".jpeg", ".webp",
+                                ".gguf", ".model", ".csv", ".parquet", ".gitattributes"};
+  for (const char* e : kSafe) {
+    const std::string ext = e;
+    if (p.size() >= ext.size() && p.compare(p.size() - ext.size(), ext.size(), ext) == 0) return "safe";
+  }
+  return "other";
+}
+
+nlohmann::json search(const HubConfig& cfg, const SearchQuery& q) {
+  if (cfg.offline) fail(ErrorCode::kModelNotAvailableOffline, "search needs the network and HF_HUB_OFFLINE is set");
+  std::string url = cfg.endpoint + "/api/" + q.kind + "s?limit=" + std::to_string(q.limit);
+  if (!q.text.empty()) url += "&search=" + url_quote(q.text, false);
+  if (!q.author.empty()) url += "&author=" + url_quote(q.author, false);
+  if (!q.sort.empty()) url += "&sort=" + url_quote(q.sort, false);
+  if (!q.task.empty()) url += "&pipeline_tag=" + url_quote(q.task, false);
+  if (!q.library.empty()) url += "&filter=" + url_quote(q.library, false);
+  for (const auto& f : q.filters) url += "&filter=" + url_quote(f, false);
+  HttpResponse r = send_with_retries({"GET", url, auth_headers(cfg)});
+  if (r.status != 200) raise_for(r, "search");
+  auto j = nlohmann::json::parse(r.body, nullptr, false);
+  if (!j.is_array()) fail(ErrorCode::kIoError, "search: the Hub answered an unexpected body");
+  return j;
+}
+
+nlohmann::json repo_info(const HubConfig& cfg, const std::string& kind, const std::string& repo, const std::string& rev) {
+  if (cfg.offline) fail(ErrorCode::kModelNotAvailableOffline, "info needs the network and HF_HUB_OFFLINE is set");
+  const std::string url = cfg.endpoint + "/api/" + kind + "s/" + repo + "/revision/" + url_quote(rev, false) + "?blobs=true";
+  HttpResponse r = send_with_retries({"GET", url, auth_headers(cfg)});
+  if (r.status != 200) raise_for(r, repo);
+  auto j = nlohmann::json::parse(r.body, nullptr, false);
+  if (!j.is_object()) fail(ErrorCode::kIoError, repo + ": the Hub answered an unexpected body");
+  nlohmann::json files = nlohmann::json::array();
+  uint64_t total = 0;
+  for (const auto& s : j.value("siblings", nlohmann::json::array())) {
+    const std::string p = s.value("rfilename", "");
+    const uint64_t size = s.value("size", 0ull);
+    total += size;
+    files.push_back({{"path", p}, {"size", size}, {"lfs", s.contains("lfs")}, {"safety", safety_class(p)}});
+  }
+  nlohmann::json card = j.value("cardData", nlohmann::json::object());
+  return {{"id", j.value("id", repo)}, {"kind", kind}, {"sha", j.value("sha", "")}, {"files", files}, {"total_size", total},
+          {"license", card.is_object() ? card.value("license", nlohmann::json(nullptr)) : nlohmann::json(nullptr)},
+          {"gated", j.value("gated", nlohmann::json(false))}, {"private", j.value("private", false)},
+          {"pipeline_tag", j.value("pipeline_tag", nlohmann::json(nullptr))},
+          {"safetensors_parameters", j.contains("safetensors") ? j["safetensors"].value("total", nlohmann::json(nullptr)) : nlohmann::json(nullptr)}};
+}
+
+nlohmann::json whoami(const HubConfig& cfg) {
+  if (cfg.token.empty()) fail(ErrorCode::kUnauthorized, "not logged in; run 'visiongen hf login' or set HF_TOKEN");
+  HttpResponse r = http_send({"GET", cfg.endpoint + "/api/whoami-v2", auth_headers(cfg)});
+  if (r.status == 401) fail(ErrorCode::kUnauthorized, "the token was refused (Invalid credentials); run 'visiongen hf login' again");
+  if (r.status != 200) raise_for(r, "whoami");
+  return nlohmann::json::parse(r.body, nullptr, false);
+}
+
+std::string token_path() {
+  if (const char* p = std::getenv("HF_TOKEN_PATH"); p && *p) return p;
+  if (const char* h = std::getenv("HF_HOME"); h && *h) return std::string(h) + "/token";
+  const char* home = std::getenv("HOME");
+  return std::string(home ? home : ".") + "/.cache/huggingface/token";
+}
+
+void save_token(const std::string& token) {
+  if (token.empty() || token.find_first_of(" \n\r\t") != std::string::npos)
+    fail(ErrorCode::kInvalidArgument, "that does not look like a token (no spaces or newlines allowed)");
+  const std::string path = token_path();
+  fs::create_directories(fs::path(path).parent_path());
+  write_file_atomic(path, token);
+  fs::permissions(path, fs::perms::owner_read | fs::perms::owner_write, fs::perm_options::replace);
+}
+
+bool delete_token() {
+  std::error_code ec;
+  return fs::remove(token_path(), ec);
 }
 
 }  // namespace vg::hub

@@ -4,6 +4,7 @@
 // resume from blobs/<etag>.incomplete, retries with backoff honouring
 // Retry-After, Authorization never sent to another host.
 #pragma once
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,25 @@ struct PullReport {
 // revisions and entries, unauthorized for gated/private repos and bad
 // tokens, busy when rate limits outlast the retries, io_error otherwise).
 PullReport pull_model(const HubConfig& cfg, const std::string& repo, const PullOptions& opts);
+// kind: model | dataset | space (cache folders models--, datasets--, spaces--).
+PullReport pull_repo(const HubConfig& cfg, const std::string& kind, const std::string& repo, const PullOptions& opts);
+
+struct SearchQuery {
+  std::string kind = "model", text, author, sort, task, library;
+  std::vector<std::string> filters;
+  int limit = 20;
+};
+nlohmann::json search(const HubConfig& cfg, const SearchQuery& q);  // the Hub's list items
+
+// Repo facts with the safety class of every file ("safe", "unsafe", "other").
+nlohmann::json repo_info(const HubConfig& cfg, const std::string& kind, const std::string& repo, const std::string& revision);
+const char* safety_class(const std::string& path);
+
+nlohmann::json whoami(const HubConfig& cfg);
+// The token file the official clients share ($HF_TOKEN_PATH, $HF_HOME/token, ~/.cache/huggingface/token).
+std::string token_path();
+void save_token(const std::string& token);  // written atomically, mode 0600
+bool delete_token();
 
 // Files a pull skips unless allowed: pickles and executables.
 bool unsafe_path(const std::string& path);
