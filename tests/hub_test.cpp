@@ -152,7 +152,14 @@ TEST_F(HubFixture, PulledModelGeneratesOffline) {
   emu.repos[tiny.id] = tiny;
   setenv("HF_ENDPOINT", emu.endpoint().c_str(), 1);
   setenv("HF_HUB_CACHE", cache.string().c_str(), 1);
-  auto r = test::run_cli("hf pull model tiny-org/sd1-tiny --json");
+  // without --allow-download nothing is fetched
+  auto r = test::run_cli("generate -m tiny-org/sd1-tiny -p 'a cat' --steps 2 -o " + (cache / "none.png").string());
+  EXPECT_EQ(r.code, 10 + static_cast<int>(ErrorCode::kModelNotAvailableOffline)) << r.out;
+  EXPECT_EQ(emu.api_requests, 0);
+  r = test::run_cli("generate -m tiny-org/sd1-tiny --allow-download -p 'a cat' --steps 2 -o " + (cache / "dl.png").string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_TRUE(fs::exists(cache / "dl.png"));
+  r = test::run_cli("hf pull model tiny-org/sd1-tiny --json");
   ASSERT_EQ(r.code, 0) << r.out;
   setenv("HF_HUB_OFFLINE", "1", 1);
   r = test::run_cli("generate -m tiny-org/sd1-tiny -p 'a cat' --steps 2 -o " + (cache / "out.png").string());

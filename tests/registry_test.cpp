@@ -94,7 +94,7 @@ TEST(Contract, ErrorCodesThroughTheCli) {
   EXPECT_EQ(r.code, 10 + static_cast<int>(ErrorCode::kLoraUnsupported)) << r.out;
   r = run_cli("generate -m someorg/not-cached-model -p x");
   EXPECT_EQ(r.code, 10 + static_cast<int>(ErrorCode::kModelNotAvailableOffline)) << r.out;
-  EXPECT_NE(r.out.find("hf download someorg/not-cached-model"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("visiongen hf pull model someorg/not-cached-model"), std::string::npos) << r.out;
   r = run_cli("generate -m sd15 -p x");  // a registry id resolves through the cache too
   EXPECT_EQ(r.code, 10 + static_cast<int>(ErrorCode::kModelNotAvailableOffline)) << r.out;
   const std::string gguf = testing::TempDir() + "/m.gguf";

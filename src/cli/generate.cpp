@@ -12,7 +12,9 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/params_json.h"
+#include "hub/hub.h"
 #include "io/atomic_file.h"
+#include "io/hf_cache.h"
 #include "visiongen/manager.h"
 #include "visiongen/visiongen.h"
 
@@ -25,7 +27,7 @@ int g_exit = 0;
 struct GenerateOptions {
   GenerateParams params;
   std::string model, output = "output.png", tokenizer, log_format = "text", artifact_dir, device = "auto";
-  bool log_format_given = false;
+  bool log_format_given = false, allow_download = false;
   int threads = 0;
   bool quiet = false, progress = false;
 };
@@ -67,6 +69,18 @@ void run_generate(const GenerateOptions& o) {
     return;
   }
   lo.tokenizer_dir = o.tokenizer;
+  if (o.allow_download && looks_like_repo_ref(model) && !path_exists(model) && !hf_cached_snapshot(model)) {
+    hub::PullOptions po;
+    const size_t at = model.find('@');
+    if (at != std::string::npos) po.revision = model.substr(at + 1);
+    po.include = {"*.json", "*.txt", "*.safetensors", "*.yaml"};
+    if (show) std::fprintf(stderr, "downloading %s into %s ...\n", model.c_str(), hf_cache_dir().c_str());
+    auto pulled = guard([&] { return hub::pull_model(hub::HubConfig::from_env(), model.substr(0, at), po); });
+    if (!pulled) {
+      g_exit = report_error(pulled.error());
+      return;
+    }
+  }
   if (show) std::fprintf(stderr, "loading %s ...\n", model.c_str());
   auto engine = Engine::load(model, lo);
   if (!engine) {
@@ -197,6 +211,7 @@ void add_generate(CLI::App& app) {
   cmd->add_flag("--progress", opts->progress, "show progress even when stderr is not a terminal");
   cmd->add_option("--device", opts->device, "auto (cuda when an engine supports it, else cpu), cpu or cuda")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}))->capture_default_str();
+  cmd->add_flag("--allow-download", opts->allow_download, "fetch an org/name model missing from the Hugging Face cache (never implicit)");
   cmd->add_option("--artifact-dir", opts->artifact_dir, "also keep each image in this content-addressed artifact store (with a JSON sidecar of everything that made it)");
   cmd->add_option("--log-format", opts->log_format, "the summary line on stderr: text ([GEN] key=value) or json")
       ->check(CLI::IsMember({"text", "json"}))->capture_default_str();

@@ -56,8 +56,8 @@ std::string resolve_model_reference(const std::string& ref) {
     if (auto snap = hf_cached_snapshot(r)) return *snap;
   const std::string repo = repos.front().substr(0, repos.front().find('@'));
   fail(ErrorCode::kModelNotAvailableOffline,
-       "'" + ref + "' is not in the Hugging Face cache (" + hf_cache_dir() + ") and visiongen never downloads implicitly; fetch it with: hf download " +
-           repo + " --include '*.json' '*.txt' '*.safetensors'");
+       "'" + ref + "' is not in the Hugging Face cache (" + hf_cache_dir() + ") and visiongen never downloads implicitly; fetch it with: visiongen hf pull model " +
+           repo + " (or: hf download " + repo + "), or pass --allow-download");
 }
 
 }  // namespace vg
