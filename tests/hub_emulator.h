@@ -54,6 +54,8 @@ class HubEmulator {
   std::atomic<int> api_requests{0}, cdn_requests{0};
   std::atomic<int> fail_429{0}, fail_500{0};
   std::atomic<size_t> cut_after{0};  // next CDN GET stops after this many bytes (0 = off)
+  std::atomic<int> slow_ms{0};       // CDN sends 64 KB per this many ms (0 = full speed)
+  std::atomic<int> inflight{0}, max_inflight{0};
   std::mutex mu;
   std::vector<std::string> cdn_authorization;  // Authorization headers the CDN saw
 
@@ -164,6 +166,23 @@ class HubEmulator {
                                  sink.write(d->data() + off, n);
                                  return true;
                                });
+        return;
+      }
+      if (slow_ms > 0 && !q.has_header("Range")) {
+        const std::string* d = data;
+        const int ms = slow_ms;
+        const int now = ++inflight;
+        for (int m = max_inflight; now > m && !max_inflight.compare_exchange_weak(m, now);) {
+        }
+        r.set_content_provider(
+            d->size(), "application/octet-stream",
+            [d, ms](size_t off, size_t len, httplib::DataSink& sink) {
+              const size_t n = std::min<size_t>(len, 65536);
+              std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+              sink.write(d->data() + off, n);
+              return true;
+            },
+            [this](bool) { --inflight; });
         return;
       }
       r.set_content(*data, "application/octet-stream");  // httplib answers Range with 206

@@ -226,3 +226,41 @@ TEST_F(HubFixture, SearchInfoAndDatasetsThroughTheCli) {
 
 }  // namespace
 }  // namespace vg
+
+namespace vg {
+namespace {
+
+TEST_F(HubFixture, ParallelDownloadsWithProgressOnlyOnATerminal) {
+  test::EmuRepo big{"org/big", "7777777777777777777777777777777777777777", {}};
+  for (int i = 0; i < 3; ++i) big.files.push_back({"part" + std::to_string(i) + ".safetensors", std::string(640 * 1024, static_cast<char>('a' + i)), true});
+  emu.repos[big.id] = big;
+  emu.slow_ms = 40;  // 10 chunks of 64 KB: about 0.4 s per file
+  setenv("HF_ENDPOINT", emu.endpoint().c_str(), 1);
+  setenv("HF_HUB_CACHE", cache.string().c_str(), 1);
+  // on a pseudo-terminal: progress lines and a total with speed
+  const std::string cmd = std::string(VG_CLI_PATH) + " hf pull model org/big";
+  FILE* p = popen(("script -qec '" + cmd + "' /dev/null 2>&1").c_str(), "r");
+  std::string tty_out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) tty_out.append(buf, n);
+  EXPECT_EQ(pclose(p), 0) << tty_out;
+  EXPECT_NE(tty_out.find("MB/s"), std::string::npos) << tty_out;
+  EXPECT_GE(emu.max_inflight.load(), 2);  // files were fetched in parallel
+  // in a pipe: no progress, just the result lines
+  fs::remove_all(cache);
+  auto r = test::run_cli("hf pull model org/big");
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(r.out.find("MB/s"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("fetched part2.safetensors"), std::string::npos) << r.out;
+  // --dry-run lists sizes and fetches nothing
+  const int cdn = emu.cdn_requests;
+  r = test::run_cli("hf pull model org/big --dry-run --revision main");
+  EXPECT_NE(r.out.find("would fetch"), std::string::npos) << r.out;
+  EXPECT_EQ(emu.cdn_requests, cdn);
+  unsetenv("HF_ENDPOINT");
+  unsetenv("HF_HUB_CACHE");
+}
+
+}  // namespace
+}  // namespace vg

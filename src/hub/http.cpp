@@ -36,6 +36,11 @@ size_t on_header(char* p, size_t sz, size_t n, void* ud) {
   return sz * n;
 }
 
+int on_progress(void* ud, curl_off_t, curl_off_t now, curl_off_t, curl_off_t) {
+  static_cast<std::atomic<uint64_t>*>(ud)->store(static_cast<uint64_t>(now));
+  return 0;
+}
+
 }  // namespace
 
 std::string url_origin(const std::string& url) {
@@ -68,6 +73,11 @@ HttpResponse http_send(const HttpRequest& req) {
   curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(c, CURLOPT_HEADERDATA, &r);
   curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "identity");
+  if (req.progress) {
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, req.progress);
+  }
   if (req.method == "HEAD") curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
   else if (req.method != "GET") curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, req.method.c_str());
   const CURLcode rc = curl_easy_perform(c);

@@ -2,6 +2,7 @@
 // automatic redirects (the caller decides whether Authorization follows),
 // headers returned lower-cased, optional streaming into a file.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <map>
@@ -22,6 +23,7 @@ struct HttpRequest {
   std::vector<std::string> headers;  // "Name: value"
   std::FILE* out = nullptr;          // stream the body here instead of `body`
   long timeout_s = 10;
+  std::atomic<uint64_t>* progress = nullptr;  // bytes received so far, updated while transferring
 };
 
 HttpResponse http_send(const HttpRequest& req);

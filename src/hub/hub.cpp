@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <mutex>
 #include <optional>
 #include <cstdlib>
 #include <filesystem>
@@ -168,6 +169,7 @@ PullReport pull_repo(const HubConfig& cfg, const std::string& kind, const std::s
   fs::create_directories(base / "refs");
   const fs::path snap = base / "snapshots" / rep.commit;
   rep.snapshot_dir = snap.string();
+  std::vector<std::string> paths;
   for (const auto& s : j["siblings"]) {
     const std::string path = s.value("rfilename", "");
     if (path.empty() || path.find("..") != std::string::npos || path.front() == '/') continue;
@@ -176,6 +178,18 @@ PullReport pull_repo(const HubConfig& cfg, const std::string& kind, const std::s
       rep.skipped_unsafe.push_back(path);
       continue;
     }
+    paths.push_back(path);
+  }
+  // 2-3. up to 8 files at once; one progress line per file plus a total on a terminal
+  std::vector<PulledFile> results(paths.size());
+  std::vector<std::atomic<uint64_t>> progress(paths.size());
+  std::vector<uint64_t> sizes(paths.size(), 0), base_bytes(paths.size(), 0);
+  std::atomic<uint64_t> downloaded_bytes{0};
+  std::atomic<size_t> next{0}, done{0};
+  std::mutex err_mu;
+  std::exception_ptr first_error;
+  auto fetch_one = [&](size_t index) {
+    const std::string& path = paths[index];
     // 2. metadata: HEAD on /resolve without following redirects
     const std::string url = cfg.endpoint + "/" + url_prefix + repo + "/resolve/" + rep.commit + "/" + url_quote(path, true);
     HttpResponse head = send_with_retries({"HEAD", url, auth});
@@ -187,6 +201,7 @@ PullReport pull_repo(const HubConfig& cfg, const std::string& kind, const std::s
     std::string location = head.status >= 300 && head.status < 400 ? head.headers["location"] : url;
     if (!location.empty() && location.front() == '/') location = url_origin(url) + location;
     PulledFile pf{path, etag, size, false};
+    sizes[index] = size;
     const fs::path blob = base / "blobs" / etag;
     if (!o.dry_run && !fs::exists(blob)) {
       // 3. download, resuming blobs/<etag>.incomplete across runs
@@ -197,17 +212,18 @@ PullReport pull_repo(const HubConfig& cfg, const std::string& kind, const std::s
       for (int attempt = 0; have < size || size == 0; ++attempt) {
         std::FILE* f = std::fopen(part.c_str(), "ab");
         if (!f) fail(ErrorCode::kIoError, "cannot write '" + part.string() + "'");
-        HttpRequest get{"GET", location, hdrs, f, 30};
+        HttpRequest get{"GET", location, hdrs, f, 30, &progress[index]};
         if (have > 0) get.headers.push_back("Range: bytes=" + std::to_string(have) + "-");
         HttpResponse r = http_send(get);
         std::fclose(f);
+        base_bytes[index] = have;
         if (r.status == 200 && have > 0) {  // server ignored the range: start over
           fs::remove(part);
           have = 0;
           continue;
         }
         if (r.status >= 400 && !retryable(r.status)) raise_for(r, repo + "/" + path);
-        rep.bytes_downloaded += r.written;
+        downloaded_bytes += r.written;
         have = fs::exists(part) ? fs::file_size(part) : 0;
         if (size == 0 && (r.status == 200 || r.status == 206)) break;
         if (have >= size) break;
@@ -231,8 +247,62 @@ PullReport pull_repo(const HubConfig& cfg, const std::string& kind, const std::s
       fs::create_symlink(fs::relative(blob, link.parent_path()), link, ec);
       if (ec) fs::copy_file(blob, link, fs::copy_options::overwrite_existing);  // filesystems without symlinks
     }
-    rep.files.push_back(pf);
-  }
+    results[index] = pf;
+  };
+  auto worker = [&] {
+    for (size_t i; (i = next++) < paths.size();) {
+      try {
+        fetch_one(i);
+      } catch (...) {
+        std::lock_guard<std::mutex> l(err_mu);
+        if (!first_error) first_error = std::current_exception();
+        next = paths.size();
+      }
+      ++done;
+    }
+  };
+  const bool tty = isatty(STDERR_FILENO) && !o.dry_run;
+  std::atomic<bool> finished{false};
+  std::thread reporter([&] {
+    if (!tty) return;
+    const auto t0 = std::chrono::steady_clock::now();
+    size_t lines = 0;
+    while (!finished) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      std::string out;
+      for (size_t k = 0; k < lines; ++k) out += "\x1b[1A\x1b[2K";
+      lines = 0;
+      uint64_t got = 0, want = 0;
+      for (size_t k = 0; k < paths.size(); ++k) {
+        const uint64_t g = base_bytes[k] + progress[k].load();
+        got += std::min(g, sizes[k]);
+        want += sizes[k];
+        if (sizes[k] == 0 || g == 0 || g >= sizes[k]) continue;
+        const int bar = static_cast<int>(20.0 * g / sizes[k]);
+        char line[256];
+        std::snprintf(line, sizeof line, "%-40.40s [%-20s] %6.1f/%6.1f MB\n", paths[k].c_str(), std::string(bar, '#').c_str(),
+                      g / 1e6, sizes[k] / 1e6);
+        out += line;
+        ++lines;
+      }
+      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      const double speed = secs > 0 ? downloaded_bytes.load() / secs : 0;
+      char total[256];
+      std::snprintf(total, sizeof total, "total %zu/%zu files %.1f/%.1f MB  %.1f MB/s  ETA %.0f s\n", done.load(), paths.size(),
+                    got / 1e6, want / 1e6, speed / 1e6, speed > 0 && want > got ? (want - got) / speed : 0.0);
+      out += total;
+      ++lines;
+      std::fputs(out.c_str(), stderr);
+    }
+  });
+  std::vector<std::thread> pool;
+  for (size_t w = 0; w < std::min<size_t>(8, paths.size()); ++w) pool.emplace_back(worker);
+  for (auto& t : pool) t.join();
+  finished = true;
+  reporter.join();
+  if (first_error) std::rethrow_exception(first_error);
+  rep.files = results;
+  rep.bytes_downloaded = downloaded_bytes;
   if (!o.dry_run && o.revision != rep.commit) {
     fs::create_directories((base / "refs" / o.revision).parent_path());
     write_file_atomic((base / "refs" / o.revision).string(), rep.commit);  // no newline, as the official client
