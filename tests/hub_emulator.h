@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <map>
+#include <sstream>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -58,6 +59,11 @@ class HubEmulator {
   std::atomic<int> inflight{0}, max_inflight{0};
   std::mutex mu;
   std::vector<std::string> cdn_authorization;  // Authorization headers the CDN saw
+  std::map<std::string, std::string> lfs_store;  // sha256 -> bytes uploaded
+  std::map<std::string, std::map<int, std::string>> parts;
+  std::atomic<int> lfs_puts{0}, part_puts{0}, commits{0};
+  std::vector<std::string> last_commit_paths;
+  size_t multipart_threshold = 1 << 20, chunk_size = 256 * 1024;
 
   HubEmulator() {
     api_.Get(R"(/api/(models|datasets|spaces))", [this](const httplib::Request& q, httplib::Response& r) {
@@ -187,6 +193,122 @@ class HubEmulator {
       }
       r.set_content(*data, "application/octet-stream");  // httplib answers Range with 206
     });
+    api_.Post("/api/repos/create", [this](const httplib::Request& q, httplib::Response& r) {
+      ++api_requests;
+      if (q.get_header_value("Authorization") != "Bearer " + good_token) return error(r, 401, "", "Invalid credentials in Authorization header");
+      auto b = nlohmann::json::parse(q.body);
+      const std::string id = b.value("organization", "alice") + "/" + b.value("name", "");
+      if (repos.count(id)) return error(r, 409, "", "You already created this model repo");
+      EmuRepo repo{id, sha256_of(id).substr(0, 40), {{".gitattributes", "*.safetensors filter=lfs diff=lfs merge=lfs -text\n", false}}};
+      repo.is_private = b.value("private", false);
+      repos[id] = repo;
+      r.set_content(nlohmann::json{{"url", endpoint() + "/" + id}}.dump(), "application/json");
+    });
+    api_.Post(R"(/api/models/([^/]+)/([^/]+)/preupload/([^/]+))", [this](const httplib::Request& q, httplib::Response& r) {
+      ++api_requests;
+      const EmuRepo* repo = access(q, q.matches[1].str() + "/" + q.matches[2].str(), r);
+      if (!repo) return;
+      auto b = nlohmann::json::parse(q.body);
+      nlohmann::json out = nlohmann::json::array();
+      for (const auto& f : b["files"]) {
+        const std::string sample = f.value("sample", "");
+        const bool lfs = f.value("size", 0) > (10 << 20) || base64_has_nul(sample) || f["path"].get<std::string>().find(".safetensors") != std::string::npos;
+        nlohmann::json oid = nullptr;
+        for (const auto& e : repo->files)
+          if (e.path == f["path"]) oid = e.lfs ? sha256_of(e.data) : git_sha1_of(e.data);
+        out.push_back({{"path", f["path"]}, {"uploadMode", lfs ? "lfs" : "regular"}, {"shouldIgnore", false}, {"oid", oid}});
+      }
+      r.set_content(nlohmann::json{{"files", out}, {"commitOid", repo->commit}}.dump(), "application/json");
+    });
+    api_.Post(R"(/([^/]+)/([^/]+)\.git/info/lfs/objects/batch)", [this](const httplib::Request& q, httplib::Response& r) {
+      ++api_requests;
+      auto b = nlohmann::json::parse(q.body);
+      nlohmann::json objs = nlohmann::json::array();
+      const std::string cdn = "http://127.0.0.1:" + std::to_string(cdn_port);
+      for (const auto& o : b["objects"]) {
+        const std::string oid = o["oid"];
+        const size_t size = o["size"];
+        nlohmann::json e = {{"oid", oid}, {"size", size}, {"authenticated", true}};
+        std::lock_guard<std::mutex> l(mu);
+        if (!lfs_store.count(oid)) {
+          if (size > multipart_threshold) {
+            nlohmann::json h = {{"chunk_size", std::to_string(chunk_size)}};
+            for (size_t k = 1; k <= (size + chunk_size - 1) / chunk_size; ++k) {
+              char key[8];
+              std::snprintf(key, sizeof key, "%05zu", k);
+              h[key] = cdn + "/upload/" + oid + "/part/" + std::to_string(k);
+            }
+            e["actions"] = {{"upload", {{"href", cdn + "/upload/" + oid + "/complete"}, {"header", h}}}};
+          } else {
+            e["actions"] = {{"upload", {{"href", cdn + "/upload/" + oid}, {"header", nlohmann::json::object()}}},
+                            {"verify", {{"href", endpoint() + "/lfs-verify"}, {"header", nlohmann::json::object()}}}};
+          }
+        }
+        objs.push_back(e);
+      }
+      r.set_content(nlohmann::json{{"transfer", "basic"}, {"objects", objs}}.dump(), "application/vnd.git-lfs+json");
+    });
+    api_.Post("/lfs-verify", [this](const httplib::Request& q, httplib::Response& r) {
+      auto b = nlohmann::json::parse(q.body);
+      std::lock_guard<std::mutex> l(mu);
+      r.status = lfs_store.count(b.value("oid", "")) ? 200 : 404;
+    });
+    cdn_.Put(R"(/upload/([0-9a-f]{64}))", [this](const httplib::Request& q, httplib::Response& r) {
+      ++lfs_puts;
+      if (!q.get_header_value("Authorization").empty()) return error(r, 400, "", "presigned URLs take no Authorization");
+      if (sha256_of(q.body) != q.matches[1]) return error(r, 400, "", "content does not match the oid");
+      std::lock_guard<std::mutex> l(mu);
+      lfs_store[q.matches[1]] = q.body;
+    });
+    cdn_.Put(R"(/upload/([0-9a-f]{64})/part/(\d+))", [this](const httplib::Request& q, httplib::Response& r) {
+      ++part_puts;
+      std::lock_guard<std::mutex> l(mu);
+      parts[q.matches[1]][std::stoi(q.matches[2])] = q.body;
+      r.set_header("ETag", "\"" + sha256_of(q.body).substr(0, 16) + "\"");
+    });
+    cdn_.Post(R"(/upload/([0-9a-f]{64})/complete)", [this](const httplib::Request& q, httplib::Response& r) {
+      auto b = nlohmann::json::parse(q.body);
+      std::lock_guard<std::mutex> l(mu);
+      std::string all;
+      for (const auto& p : b["parts"]) all += parts[q.matches[1]][p["partNumber"].get<int>()];
+      if (sha256_of(all) != q.matches[1]) return error(r, 400, "", "assembled parts do not match the oid");
+      lfs_store[q.matches[1]] = all;
+    });
+    api_.Post(R"(/api/models/([^/]+)/([^/]+)/commit/([^/]+))", [this](const httplib::Request& q, httplib::Response& r) {
+      ++api_requests;
+      auto it = repos.find(q.matches[1].str() + "/" + q.matches[2].str());
+      if (it == repos.end()) return error(r, 404, "RepoNotFound", "Repository not found");
+      if (q.get_header_value("Authorization") != "Bearer " + good_token) return error(r, 401, "", "Invalid credentials in Authorization header");
+      EmuRepo& repo = it->second;
+      std::vector<std::string> paths;
+      std::istringstream lines(q.body);
+      std::string line;
+      while (std::getline(lines, line)) {
+        if (line.empty()) continue;
+        auto e = nlohmann::json::parse(line);
+        const auto& v = e["value"];
+        if (e["key"] == "header") continue;
+        EmuFile f;
+        f.path = v["path"];
+        if (e["key"] == "lfsFile") {
+          std::lock_guard<std::mutex> l(mu);
+          if (!lfs_store.count(v["oid"])) return error(r, 422, "", "LFS object " + v["oid"].get<std::string>() + " was never uploaded");
+          f.data = lfs_store[v["oid"]];
+          f.lfs = true;
+        } else {
+          f.data = b64decode(v["content"]);
+        }
+        paths.push_back(f.path);
+        auto at = std::find_if(repo.files.begin(), repo.files.end(), [&](const EmuFile& x) { return x.path == f.path; });
+        if (at != repo.files.end()) *at = f;
+        else repo.files.push_back(f);
+      }
+      repo.commit = sha256_of(repo.commit + q.body).substr(0, 40);
+      ++commits;
+      last_commit_paths = paths;
+      r.set_content(nlohmann::json{{"success", true}, {"commitOid", repo.commit}, {"commitUrl", endpoint() + "/" + repo.id + "/commit/" + repo.commit}}.dump(),
+                    "application/json");
+    });
     api_port = api_.bind_to_any_port("127.0.0.1");
     cdn_port = cdn_.bind_to_any_port("127.0.0.1");
     t1_ = std::thread([this] { api_.listen_after_bind(); });
@@ -202,9 +324,26 @@ class HubEmulator {
   int api_port = 0, cdn_port = 0;
 
  private:
+  static std::string b64decode(const std::string& in) {
+    static const std::string t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string out;
+    int val = 0, bits = -8;
+    for (char c : in) {
+      const size_t pos = t.find(c);
+      if (pos == std::string::npos) break;
+      val = (val << 6) + static_cast<int>(pos);
+      bits += 6;
+      if (bits >= 0) {
+        out += static_cast<char>((val >> bits) & 0xFF);
+        bits -= 8;
+      }
+    }
+    return out;
+  }
+  static bool base64_has_nul(const std::string& b) { return b64decode(b).find('\0') != std::string::npos; }
   static void error(httplib::Response& r, int status, const std::string& code, const std::string& msg) {
     r.status = status;
-    r.set_header("X-Error-Code", code);
+    if (!code.empty()) r.set_header("X-Error-Code", code);
     r.set_header("X-Error-Message", msg);
     r.set_content(nlohmann::json{{"error", msg}}.dump(), "application/json");
   }

@@ -264,3 +264,104 @@ TEST_F(HubFixture, ParallelDownloadsWithProgressOnlyOnATerminal) {
 
 }  // namespace
 }  // namespace vg
+
+#include "hub/push.h"
+
+namespace vg {
+namespace {
+
+TEST_F(HubFixture, PushNewRepoThenOnlyTheChangedFile) {
+  const fs::path dir = cache / "upload";
+  fs::create_directories(dir / "unet");
+  fs::copy_file(test::tiny_model() + "/unet/diffusion_pytorch_model.safetensors", dir / "unet" / "diffusion_pytorch_model.safetensors");
+  fs::copy_file(test::tiny_model() + "/model_index.json", dir / "model_index.json");
+  write_file_atomic((dir / "notes.txt").string(), "first\n");
+  hub::PushOptions po;
+  po.repo = "alice/pushed";
+  auto rep = hub::push_folder(cfg, dir.string(), po);
+  EXPECT_TRUE(rep.model_card_written);
+  EXPECT_NE(read_file((dir / "README.md").string()).find("library_name: diffusers"), std::string::npos);
+  EXPECT_EQ(emu.commits, 1);
+  EXPECT_GE(emu.lfs_puts + emu.part_puts, 1);  // the UNet went through LFS
+  // pull it back: same bytes
+  hub::PullOptions pl;
+  auto back = hub::pull_model(cfg, "alice/pushed", pl);
+  EXPECT_EQ(read_file(back.snapshot_dir + "/unet/diffusion_pytorch_model.safetensors"),
+            read_file(test::tiny_model() + "/unet/diffusion_pytorch_model.safetensors"));
+  EXPECT_EQ(read_file(back.snapshot_dir + "/notes.txt"), "first\n");
+  // change one small file: only it is committed, no LFS upload
+  write_file_atomic((dir / "notes.txt").string(), "second\n");
+  const int puts = emu.lfs_puts + emu.part_puts;
+  auto rep2 = hub::push_folder(cfg, dir.string(), po);
+  EXPECT_EQ(rep2.plan.upload, std::vector<std::string>{"notes.txt"});
+  EXPECT_EQ(emu.last_commit_paths, std::vector<std::string>{"notes.txt"});
+  EXPECT_EQ(emu.lfs_puts + emu.part_puts, puts);
+  // nothing changed: no commit at all
+  auto rep3 = hub::push_folder(cfg, dir.string(), po);
+  EXPECT_TRUE(rep3.commit.empty());
+  EXPECT_EQ(emu.commits, 2);
+}
+
+TEST_F(HubFixture, MultipartLfsUpload) {
+  emu.multipart_threshold = 100000;
+  emu.chunk_size = 40000;
+  const fs::path dir = cache / "mp";
+  fs::create_directories(dir);
+  std::string big(130000, '\0');
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 7);
+  write_file_atomic((dir / "weights.bin.safetensors").string(), std::string("\x10\0\0\0\0\0\0\0{}              ", 24) + big);
+  hub::PushOptions po;
+  po.repo = "alice/mp";
+  hub::push_folder(cfg, dir.string(), po);
+  EXPECT_EQ(emu.part_puts, 4);  // ceil(130024 / 40000)
+  EXPECT_EQ(emu.lfs_puts, 0);
+  auto back = hub::pull_model(cfg, "alice/mp", {});
+  EXPECT_EQ(read_file(back.snapshot_dir + "/weights.bin.safetensors").size(), 130024u);
+}
+
+TEST_F(HubFixture, SecretScanAndValidationBlockThePushBeforeAnyRequest) {
+  const fs::path dir = cache / "secret";
+  fs::create_directories(dir);
+  write_file_atomic((dir / "config.json").string(), R"({"ok": true})");
+  write_file_atomic((dir / "train.py").string(), "x = 1\ntoken = 'hf_abcdefghijklmnopqrstuvwxyzABCDEF123456'\n");
+  write_file_atomic((dir / ".env").string(), "KEY=1\n");
+  hub::PushOptions po;
+  po.repo = "alice/leaky";
+  try {
+    hub::push_folder(cfg, dir.string(), po);
+    ADD_FAILURE();
+  } catch (const VgException& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("train.py:2: Hugging Face token"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(".env: environment file"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(emu.api_requests, 0);
+  fs::remove(dir / "train.py");
+  fs::remove(dir / ".env");
+  write_file_atomic((dir / "config.json").string(), "{broken");
+  try {
+    hub::push_folder(cfg, dir.string(), po);
+    ADD_FAILURE();
+  } catch (const VgException& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kCorruptFile);
+  }
+  EXPECT_EQ(emu.api_requests, 0);
+  // through the CLI: the findings are listed and the exit code is stable
+  write_file_atomic((dir / "config.json").string(), R"({"ok": true})");
+  write_file_atomic((dir / "id_rsa").string(), "-----BEGIN OPENSSH PRIVATE KEY-----\n");
+  setenv("HF_ENDPOINT", emu.endpoint().c_str(), 1);
+  setenv("HF_TOKEN", emu.good_token.c_str(), 1);
+  auto r = test::run_cli("hf push model " + dir.string() + " --repo alice/leaky");
+  EXPECT_EQ(r.code, 11) << r.out;
+  EXPECT_NE(r.out.find("id_rsa: SSH key file"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("id_rsa:1: private key"), std::string::npos) << r.out;
+  fs::remove(dir / "id_rsa");
+  r = test::run_cli("hf push model " + dir.string() + " --repo alice/clean --interactive < /dev/null");
+  EXPECT_EQ(r.code, 10 + static_cast<int>(ErrorCode::kCancelled)) << r.out;  // no "y": nothing uploaded
+  EXPECT_EQ(emu.commits, 0);
+  unsetenv("HF_ENDPOINT");
+  unsetenv("HF_TOKEN");
+}
+
+}  // namespace
+}  // namespace vg

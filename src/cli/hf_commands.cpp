@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "io/hf_cache.h"
 #include "hub/hub.h"
+#include "hub/push.h"
 #include "io/hf_cache_tools.h"
 
 #include <nlohmann/json.hpp>
@@ -144,6 +145,39 @@ void add_hf_commands(CLI::App& app) {
     auto r = guard([] { return hub::whoami(hub::HubConfig::from_env()); });
     if (!r) return set_exit_code(report_error(r.error()));
     std::printf("%s\n", r->value("name", "?").c_str());
+  });
+
+  struct PushArgs {
+    std::string kind, dir;
+    hub::PushOptions opts;
+    bool interactive = false;
+  };
+  auto pu = std::make_shared<PushArgs>();
+  auto* push = hf->add_subcommand("push", "upload a folder as one commit (validated, secret-scanned, only changed files)");
+  push->add_option("kind", pu->kind, "model, dataset or space")->required()->check(CLI::IsMember({"model", "dataset", "space"}));
+  push->add_option("dir", pu->dir, "folder to upload")->required();
+  push->add_option("--repo", pu->opts.repo, "org/name (created when missing)")->required();
+  push->add_flag("--private", pu->opts.is_private, "create the repository private");
+  push->add_option("--message", pu->opts.message, "commit message")->capture_default_str();
+  push->add_flag("--interactive", pu->interactive, "show the plan and ask before a public upload");
+  push->callback([pu] {
+    pu->opts.kind = pu->kind;
+    auto confirm = [pu](const hub::PushPlan& plan) {
+      for (const auto& f : plan.unchanged) std::printf("unchanged %s\n", f.c_str());
+      for (const auto& f : plan.upload) std::printf("upload    %s\n", f.c_str());
+      if (!pu->interactive || pu->opts.is_private) return true;
+      std::printf("Upload %zu files (%.1f MB) to the PUBLIC repository %s? [y/N] ", plan.upload.size(), plan.upload_bytes / 1e6,
+                  pu->opts.repo.c_str());
+      std::fflush(stdout);
+      std::string answer;
+      std::getline(std::cin, answer);
+      return answer == "y" || answer == "Y" || answer == "yes";
+    };
+    auto rep = guard([&] { return hub::push_folder(hub::HubConfig::from_env(), pu->dir, pu->opts, confirm); });
+    if (!rep) return set_exit_code(report_error(rep.error()));
+    if (rep->model_card_written) std::printf("wrote a model card (README.md)\n");
+    if (rep->commit.empty()) std::printf("nothing changed; no commit\n");
+    else std::printf("committed %s to %s\n", rep->commit.c_str(), pu->opts.repo.c_str());
   });
 
   auto* cache = hf->add_subcommand("cache", "list, verify, remove and prune cached repos (no network)");

@@ -80,6 +80,10 @@ HttpResponse http_send(const HttpRequest& req) {
   }
   if (req.method == "HEAD") curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
   else if (req.method != "GET") curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, req.method.c_str());
+  if (req.method == "POST" || req.method == "PUT") {
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, req.body.data());
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
+  }
   const CURLcode rc = curl_easy_perform(c);
   if (rc == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
   else r.error = curl_easy_strerror(rc), r.status = 0;

@@ -24,6 +24,7 @@ struct HttpRequest {
   std::FILE* out = nullptr;          // stream the body here instead of `body`
   long timeout_s = 10;
   std::atomic<uint64_t>* progress = nullptr;  // bytes received so far, updated while transferring
+  std::string body;                           // request body (POST/PUT)
 };
 
 HttpResponse http_send(const HttpRequest& req);
