@@ -365,3 +365,56 @@ TEST_F(HubFixture, SecretScanAndValidationBlockThePushBeforeAnyRequest) {
 
 }  // namespace
 }  // namespace vg
+
+namespace vg {
+namespace {
+
+TEST_F(HubFixture, LocalDirQuantizationFilesAndMagicBytes) {
+  // --local-dir: real files and the official metadata, no cache
+  hub::PullOptions o;
+  o.local_dir = (cache / "local").string();
+  o.include = {"unet/*", "model_index.json"};
+  auto rep = hub::pull_model(cfg, "org/demo", o);
+  const fs::path l = cache / "local";
+  EXPECT_FALSE(fs::is_symlink(l / "unet" / "diffusion_pytorch_model.safetensors"));
+  EXPECT_EQ(read_file((l / "unet" / "diffusion_pytorch_model.safetensors").string()), std::string(100000, 'u'));
+  const std::string meta = read_file((l / ".cache/huggingface/download/unet/diffusion_pytorch_model.safetensors.metadata").string());
+  EXPECT_EQ(meta.rfind(rep.commit + "\n" + test::sha256_of(std::string(100000, 'u')) + "\n", 0), 0u) << meta;
+  EXPECT_EQ(read_file((l / ".cache/huggingface/.gitignore").string()), "*");
+  EXPECT_FALSE(fs::exists(cache / "models--org--demo" / "blobs"));
+  const int cdn = emu.cdn_requests;
+  hub::pull_model(cfg, "org/demo", o);
+  EXPECT_EQ(emu.cdn_requests, cdn);  // metadata matched: nothing fetched again
+  // --quantization picks one GGUF among several
+  test::EmuRepo g{"org/gguf", "8888888888888888888888888888888888888888",
+                  {{"model-Q4_K_M.gguf", "GGUF-q4", true}, {"model-Q8_0.gguf", "GGUF-q8", true}, {"README.md", "hi", false}}};
+  emu.repos[g.id] = g;
+  hub::PullOptions q;
+  q.quantization = "q8_0";
+  auto qr = hub::pull_model(cfg, "org/gguf", q);
+  ASSERT_EQ(qr.files.size(), 2u);
+  EXPECT_EQ(qr.files[0].path, "model-Q8_0.gguf");
+  q.quantization = "Q2_K";
+  EXPECT_THROW(hub::pull_model(cfg, "org/gguf", q), VgException);
+  // pull files: exactly the named paths
+  hub::PullOptions f;
+  f.files = {"README.md"};
+  auto fr = hub::pull_model(cfg, "org/demo", f);
+  ASSERT_EQ(fr.files.size(), 1u);
+  f.files = {"nope.txt"};
+  EXPECT_THROW(hub::pull_model(cfg, "org/demo", f), VgException);
+  // a pickle named .safetensors is refused by its magic bytes
+  test::EmuRepo bad{"org/disguised", "9999999999999999999999999999999999999999", {{"model.safetensors", std::string("\x80\x04\x95rest", 8), true}}};
+  emu.repos[bad.id] = bad;
+  try {
+    hub::pull_model(cfg, "org/disguised", {});
+    ADD_FAILURE();
+  } catch (const VgException& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kUnsupportedFormat);
+    EXPECT_NE(std::string(e.what()).find("pickle"), std::string::npos);
+  }
+  EXPECT_TRUE(fs::is_empty(cache / "models--org--disguised" / "blobs"));
+}
+
+}  // namespace
+}  // namespace vg

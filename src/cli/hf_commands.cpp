@@ -43,13 +43,18 @@ void add_hf_commands(CLI::App& app) {
   hf->require_subcommand(1);
   struct PullArgs {
     std::string kind, id, revision = "main";
-    std::vector<std::string> include, exclude;
+    std::vector<std::string> include, exclude, files;
+    std::string local_dir, quantization;
     bool allow_unsafe = false, dry_run = false, json = false;
   };
   auto pa = std::make_shared<PullArgs>();
   auto* pull = hf->add_subcommand("pull", "download a model into the shared cache (safetensors, JSON, text, images; pickles only with --allow-unsafe)");
-  pull->add_option("kind", pa->kind, "model, dataset or space")->required()->check(CLI::IsMember({"model", "dataset", "space"}));
+  pull->add_option("kind", pa->kind, "model, dataset, space, or files (then FILE... after the id)")->required()
+      ->check(CLI::IsMember({"model", "dataset", "space", "files"}));
   pull->add_option("id", pa->id, "org/name")->required();
+  pull->add_option("paths", pa->files, "with 'files': the repository paths to fetch");
+  pull->add_option("--local-dir", pa->local_dir, "write real files into this folder (metadata in .cache/huggingface) instead of the cache");
+  pull->add_option("--quantization", pa->quantization, "pick the GGUF file of this quant (e.g. Q4_K_M) in repos with several");
   pull->add_option("--revision", pa->revision, "branch, tag or commit")->capture_default_str();
   pull->add_option("--include", pa->include, "only paths matching this glob (repeatable)");
   pull->add_option("--exclude", pa->exclude, "skip paths matching this glob (repeatable)");
@@ -63,7 +68,13 @@ void add_hf_commands(CLI::App& app) {
     po.exclude = pa->exclude;
     po.allow_unsafe = pa->allow_unsafe;
     po.dry_run = pa->dry_run;
-    auto rep = guard([&] { return hub::pull_repo(hub::HubConfig::from_env(), pa->kind, pa->id, po); });
+    po.local_dir = pa->local_dir;
+    po.quantization = pa->quantization;
+    po.files = pa->files;
+    if (pa->kind == "files" && pa->files.empty())
+      return set_exit_code(report_error({ErrorCode::kInvalidArgument, "pull files needs at least one FILE after the repository id"}));
+    const std::string kind = pa->kind == "files" ? "model" : pa->kind;
+    auto rep = guard([&] { return hub::pull_repo(hub::HubConfig::from_env(), kind, pa->id, po); });
     if (!rep) return set_exit_code(report_error(rep.error()));
     if (pa->json) {
       nlohmann::json files = nlohmann::json::array();

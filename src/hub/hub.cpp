@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <ctime>
 #include <mutex>
 #include <optional>
 #include <cstdlib>
@@ -165,8 +166,10 @@ PullReport pull_repo(const HubConfig& cfg, const std::string& kind, const std::s
   nlohmann::json j = nlohmann::json::parse(info.body, nullptr, false);
   if (j.is_discarded() || !j.contains("sha") || !j.contains("siblings")) fail(ErrorCode::kIoError, repo + ": the Hub answered an unexpected body");
   rep.commit = j["sha"];
-  fs::create_directories(base / "blobs");
-  fs::create_directories(base / "refs");
+  if (o.local_dir.empty() && !o.dry_run) {
+    fs::create_directories(base / "blobs");
+    fs::create_directories(base / "refs");
+  }
   const fs::path snap = base / "snapshots" / rep.commit;
   rep.snapshot_dir = snap.string();
   std::vector<std::string> paths;
@@ -180,6 +183,37 @@ PullReport pull_repo(const HubConfig& cfg, const std::string& kind, const std::s
     }
     paths.push_back(path);
   }
+  if (!o.files.empty()) {
+    for (const auto& want : o.files)
+      if (std::find(paths.begin(), paths.end(), want) == paths.end())
+        fail(ErrorCode::kFileNotFound, repo + ": no file '" + want + "' in the repository (or it is an unsafe format; see --allow-unsafe)");
+    paths = o.files;
+  }
+  if (!o.quantization.empty()) {
+    auto lower = [](std::string x) { std::transform(x.begin(), x.end(), x.begin(), ::tolower); return x; };
+    std::vector<std::string> kept, ggufs;
+    for (const auto& p : paths) {
+      if (lower(p).size() < 5 || lower(p).substr(lower(p).size() - 5) != ".gguf") {
+        kept.push_back(p);
+        continue;
+      }
+      ggufs.push_back(p);
+      if (lower(p).find(lower(o.quantization)) != std::string::npos) kept.push_back(p);
+    }
+    if (std::none_of(kept.begin(), kept.end(), [&](const std::string& p) { return lower(p).find(".gguf") != std::string::npos; })) {
+      std::string list;
+      for (const auto& g : ggufs) list += " " + g;
+      fail(ErrorCode::kFileNotFound, repo + ": no GGUF file for quantization " + o.quantization + "; the repository has:" + (list.empty() ? " none" : list));
+    }
+    paths = kept;
+  }
+  if (!o.dry_run && !o.local_dir.empty()) {  // once, before the workers start
+    const fs::path hfdir = fs::path(o.local_dir) / ".cache" / "huggingface";
+    fs::create_directories(hfdir);
+    if (!fs::exists(hfdir / ".gitignore")) write_file_atomic((hfdir / ".gitignore").string(), "*");
+    if (!fs::exists(hfdir / "CACHEDIR.TAG"))
+      write_file_atomic((hfdir / "CACHEDIR.TAG").string(), "Signature: 8a477f597d28d172789f06886806bc55\n# local_dir metadata of a Hugging Face download\n");
+  }
   // 2-3. up to 8 files at once; one progress line per file plus a total on a terminal
   std::vector<PulledFile> results(paths.size());
   std::vector<std::atomic<uint64_t>> progress(paths.size());
@@ -192,7 +226,9 @@ PullReport pull_repo(const HubConfig& cfg, const std::string& kind, const std::s
     const std::string& path = paths[index];
     // 2. metadata: HEAD on /resolve without following redirects
     const std::string url = cfg.endpoint + "/" + url_prefix + repo + "/resolve/" + rep.commit + "/" + url_quote(path, true);
-    HttpResponse head = send_with_retries({"HEAD", url, auth});
+    HttpRequest head_req{"HEAD", url, auth};
+    if (const char* t = std::getenv("HF_HUB_ETAG_TIMEOUT"); t && std::atol(t) > 0) head_req.timeout_s = std::atol(t);
+    HttpResponse head = send_with_retries(head_req);
     if (head.status >= 400 || head.status == 0) raise_for(head, repo + "/" + path);
     const std::string etag = strip_etag(head.headers.count("x-linked-etag") ? head.headers["x-linked-etag"] : head.headers["etag"]);
     const uint64_t size = std::stoull(head.headers.count("x-linked-size") ? head.headers["x-linked-size"]
@@ -202,17 +238,27 @@ PullReport pull_repo(const HubConfig& cfg, const std::string& kind, const std::s
     if (!location.empty() && location.front() == '/') location = url_origin(url) + location;
     PulledFile pf{path, etag, size, false};
     sizes[index] = size;
-    const fs::path blob = base / "blobs" / etag;
-    if (!o.dry_run && !fs::exists(blob)) {
-      // 3. download, resuming blobs/<etag>.incomplete across runs
-      const fs::path part = base / "blobs" / (etag + ".incomplete");
+    const bool local = !o.local_dir.empty();
+    const fs::path meta = fs::path(o.local_dir) / ".cache" / "huggingface" / "download" / (path + ".metadata");
+    const fs::path blob = local ? fs::path(o.local_dir) / path : base / "blobs" / etag;
+    bool have_it = fs::exists(blob);
+    if (local && have_it) {  // trust the metadata only when it names this etag
+      const std::string m = fs::exists(meta) ? read_file(meta.string()) : "";
+      have_it = m.find("\n" + etag + "\n") != std::string::npos;
+    }
+    if (!o.dry_run && !have_it) {
+      // 3. download, resuming <etag>.incomplete across runs
+      const fs::path part = local ? fs::path(o.local_dir) / ".cache" / "huggingface" / "download" / (path + "." + etag + ".incomplete")
+                                  : base / "blobs" / (etag + ".incomplete");
+      fs::create_directories(part.parent_path());
       std::vector<std::string> hdrs = url_origin(location) == url_origin(url) ? auth : auth_headers(HubConfig{});  // no token to other hosts
       uint64_t have = fs::exists(part) ? fs::file_size(part) : 0;
       if (have > size) fs::remove(part), have = 0;
       for (int attempt = 0; have < size || size == 0; ++attempt) {
         std::FILE* f = std::fopen(part.c_str(), "ab");
         if (!f) fail(ErrorCode::kIoError, "cannot write '" + part.string() + "'");
-        HttpRequest get{"GET", location, hdrs, f, 30, &progress[index]};
+        const char* dt = std::getenv("HF_HUB_DOWNLOAD_TIMEOUT");
+        HttpRequest get{"GET", location, hdrs, f, dt && std::atol(dt) > 0 ? std::atol(dt) : 10, &progress[index]};
         if (have > 0) get.headers.push_back("Range: bytes=" + std::to_string(have) + "-");
         HttpResponse r = http_send(get);
         std::fclose(f);
@@ -236,10 +282,29 @@ PullReport pull_repo(const HubConfig& cfg, const std::string& kind, const std::s
         fs::remove(part);
         fail(ErrorCode::kCorruptFile, repo + "/" + path + ": the download does not match its sha256; run the pull again");
       }
+      // names can lie: refuse pickles and archives dressed as safe formats
+      if (!o.allow_unsafe && std::string(safety_class(path)) == "safe") {
+        std::FILE* f = std::fopen(part.c_str(), "rb");
+        unsigned char mg[4] = {0, 0, 0, 0};
+        const size_t got = f ? std::fread(mg, 1, 4, f) : 0;
+        if (f) std::fclose(f);
+        const bool pickle = got >= 2 && mg[0] == 0x80 && mg[1] >= 2 && mg[1] <= 5;
+        const bool zip = got >= 4 && mg[0] == 'P' && mg[1] == 'K' && mg[2] == 3 && mg[3] == 4;
+        if (pickle || zip) {
+          fs::remove(part);
+          fail(ErrorCode::kUnsupportedFormat, repo + "/" + path + " is a " + (pickle ? "pickle" : "zip/torch archive") +
+                                                  " despite its name; refused (use --allow-unsafe only if you trust it)");
+        }
+      }
+      fs::create_directories(blob.parent_path());
       fs::rename(part, blob);
       pf.downloaded = true;
+      if (local) {
+        fs::create_directories(meta.parent_path());
+        write_file_atomic(meta.string(), rep.commit + "\n" + etag + "\n" + std::to_string(std::time(nullptr)) + ".0\n");
+      }
     }
-    if (!o.dry_run) {
+    if (!o.dry_run && !local) {
       const fs::path link = snap / path;
       fs::create_directories(link.parent_path());
       std::error_code ec;
@@ -303,7 +368,8 @@ PullReport pull_repo(const HubConfig& cfg, const std::string& kind, const std::s
   if (first_error) std::rethrow_exception(first_error);
   rep.files = results;
   rep.bytes_downloaded = downloaded_bytes;
-  if (!o.dry_run && o.revision != rep.commit) {
+  if (!o.local_dir.empty()) rep.snapshot_dir = o.local_dir;
+  if (!o.dry_run && o.local_dir.empty() && o.revision != rep.commit) {
     fs::create_directories((base / "refs" / o.revision).parent_path());
     write_file_atomic((base / "refs" / o.revision).string(), rep.commit);  // no newline, as the official client
   }

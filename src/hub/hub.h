@@ -22,6 +22,9 @@ struct PullOptions {
   std::string revision = "main";
   std::vector<std::string> include, exclude;  // globs on repo paths
   bool allow_unsafe = false, dry_run = false;
+  std::string local_dir;     // write real files here (with .cache/huggingface metadata) instead of the cache
+  std::string quantization;  // pick the GGUF file with this quant (e.g. Q4_K_M) among several
+  std::vector<std::string> files;  // exactly these paths (pull files)
 };
 
 struct PulledFile {
