@@ -418,3 +418,38 @@ TEST_F(HubFixture, LocalDirQuantizationFilesAndMagicBytes) {
 
 }  // namespace
 }  // namespace vg
+
+#include "server/hf_mirror.h"
+
+namespace vg {
+namespace {
+
+TEST_F(HubFixture, MirrorServesACacheThatPullsIntoTheSameLayout) {
+  hub::PullOptions o;
+  auto a = hub::pull_model(cfg, "org/demo", o);
+  server::HfMirror mirror(cache.string(), "127.0.0.1", 0);
+  auto port = mirror.start();
+  ASSERT_TRUE(port);
+  hub::HubConfig viaMirror = cfg;
+  viaMirror.endpoint = "http://127.0.0.1:" + std::to_string(*port);
+  viaMirror.token.clear();
+  viaMirror.cache_dir = (cache / "second").string();
+  auto b = hub::pull_model(viaMirror, "org/demo", o);
+  EXPECT_EQ(b.commit, a.commit);
+  const fs::path ra = cache / "models--org--demo", rb = cache / "second" / "models--org--demo";
+  std::vector<std::string> la, lb;
+  for (const auto& f : fs::recursive_directory_iterator(ra)) la.push_back(f.path().lexically_relative(ra).string());
+  for (const auto& f : fs::recursive_directory_iterator(rb)) lb.push_back(f.path().lexically_relative(rb).string());
+  std::sort(la.begin(), la.end());
+  std::sort(lb.begin(), lb.end());
+  EXPECT_EQ(la, lb);  // same blob names, snapshot links and refs
+  EXPECT_EQ(read_file((rb / "refs" / "main").string()), a.commit);
+  hub::PullOptions missing;
+  missing.files = {"nope.txt"};
+  EXPECT_THROW(hub::pull_model(viaMirror, "org/demo", missing), VgException);
+  EXPECT_THROW(hub::pull_model(viaMirror, "org/absent", o), VgException);
+  mirror.stop();
+}
+
+}  // namespace
+}  // namespace vg

@@ -8,6 +8,10 @@
 #include "io/hf_cache.h"
 #include "hub/hub.h"
 #include "hub/push.h"
+#include "server/hf_mirror.h"
+
+#include <chrono>
+#include <thread>
 #include "io/hf_cache_tools.h"
 
 #include <nlohmann/json.hpp>
@@ -189,6 +193,36 @@ void add_hf_commands(CLI::App& app) {
     if (rep->model_card_written) std::printf("wrote a model card (README.md)\n");
     if (rep->commit.empty()) std::printf("nothing changed; no commit\n");
     else std::printf("committed %s to %s\n", rep->commit.c_str(), pu->opts.repo.c_str());
+  });
+
+  struct MirrorArgs {
+    std::string host = "127.0.0.1";
+    int port = 8090;
+  };
+  auto ma = std::make_shared<MirrorArgs>();
+  auto* mirror = hf->add_subcommand("mirror", "serve this machine's cache read-only as a Hub endpoint (HF_ENDPOINT) for machines without internet");
+  mirror->add_option("--host", ma->host, "address to listen on")->capture_default_str();
+  mirror->add_option("--port", ma->port, "port (0 = any free port)")->capture_default_str();
+  mirror->callback([ma] {
+    server::HfMirror m(hf_cache_dir(), ma->host, ma->port);
+    auto port = m.start();
+    if (!port) return set_exit_code(report_error(port.error()));
+    std::printf("serving %s read-only on http://%s:%d (use HF_ENDPOINT=http://%s:%d); Ctrl+C stops\n", hf_cache_dir().c_str(),
+                ma->host.c_str(), *port, ma->host.c_str(), *port);
+    std::fflush(stdout);
+    for (;;) std::this_thread::sleep_for(std::chrono::seconds(3600));
+  });
+
+  hf->add_subcommand("tree", "what the Hub ecosystem offers and what visiongen reads")->callback([] {
+    std::printf(
+        "formats:   safetensors (read; diffusers folders, sharded, fp16 variants, single-file SD checkpoints)\n"
+        "           gguf (listed and pulled with --quantization; not run yet: model_not_converted)\n"
+        "           pickle .bin/.pt/.ckpt (never opened; pulled only with --allow-unsafe)\n"
+        "libraries: diffusers (StableDiffusionPipeline layouts: run), transformers CLIP text encoders (run),\n"
+        "           others (pull/push only)\n"
+        "tasks:     text-to-image, image-to-image, inpainting (run); text-to-video, image-to-video, upscale (known,\n"
+        "           no engine yet); see 'visiongen models' for the registry\n"
+        "repos:     models, datasets, spaces (search, info, pull, push); cache shared with hf/huggingface_hub\n");
   });
 
   auto* cache = hf->add_subcommand("cache", "list, verify, remove and prune cached repos (no network)");

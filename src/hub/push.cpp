@@ -64,7 +64,7 @@ std::vector<LocalFile> collect(const std::string& dir) {
       continue;
     }
     if (!it->is_regular_file()) continue;
-    out.push_back({fs::relative(it->path(), dir).generic_string(), read_file(it->path().string())});
+    out.push_back({it->path().lexically_relative(dir).generic_string(), read_file(it->path().string())});
   }
   std::sort(out.begin(), out.end(), [](const LocalFile& a, const LocalFile& b) { return a.path < b.path; });
   return out;
