@@ -242,7 +242,7 @@ TEST(VisionManager, RunsKnownTasksAndRejectsTheOthers) {
     auto res = vm.run(r);
     ASSERT_FALSE(res);
     EXPECT_EQ(res.error().code, ErrorCode::kCapabilityNotSupported) << t;
-    EXPECT_NE(res.error().message.find("text_to_image, image_to_image and inpaint"), std::string::npos);
+    EXPECT_NE(res.error().message.find("text_to_image, image_to_image and inpaint"), std::string::npos) << res.error().message;
   }
   EXPECT_TRUE(vm.loaded().empty());  // rejected before loading anything
   r.task = "text_to_image";
@@ -265,6 +265,50 @@ TEST(VisionManager, RunsKnownTasksAndRejectsTheOthers) {
   res = vm.run(r);
   ASSERT_TRUE(res) << res.error().to_string();
   EXPECT_NE(res->infotext[0].find("Mask blur"), std::string::npos);
+}
+
+TEST(VisionManager, EngineWithoutMaskSupportRejectsMasksBeforeLoading) {
+  ManagerOptions o;
+  EngineCapabilities plain = builtin_engines().at(0);
+  plain.name = "cpu-nomask";
+  plain.mask = false;
+  plain.tasks = {"text_to_image", "image_to_image"};
+  plain.max_size = 128;
+  o.engines = {plain};
+  VisionManager vm(o);
+  ASSERT_EQ(vm.engines().size(), 1u);
+  EXPECT_FALSE(vm.engines()[0].mask);
+  TaskRequest r;
+  r.task = "image_to_image";
+  r.model = test::tiny_model();
+  r.params.prompt = "a cat";
+  r.params.steps = 2;
+  r.params.width = r.params.height = 64;
+  Image init = read_image_file(test::tiny() + "/inputs/test_image_64.png");
+  Image mask = read_image_file(test::tiny() + "/inputs/test_mask_64.png");
+  r.images.init_image = &init;
+  r.images.mask = &mask;
+  auto res = vm.run(r);
+  ASSERT_FALSE(res);
+  EXPECT_EQ(res.error().code, ErrorCode::kCapabilityNotSupported);
+  EXPECT_NE(res.error().message.find("cpu-nomask"), std::string::npos) << res.error().message;
+  EXPECT_NE(res.error().message.find("mask"), std::string::npos);
+  EXPECT_TRUE(vm.loaded().empty());  // nothing heavy was done
+  r.images.mask = nullptr;  // the same request without the mask runs
+  EXPECT_TRUE(vm.validate(r)) << vm.validate(r).error().to_string();
+  r.params.width = 256;  // above this engine's limit
+  auto big = vm.validate(r);
+  ASSERT_FALSE(big);
+  EXPECT_EQ(big.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_NE(big.error().message.find("128"), std::string::npos);
+  r.params.width = 64;
+  r.params.loras = "style:0.8";
+  EXPECT_EQ(vm.validate(r).error().code, ErrorCode::kLoraUnsupported);
+  // The built-in engine takes masks.
+  VisionManager full;
+  r.params.loras.clear();
+  r.images.mask = &mask;
+  EXPECT_TRUE(full.validate(r));
 }
 
 TEST(VisionManager, MemoryBudgetUnloadsTheLeastRecentlyUsed) {

@@ -11,9 +11,24 @@
 
 namespace vg {
 
+// What one engine of this build can do. `visiongen engines` prints these.
+struct EngineCapabilities {
+  std::string name;
+  std::vector<std::string> families, tasks, weight_dtypes, devices;
+  bool mask = false, lora = false;
+  int size_multiple = 8, max_size = 4096, max_frames = 0;
+};
+
+// The engines compiled into this build.
+const std::vector<EngineCapabilities>& builtin_engines();
+
 struct ManagerOptions {
   int threads = 0;
   double memory_budget_bytes = 0;  // 0 = no limit; otherwise LRU models are unloaded to stay under it
+  // Engines the manager may use; empty = builtin_engines(). A host can
+  // narrow them (e.g. drop mask support or cap sizes) and requests outside
+  // the narrowed capabilities are rejected before any work.
+  std::vector<EngineCapabilities> engines;
 };
 
 struct TaskRequest {
@@ -33,6 +48,7 @@ class VisionManager {
   std::vector<std::string> loaded() const;
   // Estimated bytes held by loaded models.
   double memory_in_use() const;
+  const std::vector<EngineCapabilities>& engines() const;
   Result<GenerateResult> run(const TaskRequest& req, const ProgressCallback& cb = nullptr);
   // Checks everything that can be checked without running (task, engine,
   // device, model availability, parameters).

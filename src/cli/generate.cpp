@@ -50,15 +50,14 @@ std::string numbered(const std::string& path, int i, int n) {
 
 void run_generate(const GenerateOptions& o) {
   const bool show = !o.quiet && (o.progress || isatty(STDERR_FILENO));
-  Status v = validate_params(o.params);
+  // The same checks as every front end: task, engine capabilities, device, parameters.
+  TaskRequest tr;
+  tr.task = o.params.task;
+  tr.params = o.params;
+  tr.device = o.device;
+  Status v = VisionManager().validate(tr);
   if (!v) {
     g_exit = report_error(v.error());
-    return;
-  }
-  if (o.device == "cuda") {
-    g_exit = report_error({ErrorCode::kCapabilityNotSupported,
-                           std::string("device cuda: ") + (cuda_device_count() ? "CUDA devices were found, but this build has no CUDA engine yet"
-                                                                               : "no CUDA driver was found") + "; use --device cpu"});
     return;
   }
   LoadOptions lo;

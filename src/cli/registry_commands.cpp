@@ -9,6 +9,7 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "io/hf_cache.h"
+#include "hub/hub.h"
 #include "registry/registry.h"
 #include "visiongen/manager.h"
 #include "visiongen/visiongen.h"
@@ -83,7 +84,7 @@ void add_registry_commands(CLI::App& app) {
   eng->callback([ej] {
     if (*ej) {
       nlohmann::json a = nlohmann::json::array();
-      for (const auto& e : engines()) a.push_back(e.to_json());
+      for (const auto& e : engines()) a.push_back(engine_json(e));
       std::printf("%s\n", a.dump(1).c_str());
       return;
     }
@@ -113,8 +114,10 @@ void add_registry_commands(CLI::App& app) {
                         {"cuda", {{"devices", cuda_device_count()}, {"engine", false}, {"reason", "this build has no CUDA engine yet"}}},
                         {"hf_cache", hf_cache_dir()},
                         {"missing", {{"video", "no video engine or FFmpeg encoder in this build yet"},
-                                     {"upscale", "no upscaler engine in this build yet"},
-                                     {"hub_downloads", "visiongen does not download; fetch with the official client (hf download) into the shared cache"}}},
+                                     {"upscale", "no upscaler engine in this build yet"}}},
+                        {"hub", {{"endpoint", hub::HubConfig::from_env().endpoint},
+                                 {"offline", hub::HubConfig::from_env().offline},
+                                 {"note", "nothing is downloaded implicitly: use visiongen hf pull or generate --allow-download"}}},
                         {"engines", nlohmann::json::array()}};
     for (const auto& e : engines()) j["engines"].push_back(e.name);
     if (*sj) {
@@ -126,7 +129,9 @@ void add_registry_commands(CLI::App& app) {
                 cpu_has("avx512bf16") ? "yes" : "no", static_cast<double>(pages) * psz / 1e9);
     std::printf("devices: cpu; CUDA devices found: %d (no CUDA engine in this build yet)\nHugging Face cache: %s\n", cuda_device_count(),
                 hf_cache_dir().c_str());
-    std::printf("missing: video (no video engine or FFmpeg encoder yet), upscale (no upscaler yet), downloads (use 'hf download')\n");
+    std::printf("missing: video (no video engine or FFmpeg encoder yet), upscale (no upscaler yet)\n");
+    std::printf("hub: %s%s (nothing is downloaded implicitly: visiongen hf pull, or generate --allow-download)\n",
+                j["hub"]["endpoint"].get<std::string>().c_str(), j["hub"]["offline"].get<bool>() ? ", offline (HF_HUB_OFFLINE)" : "");
   });
 }
 

@@ -48,15 +48,31 @@ double estimate_bytes(const std::string& path) {
   return total * 2;
 }
 
-const EngineSpec* engine_for_task(const std::string& task) {
-  for (const auto& e : engines())
+const EngineSpec* engine_for_task(const std::vector<EngineSpec>& list, const std::string& task) {
+  for (const auto& e : list)
     if (std::find(e.tasks.begin(), e.tasks.end(), task) != e.tasks.end()) return &e;
   return nullptr;
 }
 
+std::string join_tasks(const std::vector<EngineSpec>& list) {
+  std::vector<std::string> all;
+  for (const auto& e : list)
+    for (const auto& t : e.tasks)
+      if (std::find(all.begin(), all.end(), t) == all.end()) all.push_back(t);
+  if (all.empty()) return "nothing";
+  std::string s;
+  for (size_t i = 0; i < all.size(); ++i) s += (i ? (i + 1 == all.size() ? " and " : ", ") : "") + all[i];
+  return s;
+}
+
 }  // namespace
 
-VisionManager::VisionManager(const ManagerOptions& opts) : impl_(std::make_unique<Impl>()) { impl_->opts = opts; }
+VisionManager::VisionManager(const ManagerOptions& opts) : impl_(std::make_unique<Impl>()) {
+  impl_->opts = opts;
+  if (impl_->opts.engines.empty()) impl_->opts.engines = builtin_engines();
+}
+
+const std::vector<EngineCapabilities>& VisionManager::engines() const { return impl_->opts.engines; }
 VisionManager::~VisionManager() = default;
 
 Status VisionManager::load(const std::string& model) {
@@ -111,16 +127,32 @@ double VisionManager::memory_in_use() const {
 }
 
 Status VisionManager::validate(const TaskRequest& req) {
-  static const char* kTasks[] = {"text_to_image", "image_to_image", "text_to_video", "image_to_video", "upscale"};
-  if (std::find(std::begin(kTasks), std::end(kTasks), req.task) == std::end(kTasks))
-    return Error{ErrorCode::kInvalidArgument, "task '" + req.task + "' is unknown; use text_to_image, image_to_image, text_to_video, image_to_video or upscale"};
-  const std::string task = req.task == "image_to_image" && req.images.mask ? "inpaint" : req.task;
-  const EngineSpec* eng = engine_for_task(task);
+  static const char* kTasks[] = {"auto", "text_to_image", "image_to_image", "inpaint", "text_to_video", "image_to_video", "upscale"};
+  const std::string asked = req.task.empty() || req.task == "auto" ? req.params.task : req.task;
+  if (std::find(std::begin(kTasks), std::end(kTasks), asked) == std::end(kTasks))
+    return Error{ErrorCode::kInvalidArgument, "task '" + asked + "' is unknown; use text_to_image, image_to_image, text_to_video, image_to_video or upscale"};
+  const bool has_mask = req.images.mask || !req.params.mask.empty();
+  const bool has_image = req.images.init_image || !req.params.init_image.empty();
+  std::string task = asked;
+  if (task == "auto" || task.empty()) task = has_image ? "image_to_image" : "text_to_image";
+  if (task == "image_to_image" && has_mask) task = "inpaint";
+  const auto& list = impl_->opts.engines;
+  // A masked image_to_image falls back to an engine that can do it when the
+  // first engine listing image_to_image cannot take a mask.
+  const EngineSpec* eng = engine_for_task(list, task);
+  if (!eng && task == "inpaint") eng = engine_for_task(list, "image_to_image");
   if (!eng)
     return Error{ErrorCode::kCapabilityNotSupported,
-                 "task " + task + " is not supported by any engine in this build; the cpu engine runs text_to_image, image_to_image and inpaint"};
-  if (req.images.mask && !eng->mask)
-    return Error{ErrorCode::kCapabilityNotSupported, "engine " + eng->name + " has no mask support; drop the mask"};
+                 "task " + task + " is not supported by any engine in this build; the engines here run " + join_tasks(list)};
+  if (has_mask && !eng->mask)
+    return Error{ErrorCode::kCapabilityNotSupported, "engine " + eng->name + " runs image_to_image without mask support (no inpainting); drop the mask or use an engine with mask support"};
+  if (!req.params.loras.empty() && !eng->lora)
+    return Error{ErrorCode::kLoraUnsupported, "engine " + eng->name + " does not support LoRA; remove --lora (" + req.params.loras + ")"};
+  for (const auto& [name, v] : {std::pair<const char*, int>{"width", req.params.width}, {"height", req.params.height}})
+    if (v > eng->max_size)
+      return Error{ErrorCode::kInvalidArgument, std::string(name) + " " + std::to_string(v) + " is above engine " + eng->name +
+                                                    "'s limit of " + std::to_string(eng->max_size) + "; use at most " +
+                                                    std::to_string(eng->max_size)};
   if (req.device != "auto" && req.device != "cpu") {
     if (req.device == "cuda")
       return Error{ErrorCode::kCapabilityNotSupported, std::string("device cuda: ") +
@@ -128,11 +160,12 @@ Status VisionManager::validate(const TaskRequest& req) {
                                                            "; use --device cpu"};
     return Error{ErrorCode::kInvalidArgument, "device '" + req.device + "' is unknown; use auto, cpu or cuda"};
   }
-  if (task == "image_to_image" || task == "inpaint") {
-    if (!req.images.init_image && req.params.init_image.empty())
-      return Error{ErrorCode::kInvalidArgument, "image_to_image needs an init image"};
-  }
-  return validate_params(req.params);
+  if ((task == "image_to_image" || task == "inpaint") && !has_image)
+    return Error{ErrorCode::kInvalidArgument, "image_to_image needs an init image"};
+  GenerateParams p = req.params;
+  if (req.images.init_image && p.init_image.empty()) p.init_image = "(image)";
+  if (req.images.mask && p.mask.empty()) p.mask = "(mask)";
+  return validate_params(p);
 }
 
 Result<GenerateResult> VisionManager::run(const TaskRequest& req, const ProgressCallback& cb) {

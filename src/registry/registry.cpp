@@ -20,10 +20,10 @@ nlohmann::json ModelSpec::to_json() const {
           {"runnable", runnable()}, {"unverified", unverified}, {"sources", sources}};
 }
 
-nlohmann::json EngineSpec::to_json() const {
-  return {{"name", name}, {"families", families}, {"tasks", tasks}, {"mask", mask}, {"lora", lora},
-          {"size_multiple", size_multiple}, {"max_size", max_size}, {"max_frames", max_frames},
-          {"weight_dtypes", weight_dtypes}, {"devices", devices}};
+nlohmann::json engine_json(const EngineSpec& e) {
+  return {{"name", e.name}, {"families", e.families}, {"tasks", e.tasks}, {"mask", e.mask}, {"lora", e.lora},
+          {"size_multiple", e.size_multiple}, {"max_size", e.max_size}, {"max_frames", e.max_frames},
+          {"weight_dtypes", e.weight_dtypes}, {"devices", e.devices}};
 }
 
 const std::vector<std::string>& known_tasks() {
@@ -33,12 +33,14 @@ const std::vector<std::string>& known_tasks() {
   return k;
 }
 
-const std::vector<EngineSpec>& engines() {
-  static const std::vector<EngineSpec> k = {
+const std::vector<EngineCapabilities>& builtin_engines() {
+  static const std::vector<EngineCapabilities> k = {
       {"cpu", {"stable-diffusion-1-x", "stable-diffusion-2-x"}, {"text_to_image", "image_to_image", "inpaint"},
        {"f32", "f16", "bf16"}, {"cpu"}, true, false, 8, 4096, 0}};
   return k;
 }
+
+const std::vector<EngineSpec>& engines() { return builtin_engines(); }
 
 namespace {
 

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "visiongen/manager.h"
+
 namespace vg {
 
 struct ModelSpec {
@@ -23,13 +25,8 @@ struct ModelSpec {
   nlohmann::json to_json() const;
 };
 
-struct EngineSpec {
-  std::string name;
-  std::vector<std::string> families, tasks, weight_dtypes, devices;
-  bool mask = false, lora = false;
-  int size_multiple = 8, max_size = 4096, max_frames = 0;
-  nlohmann::json to_json() const;
-};
+using EngineSpec = EngineCapabilities;
+nlohmann::json engine_json(const EngineSpec& e);
 
 // Every task name the system knows, including those no engine runs yet.
 const std::vector<std::string>& known_tasks();

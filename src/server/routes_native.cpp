@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/params_json.h"
+#include "registry/registry.h"
 #include "sampling/sampler.h"
 #include "sampling/sigma_schedules.h"
 #include "server/context.h"
@@ -22,16 +23,9 @@ nlohmann::json models_list(Context& ctx) {
 }
 
 nlohmann::json engines_json() {
-  return nlohmann::json::array({{{"name", "cpu"},
-                                 {"families", {"sd1", "sd2"}},
-                                 {"tasks", {"text_to_image", "image_to_image", "inpaint"}},
-                                 {"mask", true},
-                                 {"size_multiple", 8},
-                                 {"max_size", 4096},
-                                 {"max_frames", 0},
-                                 {"weight_dtypes", {"f32", "f16", "bf16"}},
-                                 {"devices", {"cpu"}},
-                                 {"lora", false}}});
+  nlohmann::json a = nlohmann::json::array();
+  for (const auto& e : engines()) a.push_back(engine_json(e));
+  return a;
 }
 
 // Native job request: the GenerateParams fields (strict) plus model and
