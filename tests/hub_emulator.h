@@ -21,6 +21,9 @@ namespace vg::test {
 struct EmuFile {
   std::string path, data;
   bool lfs = false;
+  // The Hub's scan result: safe, unscanned (no securityFileStatus), unsafe,
+  // dangerous (pickle imports) or virus.
+  std::string scan = "safe";
 };
 struct EmuRepo {
   std::string id, commit;
@@ -28,6 +31,15 @@ struct EmuRepo {
   bool is_private = false, gated = false;
   std::string kind = "model", license = "mit", pipeline_tag = "text-to-image";
   int downloads = 0;
+  std::vector<std::string> tags;
+  std::map<int, std::pair<std::string, std::vector<EmuFile>>> prs;  // number -> (commit, files)
+  // the files at a revision (main, HEAD, the commit, refs/pr/N or its commit); null when unknown
+  const std::vector<EmuFile>* files_at(const std::string& rev, std::string* sha) const {
+    if (rev == "main" || rev == "HEAD" || rev == commit) return *sha = commit, &files;
+    for (const auto& [n, pr] : prs)
+      if (rev == "refs/pr/" + std::to_string(n) || rev == pr.first) return *sha = pr.first, &pr.second;
+    return nullptr;
+  }
 };
 
 inline std::string hex_of(const unsigned char* d, size_t n) {
@@ -54,6 +66,7 @@ class HubEmulator {
   std::string good_token = "hf_good_token";
   std::atomic<int> api_requests{0}, cdn_requests{0};
   std::atomic<int> fail_429{0}, fail_500{0};
+  std::atomic<int> api_ratelimit_429{0};  // next API revision requests answer 429 with RateLimit t=1 (and Retry-After 5)
   std::atomic<size_t> cut_after{0};  // next CDN GET stops after this many bytes (0 = off)
   std::atomic<int> slow_ms{0};       // CDN sends 64 KB per this many ms (0 = full speed)
   std::atomic<int> inflight{0}, max_inflight{0};
@@ -75,7 +88,13 @@ class HubEmulator {
         if (repo.kind != kind || repo.is_private) continue;
         if (!text.empty() && id.find(text) == std::string::npos) continue;
         if (!author.empty() && id.rfind(author + "/", 0) != 0) continue;
-        out.push_back({{"id", id}, {"modelId", id}, {"downloads", repo.downloads}, {"likes", 0}, {"pipeline_tag", repo.pipeline_tag}});
+        bool tags_ok = true;
+        for (size_t k = 0; k < q.get_param_value_count("filter"); ++k) {
+          const std::string f = q.get_param_value("filter", k);
+          tags_ok &= std::find(repo.tags.begin(), repo.tags.end(), f) != repo.tags.end();
+        }
+        if (!tags_ok) continue;
+        out.push_back({{"id", id}, {"modelId", id}, {"downloads", repo.downloads}, {"likes", 0}, {"pipeline_tag", repo.pipeline_tag}, {"tags", repo.tags}});
       }
       if (q.get_param_value("sort") == "downloads")
         std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a["downloads"] > b["downloads"]; });
@@ -92,15 +111,25 @@ class HubEmulator {
       }
       r.set_content(R"({"type":"user","name":"alice","orgs":[]})", "application/json");
     });
-    api_.Get(R"(/api/(models|datasets|spaces)/([^/]+)/([^/]+)/revision/([^/]+))", [this](const httplib::Request& q, httplib::Response& r) {
+    api_.Get(R"(/api/(models|datasets|spaces)/([^/]+)/([^/]+)/revision/(.+))", [this](const httplib::Request& q, httplib::Response& r) {
       ++api_requests;
+      if (api_ratelimit_429 > 0) {
+        --api_ratelimit_429;
+        r.status = 429;
+        r.set_header("RateLimit", "\"api\";r=0;t=1");
+        r.set_header("RateLimit-Policy", "\"fixed window\";\"api\";q=500;w=300");
+        r.set_header("Retry-After", "5");
+        return;
+      }
       const EmuRepo* repo = access(q, q.matches[2].str() + "/" + q.matches[3].str(), r);
       if (!repo) return;
-      const std::string rev = q.matches[4];
-      if (rev != "main" && rev != "HEAD" && rev != repo->commit) return error(r, 404, "RevisionNotFound", "Invalid rev id: " + rev);
+      const std::string rev = q.matches[4];  // httplib has decoded %2F
+      std::string sha;
+      const auto* files = repo->files_at(rev, &sha);
+      if (!files) return error(r, 404, "RevisionNotFound", "Invalid rev id: " + rev);
       const bool blobs = q.get_param_value("blobs") == "true";
       nlohmann::json sib = nlohmann::json::array();
-      for (const auto& f : repo->files) {
+      for (const auto& f : *files) {
         nlohmann::json e = {{"rfilename", f.path}};
         if (blobs) {
           e["size"] = f.data.size();
@@ -109,7 +138,7 @@ class HubEmulator {
         }
         sib.push_back(e);
       }
-      r.set_content(nlohmann::json{{"id", repo->id}, {"sha", repo->commit}, {"siblings", sib}, {"gated", repo->gated ? nlohmann::json("manual") : nlohmann::json(false)},
+      r.set_content(nlohmann::json{{"id", repo->id}, {"sha", sha}, {"siblings", sib}, {"gated", repo->gated ? nlohmann::json("manual") : nlohmann::json(false)},
                                    {"private", repo->is_private}, {"pipeline_tag", repo->pipeline_tag}, {"cardData", {{"license", repo->license}}},
                                    {"safetensors", {{"total", 1234}}}}
                         .dump(),
@@ -120,9 +149,12 @@ class HubEmulator {
       const EmuRepo* repo = access(q, q.matches[1].str() + "/" + q.matches[2].str(), r);
       if (!repo) return;
       const std::string path = q.matches[4];
-      for (const auto& f : repo->files) {
+      std::string sha;
+      const auto* files = repo->files_at(q.matches[3], &sha);
+      if (!files) return error(r, 404, "RevisionNotFound", "Invalid rev id: " + q.matches[3].str());
+      for (const auto& f : *files) {
         if (f.path != path) continue;
-        r.set_header("X-Repo-Commit", repo->commit);
+        r.set_header("X-Repo-Commit", sha);
         if (f.lfs) {
           r.status = 302;
           r.set_header("Location", "http://127.0.0.1:" + std::to_string(cdn_port) + "/blob/" + sha256_of(f.data) + "?sig=x");
@@ -136,7 +168,7 @@ class HubEmulator {
         r.set_content(f.data, "application/octet-stream");
         return;
       }
-      r.set_header("X-Repo-Commit", repo->commit);
+      r.set_header("X-Repo-Commit", sha);
       error(r, 404, "EntryNotFound", path + " does not exist");
     });
     cdn_.Get(R"(/blob/([0-9a-f]{64}))", [this](const httplib::Request& q, httplib::Response& r) {
@@ -157,9 +189,13 @@ class HubEmulator {
         return;
       }
       const std::string* data = nullptr;
-      for (auto& [id, repo] : repos)
+      for (auto& [id, repo] : repos) {
         for (auto& f : repo.files)
           if (f.lfs && sha256_of(f.data) == q.matches[1]) data = &f.data;
+        for (auto& [n, pr] : repo.prs)
+          for (auto& f : pr.second)
+            if (f.lfs && sha256_of(f.data) == q.matches[1]) data = &f.data;
+      }
       if (!data) return error(r, 404, "EntryNotFound", "no such object");
       r.set_header("ETag", "\"" + sha256_of(*data) + "\"");
       const size_t cut = cut_after.exchange(0);
@@ -192,6 +228,43 @@ class HubEmulator {
         return;
       }
       r.set_content(*data, "application/octet-stream");  // httplib answers Range with 206
+    });
+    api_.Post(R"(/api/(models|datasets|spaces)/([^/]+)/([^/]+)/paths-info/(.+))", [this](const httplib::Request& q, httplib::Response& r) {
+      ++api_requests;
+      const EmuRepo* repo = access(q, q.matches[2].str() + "/" + q.matches[3].str(), r);
+      if (!repo) return;
+      std::string sha;
+      const auto* files = repo->files_at(q.matches[4], &sha);
+      if (!files) return error(r, 404, "RevisionNotFound", "Invalid rev id: " + q.matches[4].str());
+      std::vector<std::string> paths;  // JSON (JS) or form (Python)
+      bool expand = false;
+      auto j = nlohmann::json::parse(q.body, nullptr, false);
+      if (j.is_object()) {
+        for (const auto& p : j.value("paths", nlohmann::json::array())) paths.push_back(p);
+        expand = j.value("expand", false);
+      } else {
+        for (size_t k = 0; k < q.get_param_value_count("paths"); ++k) paths.push_back(q.get_param_value("paths", k));
+        expand = q.get_param_value("expand") == "true";
+      }
+      nlohmann::json out = nlohmann::json::array();
+      for (const auto& want : paths)
+        for (const auto& f : *files) {
+          if (f.path != want) continue;  // unknown paths are silently omitted
+          nlohmann::json e = {{"type", "file"}, {"oid", git_sha1_of(f.data)}, {"size", f.data.size()}, {"path", f.path}};
+          if (f.lfs) e["lfs"] = {{"oid", sha256_of(f.data)}, {"size", f.data.size()}, {"pointerSize", 128}};
+          if (expand && f.scan != "unscanned") {
+            nlohmann::json st = {{"status", f.scan == "safe" ? "safe" : "unsafe"},
+                                 {"avScan", {{"virusFound", f.scan == "virus"}, {"virusNames", f.scan == "virus" ? nlohmann::json{"Eicar-Test-Signature"} : nlohmann::json::array()}}},
+                                 {"pickleImportScan", nullptr}};
+            if (f.scan == "dangerous") {
+              st["status"] = "safe";  // only the pickle scan says it: the client must look there too
+              st["pickleImportScan"] = {{"highestSafetyLevel", "dangerous"}, {"imports", {{{"module", "os"}, {"name", "system"}, {"safety", "dangerous"}}}}};
+            }
+            e["securityFileStatus"] = st;
+          }
+          out.push_back(e);
+        }
+      r.set_content(out.dump(), "application/json");
     });
     api_.Post("/api/repos/create", [this](const httplib::Request& q, httplib::Response& r) {
       ++api_requests;
@@ -274,12 +347,16 @@ class HubEmulator {
       if (sha256_of(all) != q.matches[1]) return error(r, 400, "", "assembled parts do not match the oid");
       lfs_store[q.matches[1]] = all;
     });
-    api_.Post(R"(/api/models/([^/]+)/([^/]+)/commit/([^/]+))", [this](const httplib::Request& q, httplib::Response& r) {
+    api_.Post(R"(/api/models/([^/]+)/([^/]+)/commit/(.+))", [this](const httplib::Request& q, httplib::Response& r) {
       ++api_requests;
       auto it = repos.find(q.matches[1].str() + "/" + q.matches[2].str());
       if (it == repos.end()) return error(r, 404, "RepoNotFound", "Repository not found");
       if (q.get_header_value("Authorization") != "Bearer " + good_token) return error(r, 401, "", "Invalid credentials in Authorization header");
-      EmuRepo& repo = it->second;
+      EmuRepo& main_repo = it->second;
+      const bool create_pr = q.get_param_value("create_pr") == "1";
+      // a pull request starts from main's files and never changes main
+      EmuRepo pr_view = main_repo;
+      EmuRepo& repo = create_pr ? pr_view : main_repo;
       std::vector<std::string> paths;
       std::istringstream lines(q.body);
       std::string line;
@@ -306,8 +383,14 @@ class HubEmulator {
       repo.commit = sha256_of(repo.commit + q.body).substr(0, 40);
       ++commits;
       last_commit_paths = paths;
-      r.set_content(nlohmann::json{{"success", true}, {"commitOid", repo.commit}, {"commitUrl", endpoint() + "/" + repo.id + "/commit/" + repo.commit}}.dump(),
-                    "application/json");
+      nlohmann::json res = {{"success", true}, {"commitOid", repo.commit}, {"commitUrl", endpoint() + "/" + repo.id + "/commit/" + repo.commit},
+                            {"hookOutput", ""}};
+      if (create_pr) {
+        const int n = static_cast<int>(main_repo.prs.size()) + 1;
+        main_repo.prs[n] = {repo.commit, repo.files};
+        res["pullRequestUrl"] = endpoint() + "/" + repo.id + "/discussions/" + std::to_string(n);
+      }
+      r.set_content(res.dump(), "application/json");
     });
     api_port = api_.bind_to_any_port("127.0.0.1");
     cdn_port = cdn_.bind_to_any_port("127.0.0.1");

@@ -280,7 +280,10 @@ TEST_F(HubFixture, PushNewRepoThenOnlyTheChangedFile) {
   po.repo = "alice/pushed";
   auto rep = hub::push_folder(cfg, dir.string(), po);
   EXPECT_TRUE(rep.model_card_written);
-  EXPECT_NE(read_file((dir / "README.md").string()).find("library_name: diffusers"), std::string::npos);
+  const std::string card = read_file((dir / "README.md").string());
+  EXPECT_EQ(card.rfind("---\nlicense: other\nlibrary_name: diffusers\npipeline_tag: text-to-image\n", 0), 0u) << card;
+  EXPECT_NE(card.find("- class: `StableDiffusionPipeline`"), std::string::npos) << card;
+  EXPECT_NE(card.find("- unet: `UNet2DConditionModel`"), std::string::npos) << card;
   EXPECT_EQ(emu.commits, 1);
   EXPECT_GE(emu.lfs_puts + emu.part_puts, 1);  // the UNet went through LFS
   // pull it back: same bytes
@@ -449,6 +452,187 @@ TEST_F(HubFixture, MirrorServesACacheThatPullsIntoTheSameLayout) {
   EXPECT_THROW(hub::pull_model(viaMirror, "org/demo", missing), VgException);
   EXPECT_THROW(hub::pull_model(viaMirror, "org/absent", o), VgException);
   mirror.stop();
+}
+
+}  // namespace
+}  // namespace vg
+
+namespace vg {
+namespace {
+
+TEST_F(HubFixture, HubSecurityScanRefusesFlaggedFilesEvenWhenUnsafeIsAllowed) {
+  auto& files = emu.repos["org/demo"].files;
+  files.push_back({"vae/diffusion_pytorch_model.safetensors", std::string(2000, 'v'), true, "virus"});
+  files.push_back({"text_encoder/model.safetensors", std::string(2000, 't'), true, "unscanned"});
+  files[3].scan = "dangerous";  // pytorch_model.bin: dangerous pickle imports
+  hub::PullOptions o;
+  o.allow_unsafe = true;
+  auto rep = hub::pull_model(cfg, "org/demo", o);
+  ASSERT_EQ(rep.refused_by_scan.size(), 2u);
+  std::string all;
+  for (const auto& r : rep.refused_by_scan) all += r + ";";
+  EXPECT_NE(all.find("vae/diffusion_pytorch_model.safetensors (virus found (Eicar-Test-Signature))"), std::string::npos) << all;
+  EXPECT_NE(all.find("pytorch_model.bin (dangerous pickle imports)"), std::string::npos) << all;
+  EXPECT_EQ(rep.unscanned, std::vector<std::string>{"text_encoder/model.safetensors"});
+  const fs::path snap = rep.snapshot_dir;
+  EXPECT_FALSE(fs::exists(snap / "vae" / "diffusion_pytorch_model.safetensors"));
+  EXPECT_FALSE(fs::exists(snap / "pytorch_model.bin"));
+  EXPECT_TRUE(fs::exists(snap / "text_encoder" / "model.safetensors"));  // unknown is not refused, but reported
+  EXPECT_TRUE(fs::exists(snap / "unet" / "diffusion_pytorch_model.safetensors"));
+  // naming a flagged file is an error, not a silent skip
+  hub::PullOptions one;
+  one.files = {"vae/diffusion_pytorch_model.safetensors"};
+  try {
+    hub::pull_model(cfg, "org/demo", one);
+    FAIL() << "a flagged file was fetched";
+  } catch (const VgException& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kUnsupportedFormat);
+    EXPECT_NE(std::string(e.what()).find("security scan"), std::string::npos) << e.what();
+  }
+  // info shows each file's scan verdict
+  auto info = hub::repo_info(cfg, "model", "org/demo", "main");
+  std::map<std::string, std::string> scan;
+  for (const auto& f : info["files"]) scan[f["path"]] = f["scan"];
+  EXPECT_EQ(scan["unet/diffusion_pytorch_model.safetensors"], "safe");
+  EXPECT_EQ(scan["text_encoder/model.safetensors"], "unknown");
+  EXPECT_EQ(scan["pytorch_model.bin"], "dangerous pickle imports");
+}
+
+TEST_F(HubFixture, LocksNoExistAndCacheTagAsTheOfficialClient) {
+  emu.slow_ms = 20;
+  hub::PullOptions o;
+  o.include = {"unet/*"};
+  // two pulls of the same blob at once: the lock makes one download it
+  std::vector<std::thread> ts;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 2; ++i)
+    ts.emplace_back([&] {
+      try {
+        hub::pull_model(cfg, "org/demo", o);
+        ++ok;
+      } catch (const std::exception& e) {
+        ADD_FAILURE() << e.what();
+      }
+    });
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(ok, 2);
+  EXPECT_EQ(emu.cdn_requests, 1);
+  const std::string etag = test::sha256_of(std::string(100000, 'u'));
+  EXPECT_TRUE(fs::exists(cache / ".locks" / "models--org--demo" / (etag + ".lock")));
+  EXPECT_EQ(read_file((cache / "models--org--demo" / "blobs" / etag).string()), std::string(100000, 'u'));
+  EXPECT_EQ(read_file((cache / "CACHEDIR.TAG").string()).rfind("Signature: 8a477f597d28d172789f06886806bc55\n", 0), 0u);
+  // a path that does not exist at the commit is recorded in .no_exist
+  hub::PullOptions missing;
+  missing.files = {"sub/missing.txt"};
+  EXPECT_THROW(hub::pull_model(cfg, "org/demo", missing), VgException);
+  const fs::path marker = cache / "models--org--demo" / ".no_exist" / emu.repos["org/demo"].commit / "sub" / "missing.txt";
+  ASSERT_TRUE(fs::exists(marker));
+  EXPECT_EQ(fs::file_size(marker), 0u);
+}
+
+TEST_F(HubFixture, RateLimitHeaderWinsOverRetryAfterWithACountdownOnATerminal) {
+  emu.api_ratelimit_429 = 1;  // RateLimit says t=1 (wait 2 s); Retry-After says 5 (would be 6 s)
+  hub::PullOptions o;
+  o.include = {"*.json"};
+  const auto t0 = std::chrono::steady_clock::now();
+  auto rep = hub::pull_model(cfg, "org/demo", o);
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(rep.files.size(), 1u);
+  EXPECT_GE(s, 1.9);
+  EXPECT_LT(s, 5.0);
+  // the CLI on a terminal shows the countdown; in a pipe it does not
+  setenv("HF_ENDPOINT", emu.endpoint().c_str(), 1);
+  setenv("HF_HUB_CACHE", cache.string().c_str(), 1);
+  emu.api_ratelimit_429 = 1;
+  const std::string cmd = std::string(VG_CLI_PATH) + " hf pull model org/demo --include '*.md'";
+  FILE* p = popen(("script -qec \"" + cmd + "\" /dev/null 2>&1").c_str(), "r");
+  std::string tty_out;
+  char buf[4096];
+  for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) tty_out.append(buf, n);
+  EXPECT_EQ(pclose(p), 0) << tty_out;
+  EXPECT_NE(tty_out.find("rate limited by the Hub (HTTP 429); retrying in 2 s"), std::string::npos) << tty_out;
+  emu.api_ratelimit_429 = 1;
+  auto r = test::run_cli("hf pull model org/demo --include '*.md'");
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(r.out.find("retrying"), std::string::npos) << r.out;
+  unsetenv("HF_ENDPOINT");
+  unsetenv("HF_HUB_CACHE");
+}
+
+TEST_F(HubFixture, DatasetSplitAndSearchFiltersThroughTheCli) {
+  test::EmuRepo ds{"org/captions", "8888888888888888888888888888888888888888",
+                   {{"README.md", "---\nlanguage: en\n---\n", false},
+                    {"data/train-00000-of-00002.parquet", std::string(3000, '1'), true},
+                    {"data/train-00001-of-00002.parquet", std::string(3000, '2'), true},
+                    {"data/test-00000-of-00001.parquet", std::string(3000, '3'), true}}};
+  ds.kind = "dataset";
+  ds.tags = {"language:en", "size_categories:1K<n<10K"};
+  emu.repos[ds.id] = ds;
+  test::EmuRepo ds_fr{"org/legendes", "9999999999999999999999999999999999999999", {{"README.md", "x", false}}};
+  ds_fr.kind = "dataset";
+  ds_fr.tags = {"language:fr", "size_categories:n<1K"};
+  emu.repos[ds_fr.id] = ds_fr;
+  test::EmuRepo sp{"org/demo-space", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", {{"app.py", "print(1)\n", false}}};
+  sp.kind = "space";
+  sp.tags = {"gradio"};
+  emu.repos[sp.id] = sp;
+  test::EmuRepo sp2{"org/other-space", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", {{"Dockerfile", "FROM x\n", false}}};
+  sp2.kind = "space";
+  sp2.tags = {"docker"};
+  emu.repos[sp2.id] = sp2;
+  setenv("HF_ENDPOINT", emu.endpoint().c_str(), 1);
+  setenv("HF_HUB_CACHE", cache.string().c_str(), 1);
+  auto ids = [](const std::string& out) {
+    std::vector<std::string> v;
+    for (const auto& e : nlohmann::json::parse(out)) v.push_back(e["id"]);
+    return v;
+  };
+  auto r = test::run_cli("hf search datasets --language en --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(ids(r.out), std::vector<std::string>{"org/captions"});
+  r = test::run_cli("hf search datasets --size 'n<1K' --json");
+  EXPECT_EQ(ids(r.out), std::vector<std::string>{"org/legendes"}) << r.out;
+  r = test::run_cli("hf search spaces --sdk gradio --json");
+  EXPECT_EQ(ids(r.out), std::vector<std::string>{"org/demo-space"}) << r.out;
+  EXPECT_EQ(test::run_cli("hf search models --sdk gradio").code, 10 + static_cast<int>(ErrorCode::kInvalidArgument));
+  r = test::run_cli("hf pull dataset org/captions --split train --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  std::vector<std::string> got;
+  const auto report = nlohmann::json::parse(r.out);
+  for (const auto& f : report["files"]) got.push_back(f["path"]);
+  std::sort(got.begin(), got.end());
+  EXPECT_EQ(got, (std::vector<std::string>{"README.md", "data/train-00000-of-00002.parquet", "data/train-00001-of-00002.parquet"})) << r.out;
+  r = test::run_cli("hf pull dataset org/captions --split validation");
+  EXPECT_EQ(r.code, 10 + static_cast<int>(ErrorCode::kFileNotFound));
+  EXPECT_NE(r.out.find("splits found: train, test"), std::string::npos) << r.out;
+  EXPECT_TRUE(hub::in_split("train/part.jsonl", "train"));
+  EXPECT_TRUE(hub::in_split("cfg/train.csv", "train"));
+  EXPECT_FALSE(hub::in_split("data/training-extra.parquet", "train"));
+  unsetenv("HF_ENDPOINT");
+  unsetenv("HF_HUB_CACHE");
+}
+
+TEST_F(HubFixture, PushAsPullRequestLeavesMainAndPullsByPrRef) {
+  const fs::path dir = cache / "pr";
+  fs::create_directories(dir);
+  write_file_atomic((dir / "config.json").string(), "{\"a\":1}");
+  write_file_atomic((dir / "README.md").string(), "---\nlicense: mit\n---\n");
+  const std::string main_before = emu.repos["org/demo"].commit;
+  hub::PushOptions po;
+  po.repo = "org/demo";
+  po.create_pr = true;
+  auto rep = hub::push_folder(cfg, dir.string(), po);
+  EXPECT_EQ(rep.pull_request_ref, "refs/pr/1");
+  EXPECT_NE(rep.pull_request_url.find("/discussions/1"), std::string::npos);
+  EXPECT_EQ(emu.repos["org/demo"].commit, main_before);  // main untouched
+  hub::PullOptions o;
+  o.revision = "refs/pr/1";
+  o.include = {"config.json"};
+  auto pulled = hub::pull_model(cfg, "org/demo", o);
+  EXPECT_EQ(pulled.commit, rep.commit);
+  EXPECT_EQ(read_file(pulled.snapshot_dir + "/config.json"), "{\"a\":1}");
+  // the ref is a nested file without a newline, as the official client writes it
+  EXPECT_EQ(read_file((cache / "models--org--demo" / "refs" / "refs" / "pr" / "1").string()), rep.commit);
 }
 
 }  // namespace

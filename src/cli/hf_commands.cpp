@@ -48,7 +48,7 @@ void add_hf_commands(CLI::App& app) {
   struct PullArgs {
     std::string kind, id, revision = "main";
     std::vector<std::string> include, exclude, files;
-    std::string local_dir, quantization;
+    std::string local_dir, quantization, split;
     bool allow_unsafe = false, dry_run = false, json = false;
   };
   auto pa = std::make_shared<PullArgs>();
@@ -59,6 +59,7 @@ void add_hf_commands(CLI::App& app) {
   pull->add_option("paths", pa->files, "with 'files': the repository paths to fetch");
   pull->add_option("--local-dir", pa->local_dir, "write real files into this folder (metadata in .cache/huggingface) instead of the cache");
   pull->add_option("--quantization", pa->quantization, "pick the GGUF file of this quant (e.g. Q4_K_M) in repos with several");
+  pull->add_option("--split", pa->split, "datasets: only the files of this split (e.g. train), plus the card and metadata");
   pull->add_option("--revision", pa->revision, "branch, tag or commit")->capture_default_str();
   pull->add_option("--include", pa->include, "only paths matching this glob (repeatable)");
   pull->add_option("--exclude", pa->exclude, "skip paths matching this glob (repeatable)");
@@ -75,6 +76,9 @@ void add_hf_commands(CLI::App& app) {
     po.local_dir = pa->local_dir;
     po.quantization = pa->quantization;
     po.files = pa->files;
+    po.split = pa->split;
+    if (!po.split.empty() && pa->kind != "dataset")
+      return set_exit_code(report_error({ErrorCode::kInvalidArgument, "--split applies to 'pull dataset'"}));
     if (pa->kind == "files" && pa->files.empty())
       return set_exit_code(report_error({ErrorCode::kInvalidArgument, "pull files needs at least one FILE after the repository id"}));
     const std::string kind = pa->kind == "files" ? "model" : pa->kind;
@@ -84,7 +88,8 @@ void add_hf_commands(CLI::App& app) {
       nlohmann::json files = nlohmann::json::array();
       for (const auto& f : rep->files) files.push_back({{"path", f.path}, {"etag", f.etag}, {"size", f.size}, {"downloaded", f.downloaded}});
       std::printf("%s\n", nlohmann::json{{"repo", rep->repo}, {"commit", rep->commit}, {"snapshot", rep->snapshot_dir},
-                                          {"files", files}, {"skipped_unsafe", rep->skipped_unsafe},
+                                          {"files", files}, {"skipped_unsafe", rep->skipped_unsafe}, {"refused_by_scan", rep->refused_by_scan},
+                                          {"unscanned", rep->unscanned},
                                           {"bytes_downloaded", rep->bytes_downloaded}}.dump(1).c_str());
       return;
     }
@@ -92,6 +97,8 @@ void add_hf_commands(CLI::App& app) {
       std::printf("%s %-60s %12llu bytes\n", pa->dry_run ? "would fetch" : (f.downloaded ? "fetched" : "cached "), f.path.c_str(),
                   static_cast<unsigned long long>(f.size));
     for (const auto& s : rep->skipped_unsafe) std::printf("skipped (unsafe format; --allow-unsafe to fetch) %s\n", s.c_str());
+    for (const auto& s : rep->refused_by_scan) std::printf("refused (the Hub security scan is not clean) %s\n", s.c_str());
+    for (const auto& s : rep->unscanned) std::printf("note: no Hub security scan for %s (unscanned or private)\n", s.c_str());
     std::printf("%s at %s\n", rep->repo.c_str(), rep->snapshot_dir.c_str());
   });
   auto sq = std::make_shared<hub::SearchQuery>();
@@ -105,12 +112,19 @@ void add_hf_commands(CLI::App& app) {
   search->add_option("--task", sq->task, "pipeline tag, e.g. text-to-image");
   search->add_option("--library", sq->library, "e.g. diffusers");
   search->add_option("--filter", sq->filters, "tag (repeatable, all must match)");
+  search->add_option("--language", sq->language, "datasets (and models): language code, e.g. en");
+  search->add_option("--size", sq->size, "datasets: size category, e.g. 1K<n<10K");
+  search->add_option("--sdk", sq->sdk, "spaces: gradio, streamlit, docker or static");
   search->add_option("--sort", sq->sort, "downloads, likes, lastModified or trending")
       ->check(CLI::IsMember({"downloads", "likes", "lastModified", "trending", "trendingScore"}));
   search->add_option("--limit", sq->limit, "at most this many results")->capture_default_str();
   search->add_flag("--json", *sjson, "print the Hub's JSON items");
   search->callback([sq, sjson] {
     if (sq->sort == "trending") sq->sort = "trendingScore";
+    if (!sq->size.empty() && sq->kind != "dataset")
+      return set_exit_code(report_error({ErrorCode::kInvalidArgument, "--size applies to dataset searches"}));
+    if (!sq->sdk.empty() && sq->kind != "space")
+      return set_exit_code(report_error({ErrorCode::kInvalidArgument, "--sdk applies to space searches"}));
     auto r = guard([&] { return hub::search(hub::HubConfig::from_env(), *sq); });
     if (!r) return set_exit_code(report_error(r.error()));
     if (*sjson) return static_cast<void>(std::printf("%s\n", r->dump(1).c_str()));
@@ -137,9 +151,10 @@ void add_hf_commands(CLI::App& app) {
     std::printf("%s @ %s\nlicense: %s  gated: %s  pipeline: %s  safetensors parameters: %s\n", j["id"].get<std::string>().c_str(),
                 j["sha"].get<std::string>().c_str(), j["license"].dump().c_str(), j["gated"].dump().c_str(),
                 j["pipeline_tag"].dump().c_str(), j["safetensors_parameters"].dump().c_str());
+    std::printf("  %-7s %-12s %12s  %s\n", "format", "hub scan", "bytes", "path");
     for (const auto& f : j["files"])
-      std::printf("  %-7s %12llu  %s\n", f["safety"].get<std::string>().c_str(), static_cast<unsigned long long>(f["size"].get<uint64_t>()),
-                  f["path"].get<std::string>().c_str());
+      std::printf("  %-7s %-12s %12llu  %s\n", f["safety"].get<std::string>().c_str(), f["scan"].get<std::string>().c_str(),
+                  static_cast<unsigned long long>(f["size"].get<uint64_t>()), f["path"].get<std::string>().c_str());
     std::printf("total %.1f MB\n", j["total_size"].get<uint64_t>() / 1e6);
   });
 
@@ -173,6 +188,8 @@ void add_hf_commands(CLI::App& app) {
   push->add_option("dir", pu->dir, "folder to upload")->required();
   push->add_option("--repo", pu->opts.repo, "org/name (created when missing)")->required();
   push->add_flag("--private", pu->opts.is_private, "create the repository private");
+  push->add_flag("--create-pr", pu->opts.create_pr, "commit to a new pull request (refs/pr/N) instead of the branch");
+  push->add_option("--revision", pu->opts.revision, "branch to commit to")->capture_default_str();
   push->add_option("--message", pu->opts.message, "commit message")->capture_default_str();
   push->add_flag("--interactive", pu->interactive, "show the plan and ask before a public upload");
   push->callback([pu] {
@@ -192,6 +209,9 @@ void add_hf_commands(CLI::App& app) {
     if (!rep) return set_exit_code(report_error(rep.error()));
     if (rep->model_card_written) std::printf("wrote a model card (README.md)\n");
     if (rep->commit.empty()) std::printf("nothing changed; no commit\n");
+    else if (!rep->pull_request_url.empty())
+      std::printf("committed %s to %s as pull request %s (%s)\n", rep->commit.c_str(), pu->opts.repo.c_str(), rep->pull_request_url.c_str(),
+                  rep->pull_request_ref.c_str());
     else std::printf("committed %s to %s\n", rep->commit.c_str(), pu->opts.repo.c_str());
   });
 

@@ -1,9 +1,14 @@
 #include "hub/http.h"
 
 #include <curl/curl.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
 #include <mutex>
+#include <thread>
 
 namespace vg::hub {
 
@@ -90,6 +95,55 @@ HttpResponse http_send(const HttpRequest& req) {
   curl_slist_free_all(hs);
   curl_easy_cleanup(c);
   return r;
+}
+
+bool retryable(long s) { return s == 0 || s == 408 || s == 429 || s == 500 || s == 502 || s == 503 || s == 504; }
+
+// The wait before retry number `attempt` (0-based): 1, 2, 4, 8, 8 s; on 429
+// the `RateLimit: "api";r=0;t=55` header (t + 1 s) wins, then Retry-After + 1.
+double retry_wait_s(const HttpResponse& r, int attempt) {
+  double wait = std::min(8, 1 << std::min(attempt, 3));
+  if (r.status != 429) return wait;
+  auto it = r.headers.find("ratelimit");
+  if (it != r.headers.end()) {
+    const std::string& v = it->second;
+    const size_t rp = v.find(";r="), tp = v.find(";t=");
+    if (rp != std::string::npos && tp != std::string::npos && std::atol(v.c_str() + rp + 3) == 0)
+      return std::atol(v.c_str() + tp + 3) + 1.0;
+  }
+  it = r.headers.find("retry-after");
+  if (it != r.headers.end() && std::isdigit(static_cast<unsigned char>(it->second[0]))) return std::atol(it->second.c_str()) + 1.0;
+  return wait;
+}
+
+// Sleeps, showing a countdown on a terminal (one line, rewritten each second).
+void wait_with_countdown(double seconds, const std::string& why) {
+  const bool tty = isatty(STDERR_FILENO);
+  const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  for (;;) {
+    const double left = std::chrono::duration<double>(end - std::chrono::steady_clock::now()).count();
+    if (left <= 0) break;
+    if (tty) std::fprintf(stderr, "\r\x1b[2K%s; retrying in %.0f s", why.c_str(), std::ceil(left));
+    std::this_thread::sleep_for(std::chrono::duration<double>(std::min(left, 1.0)));
+  }
+  if (tty) std::fprintf(stderr, "\r\x1b[2K");
+}
+
+std::string retry_reason(const HttpResponse& r) {
+  if (r.status == 0) return "network error (" + r.error + ")";
+  if (r.status == 429) return "rate limited by the Hub (HTTP 429)";
+  return "HTTP " + std::to_string(r.status) + " from the Hub";
+}
+
+// Up to 5 retries on 408/429/5xx and network errors.
+HttpResponse send_with_retries(HttpRequest req, const std::function<void()>& before_retry) {
+  HttpResponse r;
+  for (int attempt = 0;; ++attempt) {
+    r = http_send(req);
+    if (!retryable(r.status) || attempt == 5) return r;
+    wait_with_countdown(retry_wait_s(r, attempt), retry_reason(r));
+    if (before_retry) before_retry();
+  }
 }
 
 }  // namespace vg::hub

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -28,6 +29,17 @@ struct HttpRequest {
 };
 
 HttpResponse http_send(const HttpRequest& req);
+// Retries as huggingface_hub's http_backoff: 408/429/5xx and network errors.
+bool retryable(long status);
+// Wait before retry `attempt` (0-based): 1, 2, 4, 8, 8 s; on 429 the RateLimit
+// header's t (when r=0) + 1, else Retry-After + 1.
+double retry_wait_s(const HttpResponse& r, int attempt);
+// Sleeps; on a terminal shows "<why>; retrying in N s", updated every second.
+void wait_with_countdown(double seconds, const std::string& why);
+std::string retry_reason(const HttpResponse& r);
+// Up to 5 retries; before_retry runs before each new attempt.
+HttpResponse send_with_retries(HttpRequest req, const std::function<void()>& before_retry = nullptr);
+
 // scheme://host:port of a URL, for the same-host rule on redirects.
 std::string url_origin(const std::string& url);
 

@@ -1,11 +1,15 @@
 #include "hub/hub.h"
 
+#include <fcntl.h>
 #include <fnmatch.h>
 #include <openssl/sha.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <ctime>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <cstdlib>
@@ -91,22 +95,6 @@ std::string url_quote(const std::string& s, bool keep_slash) {
   fail(ErrorCode::kIoError, what + ": HTTP " + std::to_string(r.status) + detail);
 }
 
-bool retryable(long s) { return s == 0 || s == 408 || s == 429 || s == 500 || s == 502 || s == 503 || s == 504; }
-
-// Up to 5 retries: 1, 2, 4, 8, 8 s, or Retry-After + 1 on 429.
-HttpResponse send_with_retries(HttpRequest req, const std::function<void()>& before_retry = nullptr) {
-  HttpResponse r;
-  for (int attempt = 0;; ++attempt) {
-    r = http_send(req);
-    if (!retryable(r.status) || attempt == 5) return r;
-    double wait = std::min(8, 1 << attempt);
-    if (r.status == 429 && r.headers.count("retry-after")) wait = std::atoi(r.headers["retry-after"].c_str()) + 1;
-    if (isatty(STDERR_FILENO)) std::fprintf(stderr, "HTTP %ld from the Hub; retrying in %.0f s\n", r.status, wait);
-    std::this_thread::sleep_for(std::chrono::duration<double>(wait));
-    if (before_retry) before_retry();
-  }
-}
-
 std::vector<std::string> auth_headers(const HubConfig& c) {
   std::vector<std::string> h = {"User-Agent: visiongen/0.1; hf_hub-compatible", "Accept-Encoding: identity"};
   if (!c.token.empty()) h.push_back("Authorization: Bearer " + c.token);
@@ -131,7 +119,99 @@ std::string sha256_file(const std::string& path) {
   return s;
 }
 
+// Exclusive advisory lock on .locks/<folder>/<etag>.lock while a blob is
+// written, as huggingface_hub does; released on scope exit.
+class BlobLock {
+ public:
+  explicit BlobLock(const fs::path& path) {
+    std::error_code ec;
+    fs::create_directories(path.parent_path(), ec);
+    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ >= 0 && ::flock(fd_, LOCK_EX) != 0) ::close(fd_), fd_ = -1;
+  }
+  ~BlobLock() {
+    if (fd_ >= 0) ::flock(fd_, LOCK_UN), ::close(fd_);
+  }
+  BlobLock(const BlobLock&) = delete;
+  BlobLock& operator=(const BlobLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
+// "this path does not exist at that commit", as the official client records it.
+void touch_no_exist(const fs::path& base, const std::string& commit, const std::string& path) {
+  if (commit.size() != 40 || path.find("..") != std::string::npos || path.empty() || path.front() == '/') return;
+  std::error_code ec;
+  const fs::path p = base / ".no_exist" / commit / path;
+  fs::create_directories(p.parent_path(), ec);
+  if (!fs::exists(p, ec)) std::fclose(std::fopen(p.c_str(), "wb"));
+}
+
+void write_cachedir_tag(const std::string& cache_dir) {
+  const fs::path tag = fs::path(cache_dir) / "CACHEDIR.TAG";
+  std::error_code ec;
+  if (fs::exists(tag, ec)) return;
+  fs::create_directories(cache_dir, ec);
+  write_file_atomic(tag.string(),
+                    "Signature: 8a477f597d28d172789f06886806bc55\n"
+                    "# This file is a cache directory tag created by huggingface_hub.\n"
+                    "# For information about cache directory tags, see:\n"
+                    "#\thttp://www.brynosaurus.com/cachedir/\n");
+}
+
+// Per-path security entries (securityFileStatus) from paths-info with
+// expand; an empty map when the endpoint does not exist (e.g. a mirror).
+std::map<std::string, nlohmann::json> security_entries(const HubConfig& cfg, const std::string& kind, const std::string& repo,
+                                                       const std::string& commit, const std::vector<std::string>& paths) {
+  std::map<std::string, nlohmann::json> out;
+  if (paths.empty()) return out;
+  HttpRequest req{"POST", cfg.endpoint + "/api/" + kind + "s/" + repo + "/paths-info/" + url_quote(commit, false), auth_headers(cfg)};
+  req.headers.push_back("Content-Type: application/json");
+  req.body = nlohmann::json{{"paths", paths}, {"expand", true}}.dump();
+  HttpResponse r = send_with_retries(req);
+  if (r.status == 404 || r.status == 405 || r.status == 501) {
+    if (r.headers.count("x-error-code") && r.headers["x-error-code"] != "EntryNotFound") raise_for(r, repo);
+    return out;
+  }
+  if (r.status != 200) raise_for(r, repo);
+  auto j = nlohmann::json::parse(r.body, nullptr, false);
+  if (!j.is_array()) return out;
+  for (const auto& e : j)
+    if (e.is_object() && e.contains("path") && e["path"].is_string()) out[e["path"].get<std::string>()] = e;
+  return out;
+}
+
 }  // namespace
+
+std::string scan_verdict(const nlohmann::json& e) {
+  if (!e.is_object() || !e.contains("securityFileStatus") || !e["securityFileStatus"].is_object()) return "unknown";
+  const auto& s = e["securityFileStatus"];
+  if (s.contains("avScan") && s["avScan"].is_object() && s["avScan"].value("virusFound", false)) {
+    std::string names;
+    for (const auto& n : s["avScan"].value("virusNames", nlohmann::json::array()))
+      if (n.is_string()) names += (names.empty() ? "" : ", ") + n.get<std::string>();
+    return "virus found" + (names.empty() ? std::string() : " (" + names + ")");
+  }
+  if (s.contains("pickleImportScan") && s["pickleImportScan"].is_object() &&
+      s["pickleImportScan"].value("highestSafetyLevel", "") == "dangerous")
+    return "dangerous pickle imports";
+  const std::string status = s.contains("status") && s["status"].is_string() ? s["status"].get<std::string>() : "";
+  if (status != "safe") return "scan status '" + (status.empty() ? std::string("missing") : status) + "'";
+  return "safe";
+}
+
+bool in_split(const std::string& path, const std::string& split) {
+  if (split.empty()) return true;
+  size_t start = 0;
+  for (size_t slash; (slash = path.find('/', start)) != std::string::npos; start = slash + 1)
+    if (path.compare(start, slash - start, split) == 0 && slash - start == split.size()) return true;
+  const std::string file = path.substr(start);
+  if (file.rfind(split, 0) != 0) return false;
+  if (file.size() == split.size()) return true;
+  const char next = file[split.size()];
+  return next == '-' || next == '.' || next == '_';
+}
 
 PullReport pull_model(const HubConfig& cfg, const std::string& repo, const PullOptions& o) {
   return pull_repo(cfg, "model", repo, o);
@@ -172,9 +252,35 @@ PullReport pull_repo(const HubConfig& cfg, const std::string& kind, const std::s
   }
   const fs::path snap = base / "snapshots" / rep.commit;
   rep.snapshot_dir = snap.string();
-  std::vector<std::string> paths;
-  for (const auto& s : j["siblings"]) {
-    const std::string path = s.value("rfilename", "");
+  std::vector<std::string> paths, listed;
+  for (const auto& s : j["siblings"]) listed.push_back(s.value("rfilename", ""));
+  if (!o.split.empty()) {  // the split's files, plus the card and metadata (never other splits' data)
+    static const char* kData[] = {".parquet", ".csv", ".tsv", ".jsonl", ".json.gz", ".jsonl.gz", ".arrow", ".txt", ".tar", ".zip", ".webdataset"};
+    auto is_data = [](const std::string& p) {
+      for (const char* e : kData) {
+        const std::string ext = e;
+        if (p.size() >= ext.size() && p.compare(p.size() - ext.size(), ext.size(), ext) == 0) return true;
+      }
+      return false;
+    };
+    bool any = false;
+    std::vector<std::string> kept;
+    for (const auto& p : listed) {
+      if (is_data(p) && !in_split(p, o.split)) continue;
+      any |= is_data(p) && in_split(p, o.split);
+      kept.push_back(p);
+    }
+    if (!any) {
+      std::string found;
+      for (const char* sp : {"train", "validation", "valid", "dev", "test"})
+        if (std::any_of(listed.begin(), listed.end(), [&](const std::string& p) { return is_data(p) && in_split(p, sp); }))
+          found += std::string(found.empty() ? "" : ", ") + sp;
+      fail(ErrorCode::kFileNotFound, repo + ": no data files for split '" + o.split + "'" +
+                                         (found.empty() ? std::string("") : "; splits found: " + found));
+    }
+    listed = kept;
+  }
+  for (const auto& path : listed) {
     if (path.empty() || path.find("..") != std::string::npos || path.front() == '/') continue;
     if (!selected(path, o)) continue;
     if (unsafe_path(path) && !o.allow_unsafe) {
@@ -185,8 +291,11 @@ PullReport pull_repo(const HubConfig& cfg, const std::string& kind, const std::s
   }
   if (!o.files.empty()) {
     for (const auto& want : o.files)
-      if (std::find(paths.begin(), paths.end(), want) == paths.end())
+      if (std::find(paths.begin(), paths.end(), want) == paths.end()) {
+        const bool absent = std::find(listed.begin(), listed.end(), want) == listed.end();
+        if (absent && o.local_dir.empty() && !o.dry_run) touch_no_exist(base, rep.commit, want);
         fail(ErrorCode::kFileNotFound, repo + ": no file '" + want + "' in the repository (or it is an unsafe format; see --allow-unsafe)");
+      }
     paths = o.files;
   }
   if (!o.quantization.empty()) {
@@ -207,6 +316,22 @@ PullReport pull_repo(const HubConfig& cfg, const std::string& kind, const std::s
     }
     paths = kept;
   }
+  // The Hub's own scan: files it flags are never fetched, even with --allow-unsafe.
+  {
+    const auto sec = security_entries(cfg, kind, repo, rep.commit, paths);
+    std::vector<std::string> ok;
+    for (const auto& p : paths) {
+      auto it = sec.find(p);
+      const std::string v = it == sec.end() ? "unknown" : scan_verdict(it->second);
+      if (v == "safe") ok.push_back(p);
+      else if (v == "unknown") ok.push_back(p), rep.unscanned.push_back(p);
+      else rep.refused_by_scan.push_back(p + " (" + v + ")");
+    }
+    if (!o.files.empty() && !rep.refused_by_scan.empty())
+      fail(ErrorCode::kUnsupportedFormat, repo + ": refused, the Hub security scan is not clean for " + rep.refused_by_scan.front());
+    paths = ok;
+  }
+  if (!o.dry_run && o.local_dir.empty()) write_cachedir_tag(cfg.cache_dir);
   if (!o.dry_run && !o.local_dir.empty()) {  // once, before the workers start
     const fs::path hfdir = fs::path(o.local_dir) / ".cache" / "huggingface";
     fs::create_directories(hfdir);
@@ -229,6 +354,8 @@ PullReport pull_repo(const HubConfig& cfg, const std::string& kind, const std::s
     HttpRequest head_req{"HEAD", url, auth};
     if (const char* t = std::getenv("HF_HUB_ETAG_TIMEOUT"); t && std::atol(t) > 0) head_req.timeout_s = std::atol(t);
     HttpResponse head = send_with_retries(head_req);
+    if (head.status == 404 && head.headers["x-error-code"] == "EntryNotFound" && head.headers.count("x-repo-commit") && o.local_dir.empty())
+      touch_no_exist(base, head.headers["x-repo-commit"], path);
     if (head.status >= 400 || head.status == 0) raise_for(head, repo + "/" + path);
     const std::string etag = strip_etag(head.headers.count("x-linked-etag") ? head.headers["x-linked-etag"] : head.headers["etag"]);
     const uint64_t size = std::stoull(head.headers.count("x-linked-size") ? head.headers["x-linked-size"]
@@ -245,6 +372,11 @@ PullReport pull_repo(const HubConfig& cfg, const std::string& kind, const std::s
     if (local && have_it) {  // trust the metadata only when it names this etag
       const std::string m = fs::exists(meta) ? read_file(meta.string()) : "";
       have_it = m.find("\n" + etag + "\n") != std::string::npos;
+    }
+    std::optional<BlobLock> lock;
+    if (!o.dry_run && !have_it && !local) {
+      lock.emplace(fs::path(cfg.cache_dir) / ".locks" / folder / (etag + ".lock"));
+      have_it = fs::exists(blob);  // another process may have finished it while we waited
     }
     if (!o.dry_run && !have_it) {
       // 3. download, resuming <etag>.incomplete across runs
@@ -274,8 +406,7 @@ PullReport pull_repo(const HubConfig& cfg, const std::string& kind, const std::s
         if (size == 0 && (r.status == 200 || r.status == 206)) break;
         if (have >= size) break;
         if (attempt >= 5) fail(ErrorCode::kIoError, repo + "/" + path + ": download kept failing (" + std::to_string(have) + " of " + std::to_string(size) + " bytes); run the pull again to resume");
-        double wait = r.status == 429 && r.headers.count("retry-after") ? std::atoi(r.headers["retry-after"].c_str()) + 1 : std::min(8, 1 << attempt);
-        std::this_thread::sleep_for(std::chrono::duration<double>(wait));
+        wait_with_countdown(retry_wait_s(r, attempt), path + ": " + retry_reason(r));
       }
       if (have != size) fail(ErrorCode::kIoError, repo + "/" + path + ": got " + std::to_string(have) + " bytes, expected " + std::to_string(size));
       if (etag.size() == 64 && sha256_file(part.string()) != etag) {
@@ -307,10 +438,14 @@ PullReport pull_repo(const HubConfig& cfg, const std::string& kind, const std::s
     if (!o.dry_run && !local) {
       const fs::path link = snap / path;
       fs::create_directories(link.parent_path());
+      // made under a unique name, then renamed over: concurrent pulls never
+      // see a missing pointer, and never write through an existing link
+      static std::atomic<unsigned> seq{0};
+      const fs::path tmp = link.string() + ".vgtmp-" + std::to_string(::getpid()) + "-" + std::to_string(seq++);
       std::error_code ec;
-      fs::remove(link, ec);
-      fs::create_symlink(fs::relative(blob, link.parent_path()), link, ec);
-      if (ec) fs::copy_file(blob, link, fs::copy_options::overwrite_existing);  // filesystems without symlinks
+      fs::create_symlink(fs::relative(blob, link.parent_path()), tmp, ec);
+      if (ec) fs::copy_file(blob, tmp, fs::copy_options::overwrite_existing);  // filesystems without symlinks
+      fs::rename(tmp, link);
     }
     results[index] = pf;
   };
@@ -396,6 +531,10 @@ nlohmann::json search(const HubConfig& cfg, const SearchQuery& q) {
   if (!q.task.empty()) url += "&pipeline_tag=" + url_quote(q.task, false);
   if (!q.library.empty()) url += "&filter=" + url_quote(q.library, false);
   for (const auto& f : q.filters) url += "&filter=" + url_quote(f, false);
+  // language and size are tags on the Hub (datasets spell them language:xx, size_categories:...)
+  if (!q.language.empty()) url += "&filter=" + url_quote(q.kind == "dataset" ? "language:" + q.language : q.language, false);
+  if (!q.size.empty()) url += "&filter=" + url_quote("size_categories:" + q.size, false);
+  if (!q.sdk.empty()) url += "&filter=" + url_quote(q.sdk, false);
   HttpResponse r = send_with_retries({"GET", url, auth_headers(cfg)});
   if (r.status != 200) raise_for(r, "search");
   auto j = nlohmann::json::parse(r.body, nullptr, false);
@@ -412,11 +551,16 @@ nlohmann::json repo_info(const HubConfig& cfg, const std::string& kind, const st
   if (!j.is_object()) fail(ErrorCode::kIoError, repo + ": the Hub answered an unexpected body");
   nlohmann::json files = nlohmann::json::array();
   uint64_t total = 0;
+  std::vector<std::string> all;
+  for (const auto& s : j.value("siblings", nlohmann::json::array())) all.push_back(s.value("rfilename", ""));
+  const auto sec = security_entries(cfg, kind, repo, j.value("sha", rev), all);
   for (const auto& s : j.value("siblings", nlohmann::json::array())) {
     const std::string p = s.value("rfilename", "");
     const uint64_t size = s.value("size", 0ull);
     total += size;
-    files.push_back({{"path", p}, {"size", size}, {"lfs", s.contains("lfs")}, {"safety", safety_class(p)}});
+    auto it = sec.find(p);
+    files.push_back({{"path", p}, {"size", size}, {"lfs", s.contains("lfs")}, {"safety", safety_class(p)},
+                     {"scan", it == sec.end() ? "unknown" : scan_verdict(it->second)}});
   }
   nlohmann::json card = j.value("cardData", nlohmann::json::object());
   return {{"id", j.value("id", repo)}, {"kind", kind}, {"sha", j.value("sha", "")}, {"files", files}, {"total_size", total},

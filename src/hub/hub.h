@@ -25,6 +25,7 @@ struct PullOptions {
   std::string local_dir;     // write real files here (with .cache/huggingface metadata) instead of the cache
   std::string quantization;  // pick the GGUF file with this quant (e.g. Q4_K_M) among several
   std::vector<std::string> files;  // exactly these paths (pull files)
+  std::string split;               // datasets: only this split's files (+ card and metadata)
 };
 
 struct PulledFile {
@@ -37,6 +38,10 @@ struct PullReport {
   std::string repo, commit, snapshot_dir;
   std::vector<PulledFile> files;
   std::vector<std::string> skipped_unsafe;
+  // The Hub's scan flagged these (status not "safe", dangerous pickle
+  // imports, or a virus): never fetched, not even with allow_unsafe.
+  std::vector<std::string> refused_by_scan;
+  std::vector<std::string> unscanned;  // no scan result (private or not yet scanned): "unknown", not "safe"
   uint64_t bytes_downloaded = 0;
 };
 
@@ -49,6 +54,7 @@ PullReport pull_repo(const HubConfig& cfg, const std::string& kind, const std::s
 
 struct SearchQuery {
   std::string kind = "model", text, author, sort, task, library;
+  std::string language, size, sdk;  // datasets/models: language; datasets: size category; spaces: sdk
   std::vector<std::string> filters;
   int limit = 20;
 };
@@ -57,6 +63,12 @@ nlohmann::json search(const HubConfig& cfg, const SearchQuery& q);  // the Hub's
 // Repo facts with the safety class of every file ("safe", "unsafe", "other").
 nlohmann::json repo_info(const HubConfig& cfg, const std::string& kind, const std::string& repo, const std::string& revision);
 const char* safety_class(const std::string& path);
+// "safe", "unknown" (no scan), or why the Hub's scan flags a file, from a
+// tree/paths-info entry's securityFileStatus.
+std::string scan_verdict(const nlohmann::json& entry);
+// Whether a repo path belongs to a dataset split ("train" matches
+// data/train-00000-of-00002.parquet, train/x.jsonl, train.csv, cfg/train/...).
+bool in_split(const std::string& path, const std::string& split);
 
 nlohmann::json whoami(const HubConfig& cfg);
 // The token file the official clients share ($HF_TOKEN_PATH, $HF_HOME/token, ~/.cache/huggingface/token).

@@ -84,6 +84,47 @@ void validate_formats(const std::vector<LocalFile>& files) {
   }
 }
 
+// A model card for a folder that has none: YAML front matter the Hub reads
+// (license, library, pipeline tag, tags) and what the folder says about how
+// it was made (pipeline class and components, the scheduler's settings).
+std::string model_card(const std::string& name, const std::vector<LocalFile>& files) {
+  const LocalFile* index = nullptr;
+  const LocalFile* sched = nullptr;
+  for (const auto& f : files) {
+    if (f.path == "model_index.json") index = &f;
+    if (f.path == "scheduler/scheduler_config.json") sched = &f;
+  }
+  std::string c = std::string("---\nlicense: other\nlibrary_name: ") + (index ? "diffusers" : "visiongen") +
+                  "\npipeline_tag: text-to-image\ntags:\n- visiongen\n" + (index ? "- diffusers\n" : "") + "---\n# " + name + "\n\n" +
+                  "Uploaded with visiongen (" + std::to_string(files.size()) + " files).\n";
+  const auto ij = index ? nlohmann::json::parse(index->data, nullptr, false) : nlohmann::json();
+  if (ij.is_object()) {
+    c += "\n## Pipeline\n\n- class: `" + ij.value("_class_name", std::string("?")) + "`\n";
+    if (ij.contains("_diffusers_version")) c += "- diffusers version: " + ij["_diffusers_version"].dump() + "\n";
+    for (auto it = ij.begin(); it != ij.end(); ++it)
+      if (it.key()[0] != '_' && it->is_array() && it->size() == 2 && (*it)[1].is_string())
+        c += "- " + it.key() + ": `" + (*it)[1].get<std::string>() + "`\n";
+  }
+  const auto sj = sched ? nlohmann::json::parse(sched->data, nullptr, false) : nlohmann::json();
+  if (sj.is_object()) {
+    c += "\n## Scheduler settings\n\n";
+    for (const char* k : {"_class_name", "prediction_type", "beta_schedule", "beta_start", "beta_end", "num_train_timesteps", "timestep_spacing", "steps_offset"})
+      if (sj.contains(k)) c += std::string("- ") + k + ": " + sj[k].dump() + "\n";
+  }
+  return c;
+}
+
+// Revisions are URL-quoted with no safe characters (refs/pr/1 -> refs%2Fpr%2F1).
+std::string quote_rev(const std::string& r) {
+  static const char* hex = "0123456789ABCDEF";
+  std::string o;
+  for (unsigned char c : r) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') o += static_cast<char>(c);
+    else o += '%', o += hex[c >> 4], o += hex[c & 15];
+  }
+  return o;
+}
+
 bool is_lfs(const LocalFile& f) {
   if (f.data.size() > (10u << 20)) return true;
   return f.data.substr(0, 512).find('\0') != std::string::npos;
@@ -94,7 +135,7 @@ HttpResponse post_json(const HubConfig& cfg, const std::string& url, const nlohm
   if (!cfg.token.empty()) h.push_back("Authorization: Bearer " + cfg.token);
   HttpRequest r{"POST", url, h};
   r.body = body.dump();
-  return http_send(r);
+  return send_with_retries(r);
 }
 
 [[noreturn]] void push_fail(const HttpResponse& r, const std::string& what) {
@@ -157,10 +198,7 @@ PushReport push_folder(const HubConfig& cfg, const std::string& dir, const PushO
   auto files = collect(dir);
   validate_formats(files);
   if (std::none_of(files.begin(), files.end(), [](const LocalFile& f) { return f.path == "README.md"; })) {
-    const bool diffusers = std::any_of(files.begin(), files.end(), [](const LocalFile& f) { return f.path == "model_index.json"; });
-    const std::string card = std::string("---\nlicense: other\nlibrary_name: ") + (diffusers ? "diffusers" : "visiongen") +
-                             "\npipeline_tag: text-to-image\ntags:\n- visiongen\n---\n# " + o.repo.substr(slash + 1) +
-                             "\n\nUploaded with visiongen (" + std::to_string(files.size()) + " files).\n";
+    const std::string card = model_card(o.repo.substr(slash + 1), files);
     write_file_atomic(dir + "/README.md", card);
     files.push_back({"README.md", card});
     rep.model_card_written = true;
@@ -173,7 +211,8 @@ PushReport push_folder(const HubConfig& cfg, const std::string& dir, const PushO
   // 2. preupload: LFS or regular, and what the remote already has
   nlohmann::json pre = {{"files", nlohmann::json::array()}};
   for (const auto& f : files) pre["files"].push_back({{"path", f.path}, {"size", f.data.size()}, {"sample", b64(f.data.substr(0, 512))}});
-  HttpResponse pr = post_json(cfg, api + "/preupload/" + o.revision, pre);
+  const std::string pr_query = o.create_pr ? "?create_pr=1" : "";
+  HttpResponse pr = post_json(cfg, api + "/preupload/" + quote_rev(o.revision) + pr_query, pre);
   if (pr.status != 200) push_fail(pr, "preupload");
   auto pj = nlohmann::json::parse(pr.body, nullptr, false);
   std::map<std::string, nlohmann::json> modes;
@@ -201,10 +240,9 @@ PushReport push_folder(const HubConfig& cfg, const std::string& dir, const PushO
     if (lfs[f->path]) objs.push_back({{"oid", sha256(f->data)}, {"size", f->data.size()}});
   if (!objs.empty()) {
     const std::string prefix = o.kind == "model" ? "" : o.kind + "s/";
-    HttpResponse br = post_json(cfg, cfg.endpoint + "/" + prefix + o.repo + ".git/info/lfs/objects/batch",
-                                {{"operation", "upload"}, {"transfers", {"basic", "multipart"}}, {"objects", objs}, {"hash_algo", "sha256"},
-                                 {"ref", {{"name", o.revision}}}},
-                                "application/vnd.git-lfs+json");
+    nlohmann::json batch = {{"operation", "upload"}, {"transfers", {"basic", "multipart"}}, {"objects", objs}, {"hash_algo", "sha256"}};
+    if (!o.create_pr) batch["ref"] = {{"name", o.revision}};  // a pull request has no ref yet
+    HttpResponse br = post_json(cfg, cfg.endpoint + "/" + prefix + o.repo + ".git/info/lfs/objects/batch", batch, "application/vnd.git-lfs+json");
     if (br.status != 200) push_fail(br, "LFS batch");
     auto bj = nlohmann::json::parse(br.body, nullptr, false);
     for (const auto& ob : bj.value("objects", nlohmann::json::array())) {
@@ -227,7 +265,7 @@ PushReport push_folder(const HubConfig& cfg, const std::string& dir, const PushO
           if (!header.contains(key)) fail(ErrorCode::kIoError, "LFS multipart: the Hub sent fewer part URLs than parts");
           HttpRequest put{"PUT", header[key].get<std::string>(), {"Content-Type: application/octet-stream"}};
           put.body = data->substr((k - 1) * chunk, chunk);
-          HttpResponse pr2 = http_send(put);
+          HttpResponse pr2 = send_with_retries(put);
           if (pr2.status != 200 || !pr2.headers.count("etag")) push_fail(pr2, "LFS part upload");
           done.push_back({{"partNumber", k}, {"etag", pr2.headers["etag"]}});
         }
@@ -236,7 +274,7 @@ PushReport push_folder(const HubConfig& cfg, const std::string& dir, const PushO
       } else {  // basic: one PUT, no Hub token (presigned URL)
         HttpRequest put{"PUT", up["href"].get<std::string>(), {"Content-Type: application/octet-stream"}};
         put.body = *data;
-        HttpResponse pr2 = http_send(put);
+        HttpResponse pr2 = send_with_retries(put);
         if (pr2.status != 200) push_fail(pr2, "LFS upload");
       }
       if (ob["actions"].contains("verify")) {
@@ -254,11 +292,19 @@ PushReport push_folder(const HubConfig& cfg, const std::string& dir, const PushO
     else
       nd += nlohmann::json{{"key", "file"}, {"value", {{"path", f->path}, {"content", b64(f->data)}, {"encoding", "base64"}}}}.dump() + "\n";
   }
-  HttpRequest cm{"POST", api + "/commit/" + o.revision, {"Content-Type: application/x-ndjson", "Authorization: Bearer " + cfg.token}};
+  // The commit is not retried: it is not idempotent (huggingface_hub does not either).
+  HttpRequest cm{"POST", api + "/commit/" + quote_rev(o.revision) + pr_query, {"Content-Type: application/x-ndjson", "Authorization: Bearer " + cfg.token}};
   cm.body = nd;
   HttpResponse cres = http_send(cm);
   if (cres.status != 200) push_fail(cres, "commit");
-  rep.commit = nlohmann::json::parse(cres.body, nullptr, false).value("commitOid", "");
+  const auto cj = nlohmann::json::parse(cres.body, nullptr, false);
+  rep.commit = cj.is_object() ? cj.value("commitOid", "") : "";
+  if (o.create_pr) {
+    rep.pull_request_url = cj.is_object() ? cj.value("pullRequestUrl", "") : "";
+    const size_t d = rep.pull_request_url.rfind("/discussions/");
+    if (d == std::string::npos) fail(ErrorCode::kIoError, "the Hub accepted the commit but sent no pullRequestUrl");
+    rep.pull_request_ref = "refs/pr/" + rep.pull_request_url.substr(d + 13);
+  }
   return rep;
 }
 

@@ -16,6 +16,7 @@ struct PushOptions {
   std::string repo, kind = "model", revision = "main";
   std::string message = "Upload folder using visiongen";
   bool is_private = false;
+  bool create_pr = false;  // commit to a new pull request (refs/pr/N) instead of the branch
 };
 
 struct PushPlan {
@@ -27,6 +28,7 @@ struct PushReport {
   PushPlan plan;
   std::string commit;
   bool model_card_written = false;
+  std::string pull_request_url, pull_request_ref;  // with create_pr
 };
 
 // Findings like "path:line: GitHub token"; empty when clean.

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <atomic>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -14,7 +15,10 @@
 namespace vg {
 
 void write_file_atomic(const std::string& path, std::string_view bytes) {
-  std::string tmp = path + ".tmp-" + std::to_string(getpid());
+  // unique per process and call: concurrent writers of one path (threads
+  // included) each rename a complete file; the last one wins
+  static std::atomic<unsigned> counter{0};
+  std::string tmp = path + ".tmp-" + std::to_string(getpid()) + "-" + std::to_string(counter++);
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0)
     fail(ErrorCode::kIoError, "cannot create '" + tmp + "': " + std::strerror(errno) +
