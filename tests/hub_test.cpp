@@ -595,6 +595,17 @@ TEST_F(HubFixture, DatasetSplitAndSearchFiltersThroughTheCli) {
   r = test::run_cli("hf search spaces --sdk gradio --json");
   EXPECT_EQ(ids(r.out), std::vector<std::string>{"org/demo-space"}) << r.out;
   EXPECT_EQ(test::run_cli("hf search models --sdk gradio").code, 10 + static_cast<int>(ErrorCode::kInvalidArgument));
+  for (const auto& [kind, id, file] : {std::tuple<std::string, std::string, std::string>{"dataset", "org/captions", "data/test-00000-of-00001.parquet"},
+                                       {"space", "org/demo-space", "app.py"}}) {
+    r = test::run_cli("hf info " + kind + " " + id + " --json");
+    ASSERT_EQ(r.code, 0) << r.out;
+    const auto info = nlohmann::json::parse(r.out);
+    EXPECT_EQ(info["id"], id);
+    EXPECT_EQ(info["kind"], kind);
+    bool listed = false;
+    for (const auto& f : info["files"]) listed |= f["path"] == file;
+    EXPECT_TRUE(listed) << r.out;
+  }
   r = test::run_cli("hf pull dataset org/captions --split train --json");
   ASSERT_EQ(r.code, 0) << r.out;
   std::vector<std::string> got;
