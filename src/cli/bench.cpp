@@ -9,10 +9,12 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "backend/cpu/bf16.h"
 #include "backend/cpu/dnnl_context.h"
 #include "backend/cpu/layers.h"
 #include "backend/cpu/ops.h"
 #include "cli/commands.h"
+#include "core/profile.h"
 #include "models/autoencoder_kl.h"
 #include "models/unet.h"
 #include "text/clip_text_model.h"
@@ -54,21 +56,19 @@ UNetConfig sd15_unet() {
 }
 
 struct BenchOptions {
-  bool quick = false, json = false;
+  bool quick = false, json = false, profile = false;
   std::vector<int> sizes{256, 512};
   int steps = 3, threads = 0;
+  std::string precision = "both";
 };
 
-void run_bench(const BenchOptions& o) {
-  set_num_threads(o.threads);
+// One precision: builds UNet, VAE decoder and CLIP-L, times them per size.
+nlohmann::json bench_precision(const BenchOptions& o, bool bf16, double peak) {
   nlohmann::json out;
-  out["threads"] = num_threads();
-  const int64_t gemm_n = o.quick ? 512 : 2048;
-  const double peak = sgemm_gflops(gemm_n, o.quick ? 2 : 5);
-  out["sgemm_gflops"] = peak;
-  if (!o.json) std::printf("sgemm %lldx%lld: %.1f GFLOP/s (%d threads)\n", (long long)gemm_n, (long long)gemm_n, peak, num_threads());
+  out["precision"] = bf16 ? "bf16" : "fp32";
   WeightStore ws;
   ws.make_synthetic(1);
+  ws.set_compute_bf16(bf16);
   auto t = Clock::now();
   UNetConfig uc = sd15_unet();
   std::vector<int> sizes = o.sizes;
@@ -88,22 +88,29 @@ void run_bench(const BenchOptions& o) {
   out["build_s"] = since(t);
   std::vector<int32_t> ids(77, 49407);
   ids[0] = 49406;
+  te.encode({ids}, 1);  // warm-up
   t = Clock::now();
   Tensor ctx1 = te.encode({ids}, 1);
   out["text_encode_s"] = since(t);
   Tensor ctx = concat_batch(ctx1, ctx1);
-  if (!o.json) std::printf("text encode: %.3f s\n", out["text_encode_s"].get<double>());
+  if (!o.json) std::printf("[%s] text encode: %.3f s\n", bf16 ? "bf16" : "fp32", out["text_encode_s"].get<double>());
   for (int size : sizes) {
     const int64_t l = size / 8;
     Tensor x = Tensor::zeros({2, l, l, 4});
     for (int64_t i = 0; i < x.numel(); ++i) x.data()[i] = static_cast<float>((i * 7919) % 1000) / 500.0f - 1.0f;
     unet.forward(x, {500.0f}, ctx);  // warm-up: primitive creation, weight reorders
     double best = 1e30;
-    for (int s = 0; s < (o.quick ? 1 : o.steps); ++s) {
+    const int runs = o.quick ? 1 : o.steps;
+    profile::reset();
+    profile::g_enabled = o.profile;
+    for (int s = 0; s < runs; ++s) {
       t = Clock::now();
       unet.forward(x, {500.0f}, ctx);
       best = std::min(best, since(t));
     }
+    profile::g_enabled = false;
+    nlohmann::json prof = nlohmann::json::object();
+    for (const auto& [k, v] : profile::totals()) prof[k] = v / runs;
     const double gflop = unet.flops(2, l, l, 77) / 1e9;
     const double gf = gflop / best;
     Tensor z = Tensor::zeros({1, l, l, 4});
@@ -115,15 +122,45 @@ void run_bench(const BenchOptions& o) {
     nlohmann::json r = {{"size", size}, {"unet_s_per_step", best}, {"unet_gflop", gflop},
                         {"unet_gflops", gf}, {"unet_frac_of_sgemm", gf / peak}, {"vae_decode_s", dec},
                         {"vae_decode_gflops", dec_gf}, {"vae_frac_of_sgemm", dec_gf / peak}};
+    if (o.profile) r["unet_profile_s"] = prof;
     out["sizes"].push_back(r);
     if (!o.json)
-      std::printf("%dx%d batch 2: UNet %.3f s/step, %.0f GFLOP/step, %.1f GFLOP/s = %.0f%% of sgemm; "
+      std::printf("[%s] %dx%d batch 2: UNet %.3f s/step, %.0f GFLOP/step, %.1f GFLOP/s = %.0f%% of sgemm; "
                   "VAE decode %.3f s (%.0f%% of sgemm)\n",
-                  size, size, best, gflop, gf, 100 * gf / peak, dec, 100 * dec_gf / peak);
+                  bf16 ? "bf16" : "fp32", size, size, best, gflop, gf, 100 * gf / peak, dec, 100 * dec_gf / peak);
+    if (!o.json && o.profile)
+      for (const auto& [k, v] : prof.items()) std::printf("  UNet %-12s %.3f s/step\n", k.c_str(), v.get<double>());
+  }
+  out["peak_rss_gb"] = peak_rss_gb();
+  return out;
+}
+
+void run_bench(const BenchOptions& o) {
+  set_num_threads(o.threads);
+  nlohmann::json out;
+  out["threads"] = num_threads();
+  const int64_t gemm_n = o.quick ? 512 : 2048;
+  const double peak = sgemm_gflops(gemm_n, o.quick ? 2 : 5);
+  out["sgemm_gflops"] = peak;
+  out["native_bf16"] = cpu_has_native_bf16();
+  if (!o.json) std::printf("sgemm %lldx%lld: %.1f GFLOP/s (%d threads)\n", (long long)gemm_n, (long long)gemm_n, peak, num_threads());
+  std::vector<bool> modes;
+  if (o.precision != "bf16") modes.push_back(false);
+  if (o.precision != "fp32") {
+    if (cpu_can_bf16()) modes.push_back(true);
+    else if (!o.json) std::printf("bf16: skipped, this CPU has no AVX-512\n");
+  }
+  for (bool bf : modes) out["runs"].push_back(bench_precision(o, bf, peak));
+  if (modes.size() == 2) {
+    for (size_t i = 0; i < out["runs"][0]["sizes"].size(); ++i) {
+      const double f = out["runs"][0]["sizes"][i]["unet_s_per_step"], h = out["runs"][1]["sizes"][i]["unet_s_per_step"];
+      out["bf16_speedup"].push_back(f / h);
+      if (!o.json) std::printf("bf16 speed-up at %d: %.2fx\n", out["runs"][0]["sizes"][i]["size"].get<int>(), f / h);
+    }
   }
   out["peak_rss_gb"] = peak_rss_gb();
   if (o.json) std::printf("%s\n", out.dump(2).c_str());
-  else std::printf("peak RSS: %.2f GB\n", peak_rss_gb());
+  else std::printf("peak RSS: %.2f GB%s\n", peak_rss_gb(), modes.size() == 2 ? " (both precisions in one process; run one --precision for its own figure)" : "");
 }
 
 }  // namespace
@@ -133,9 +170,12 @@ void add_bench(CLI::App& app) {
   auto* cmd = app.add_subcommand("bench", "benchmark a full-size SD1.5 UNet/VAE with synthetic weights");
   cmd->add_flag("--quick", o->quick, "tiny widths, one iteration (CI smoke run)");
   cmd->add_flag("--json", o->json, "print JSON");
+  cmd->add_flag("--profile", o->profile, "time per kernel kind (conv, linear, attention, norms, ...) inside the UNet step");
   cmd->add_option("--sizes", o->sizes, "image sizes to run")->capture_default_str();
   cmd->add_option("--steps", o->steps, "timed UNet calls per size (best is reported)")->capture_default_str();
   cmd->add_option("-t,--threads", o->threads, "threads (0 = all cores)");
+  cmd->add_option("--precision", o->precision, "fp32, bf16 or both (speed-up printed)")->capture_default_str()
+      ->check(CLI::IsMember({"fp32", "bf16", "both"}));
   cmd->callback([o] { run_bench(*o); });
 }
 

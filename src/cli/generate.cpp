@@ -29,6 +29,7 @@ struct GenerateOptions {
   std::string model, output = "output.png", tokenizer, log_format = "text", artifact_dir, device = "auto";
   bool log_format_given = false, allow_download = false;
   int threads = 0;
+  std::string precision = "auto";
   bool quiet = false, progress = false;
 };
 
@@ -62,6 +63,7 @@ void run_generate(const GenerateOptions& o) {
   }
   LoadOptions lo;
   lo.threads = o.threads;
+  lo.precision = o.precision;
   const std::string model = o.model.empty() ? default_model_path() : o.model;
   if (model.empty()) {
     g_exit = report_error({ErrorCode::kInvalidArgument, "no model given and the demo model (models/visiongen-shapes) was not found; pass -m PATH"});
@@ -128,7 +130,8 @@ void run_generate(const GenerateOptions& o) {
                                {"scheduler_in", res->sampling.scheduler_in}, {"scheduler_effective", res->sampling.scheduler_effective},
                                {"applied_preset_patch", nlohmann::json::parse(res->applied_preset_patch.empty() ? "{}" : res->applied_preset_patch)},
                                {"timings", {{"load", t.load_s}, {"text_encode", t.text_encode_s}, {"denoise", t.denoise_s}, {"decode", t.decode_s}}},
-                               {"peak_rss_mb", ru.ru_maxrss / 1024.0}, {"warnings", res->warnings}};
+                               {"peak_rss_mb", ru.ru_maxrss / 1024.0}, {"warnings", res->warnings},
+                               {"precision", (*engine)->info().precision}};
         return ArtifactStore(o.artifact_dir).put(read_file(path), "image/png", res->images[i].width, res->images[i].height, info);
       });
       if (!ref) {
@@ -149,13 +152,13 @@ void run_generate(const GenerateOptions& o) {
                           {"width", im.width}, {"height", im.height}, {"steps", o.params.steps},
                           {"sampler", res->sampling.sampler_effective}, {"scheduler", res->sampling.scheduler_effective},
                           {"t_load", t.load_s}, {"t_text_encode", t.text_encode_s}, {"t_denoise", t.denoise_s},
-                          {"t_decode", t.decode_s}, {"peak_rss_mb", rss_mb},
+                          {"t_decode", t.decode_s}, {"peak_rss_mb", rss_mb}, {"precision", (*engine)->info().precision},
                           {"applied_preset_patch", nlohmann::json::parse(res->applied_preset_patch.empty() ? "{}" : res->applied_preset_patch)}};
       std::fprintf(stderr, "%s\n", j.dump().c_str());
     } else {
-      std::fprintf(stderr, "[GEN][cpu] model=%s task=%s size=%dx%d steps=%d sampler=%s t_load=%.2f t_text_encode=%.2f t_denoise=%.2f t_decode=%.2f peak_rss=%.0fMB preset_patch=%s\n",
+      std::fprintf(stderr, "[GEN][cpu] model=%s task=%s size=%dx%d steps=%d sampler=%s precision=%s t_load=%.2f t_text_encode=%.2f t_denoise=%.2f t_decode=%.2f peak_rss=%.0fMB preset_patch=%s\n",
                    model.c_str(), o.params.task.c_str(), im.width, im.height, o.params.steps,
-                   res->sampling.sampler_effective.c_str(), t.load_s, t.text_encode_s, t.denoise_s, t.decode_s, rss_mb,
+                   res->sampling.sampler_effective.c_str(), (*engine)->info().precision.c_str(), t.load_s, t.text_encode_s, t.denoise_s, t.decode_s, rss_mb,
                    res->applied_preset_patch.empty() ? "{}" : res->applied_preset_patch.c_str());
     }
   }
@@ -208,6 +211,9 @@ void add_generate(CLI::App& app) {
   cmd->add_option("--tokenizer", opts->tokenizer, "tokenizer folder for single-file checkpoints");
   cmd->add_flag("-q,--quiet", opts->quiet, "print nothing but errors");
   cmd->add_flag("--progress", opts->progress, "show progress even when stderr is not a terminal");
+  cmd->add_option("--precision", opts->precision,
+                  "auto (bf16 where the CPU has AVX512_BF16, else fp32; $VG_PRECISION overrides), fp32 (matches diffusers) or bf16")
+      ->capture_default_str()->check(CLI::IsMember({"auto", "fp32", "bf16"}));
   cmd->add_option("--device", opts->device, "auto (cuda when an engine supports it, else cpu), cpu or cuda")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}))->capture_default_str();
   cmd->add_flag("--allow-download", opts->allow_download, "fetch an org/name model missing from the Hugging Face cache (never implicit)");

@@ -33,12 +33,15 @@ class WeightStore {
   Tensor get_or_empty(const std::string& name) const;
   const std::map<std::string, const TensorInfo*>& entries() const { return entries_; }
   std::string describe() const;  // file list for messages
+  // Layers built from this store compute in bf16 (weights held in bf16).
+  void set_compute_bf16(bool on) { bf16_ = on; }
+  bool compute_bf16() const { return bf16_; }
 
  private:
   std::vector<std::shared_ptr<SafetensorsFile>> files_;
   std::map<std::string, const TensorInfo*> entries_;
   Resolver resolver_;
-  bool synthetic_ = false;
+  bool synthetic_ = false, bf16_ = false;
   mutable uint32_t seed_ = 0;
 };
 

@@ -8,14 +8,14 @@ Conv2d load_conv(const WeightStore& w, const std::string& name, int64_t out, int
                  int stride, int pad_l, int pad_r) {
   Tensor weight = w.get(name + ".weight", {out, in, k, k});
   Tensor bias = w.has(name + ".bias") ? w.get(name + ".bias", {out}) : Tensor();
-  return Conv2d(std::move(weight), std::move(bias), stride, pad_l, pad_r);
+  return Conv2d(std::move(weight), std::move(bias), stride, pad_l, pad_r, 1, w.compute_bf16());
 }
 
 Linear load_linear(const WeightStore& w, const std::string& name, int64_t out, int64_t in,
                    bool bias) {
   Tensor weight = w.get(name + ".weight", {out, in});
   Tensor b = (bias && w.has(name + ".bias")) ? w.get(name + ".bias", {out}) : Tensor();
-  return Linear(std::move(weight), std::move(b));
+  return Linear(std::move(weight), std::move(b), w.compute_bf16());
 }
 
 void GroupNormParams::load(const WeightStore& w, const std::string& name, int64_t c, int g,
@@ -65,7 +65,7 @@ AttentionLayer::AttentionLayer(const WeightStore& w, const std::string& p, int64
 
 Tensor AttentionLayer::forward(const Tensor& x, const Tensor& context) const {
   const Tensor& src = context.empty() ? x : context;
-  Tensor a = attention(q_.forward(x), k_.forward(src), v_.forward(src), heads_, false);
+  Tensor a = attention(q_.forward(x), k_.forward(src), v_.forward(src), heads_, false, q_.bf16());
   return out_.forward(a);
 }
 
@@ -132,7 +132,7 @@ VaeAttention::VaeAttention(const WeightStore& w, const std::string& p, int64_t c
 Tensor VaeAttention::forward(const Tensor& x) const {
   const int64_t n = x.dim(0), h = x.dim(1), wd = x.dim(2), c = x.dim(3);
   Tensor t = norm_(x, false).reshape({n, h * wd, c});
-  Tensor a = attention(q_.forward(t), k_.forward(t), v_.forward(t), 1, false);
+  Tensor a = attention(q_.forward(t), k_.forward(t), v_.forward(t), 1, false, q_.bf16());
   Tensor out = out_.forward(a).reshape({n, h, wd, c});
   add_inplace(out, x);
   return out;

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <random>
 
+#include "backend/cpu/bf16.h"
 #include "backend/cpu/dnnl_context.h"
 #include "backend/cpu/ops.h"
 #include "core/error.h"
@@ -132,6 +133,16 @@ SamplerOptions sampler_options(const GenerateParams& p) {
 Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Engine::~Engine() = default;
 
+std::string resolve_precision(const std::string& p) {
+  if (p == "fp32" || p == "bf16") return p;
+  if (p != "auto" && !p.empty()) return "";
+  if (const char* env = std::getenv("VG_PRECISION"); env && *env) {
+    const std::string e = env;
+    return e == "fp32" || e == "bf16" ? e : "";
+  }
+  return cpu_has_native_bf16() ? "bf16" : "fp32";
+}
+
 Result<std::unique_ptr<Engine>> Engine::load(const std::string& path, const LoadOptions& opts) {
   return guard([&]() -> std::unique_ptr<Engine> {
     set_num_threads(opts.threads);
@@ -139,7 +150,13 @@ Result<std::unique_ptr<Engine>> Engine::load(const std::string& path, const Load
     auto impl = std::make_unique<Impl>();
     if (path.size() > 5 && path.compare(path.size() - 5, 5, ".gguf") == 0)
       fail(ErrorCode::kModelNotConverted, "'" + path + "' is a GGUF file, which this engine does not read yet; use the model's .safetensors release");
-    impl->model = load_sd_model(resolve_model_reference(path), opts.tokenizer_dir);
+    const std::string precision = resolve_precision(opts.precision);
+    if (precision.empty())
+      fail(ErrorCode::kInvalidArgument, "precision '" + opts.precision + "' is unknown; use auto, fp32 or bf16");
+    if (precision == "bf16" && !cpu_can_bf16())
+      fail(ErrorCode::kCapabilityNotSupported, "precision bf16 needs a CPU with AVX-512 (this one has none); use --precision fp32");
+    impl->model = load_sd_model(resolve_model_reference(path), opts.tokenizer_dir, precision == "bf16");
+    impl->model->info.precision = precision;
     impl->load_s = seconds_since(t0);
     return std::unique_ptr<Engine>(new Engine(std::move(impl)));
   });

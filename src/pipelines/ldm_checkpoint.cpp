@@ -138,7 +138,14 @@ std::string find_tokenizer(const std::string& ckpt, const std::string& given, bo
 
 }  // namespace
 
-std::unique_ptr<SdModel> load_ldm_checkpoint(const std::string& path, const std::string& tokenizer_dir) {
+namespace {
+WeightStore with_bf16(WeightStore w, bool bf16) {
+  w.set_compute_bf16(bf16);
+  return w;
+}
+}  // namespace
+
+std::unique_ptr<SdModel> load_ldm_checkpoint(const std::string& path, const std::string& tokenizer_dir, bool bf16) {
   auto file = SafetensorsFile::open(path);
   const SafetensorsFile& f = *file;
   if (!f.has(std::string(kUnet) + "input_blocks.0.0.weight")) unknown_family(f);
@@ -208,7 +215,7 @@ std::unique_ptr<SdModel> load_ldm_checkpoint(const std::string& path, const std:
   std::vector<bool> up_attn;
   for (auto& t : uc.up_block_types) up_attn.push_back(t == "CrossAttnUpBlock2D");
   m->unet = std::make_unique<UNet>(
-      uc, renamed_store(file, [L, up_attn](const std::string& n) { return unet_to_ldm(n, L, up_attn); }));
+      uc, with_bf16(renamed_store(file, [L, up_attn](const std::string& n) { return unet_to_ldm(n, L, up_attn); }), bf16));
 
   // ---- VAE ----
   VaeConfig vc;
@@ -221,7 +228,7 @@ std::unique_ptr<SdModel> load_ldm_checkpoint(const std::string& path, const std:
   vc.layers_per_block = count_indices(f, "first_stage_model.encoder.down.0.block.");
   vc.latent_channels = need(f, "first_stage_model.decoder.conv_in.weight").shape[1];
   m->vae = std::make_unique<AutoencoderKL>(
-      vc, renamed_store(file, [vlevels](const std::string& n) { return vae_to_ldm(n, vlevels); }));
+      vc, with_bf16(renamed_store(file, [vlevels](const std::string& n) { return vae_to_ldm(n, vlevels); }), bf16));
 
   // ---- Text encoder ----
   ClipTextConfig tc;
@@ -288,6 +295,7 @@ std::unique_ptr<SdModel> load_ldm_checkpoint(const std::string& path, const std:
     });
   }
   tc.num_heads = std::max<int64_t>(1, meta_int("visiongen.text_heads", tc.num_heads));
+  tw.set_compute_bf16(bf16);
   m->text_encoder = std::make_unique<ClipTextModel>(tc, tw);
   m->tokenizer = std::make_unique<ClipTokenizer>(ClipTokenizer::load(find_tokenizer(path, tokenizer_dir, sd2)));
   if (sd2 && m->tokenizer->pad_id() == m->tokenizer->eos_id()) m->tokenizer->set_pad_token("!");

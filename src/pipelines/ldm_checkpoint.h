@@ -12,7 +12,7 @@ struct SdModel;
 
 // tokenizer_dir: folder with vocab.json + merges.txt ("" = search the
 // Hugging Face cache and the checkpoint's folder).
-std::unique_ptr<SdModel> load_ldm_checkpoint(const std::string& path, const std::string& tokenizer_dir = "");
+std::unique_ptr<SdModel> load_ldm_checkpoint(const std::string& path, const std::string& tokenizer_dir = "", bool bf16 = false);
 
 // Writes a diffusers SD folder as one LDM-layout .safetensors file.
 void convert_diffusers_to_ldm(const std::string& diffusers_dir, const std::string& out_path);

@@ -31,7 +31,7 @@ void fill_sd_info(SdModel& m, const std::string& path, const std::string& name) 
 
 }  // namespace
 
-std::unique_ptr<SdModel> load_diffusers_folder(const std::string& dir) {
+std::unique_ptr<SdModel> load_diffusers_folder(const std::string& dir, bool bf16) {
   auto index = read_json_file(dir + "/model_index.json", "pipeline");
   std::string cls = index.value("_class_name", std::string());
   if (cls.find("XL") != std::string::npos || index.contains("text_encoder_2"))
@@ -47,15 +47,18 @@ std::unique_ptr<SdModel> load_diffusers_folder(const std::string& dir) {
   m->tokenizer = std::make_unique<ClipTokenizer>(ClipTokenizer::load(dir + "/tokenizer"));
   {
     auto w = open_component_weights(dir + "/text_encoder", "text_encoder");
+    w.set_compute_bf16(bf16);
     m->text_encoder = std::make_unique<ClipTextModel>(
         ClipTextConfig::from_json_file(dir + "/text_encoder/config.json"), w);
   }
   {
     auto w = open_component_weights(dir + "/unet", "unet");
+    w.set_compute_bf16(bf16);
     m->unet = std::make_unique<UNet>(UNetConfig::from_json_file(dir + "/unet/config.json"), w);
   }
   {
     auto w = open_component_weights(dir + "/vae", "vae");
+    w.set_compute_bf16(bf16);
     m->vae = std::make_unique<AutoencoderKL>(VaeConfig::from_json_file(dir + "/vae/config.json"), w);
   }
   m->scheduler = path_exists(dir + "/scheduler/scheduler_config.json")
@@ -71,17 +74,17 @@ std::unique_ptr<SdModel> load_diffusers_folder(const std::string& dir) {
   return m;
 }
 
-std::unique_ptr<SdModel> load_sd_model(const std::string& path, const std::string& tokenizer_dir) {
+std::unique_ptr<SdModel> load_sd_model(const std::string& path, const std::string& tokenizer_dir, bool bf16) {
   if (path.empty()) fail(ErrorCode::kInvalidArgument, "no model given; pass -m PATH (a diffusers folder or .safetensors file)");
   if (!path_exists(path))
     fail(ErrorCode::kFileNotFound, "model path '" + path + "' does not exist; check the path");
   if (is_directory(path)) {
-    if (path_exists(path + "/model_index.json")) return load_diffusers_folder(path);
+    if (path_exists(path + "/model_index.json")) return load_diffusers_folder(path, bf16);
     fail(ErrorCode::kMissingComponent, "'" + path + "' has no model_index.json; pass a diffusers "
                                            "pipeline folder or a single .safetensors checkpoint");
   }
   if (is_pickle_path(path)) refuse_pickle(path);
-  auto m = load_ldm_checkpoint(path, tokenizer_dir);
+  auto m = load_ldm_checkpoint(path, tokenizer_dir, bf16);
   fill_sd_info(*m, path, fs::path(path).stem().string());
   m->hash_source = path;
   return m;

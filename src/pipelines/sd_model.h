@@ -23,8 +23,9 @@ struct SdModel {
   std::string hash_source;  // file whose sha256 is the A1111 "Model hash"
 };
 
-std::unique_ptr<SdModel> load_sd_model(const std::string& path, const std::string& tokenizer_dir = "");
-std::unique_ptr<SdModel> load_diffusers_folder(const std::string& dir);
+// bf16: layers keep bf16 weights and compute in bf16 (float32 between layers).
+std::unique_ptr<SdModel> load_sd_model(const std::string& path, const std::string& tokenizer_dir = "", bool bf16 = false);
+std::unique_ptr<SdModel> load_diffusers_folder(const std::string& dir, bool bf16 = false);
 
 // First 10 hex chars of the file's sha256 (A1111 "Model hash").
 std::string model_hash(const std::string& path);

@@ -32,8 +32,8 @@ bool safe_model_name(const std::string& id) {
   return id.find("..") == std::string::npos;
 }
 
-ModelPool::ModelPool(std::string default_path, std::vector<std::string> dirs, int threads)
-    : default_path_(std::move(default_path)), dirs_(std::move(dirs)), threads_(threads) {
+ModelPool::ModelPool(std::string default_path, std::vector<std::string> dirs, int threads, std::string precision)
+    : default_path_(std::move(default_path)), dirs_(std::move(dirs)), threads_(threads), precision_(std::move(precision)) {
   if (!default_path_.empty()) default_id_ = stem_of(default_path_);
 }
 
@@ -76,6 +76,7 @@ Result<std::shared_ptr<Engine>> ModelPool::acquire(const std::string& id) {
   if (it == engines_.end()) {
     LoadOptions lo;
     lo.threads = threads_;
+    lo.precision = precision_;
     auto e = Engine::load(entry->path, lo);
     if (!e) return e.error();
     constexpr size_t kKeep = 2;

@@ -52,7 +52,7 @@ ClipTextModel::ClipTextModel(const ClipTextConfig& cfg, const WeightStore& w, co
     L.ln2_w = w.get(l + "layer_norm2.weight", {c});
     L.ln2_b = w.get(l + "layer_norm2.bias", {c});
     auto lin = [&](const std::string& n, int64_t out, int64_t in) {
-      return Linear(w.get(l + n + ".weight", {out, in}), w.get(l + n + ".bias", {out}));
+      return Linear(w.get(l + n + ".weight", {out, in}), w.get(l + n + ".bias", {out}), w.compute_bf16());
     };
     L.q = lin("self_attn.q_proj", c, c);
     L.k = lin("self_attn.k_proj", c, c);
@@ -88,7 +88,7 @@ Tensor ClipTextModel::hidden_after(const std::vector<std::vector<int32_t>>& ids,
     const Layer& L = layers_[li];
     Tensor h = layer_norm(x, L.ln1_w, L.ln1_b, cfg_.layer_norm_eps);
     Tensor a = attention(L.q.forward(h), L.k.forward(h), L.v.forward(h),
-                         static_cast<int>(cfg_.num_heads), /*causal=*/true);
+                         static_cast<int>(cfg_.num_heads), /*causal=*/true, L.q.bf16());
     add_inplace(x, L.out.forward(a));
     h = layer_norm(x, L.ln2_w, L.ln2_b, cfg_.layer_norm_eps);
     Tensor m = L.fc1.forward(h);

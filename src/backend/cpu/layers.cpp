@@ -2,7 +2,9 @@
 
 #include <cstring>
 
+#include "backend/cpu/bf16.h"
 #include "backend/cpu/dnnl_context.h"
+#include "core/profile.h"
 #include "core/error.h"
 
 namespace vg {
@@ -10,9 +12,9 @@ namespace vg {
 using dt = dnnl::memory::data_type;
 using tag = dnnl::memory::format_tag;
 
-Conv2d::Conv2d(Tensor weight, Tensor bias, int stride, int pad_l, int pad_r, int groups)
+Conv2d::Conv2d(Tensor weight, Tensor bias, int stride, int pad_l, int pad_r, int groups, bool bf16)
     : weight_(std::move(weight)), bias_(std::move(bias)), stride_(stride), pad_l_(pad_l),
-      pad_r_(pad_r), groups_(groups) {
+      pad_r_(pad_r), groups_(groups), bf16_(bf16) {
   if (weight_.rank() != 4) fail(ErrorCode::kShapeMismatch, "conv weight must be 4-D, got " + shape_str(weight_.shape()));
   oc_ = weight_.dim(0);
   ic_ = weight_.dim(1) * groups;
@@ -21,6 +23,11 @@ Conv2d::Conv2d(Tensor weight, Tensor bias, int stride, int pad_l, int pad_r, int
   if (!bias_.empty() && bias_.numel() != oc_)
     fail(ErrorCode::kShapeMismatch, "conv bias has " + std::to_string(bias_.numel()) +
                                         " values for " + std::to_string(oc_) + " outputs");
+  if (bf16_) {  // hold only the bf16 copy: half the memory from load on
+    weight_bf16_.resize(static_cast<size_t>(weight_.numel()));
+    to_bf16(weight_.data(), weight_bf16_.data(), weight_.numel());
+    weight_ = Tensor();
+  }
 }
 
 double Conv2d::flops(int64_t n, int64_t h, int64_t w) const {
@@ -33,12 +40,13 @@ const Conv2d::Prim& Conv2d::get_prim(int64_t n, int64_t h, int64_t w, bool sum) 
   if (it != cache_.end()) return *it->second;
   auto& eng = dnnl_engine();
   int64_t oh = out_size(h), ow = out_size(w);
-  dnnl::memory::desc src_md({n, ic_, h, w}, dt::f32, tag::nhwc);
+  const dt cdt = bf16_ ? dt::bf16 : dt::f32;
+  dnnl::memory::desc src_md({n, ic_, h, w}, cdt, tag::nhwc);
   dnnl::memory::desc dst_md({n, oc_, oh, ow}, dt::f32, tag::nhwc);
   dnnl::memory::dims wdims = groups_ == 1
                                  ? dnnl::memory::dims{oc_, ic_, kh_, kw_}
                                  : dnnl::memory::dims{groups_, oc_ / groups_, ic_ / groups_, kh_, kw_};
-  dnnl::memory::desc w_any(wdims, dt::f32, tag::any);
+  dnnl::memory::desc w_any(wdims, cdt, tag::any);
   dnnl::memory::desc b_md({oc_}, dt::f32, tag::x);
   dnnl::primitive_attr attr;
   if (sum) {
@@ -66,15 +74,18 @@ const Conv2d::Prim& Conv2d::get_prim(int64_t n, int64_t h, int64_t w, bool sum) 
   if (!p->weights) {
     p->weights = dnnl::memory(pd.weights_desc(), eng);
     dnnl::memory src_w;
+    const tag plain = groups_ == 1 ? tag::oihw : tag::goihw;
     if (!weight_.empty()) {
-      src_w = dnnl::memory({wdims, dt::f32, groups_ == 1 ? tag::oihw : tag::goihw}, eng,
-                           const_cast<float*>(weight_.data()));
+      src_w = dnnl::memory({wdims, dt::f32, plain}, eng, const_cast<float*>(weight_.data()));
+    } else if (!weight_bf16_.empty()) {
+      src_w = dnnl::memory({wdims, dt::bf16, plain}, eng, weight_bf16_.data());
     } else {
       src_w = cache_.begin()->second->weights;
     }
     dnnl::reorder(src_w, p->weights).execute(dnnl_stream(), src_w, p->weights);
     dnnl_stream().wait();
     weight_ = Tensor();
+    std::vector<uint16_t>().swap(weight_bf16_);
   }
   auto& ref = *p;
   cache_.emplace(key, std::move(p));
@@ -82,6 +93,7 @@ const Conv2d::Prim& Conv2d::get_prim(int64_t n, int64_t h, int64_t w, bool sum) 
 }
 
 Tensor Conv2d::forward(const Tensor& x, Tensor* accumulate) const {
+  profile::Scope prof_("conv");
   if (x.rank() != 4 || x.dim(3) != ic_)
     fail(ErrorCode::kShapeMismatch, "conv expects [N,H,W," + std::to_string(ic_) + "], got " +
                                         shape_str(x.shape()));
@@ -96,7 +108,13 @@ Tensor Conv2d::forward(const Tensor& x, Tensor* accumulate) const {
     out = Tensor({n, out_size(h), out_size(w), oc_});
   }
   auto& eng = dnnl_engine();
-  dnnl::memory src(p.src_md, eng, const_cast<float*>(x.data()));
+  void* src_ptr = const_cast<float*>(x.data());
+  if (bf16_) {
+    uint16_t* xb = bf16_scratch(0, x.numel());
+    to_bf16(x.data(), xb, x.numel());
+    src_ptr = xb;
+  }
+  dnnl::memory src(p.src_md, eng, src_ptr);
   dnnl::memory dst(p.dst_md, eng, out.data());
   std::unordered_map<int, dnnl::memory> args{
       {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, p.weights}, {DNNL_ARG_DST, dst}};
@@ -108,7 +126,7 @@ Tensor Conv2d::forward(const Tensor& x, Tensor* accumulate) const {
   return out;
 }
 
-Linear::Linear(Tensor weight, Tensor bias) : weight_(std::move(weight)), bias_(std::move(bias)) {
+Linear::Linear(Tensor weight, Tensor bias, bool bf16) : weight_(std::move(weight)), bias_(std::move(bias)), bf16_(bf16) {
   if (weight_.rank() == 4 && weight_.dim(2) == 1 && weight_.dim(3) == 1)
     weight_ = weight_.reshape({weight_.dim(0), weight_.dim(1)});  // 1x1 conv stored as conv
   if (weight_.rank() != 2)
@@ -117,12 +135,70 @@ Linear::Linear(Tensor weight, Tensor bias) : weight_(std::move(weight)), bias_(s
   in_ = weight_.dim(1);
   if (!bias_.empty() && bias_.numel() != out_)
     fail(ErrorCode::kShapeMismatch, "linear bias size mismatch");
+  if (bf16_) {
+    weight_bf16_.resize(static_cast<size_t>(weight_.numel()));
+    to_bf16(weight_.data(), weight_bf16_.data(), weight_.numel());
+    weight_ = Tensor();
+  }
+}
+
+const Linear::Prim& Linear::get_prim(int64_t m) const {
+  auto it = cache_.find(m);
+  if (it != cache_.end()) return *it->second;
+  auto& eng = dnnl_engine();
+  dnnl::memory::desc src_md({m, in_}, dt::bf16, tag::ab);
+  dnnl::memory::desc w_any({in_, out_}, dt::bf16, tag::any);
+  dnnl::memory::desc dst_md({m, out_}, dt::f32, tag::ab);
+  dnnl::memory::desc b_md({1, out_}, dt::f32, tag::ab);
+  dnnl::matmul::desc d = bias_.empty() ? dnnl::matmul::desc(src_md, w_any, dst_md) : dnnl::matmul::desc(src_md, w_any, b_md, dst_md);
+  dnnl::matmul::primitive_desc pd(d, eng);
+  auto p = std::make_unique<Prim>();
+  p->prim = dnnl::matmul(pd);
+  p->src_md = src_md;
+  p->dst_md = dst_md;
+  for (auto& [k, other] : cache_)
+    if (other->weights.get_desc() == pd.weights_desc()) {
+      p->weights = other->weights;
+      break;
+    }
+  if (!p->weights) {
+    p->weights = dnnl::memory(pd.weights_desc(), eng);
+    // [out, in] row-major is {in, out} with the "ba" layout
+    dnnl::memory src_w = !weight_bf16_.empty() ? dnnl::memory({{in_, out_}, dt::bf16, tag::ba}, eng, weight_bf16_.data())
+                                               : cache_.begin()->second->weights;
+    dnnl::reorder(src_w, p->weights).execute(dnnl_stream(), src_w, p->weights);
+    dnnl_stream().wait();
+    std::vector<uint16_t>().swap(weight_bf16_);
+  }
+  auto& ref = *p;
+  cache_.emplace(m, std::move(p));
+  return ref;
+}
+
+Tensor Linear::forward_bf16(const Tensor& x) const {
+  Shape os = x.shape();
+  os.back() = out_;
+  Tensor out(os);
+  const int64_t m = x.numel() / in_;
+  const Prim& p = get_prim(m);
+  uint16_t* xb = bf16_scratch(0, x.numel());
+  to_bf16(x.data(), xb, x.numel());
+  auto& eng = dnnl_engine();
+  std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, dnnl::memory(p.src_md, eng, xb)},
+                                             {DNNL_ARG_WEIGHTS, p.weights},
+                                             {DNNL_ARG_DST, dnnl::memory(p.dst_md, eng, out.data())}};
+  if (!bias_.empty()) args.emplace(DNNL_ARG_BIAS, dnnl::memory({{1, out_}, dt::f32, tag::ab}, eng, const_cast<float*>(bias_.data())));
+  p.prim.execute(dnnl_stream(), args);
+  dnnl_stream().wait();
+  return out;
 }
 
 Tensor Linear::forward(const Tensor& x) const {
+  profile::Scope prof_("linear");
   if (x.dim(-1) != in_)
     fail(ErrorCode::kShapeMismatch, "linear expects last dim " + std::to_string(in_) + ", got " +
                                         shape_str(x.shape()));
+  if (bf16_) return forward_bf16(x);
   Shape os = x.shape();
   os.back() = out_;
   Tensor out(os);

@@ -6,6 +6,7 @@
 #include <memory>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <tuple>
+#include <vector>
 
 #include "core/tensor.h"
 
@@ -14,8 +15,9 @@ namespace vg {
 class Conv2d {
  public:
   Conv2d() = default;
-  // weight: [OC, IC/groups, KH, KW]; bias: [OC] or empty.
-  Conv2d(Tensor weight, Tensor bias, int stride, int pad_l, int pad_r, int groups = 1);
+  // weight: [OC, IC/groups, KH, KW]; bias: [OC] or empty. bf16: weights are
+  // kept in bf16 and inputs converted per call (float32 output).
+  Conv2d(Tensor weight, Tensor bias, int stride, int pad_l, int pad_r, int groups = 1, bool bf16 = false);
 
   // x: [N,H,W,IC] -> [N,OH,OW,OC]. If `accumulate` is given (shape of the
   // output), the result is added into it in place and it is returned.
@@ -26,6 +28,7 @@ class Conv2d {
   // Multiply-adds * 2 for an input of this size (for the benchmark).
   double flops(int64_t n, int64_t h, int64_t w) const;
   bool loaded() const { return oc_ > 0; }
+  bool bf16() const { return bf16_; }
 
  private:
   struct Prim {
@@ -37,26 +40,41 @@ class Conv2d {
   int64_t out_size(int64_t in) const { return (in + pad_l_ + pad_r_ - kh_) / stride_ + 1; }
 
   mutable Tensor weight_;  // plain OIHW copy, released after the first reorder
+  mutable std::vector<uint16_t> weight_bf16_;  // the same in bf16 (bf16 mode)
   Tensor bias_;
   int64_t oc_ = 0, ic_ = 0, kh_ = 0, kw_ = 0;
   int stride_ = 1, pad_l_ = 0, pad_r_ = 0, groups_ = 1;
+  bool bf16_ = false;
   mutable std::map<std::tuple<int64_t, int64_t, int64_t, bool>, std::unique_ptr<Prim>> cache_;
 };
 
 class Linear {
  public:
   Linear() = default;
-  // weight: [out, in] (PyTorch layout); bias: [out] or empty.
-  Linear(Tensor weight, Tensor bias);
+  // weight: [out, in] (PyTorch layout); bias: [out] or empty. bf16: a oneDNN
+  // matmul on bf16 weights and inputs with float32 output.
+  Linear(Tensor weight, Tensor bias, bool bf16 = false);
   // x: [..., in] -> [..., out]
   Tensor forward(const Tensor& x) const;
   int64_t in_features() const { return in_; }
   int64_t out_features() const { return out_; }
   bool loaded() const { return out_ > 0; }
+  bool bf16() const { return bf16_; }
 
  private:
+  struct Prim {
+    dnnl::matmul prim;
+    dnnl::memory weights;
+    dnnl::memory::desc src_md, dst_md;
+  };
+  const Prim& get_prim(int64_t m) const;
+  Tensor forward_bf16(const Tensor& x) const;
+
   Tensor weight_, bias_;
+  mutable std::vector<uint16_t> weight_bf16_;  // plain [out, in] until the first reorder
   int64_t in_ = 0, out_ = 0;
+  bool bf16_ = false;
+  mutable std::map<int64_t, std::unique_ptr<Prim>> cache_;
 };
 
 // C[M,N] = A[M,K] * B(^T) with row-major storage; thin wrapper on oneDNN sgemm.

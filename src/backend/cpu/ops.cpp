@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/profile.h"
 #include "core/error.h"
 
 namespace vg {
@@ -76,6 +77,7 @@ void cl_group_stats_and_apply(const float* base, float* obase, int64_t pixels, i
 
 Tensor group_norm(const Tensor& x, int groups, const Tensor& gamma, const Tensor& beta,
                   float eps, bool fuse_silu) {
+  profile::Scope prof_("group_norm");
   const bool one_pass = g_cl_groupnorm;
   const int64_t n = x.dim(0), c = x.dim(-1), s = x.numel() / (n * c);
   if (c % groups != 0)
@@ -126,6 +128,7 @@ Tensor group_norm(const Tensor& x, int groups, const Tensor& gamma, const Tensor
 }
 
 Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps) {
+  profile::Scope prof_("layer_norm");
   const int64_t c = x.dim(-1), m = x.numel() / c;
   Tensor out(x.shape());
   const float* xd = x.data();
@@ -146,6 +149,7 @@ Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, floa
 }
 
 void activate_inplace(Tensor& x, Act act) {
+  profile::Scope prof_("elementwise");
   float* d = x.data();
   const int64_t n = x.numel();
   switch (act) {
@@ -176,6 +180,7 @@ Tensor activate(const Tensor& x, Act act) {
 }
 
 void add_inplace(Tensor& a, const Tensor& b) {
+  profile::Scope prof_("elementwise");
   check_same(a, b, "add");
   float* ad = a.data();
   const float* bd = b.data();
@@ -192,6 +197,7 @@ void scale_inplace(Tensor& a, float s) {
 }
 
 void add_per_channel_inplace(Tensor& x, const Tensor& v) {
+  profile::Scope prof_("elementwise");
   const int64_t n = x.dim(0), c = x.dim(-1), s = x.numel() / (n * c);
   if (v.numel() != n * c) fail(ErrorCode::kInternal, "add_per_channel: size mismatch");
   float* d = x.data();
@@ -206,6 +212,7 @@ void add_per_channel_inplace(Tensor& x, const Tensor& v) {
 }
 
 Tensor geglu(const Tensor& x) {
+  profile::Scope prof_("geglu");
   const int64_t c2 = x.dim(-1), c = c2 / 2, m = x.numel() / c2;
   Shape os = x.shape();
   os.back() = c;
@@ -219,6 +226,7 @@ Tensor geglu(const Tensor& x) {
 }
 
 Tensor upsample_nearest(const Tensor& x, int64_t oh, int64_t ow) {
+  profile::Scope prof_("elementwise");
   const int64_t n = x.dim(0), h = x.dim(1), w = x.dim(2), c = x.dim(3);
   Tensor out({n, oh, ow, c});
   const float* xd = x.data();
@@ -238,6 +246,7 @@ Tensor upsample_nearest(const Tensor& x, int64_t oh, int64_t ow) {
 }
 
 Tensor concat_channels(const Tensor& a, const Tensor& b) {
+  profile::Scope prof_("elementwise");
   const int64_t ca = a.dim(-1), cb = b.dim(-1), m = a.numel() / ca;
   if (b.numel() / cb != m) fail(ErrorCode::kInternal, "concat_channels: mismatched sizes");
   Shape os = a.shape();

@@ -47,6 +47,8 @@ Tensor nhwc_to_nchw(const Tensor& x);
 // Multi-head scaled-dot-product attention. q: [B,Tq,H*D], k/v: [B,Tk,H*D].
 // Computed per (batch, head, block of queries): memory is O(block*Tk), never
 // O(Tq*Tk) per head.
-Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, bool causal);
+Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, bool causal, bool bf16 = false);
+// The bf16 variant (QK^T and PV in bf16, softmax and accumulation in float32).
+Tensor attention_bf16(const Tensor& q, const Tensor& k, const Tensor& v, int heads, bool causal);
 
 }  // namespace vg
