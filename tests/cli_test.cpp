@@ -128,8 +128,14 @@ TEST(Cli, BenchQuickReportsRatioToSgemm) {
   ASSERT_EQ(r.code, 0) << r.out;
   auto j = nlohmann::json::parse(r.out);
   EXPECT_GT(j["sgemm_gflops"].get<double>(), 0);
-  EXPECT_GT(j["sizes"][0]["unet_frac_of_sgemm"].get<double>(), 0);
+  ASSERT_GE(j["runs"].size(), 1u);
+  EXPECT_EQ(j["runs"][0]["precision"], "fp32");
+  EXPECT_GT(j["runs"][0]["sizes"][0]["unet_frac_of_sgemm"].get<double>(), 0);
   EXPECT_GT(j["peak_rss_gb"].get<double>(), 0);
+  if (j["runs"].size() == 2) {  // CPUs with AVX-512 also time bf16 and report the speed-up
+    EXPECT_EQ(j["runs"][1]["precision"], "bf16");
+    EXPECT_GT(j["bf16_speedup"][0].get<double>(), 0);
+  }
 }
 
 }  // namespace

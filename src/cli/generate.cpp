@@ -205,6 +205,7 @@ void add_generate(CLI::App& app) {
   cmd->add_option(flags(field("inpaint_full_res_padding")), p.inpaint_full_res_padding, field("inpaint_full_res_padding").help)->capture_default_str();
   cmd->add_option(flags(field("resize_mode")), p.resize_mode, field("resize_mode").help)->capture_default_str();
   cmd->add_option(flags(field("paste_back")), p.paste_back, field("paste_back").help)->capture_default_str();
+  cmd->add_option(flags(field("vae_tiling")), p.vae_tiling, field("vae_tiling").help)->capture_default_str();
   cmd->add_option(flags(field("batch_size")), p.batch_size, field("batch_size").help)->capture_default_str();
   cmd->add_option("-o,--output", opts->output, "output file (.png, .jpg, .webp); batches add -0, -1, ...")->capture_default_str();
   cmd->add_option("-t,--threads", opts->threads, "CPU threads (0 = all cores)")->capture_default_str();

@@ -35,6 +35,7 @@ const std::vector<ParamField>& param_fields() {
       {"resize_mode", "--resize-mode", "", "Resize mode", "init image of another size: just_resize, crop_and_resize, resize_and_fill, or none (error)"},
       {"paste_back", "--paste-back", "", "", "inpaint: auto (on for normal models and --inpaint-full-res), on, off"},
       {"batch_size", "--batch-size", "-b", "", "images per run; image i uses seed+i (1-16)"},
+      {"vae_tiling", "--vae-tiling", "", "", "decode in overlapping 512-pixel tiles with blended seams: auto (above 768x768), on, off"},
   };
   return kFields;
 }
@@ -87,6 +88,8 @@ Status validate_params(const GenerateParams& p) {
     return bad("resize_mode must be just_resize, crop_and_resize, resize_and_fill or none (got '" + p.resize_mode + "')");
   if (p.paste_back != "auto" && p.paste_back != "on" && p.paste_back != "off")
     return bad("paste_back must be auto, on or off");
+  if (p.vae_tiling != "auto" && p.vae_tiling != "on" && p.vae_tiling != "off")
+    return bad("vae_tiling must be auto, on or off (got '" + p.vae_tiling + "')");
   for (const std::string* path : {&p.init_image, &p.mask})
     if (path->find('\0') != std::string::npos) return bad("image paths must not contain NUL bytes");
   if (p.seed < -1) return bad("seed must be -1 (random) or a non-negative integer");

@@ -40,6 +40,7 @@ const std::vector<std::pair<const char*, Member>>& members() {
       {"inpaint_full_res_padding", &P::inpaint_full_res_padding},
       {"resize_mode", &P::resize_mode},
       {"paste_back", &P::paste_back},
+      {"vae_tiling", &P::vae_tiling},
   };
   return k;
 }

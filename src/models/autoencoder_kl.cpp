@@ -115,6 +115,128 @@ Tensor AutoencoderKL::decode(const Tensor& z) const {
   return dec_out_.forward(dec_norm_(h, true));
 }
 
+namespace {
+
+// b's first `extent` rows (axis 1) or columns (axis 2) become a linear
+// cross-fade from a's last ones, as diffusers' blend_v / blend_h do.
+void blend(const Tensor& a, Tensor& b, int axis, int64_t extent) {
+  const int64_t n = b.dim(0), c = b.dim(3);
+  extent = std::min({a.dim(axis), b.dim(axis), extent});
+  for (int64_t bi = 0; bi < n; ++bi)
+    for (int64_t y = 0; y < b.dim(1); ++y)
+      for (int64_t x = 0; x < b.dim(2); ++x) {
+        const int64_t t = axis == 1 ? y : x;
+        if (t >= extent) continue;
+        const int64_t ay = axis == 1 ? a.dim(1) - extent + y : y, ax = axis == 2 ? a.dim(2) - extent + x : x;
+        if (ay >= a.dim(1) || ax >= a.dim(2)) continue;
+        const float wb = static_cast<float>(t) / static_cast<float>(extent);
+        float* pb = b.data() + ((bi * b.dim(1) + y) * b.dim(2) + x) * c;
+        const float* pa = a.data() + ((bi * a.dim(1) + ay) * a.dim(2) + ax) * c;
+        for (int64_t k = 0; k < c; ++k) pb[k] = pa[k] * (1.0f - wb) + pb[k] * wb;
+      }
+}
+
+Tensor crop(const Tensor& t, int64_t y0, int64_t x0, int64_t h, int64_t w) {
+  h = std::min(h, t.dim(1) - y0);
+  w = std::min(w, t.dim(2) - x0);
+  const int64_t n = t.dim(0), c = t.dim(3);
+  Tensor o({n, h, w, c});
+  for (int64_t b = 0; b < n; ++b)
+    for (int64_t y = 0; y < h; ++y)
+      std::copy_n(t.data() + ((b * t.dim(1) + y0 + y) * t.dim(2) + x0) * c, w * c, o.data() + (b * h + y) * w * c);
+  return o;
+}
+
+// diffusers' tiled_decode / tiled_encode: tiles of `tile` input pixels at a
+// stride of tile * (1 - overlap); each tile cross-fades its first rows and
+// columns with its top and left neighbours, then keeps `limit` of them.
+template <typename Fn>
+Tensor tiled(const Tensor& in, int64_t tile, float overlap, int64_t out_tile, const Fn& run) {
+  const int64_t stride = static_cast<int64_t>(static_cast<float>(tile) * (1.0f - overlap));
+  const int64_t extent = static_cast<int64_t>(static_cast<float>(out_tile) * overlap), limit = out_tile - extent;
+  std::vector<std::vector<Tensor>> rows;
+  for (int64_t i = 0; i < in.dim(1); i += stride) {
+    rows.emplace_back();
+    for (int64_t j = 0; j < in.dim(2); j += stride) rows.back().push_back(run(crop(in, i, j, tile, tile)));
+  }
+  std::vector<std::vector<Tensor>> kept(rows.size());
+  int64_t H = 0, W = 0;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    W = 0;
+    for (size_t j = 0; j < rows[i].size(); ++j) {
+      Tensor& t = rows[i][j];
+      if (i > 0) blend(rows[i - 1][j], t, 1, extent);
+      if (j > 0) blend(rows[i][j - 1], t, 2, extent);
+      kept[i].push_back(crop(t, 0, 0, limit, limit));
+      W += kept[i].back().dim(2);
+    }
+    H += kept[i].front().dim(1);
+  }
+  const int64_t n = in.dim(0), c = kept[0][0].dim(3);
+  Tensor out({n, H, W, c});
+  int64_t y0 = 0;
+  for (const auto& row : kept) {
+    int64_t x0 = 0;
+    for (const Tensor& t : row) {
+      for (int64_t b = 0; b < n; ++b)
+        for (int64_t y = 0; y < t.dim(1); ++y)
+          std::copy_n(t.data() + (b * t.dim(1) + y) * t.dim(2) * c, t.dim(2) * c, out.data() + ((b * H + y0 + y) * W + x0) * c);
+      x0 += t.dim(2);
+    }
+    y0 += row.front().dim(1);
+  }
+  return out;
+}
+
+}  // namespace
+
+Tensor AutoencoderKL::decode_tiled(const Tensor& z, int64_t tile, float overlap) const {
+  if (tile < 2 || overlap < 0.0f || overlap >= 1.0f || static_cast<int64_t>(static_cast<float>(tile) * (1.0f - overlap)) < 1)
+    fail(ErrorCode::kInvalidArgument, "VAE tiles need tile >= 2 latents and an overlap in [0, 1)");
+  if (z.dim(1) <= tile && z.dim(2) <= tile) return decode(z);
+  return tiled(z, tile, overlap, tile * scale(), [this](const Tensor& t) { return decode(t); });
+}
+
+Posterior AutoencoderKL::encode_tiled(const Tensor& image, int64_t tile, float overlap) const {
+  if (tile < 2 * scale() || overlap < 0.0f || overlap >= 1.0f)
+    fail(ErrorCode::kInvalidArgument, "VAE tiles need tile >= 2 latents and an overlap in [0, 1)");
+  if (image.dim(1) <= tile && image.dim(2) <= tile) return encode(image);
+  // the moments (mean, logvar) are tiled and blended; std follows from logvar
+  const int64_t lc = cfg_.latent_channels;
+  Tensor moments = tiled(image, tile, overlap, tile / scale(), [&](const Tensor& t) {
+    Posterior p = encode(t);
+    Tensor m({p.mean.dim(0), p.mean.dim(1), p.mean.dim(2), 2 * lc});
+    for (int64_t i = 0; i < p.mean.numel() / lc; ++i)
+      for (int64_t c = 0; c < lc; ++c) {
+        m.data()[i * 2 * lc + c] = p.mean.data()[i * lc + c];
+        m.data()[i * 2 * lc + lc + c] = p.logvar.data()[i * lc + c];
+      }
+    return m;
+  });
+  Shape s = moments.shape();
+  s.back() = lc;
+  Posterior p{Tensor(s), Tensor(s), Tensor(s)};
+  for (int64_t i = 0; i < moments.numel() / (2 * lc); ++i)
+    for (int64_t c = 0; c < lc; ++c) {
+      p.mean.data()[i * lc + c] = moments.data()[i * 2 * lc + c];
+      const float lv = moments.data()[i * 2 * lc + lc + c];
+      p.logvar.data()[i * lc + c] = lv;
+      p.std.data()[i * lc + c] = std::exp(0.5f * lv);
+    }
+  return p;
+}
+
+Tensor AutoencoderKL::decode_with(const Tensor& z, const std::string& tiling) const {
+  if (tiling == "on" || (tiling == "auto" && z.dim(1) * z.dim(2) > 96 * 96)) return decode_tiled(z);
+  return decode(z);
+}
+
+Posterior AutoencoderKL::encode_with(const Tensor& image, const std::string& tiling) const {
+  const int64_t s = scale();
+  if (tiling == "on" || (tiling == "auto" && image.dim(1) * image.dim(2) > 96 * 96 * s * s)) return encode_tiled(image);
+  return encode(image);
+}
+
 Posterior AutoencoderKL::encode(const Tensor& image) const {
   if (!has_encoder_)
     fail(ErrorCode::kMissingComponent, "this VAE has no encoder weights; image-to-image needs a full VAE");

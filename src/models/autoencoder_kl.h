@@ -28,6 +28,17 @@ class AutoencoderKL {
   AutoencoderKL(const VaeConfig& cfg, const WeightStore& w, bool with_encoder = true);
   // z: NHWC latents *already divided* by the scaling factor -> image NHWC in ~[-1,1].
   Tensor decode(const Tensor& z) const;
+  // diffusers' enable_vae_tiling(): tiles of `tile` latents (512 pixels) at a
+  // stride of tile * (1 - overlap), each normalised on its own and
+  // cross-faded into its top and left neighbours over overlap * tile pixels.
+  // Memory is bounded by one tile whatever the image size.
+  Tensor decode_tiled(const Tensor& z, int64_t tile = 64, float overlap = 0.25f) const;
+  // The encoder's counterpart (tile in pixels).
+  Posterior encode_tiled(const Tensor& image, int64_t tile = 512, float overlap = 0.25f) const;
+  // tiling: "off", "on", or "auto" (tiles when the latent exceeds 96x96,
+  // i.e. images above 768x768).
+  Tensor decode_with(const Tensor& z, const std::string& tiling) const;
+  Posterior encode_with(const Tensor& image, const std::string& tiling) const;
   // image NHWC in [-1,1] -> posterior (logvar clamped to [-30, 20]).
   Posterior encode(const Tensor& image) const;
   bool has_encoder() const { return has_encoder_; }

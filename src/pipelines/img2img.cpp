@@ -13,8 +13,8 @@ namespace {
 
 // posterior sample (mean + std * eps, eps drawn from rng) * scaling factor
 // trace: where to record the posterior (the init image's only).
-Tensor encode_sample(const SdModel& m, const Tensor& image, Rng& rng, EditTrace* trace) {
-  Posterior post = m.vae->encode(image);
+Tensor encode_sample(const SdModel& m, const Tensor& image, Rng& rng, EditTrace* trace, const std::string& tiling) {
+  Posterior post = m.vae->encode_with(image, tiling);
   if (trace) trace->posterior_mean = post.mean, trace->posterior_std = post.std;
   Tensor eps = rng.randn_nhwc(post.mean.shape());
   const float sf = m.vae->config().scaling_factor;
@@ -62,7 +62,7 @@ Tensor edit_latents(const SdModel& m, Sampler& s, int steps, const Tensor& cond,
   // Draw order follows diffusers: init image posterior, noise, masked image posterior.
   const bool given = inpaint && in.initial_latents;
   Tensor image_latents;
-  if (!inpaint || !nine || (!given && !strength_max)) image_latents = encode_sample(m, in.image, rng, trace);
+  if (!inpaint || !nine || (!given && !strength_max)) image_latents = encode_sample(m, in.image, rng, trace, in.vae_tiling);
   Tensor noise = given ? in.initial_latents->clone() : rng.randn_nhwc({1, h, w, lc});
   Tensor latents;
   if (inpaint && (strength_max || given)) {
@@ -83,7 +83,7 @@ Tensor edit_latents(const SdModel& m, Sampler& s, int steps, const Tensor& cond,
     for (int c = 0; c < 3; ++c) masked.data()[i * 3 + c] *= in.mask[static_cast<size_t>(i)] < 0.5f ? 1.0f : 0.0f;
   Tensor extra;
   if (nine) {
-    extra = concat_channels(mask_lat, encode_sample(m, masked, rng, nullptr));
+    extra = concat_channels(mask_lat, encode_sample(m, masked, rng, nullptr, in.vae_tiling));
     hooks.extra_channels = &extra;
   } else {
     if (m.unet->config().in_channels != lc)
@@ -191,6 +191,7 @@ Image run_edit_job(const SdModel& m, const GenerateParams& p, const EditJob& job
                                                        p.resize_mode == "none" ? "just_resize" : p.resize_mode));
   }
   EditLatentsInput in{image_to_tensor(work), {}, strength};
+  in.vae_tiling = p.vae_tiling;
   std::vector<float> alpha;
   if (job.mask) {
     const std::vector<float> hard = binarize(work_mask);
@@ -201,7 +202,7 @@ Image run_edit_job(const SdModel& m, const GenerateParams& p, const EditJob& job
   }
   Tensor lat = edit_latents(m, s, p.steps, cond, uncond, p.cfg_scale, rng, in, hooks);
   scale_inplace(lat, 1.0f / m.vae->config().scaling_factor);
-  Tensor img = m.vae->decode(lat);
+  Tensor img = m.vae->decode_with(lat, p.vae_tiling);
   Image out;
   out.width = W;
   out.height = H;

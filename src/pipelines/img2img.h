@@ -19,6 +19,7 @@ struct EditLatentsInput {
   // Inpainting only: start from these latents * init_noise_sigma instead of
   // drawing noise (diffusers' `latents=` argument).
   const Tensor* initial_latents = nullptr;
+  std::string vae_tiling = "auto";  // encode in tiles: auto | on | off
 };
 
 struct EditTrace {

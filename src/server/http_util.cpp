@@ -50,7 +50,7 @@ const char* error_type(int status) {
 nlohmann::json param_of(const Error& e) {
   static const char* kNames[] = {"prompt", "negative_prompt", "width", "height", "steps", "cfg_scale", "seed",
                                  "clip_skip", "sampler", "scheduler", "rng", "eta", "s_noise", "s_churn",
-                                 "batch_size", "strength", "mask_blur", "resize_mode", "paste_back", "size",
+                                 "batch_size", "strength", "mask_blur", "resize_mode", "paste_back", "vae_tiling", "size",
                                  "model", "n", "response_format", "image", "mask", "init_image"};
   if (e.code != ErrorCode::kInvalidArgument) return nullptr;
   for (const char* n : kNames) {
