@@ -2,6 +2,7 @@
 // download); reports UNet s/step and GFLOP/s against the sgemm peak measured
 // in the same run, VAE decode and text-encode times, and peak RSS.
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
@@ -25,6 +26,15 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+double current_rss_gb() {
+  long pages = 0, resident = 0;
+  if (FILE* f = std::fopen("/proc/self/statm", "r")) {
+    if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+    std::fclose(f);
+  }
+  return static_cast<double>(resident) * static_cast<double>(sysconf(_SC_PAGESIZE)) / 1073741824.0;
+}
 
 double peak_rss_gb() {
   rusage ru{};
@@ -60,6 +70,7 @@ struct BenchOptions {
   std::vector<int> sizes{256, 512};
   int steps = 3, threads = 0;
   std::string precision = "both";
+  int vae_tiled = 0;
 };
 
 // One precision: builds UNet, VAE decoder and CLIP-L, times them per size.
@@ -86,6 +97,7 @@ nlohmann::json bench_precision(const BenchOptions& o, bool bf16, double peak) {
   if (o.quick) tc.hidden_size = 64, tc.intermediate_size = 128, tc.num_heads = 2, tc.num_layers = 2;
   ClipTextModel te(tc, ws);
   out["build_s"] = since(t);
+  out["rss_after_build_gb"] = current_rss_gb();
   std::vector<int32_t> ids(77, 49407);
   ids[0] = 49406;
   te.encode({ids}, 1);  // warm-up
@@ -93,7 +105,24 @@ nlohmann::json bench_precision(const BenchOptions& o, bool bf16, double peak) {
   Tensor ctx1 = te.encode({ids}, 1);
   out["text_encode_s"] = since(t);
   Tensor ctx = concat_batch(ctx1, ctx1);
-  if (!o.json) std::printf("[%s] text encode: %.3f s\n", bf16 ? "bf16" : "fp32", out["text_encode_s"].get<double>());
+  if (o.vae_tiled > 0) {  // first, so the growth of peak RSS is the decode's own memory
+    tensor_pool_trim();
+    const double before = peak_rss_gb();
+    const int64_t l = o.vae_tiled / 8;
+    Tensor z = Tensor::zeros({1, l, l, 4});
+    for (int64_t i = 0; i < z.numel(); ++i) z.data()[i] = static_cast<float>((i * 7919) % 1000) / 500.0f - 1.0f;
+    t = Clock::now();
+    Tensor img = vae.decode_tiled(z);
+    const double secs = since(t);
+    const double extra = peak_rss_gb() - before;
+    out["vae_tiled_decode"] = {{"size", o.vae_tiled}, {"seconds", secs}, {"extra_peak_rss_gb", extra}};
+    if (!o.json)
+      std::printf("[%s] VAE tiled decode %dx%d: %.2f s, peak RSS grew by %.2f GB\n", bf16 ? "bf16" : "fp32", o.vae_tiled, o.vae_tiled, secs, extra);
+    tensor_pool_trim();
+  }
+  if (!o.json)
+    std::printf("[%s] weights built in %.1f s, RSS %.2f GB; text encode: %.3f s\n", bf16 ? "bf16" : "fp32", out["build_s"].get<double>(),
+                out["rss_after_build_gb"].get<double>(), out["text_encode_s"].get<double>());
   for (int size : sizes) {
     const int64_t l = size / 8;
     Tensor x = Tensor::zeros({2, l, l, 4});
@@ -111,25 +140,36 @@ nlohmann::json bench_precision(const BenchOptions& o, bool bf16, double peak) {
     profile::g_enabled = false;
     nlohmann::json prof = nlohmann::json::object();
     for (const auto& [k, v] : profile::totals()) prof[k] = v / runs;
+    const double rss_unet = peak_rss_gb();
     const double gflop = unet.flops(2, l, l, 77) / 1e9;
     const double gf = gflop / best;
+    tensor_pool_trim();  // as the pipeline does between denoising and decoding
     Tensor z = Tensor::zeros({1, l, l, 4});
-    vae.decode(z);
+    vae.decode_with(z, "off");
+    profile::reset();
+    profile::g_enabled = o.profile;
     t = Clock::now();
-    vae.decode(z);
+    vae.decode_with(z, "off");  // as the pipeline decodes 512x512 (no tiling, no pooling)
     const double dec = since(t);
+    profile::g_enabled = false;
+    nlohmann::json vprof = nlohmann::json::object();
+    for (const auto& [k, v] : profile::totals()) vprof[k] = v;
     const double dec_gf = vae.decode_flops(1, l, l) / dec / 1e9;
     nlohmann::json r = {{"size", size}, {"unet_s_per_step", best}, {"unet_gflop", gflop},
                         {"unet_gflops", gf}, {"unet_frac_of_sgemm", gf / peak}, {"vae_decode_s", dec},
                         {"vae_decode_gflops", dec_gf}, {"vae_frac_of_sgemm", dec_gf / peak}};
-    if (o.profile) r["unet_profile_s"] = prof;
+    r["peak_rss_after_unet_gb"] = rss_unet;
+    r["peak_rss_after_vae_gb"] = peak_rss_gb();
+    if (o.profile) r["unet_profile_s"] = prof, r["vae_profile_s"] = vprof;
     out["sizes"].push_back(r);
     if (!o.json)
       std::printf("[%s] %dx%d batch 2: UNet %.3f s/step, %.0f GFLOP/step, %.1f GFLOP/s = %.0f%% of sgemm; "
-                  "VAE decode %.3f s (%.0f%% of sgemm)\n",
-                  bf16 ? "bf16" : "fp32", size, size, best, gflop, gf, 100 * gf / peak, dec, 100 * dec_gf / peak);
+                  "VAE decode %.3f s (%.0f%% of sgemm); peak RSS %.2f GB after the UNet, %.2f GB after the VAE\n",
+                  bf16 ? "bf16" : "fp32", size, size, best, gflop, gf, 100 * gf / peak, dec, 100 * dec_gf / peak, rss_unet, peak_rss_gb());
     if (!o.json && o.profile)
       for (const auto& [k, v] : prof.items()) std::printf("  UNet %-12s %.3f s/step\n", k.c_str(), v.get<double>());
+    if (!o.json && o.profile)
+      for (const auto& [k, v] : vprof.items()) std::printf("  VAE  %-12s %.3f s\n", k.c_str(), v.get<double>());
   }
   out["peak_rss_gb"] = peak_rss_gb();
   return out;
@@ -174,6 +214,7 @@ void add_bench(CLI::App& app) {
   cmd->add_option("--sizes", o->sizes, "image sizes to run")->capture_default_str();
   cmd->add_option("--steps", o->steps, "timed UNet calls per size (best is reported)")->capture_default_str();
   cmd->add_option("-t,--threads", o->threads, "threads (0 = all cores)");
+  cmd->add_option("--vae-tiled", o->vae_tiled, "also decode SIZE x SIZE in tiles first and report the growth of peak RSS (e.g. 1024)");
   cmd->add_option("--precision", o->precision, "fp32, bf16 or both (speed-up printed)")->capture_default_str()
       ->check(CLI::IsMember({"fp32", "bf16", "both"}));
   cmd->callback([o] { run_bench(*o); });

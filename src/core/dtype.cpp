@@ -1,5 +1,8 @@
 #include "core/dtype.h"
 
+#include <immintrin.h>
+
+#include <algorithm>
 #include <cmath>
 
 namespace vg {
@@ -58,14 +61,40 @@ float f16_to_f32(uint16_t h) {
   return sign ? -v : v;
 }
 
+namespace {
+
+// IEEE half -> single is exact, so the F16C instruction gives the same
+// values as the scalar routine, only much faster.
+__attribute__((target("avx,f16c"))) void f16_block_f16c(const uint16_t* s, float* d, size_t n) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(d + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i))));
+  for (; i < n; ++i) d[i] = f16_to_f32(s[i]);
+}
+
+const bool g_f16c = [] {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
+}();
+
+void f16_to_f32_array(const uint16_t* s, float* d, size_t n) {
+  auto one = [&](size_t b, size_t e) {
+    if (g_f16c) f16_block_f16c(s + b, d + b, e - b);
+    else
+      for (size_t i = b; i < e; ++i) d[i] = f16_to_f32(s[i]);
+  };
+  if (n < (1u << 18)) return one(0, n);
+  const long chunks = static_cast<long>((n + (1u << 16) - 1) >> 16);
+#pragma omp parallel for schedule(static)
+  for (long c = 0; c < chunks; ++c) one(static_cast<size_t>(c) << 16, std::min(n, (static_cast<size_t>(c) + 1) << 16));
+}
+
+}  // namespace
+
 void convert_to_f32(DType t, const void* src, float* dst, size_t n) {
   switch (t) {
     case DType::kF32: std::memcpy(dst, src, n * 4); return;
-    case DType::kF16: {
-      auto* s = static_cast<const uint16_t*>(src);
-      for (size_t i = 0; i < n; ++i) dst[i] = f16_to_f32(s[i]);
-      return;
-    }
+    case DType::kF16: f16_to_f32_array(static_cast<const uint16_t*>(src), dst, n); return;
     case DType::kBF16: {
       auto* s = static_cast<const uint16_t*>(src);
       for (size_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(s[i]);

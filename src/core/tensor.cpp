@@ -1,5 +1,7 @@
 #include "core/tensor.h"
 
+#include <malloc.h>
+
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -75,10 +77,29 @@ std::string shape_str(const Shape& s) {
   return os.str();
 }
 
+namespace {
+thread_local int g_bypass = 0;
+}
+
+// Big one-off buffers come straight from the system (glibc mmaps them) and
+// go back when freed; measured on the SD VAE at 512x512 this peaks about
+// 0.35 GB lower than the heap, for ~7% more decode time. malloc_trim returns
+// what the heap kept for smaller ones.
+TensorPoolBypass::TensorPoolBypass() {
+  ++g_bypass;
+}
+TensorPoolBypass::~TensorPoolBypass() {
+  if (--g_bypass == 0) malloc_trim(0);
+}
+
 Tensor::Tensor(Shape shape) : shape_(std::move(shape)) {
   if (shape_.size() > 5) fail(ErrorCode::kInternal, "tensor rank above 5");
   numel_ = shape_numel(shape_);
   if (numel_ < 0) fail(ErrorCode::kInternal, "negative tensor size");
+  if (g_bypass > 0) {
+    *this = unpooled(shape_);
+    return;
+  }
   size_t bytes = Pool::round_up(std::max<size_t>(1, numel_) * sizeof(float));
   float* p = static_cast<float*>(pool().take(bytes));
   data_ = std::shared_ptr<float>(p, [bytes](float* q) { pool().give(q, bytes); });

@@ -37,6 +37,8 @@ class Tensor {
   // Same buffer, new shape (numel must match).
   Tensor reshape(Shape shape) const;
   Tensor clone() const;
+  // No other Tensor shares this buffer (safe to overwrite in place).
+  bool sole_owner() const { return data_.use_count() == 1; }
 
  private:
   Shape shape_;
@@ -51,5 +53,16 @@ struct PoolStats {
 };
 PoolStats tensor_pool_stats();
 void tensor_pool_trim();
+
+// While one lives (on this thread), new tensors bypass the pool: for one-off
+// passes (VAE decode/encode) whose many buffer sizes would otherwise stay
+// cached; freed memory goes straight back to the system.
+class TensorPoolBypass {
+ public:
+  TensorPoolBypass();
+  ~TensorPoolBypass();
+  TensorPoolBypass(const TensorPoolBypass&) = delete;
+  TensorPoolBypass& operator=(const TensorPoolBypass&) = delete;
+};
 
 }  // namespace vg

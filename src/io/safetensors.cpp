@@ -121,6 +121,16 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
   return f;
 }
 
+void SafetensorsFile::release_pages(const void* p, size_t n) const {
+  const auto* base = static_cast<const uint8_t*>(map_);
+  const auto* b = static_cast<const uint8_t*>(p);
+  if (!map_ || b < base || b + n > base + size_) return;
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t lo = (reinterpret_cast<uintptr_t>(b) + page - 1) / page * page;
+  const uintptr_t hi = (reinterpret_cast<uintptr_t>(b) + n) / page * page;
+  if (hi > lo) ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
+}
+
 SafetensorsFile::~SafetensorsFile() {
   if (map_) ::munmap(map_, size_);
 }

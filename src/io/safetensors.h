@@ -33,6 +33,10 @@ class SafetensorsFile {
   const TensorInfo& info(const std::string& name) const;
   // Converted to float32 (copy).
   Tensor load_f32(const std::string& name) const;
+  // Drops this process's resident pages of [p, p+n) when they lie in this
+  // file's mapping (the page cache keeps them; a later read faults them back):
+  // weights converted to their compute copy stop counting twice in RSS.
+  void release_pages(const void* p, size_t n) const;
 
  private:
   SafetensorsFile() = default;

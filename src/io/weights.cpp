@@ -67,6 +67,7 @@ Tensor WeightStore::get(const std::string& name, const Shape& expected) const {
   }
   Tensor t = Tensor::unpooled(expected.empty() ? ti->shape : expected);
   convert_to_f32(ti->dtype, ti->data, t.data(), static_cast<size_t>(t.numel()));
+  for (const auto& f : files_) f->release_pages(ti->data, ti->nbytes);
   return t;
 }
 

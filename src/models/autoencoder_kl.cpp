@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "backend/cpu/bf16.h"
 #include "core/error.h"
 #include "models/config_util.h"
 
@@ -105,12 +106,19 @@ Tensor AutoencoderKL::decode(const Tensor& z) const {
     fail(ErrorCode::kShapeMismatch, "VAE decode expects " + std::to_string(cfg_.latent_channels) +
                                         " latent channels, got " + shape_str(z.shape()));
   Tensor h = dec_in_.forward(post_quant_.forward(z));
-  h = dec_mid_.resnets[0].forward(h, Tensor());
+  h = dec_mid_.resnets[0].forward(std::move(h), Tensor());
   h = dec_mid_.attn[0].forward(h);
-  h = dec_mid_.resnets[1].forward(h, Tensor());
+  h = dec_mid_.resnets[1].forward(std::move(h), Tensor());
   for (const Stage& s : up_) {
-    for (const auto& r : s.resnets) h = r.forward(h, Tensor());
-    if (s.resample) h = s.resample->forward(upsample_nearest(h, h.dim(1) * 2, h.dim(2) * 2));
+    for (const auto& r : s.resnets) h = r.forward(std::move(h), Tensor());
+    if (s.resample && s.resample->bf16()) {  // upsample straight into the convolution's bf16 input
+      const int64_t n = h.dim(0), oh = h.dim(1) * 2, ow = h.dim(2) * 2, cnt = n * oh * ow * h.dim(3);
+      upsample_nearest_to_bf16(h, oh, ow, bf16_scratch(0, cnt));
+      h = Tensor();
+      h = s.resample->forward_bf16_input(bf16_scratch(0, cnt), n, oh, ow);
+    } else if (s.resample) {
+      h = s.resample->forward(upsample_nearest(h, h.dim(1) * 2, h.dim(2) * 2));
+    }
   }
   return dec_out_.forward(dec_norm_(h, true));
 }
@@ -157,7 +165,10 @@ Tensor tiled(const Tensor& in, int64_t tile, float overlap, int64_t out_tile, co
   std::vector<std::vector<Tensor>> rows;
   for (int64_t i = 0; i < in.dim(1); i += stride) {
     rows.emplace_back();
-    for (int64_t j = 0; j < in.dim(2); j += stride) rows.back().push_back(run(crop(in, i, j, tile, tile)));
+    for (int64_t j = 0; j < in.dim(2); j += stride) {
+      rows.back().push_back(run(crop(in, i, j, tile, tile)));
+      tensor_pool_trim();  // edge tiles have other shapes: keep one tile's buffers at a time
+    }
   }
   std::vector<std::vector<Tensor>> kept(rows.size());
   int64_t H = 0, W = 0;
@@ -227,11 +238,13 @@ Posterior AutoencoderKL::encode_tiled(const Tensor& image, int64_t tile, float o
 }
 
 Tensor AutoencoderKL::decode_with(const Tensor& z, const std::string& tiling) const {
+  TensorPoolBypass bypass;  // one pass of many sizes: do not keep its buffers
   if (tiling == "on" || (tiling == "auto" && z.dim(1) * z.dim(2) > 96 * 96)) return decode_tiled(z);
   return decode(z);
 }
 
 Posterior AutoencoderKL::encode_with(const Tensor& image, const std::string& tiling) const {
+  TensorPoolBypass bypass;
   const int64_t s = scale();
   if (tiling == "on" || (tiling == "auto" && image.dim(1) * image.dim(2) > 96 * 96 * s * s)) return encode_tiled(image);
   return encode(image);
@@ -245,12 +258,12 @@ Posterior AutoencoderKL::encode(const Tensor& image) const {
                                         " image channels, got " + shape_str(image.shape()));
   Tensor h = enc_in_.forward(image);
   for (const Stage& s : down_) {
-    for (const auto& r : s.resnets) h = r.forward(h, Tensor());
+    for (const auto& r : s.resnets) h = r.forward(std::move(h), Tensor());
     if (s.resample) h = s.resample->forward(h);
   }
-  h = enc_mid_.resnets[0].forward(h, Tensor());
+  h = enc_mid_.resnets[0].forward(std::move(h), Tensor());
   h = enc_mid_.attn[0].forward(h);
-  h = enc_mid_.resnets[1].forward(h, Tensor());
+  h = enc_mid_.resnets[1].forward(std::move(h), Tensor());
   Tensor moments = quant_.forward(enc_out_.forward(enc_norm_(h, true)));
   const int64_t lc = cfg_.latent_channels, m = moments.numel() / (2 * lc);
   Shape s = moments.shape();

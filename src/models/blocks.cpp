@@ -1,5 +1,6 @@
 #include "models/blocks.h"
 
+#include "backend/cpu/bf16.h"
 #include "core/error.h"
 
 namespace vg {
@@ -40,11 +41,24 @@ ResnetBlock::ResnetBlock(const WeightStore& w, const std::string& p, int64_t in,
   if (in != out) shortcut_ = load_conv(w, p + "conv_shortcut", out, in, 1, 1, 0, 0);
 }
 
-Tensor ResnetBlock::forward(const Tensor& x, const Tensor& temb_silu) const {
+Tensor ResnetBlock::forward(Tensor x, const Tensor& temb_silu) const {
+  if (conv1_.bf16() && conv2_.bf16()) {
+    // GroupNorm writes the convolutions' bf16 inputs directly: no float32 copies
+    const int64_t n = x.dim(0), hh = x.dim(1), ww = x.dim(2);
+    group_norm_to_bf16(x, norm1_.groups, norm1_.weight, norm1_.bias, norm1_.eps, true, bf16_scratch(0, x.numel()));
+    Tensor h = conv1_.forward_bf16_input(bf16_scratch(0, x.numel()), n, hh, ww);
+    if (temb_proj_.loaded() && !temb_silu.empty()) add_per_channel_inplace(h, temb_proj_.forward(temb_silu));
+    Tensor residual = shortcut_.loaded() ? shortcut_.forward(x) : x.sole_owner() ? std::move(x) : x.clone();
+    x = Tensor();
+    group_norm_to_bf16(h, norm2_.groups, norm2_.weight, norm2_.bias, norm2_.eps, true, bf16_scratch(0, h.numel()));
+    const int64_t hn = h.numel();
+    h = Tensor();
+    return conv2_.forward_bf16_input(bf16_scratch(0, hn), n, hh, ww, &residual);
+  }
   Tensor h = conv1_.forward(norm1_(x, true));
   if (temb_proj_.loaded() && !temb_silu.empty()) add_per_channel_inplace(h, temb_proj_.forward(temb_silu));
-  h = norm2_(h, true);
-  Tensor residual = shortcut_.loaded() ? shortcut_.forward(x) : x.clone();
+  group_norm_inplace(h, norm2_.groups, norm2_.weight, norm2_.bias, norm2_.eps, true);  // h is ours alone
+  Tensor residual = shortcut_.loaded() ? shortcut_.forward(x) : x.sole_owner() ? std::move(x) : x.clone();
   return conv2_.forward(h, &residual);
 }
 

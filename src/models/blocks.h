@@ -31,7 +31,9 @@ class ResnetBlock {
   ResnetBlock(const WeightStore& w, const std::string& p, int64_t in, int64_t out,
               int64_t temb_dim, int groups, float eps);
   // temb_silu: silu(time embedding) [B, temb_dim] or empty.
-  Tensor forward(const Tensor& x, const Tensor& temb_silu) const;
+  // x by value: when the caller moves its only reference in, the residual is
+  // summed into x's buffer instead of a copy.
+  Tensor forward(Tensor x, const Tensor& temb_silu) const;
   double flops(int64_t n, int64_t h, int64_t w) const;
 
  private:

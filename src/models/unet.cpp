@@ -167,7 +167,7 @@ Tensor UNet::forward(const Tensor& sample, const std::vector<float>& ts, const T
   std::optional<TorchChannelsLastGroupNorm> contiguous_from_here;
   for (const Stage& s : down_) {
     for (size_t j = 0; j < s.resnets.size(); ++j) {
-      h = s.resnets[j].forward(h, temb);
+      h = s.resnets[j].forward(std::move(h), temb);
       if (!s.attns.empty()) {
         h = s.attns[j].forward(h, ctx);
         if (!contiguous_from_here) contiguous_from_here.emplace(false);
@@ -180,9 +180,9 @@ Tensor UNet::forward(const Tensor& sample, const std::vector<float>& ts, const T
     }
   }
   if (!contiguous_from_here) contiguous_from_here.emplace(false);  // up blocks concat skips: contiguous
-  h = mid_.resnets[0].forward(h, temb);
+  h = mid_.resnets[0].forward(std::move(h), temb);
   h = mid_.attns[0].forward(h, ctx);
-  h = mid_.resnets[1].forward(h, temb);
+  h = mid_.resnets[1].forward(std::move(h), temb);
   for (const Stage& s : up_) {
     for (size_t j = 0; j < s.resnets.size(); ++j) {
       Tensor skip = skips.back();

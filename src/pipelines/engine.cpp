@@ -296,6 +296,7 @@ Result<GenerateResult> Engine::generate(const GenerateParams& p_in, const ImageI
       t0 = Clock::now();
       report("decode", 0, 1, t0);
       scale_inplace(lat, 1.0f / m.vae->config().scaling_factor);
+      tensor_pool_trim();  // the UNet's cached buffers are not what the VAE needs: peak = max, not sum
       Tensor img = m.vae->decode_with(lat, p.vae_tiling);
       res.timings.decode_s += seconds_since(t0);
       report("decode", 1, 1, t0);

@@ -202,6 +202,7 @@ Image run_edit_job(const SdModel& m, const GenerateParams& p, const EditJob& job
   }
   Tensor lat = edit_latents(m, s, p.steps, cond, uncond, p.cfg_scale, rng, in, hooks);
   scale_inplace(lat, 1.0f / m.vae->config().scaling_factor);
+  tensor_pool_trim();  // the UNet's cached buffers are not what the VAE needs
   Tensor img = m.vae->decode_with(lat, p.vae_tiling);
   Image out;
   out.width = W;

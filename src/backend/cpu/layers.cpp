@@ -97,7 +97,21 @@ Tensor Conv2d::forward(const Tensor& x, Tensor* accumulate) const {
   if (x.rank() != 4 || x.dim(3) != ic_)
     fail(ErrorCode::kShapeMismatch, "conv expects [N,H,W," + std::to_string(ic_) + "], got " +
                                         shape_str(x.shape()));
-  int64_t n = x.dim(0), h = x.dim(1), w = x.dim(2);
+  if (bf16_) {
+    uint16_t* xb = bf16_scratch(0, x.numel());
+    to_bf16(x.data(), xb, x.numel());
+    return forward_bf16_input(xb, x.dim(0), x.dim(1), x.dim(2), accumulate);
+  }
+  return run(const_cast<float*>(x.data()), x.dim(0), x.dim(1), x.dim(2), accumulate);
+}
+
+Tensor Conv2d::forward_bf16_input(const uint16_t* xb, int64_t n, int64_t h, int64_t w, Tensor* accumulate) const {
+  profile::Scope prof_("conv");
+  if (!bf16_) fail(ErrorCode::kInternal, "forward_bf16_input on a float32 convolution");
+  return run(const_cast<uint16_t*>(xb), n, h, w, accumulate);
+}
+
+Tensor Conv2d::run(void* src_ptr, int64_t n, int64_t h, int64_t w, Tensor* accumulate) const {
   const Prim& p = get_prim(n, h, w, accumulate != nullptr);
   Tensor out;
   if (accumulate) {
@@ -108,12 +122,6 @@ Tensor Conv2d::forward(const Tensor& x, Tensor* accumulate) const {
     out = Tensor({n, out_size(h), out_size(w), oc_});
   }
   auto& eng = dnnl_engine();
-  void* src_ptr = const_cast<float*>(x.data());
-  if (bf16_) {
-    uint16_t* xb = bf16_scratch(0, x.numel());
-    to_bf16(x.data(), xb, x.numel());
-    src_ptr = xb;
-  }
   dnnl::memory src(p.src_md, eng, src_ptr);
   dnnl::memory dst(p.dst_md, eng, out.data());
   std::unordered_map<int, dnnl::memory> args{

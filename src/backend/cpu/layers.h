@@ -22,6 +22,9 @@ class Conv2d {
   // x: [N,H,W,IC] -> [N,OH,OW,OC]. If `accumulate` is given (shape of the
   // output), the result is added into it in place and it is returned.
   Tensor forward(const Tensor& x, Tensor* accumulate = nullptr) const;
+  // bf16 layers: the input is already bf16 NHWC [n,h,w,IC] at xb (e.g. a
+  // GroupNorm or upsample that wrote bf16 directly, saving a float32 copy).
+  Tensor forward_bf16_input(const uint16_t* xb, int64_t n, int64_t h, int64_t w, Tensor* accumulate = nullptr) const;
   int64_t out_channels() const { return oc_; }
   int64_t in_channels() const { return ic_; }
   int64_t kernel() const { return kh_; }
@@ -37,6 +40,7 @@ class Conv2d {
     dnnl::memory::desc src_md, dst_md;
   };
   const Prim& get_prim(int64_t n, int64_t h, int64_t w, bool sum) const;
+  Tensor run(void* src, int64_t n, int64_t h, int64_t w, Tensor* accumulate) const;
   int64_t out_size(int64_t in) const { return (in + pad_l_ + pad_r_ - kh_) / stride_ + 1; }
 
   mutable Tensor weight_;  // plain OIHW copy, released after the first reorder

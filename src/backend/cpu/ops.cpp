@@ -1,8 +1,12 @@
 #include "backend/cpu/ops.h"
 
+#include <algorithm>
 #include <cmath>
+#include <vector>
 #include <cstring>
 
+#include "backend/cpu/bf16.h"
+#include "backend/cpu/vec_math.h"
 #include "core/profile.h"
 #include "core/error.h"
 
@@ -75,56 +79,121 @@ void cl_group_stats_and_apply(const float* base, float* obase, int64_t pixels, i
 
 }  // namespace
 
+namespace {
+
+// Per-channel totals of f(x) over the pixels of image `in`, in double:
+// float partial sums over chunks of pixels (parallel), then combined.
+// mean == null: sums of x; otherwise sums of (x - mean[c])^2.
+std::vector<double> channel_totals(const float* img, int64_t pixels, int64_t c, const float* mean) {
+  constexpr int64_t kChunk = 256;
+  const int64_t chunks = (pixels + kChunk - 1) / kChunk;
+  std::vector<double> total(static_cast<size_t>(c), 0.0);
+#pragma omp parallel
+  {
+    std::vector<float> part(static_cast<size_t>(c)), unused(static_cast<size_t>(c));
+    std::vector<double> mine(static_cast<size_t>(c), 0.0);
+#pragma omp for schedule(static)
+    for (int64_t k = 0; k < chunks; ++k) {
+      std::fill(part.begin(), part.end(), 0.0f);
+      const int64_t end = std::min(pixels, (k + 1) * kChunk);
+      for (int64_t p = k * kChunk; p < end; ++p)
+        mean ? vec::accumulate(img + p * c, c, unused.data(), part.data(), mean) : vec::accumulate(img + p * c, c, part.data(), nullptr, nullptr);
+      for (int64_t j = 0; j < c; ++j) mine[static_cast<size_t>(j)] += part[static_cast<size_t>(j)];
+    }
+#pragma omp critical
+    for (int64_t j = 0; j < c; ++j) total[static_cast<size_t>(j)] += mine[static_cast<size_t>(j)];
+  }
+  return total;
+}
+
+// Two-pass statistics (mean, then centred squares) as torch's contiguous
+// GroupNorm, then one vectorised pass y = x * a[c] + b[c] (+ SiLU), into
+// float32 `out` or, when out_bf16 is set, into bf16.
+void group_norm_into(const Tensor& x, float* out, int groups, const Tensor& gamma, const Tensor& beta, float eps, bool fuse_silu,
+                     uint16_t* out_bf16 = nullptr) {
+  const int64_t n = x.dim(0), c = x.dim(-1), s = x.numel() / (n * c), cg = c / groups;
+  std::vector<float> mean_c(static_cast<size_t>(c)), a(static_cast<size_t>(c)), b(static_cast<size_t>(c));
+  for (int64_t in = 0; in < n; ++in) {
+    const float* img = x.data() + in * s * c;
+    const std::vector<double> sums = channel_totals(img, s, c, nullptr);
+    std::vector<double> gmean(static_cast<size_t>(groups));
+    for (int64_t g = 0; g < groups; ++g) {
+      double t = 0;
+      for (int64_t j = 0; j < cg; ++j) t += sums[static_cast<size_t>(g * cg + j)];
+      gmean[static_cast<size_t>(g)] = t / static_cast<double>(s * cg);
+      for (int64_t j = 0; j < cg; ++j) mean_c[static_cast<size_t>(g * cg + j)] = static_cast<float>(gmean[static_cast<size_t>(g)]);
+    }
+    const std::vector<double> sq = channel_totals(img, s, c, mean_c.data());
+    for (int64_t g = 0; g < groups; ++g) {
+      double t = 0;
+      for (int64_t j = 0; j < cg; ++j) t += sq[static_cast<size_t>(g * cg + j)];
+      const float rstd = static_cast<float>(1.0 / std::sqrt(t / static_cast<double>(s * cg) + eps));
+      for (int64_t j = 0; j < cg; ++j) {
+        const size_t k = static_cast<size_t>(g * cg + j);
+        a[k] = rstd * gamma.data()[k];
+        b[k] = beta.data()[k] - mean_c[k] * a[k];
+      }
+    }
+    if (out_bf16) {
+      uint16_t* ob = out_bf16 + in * s * c;
+#pragma omp parallel
+      {
+        std::vector<float> row(static_cast<size_t>(c));
+#pragma omp for schedule(static)
+        for (int64_t p = 0; p < s; ++p) {
+          vec::affine(img + p * c, row.data(), c, a.data(), b.data(), fuse_silu);
+          to_bf16(row.data(), ob + p * c, c);
+        }
+      }
+      continue;
+    }
+    float* o = out + in * s * c;
+#pragma omp parallel for schedule(static)
+    for (int64_t p = 0; p < s; ++p) vec::affine(img + p * c, o + p * c, c, a.data(), b.data(), fuse_silu);
+  }
+}
+
+}  // namespace
+
 Tensor group_norm(const Tensor& x, int groups, const Tensor& gamma, const Tensor& beta,
                   float eps, bool fuse_silu) {
   profile::Scope prof_("group_norm");
-  const bool one_pass = g_cl_groupnorm;
   const int64_t n = x.dim(0), c = x.dim(-1), s = x.numel() / (n * c);
   if (c % groups != 0)
     fail(ErrorCode::kShapeMismatch, "group_norm: " + std::to_string(c) +
                                         " channels not divisible by " + std::to_string(groups));
   const int64_t cg = c / groups;
   Tensor out(x.shape());
+  if (!g_cl_groupnorm) {
+    group_norm_into(x, out.data(), groups, gamma, beta, eps, fuse_silu);
+    return out;
+  }
   const float* xd = x.data();
   float* od = out.data();
   const float* g = gamma.data();
   const float* b = beta.data();
 #pragma omp parallel for collapse(2)
-  for (int64_t in = 0; in < n; ++in) {
-    for (int64_t ig = 0; ig < groups; ++ig) {
-      const float* base = xd + in * s * c + ig * cg;
-      float* obase = od + in * s * c + ig * cg;
-      if (one_pass) {
-        cl_group_stats_and_apply(base, obase, s, c, cg, g + ig * cg, b + ig * cg, eps, fuse_silu);
-        continue;
-      }
-      double sum = 0, sq = 0;
-      for (int64_t p = 0; p < s; ++p) {
-        const float* row = base + p * c;
-        for (int64_t j = 0; j < cg; ++j) sum += row[j];
-      }
-      const double cnt = static_cast<double>(s * cg);
-      const double mean = sum / cnt;
-      for (int64_t p = 0; p < s; ++p) {
-        const float* row = base + p * c;
-        for (int64_t j = 0; j < cg; ++j) {
-          double d = row[j] - mean;
-          sq += d * d;
-        }
-      }
-      const float rstd = static_cast<float>(1.0 / std::sqrt(sq / cnt + eps));
-      const float fm = static_cast<float>(mean);
-      for (int64_t p = 0; p < s; ++p) {
-        const float* row = base + p * c;
-        float* orow = obase + p * c;
-        for (int64_t j = 0; j < cg; ++j) {
-          float v = (row[j] - fm) * rstd * g[ig * cg + j] + b[ig * cg + j];
-          orow[j] = fuse_silu ? silu(v) : v;
-        }
-      }
-    }
-  }
+  for (int64_t in = 0; in < n; ++in)
+    for (int64_t ig = 0; ig < groups; ++ig)
+      cl_group_stats_and_apply(xd + in * s * c + ig * cg, od + in * s * c + ig * cg, s, c, cg, g + ig * cg, b + ig * cg, eps,
+                               fuse_silu);
   return out;
+}
+
+void group_norm_to_bf16(const Tensor& x, int groups, const Tensor& gamma, const Tensor& beta, float eps, bool silu, uint16_t* out) {
+  profile::Scope prof_("group_norm");
+  if (x.dim(-1) % groups != 0) fail(ErrorCode::kShapeMismatch, "group_norm: channels not divisible by groups");
+  group_norm_into(x, nullptr, groups, gamma, beta, eps, silu, out);
+}
+
+void group_norm_inplace(Tensor& x, int groups, const Tensor& gamma, const Tensor& beta, float eps, bool fuse_silu) {
+  if (g_cl_groupnorm) {
+    x = group_norm(x, groups, gamma, beta, eps, fuse_silu);
+    return;
+  }
+  profile::Scope prof_("group_norm");
+  if (x.dim(-1) % groups != 0) fail(ErrorCode::kShapeMismatch, "group_norm: channels not divisible by groups");
+  group_norm_into(x, x.data(), groups, gamma, beta, eps, fuse_silu);
 }
 
 Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps) {
@@ -223,6 +292,21 @@ Tensor geglu(const Tensor& x) {
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < c; ++j) od[i * c + j] = xd[i * c2 + j] * gelu(xd[i * c2 + c + j]);
   return out;
+}
+
+void upsample_nearest_to_bf16(const Tensor& x, int64_t oh, int64_t ow, uint16_t* od) {
+  profile::Scope prof_("elementwise");
+  const int64_t n = x.dim(0), h = x.dim(1), w = x.dim(2), c = x.dim(3);
+  const float* xd = x.data();
+#pragma omp parallel for collapse(2)
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t y = 0; y < oh; ++y) {
+      const int64_t sy = std::min<int64_t>(h - 1, static_cast<int64_t>(y * (static_cast<float>(h) / oh)));
+      for (int64_t xx = 0; xx < ow; ++xx) {
+        const int64_t sx = std::min<int64_t>(w - 1, static_cast<int64_t>(xx * (static_cast<float>(w) / ow)));
+        to_bf16(xd + ((i * h + sy) * w + sx) * c, od + ((i * oh + y) * ow + xx) * c, c);
+      }
+    }
 }
 
 Tensor upsample_nearest(const Tensor& x, int64_t oh, int64_t ow) {

@@ -24,6 +24,13 @@ class TorchChannelsLastGroupNorm {
 
 Tensor group_norm(const Tensor& x, int groups, const Tensor& gamma, const Tensor& beta,
                   float eps, bool silu = false);
+// The same, writing over x (x must not be shared).
+void group_norm_inplace(Tensor& x, int groups, const Tensor& gamma, const Tensor& beta, float eps, bool silu = false);
+// GroupNorm (+SiLU) written as bf16 into `out` (x.numel() values), for a
+// bf16 convolution that reads it directly.
+void group_norm_to_bf16(const Tensor& x, int groups, const Tensor& gamma, const Tensor& beta, float eps, bool silu, uint16_t* out);
+// Nearest upsampling written as bf16 (n * oh * ow * C values).
+void upsample_nearest_to_bf16(const Tensor& x, int64_t out_h, int64_t out_w, uint16_t* out);
 // LayerNorm over the last dimension.
 Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps);
 
