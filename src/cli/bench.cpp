@@ -4,7 +4,9 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -74,7 +76,22 @@ struct BenchOptions {
 };
 
 // One precision: builds UNet, VAE decoder and CLIP-L, times them per size.
-nlohmann::json bench_precision(const BenchOptions& o, bool bf16, double peak) {
+// Outputs of the first size, to compare precisions (the same synthetic
+// weights and inputs in both runs).
+struct BenchOutputs {
+  Tensor unet, image;
+};
+
+double psnr_pm1(const Tensor& a, const Tensor& b) {  // images in [-1, 1], 8-bit scale
+  double se = 0;
+  for (int64_t i = 0; i < a.numel(); ++i) {
+    const double d = (std::clamp(a.data()[i], -1.0f, 1.0f) - std::clamp(b.data()[i], -1.0f, 1.0f)) * 127.5;
+    se += d * d;
+  }
+  return se == 0 ? 99.0 : 10 * std::log10(255.0 * 255.0 / (se / static_cast<double>(a.numel())));
+}
+
+nlohmann::json bench_precision(const BenchOptions& o, bool bf16, double peak, BenchOutputs* keep) {
   nlohmann::json out;
   out["precision"] = bf16 ? "bf16" : "fp32";
   WeightStore ws;
@@ -127,7 +144,7 @@ nlohmann::json bench_precision(const BenchOptions& o, bool bf16, double peak) {
     const int64_t l = size / 8;
     Tensor x = Tensor::zeros({2, l, l, 4});
     for (int64_t i = 0; i < x.numel(); ++i) x.data()[i] = static_cast<float>((i * 7919) % 1000) / 500.0f - 1.0f;
-    unet.forward(x, {500.0f}, ctx);  // warm-up: primitive creation, weight reorders
+    Tensor first_out = unet.forward(x, {500.0f}, ctx);  // warm-up: primitive creation, weight reorders
     double best = 1e30;
     const int runs = o.quick ? 1 : o.steps;
     profile::reset();
@@ -143,15 +160,20 @@ nlohmann::json bench_precision(const BenchOptions& o, bool bf16, double peak) {
     const double rss_unet = peak_rss_gb();
     const double gflop = unet.flops(2, l, l, 77) / 1e9;
     const double gf = gflop / best;
+    if (keep && keep->unet.empty()) keep->unet = first_out.clone();
+    first_out = Tensor();
     tensor_pool_trim();  // as the pipeline does between denoising and decoding
-    Tensor z = Tensor::zeros({1, l, l, 4});
+    Tensor z({1, l, l, 4});
+    for (int64_t i = 0; i < z.numel(); ++i) z.data()[i] = static_cast<float>((i * 104729) % 2000) / 1000.0f - 1.0f;
     vae.decode_with(z, "off");
     profile::reset();
     profile::g_enabled = o.profile;
     t = Clock::now();
-    vae.decode_with(z, "off");  // as the pipeline decodes 512x512 (no tiling, no pooling)
+    Tensor decoded = vae.decode_with(z, "off");  // as the pipeline decodes 512x512 (no tiling, no pooling)
     const double dec = since(t);
     profile::g_enabled = false;
+    if (keep && keep->image.empty()) keep->image = decoded.clone();
+    decoded = Tensor();
     nlohmann::json vprof = nlohmann::json::object();
     for (const auto& [k, v] : profile::totals()) vprof[k] = v;
     const double dec_gf = vae.decode_flops(1, l, l) / dec / 1e9;
@@ -190,7 +212,22 @@ void run_bench(const BenchOptions& o) {
     if (cpu_can_bf16()) modes.push_back(true);
     else if (!o.json) std::printf("bf16: skipped, this CPU has no AVX-512\n");
   }
-  for (bool bf : modes) out["runs"].push_back(bench_precision(o, bf, peak));
+  BenchOutputs outs[2];
+  for (size_t i = 0; i < modes.size(); ++i) out["runs"].push_back(bench_precision(o, modes[i], peak, &outs[i]));
+  if (modes.size() == 2) {  // how far bf16 lands from fp32 on the full-size (random) model
+    const double unet_rel = std::sqrt([&] {
+      double num = 0, den = 0;
+      for (int64_t i = 0; i < outs[0].unet.numel(); ++i) {
+        const double d = outs[1].unet.data()[i] - outs[0].unet.data()[i];
+        num += d * d;
+        den += static_cast<double>(outs[0].unet.data()[i]) * outs[0].unet.data()[i];
+      }
+      return num / std::max(den, 1e-30);
+    }());
+    const double psnr = psnr_pm1(outs[1].image, outs[0].image);
+    out["bf16_vs_fp32"] = {{"unet_relative_rms", unet_rel}, {"vae_decode_psnr_db", psnr}};
+    if (!o.json) std::printf("bf16 vs fp32 (first size): UNet output relative RMS difference %.2e, VAE decode PSNR %.1f dB\n", unet_rel, psnr);
+  }
   if (modes.size() == 2) {
     for (size_t i = 0; i < out["runs"][0]["sizes"].size(); ++i) {
       const double f = out["runs"][0]["sizes"][i]["unet_s_per_step"], h = out["runs"][1]["sizes"][i]["unet_s_per_step"];

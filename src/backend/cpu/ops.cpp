@@ -88,7 +88,7 @@ std::vector<double> channel_totals(const float* img, int64_t pixels, int64_t c, 
   constexpr int64_t kChunk = 256;
   const int64_t chunks = (pixels + kChunk - 1) / kChunk;
   std::vector<double> total(static_cast<size_t>(c), 0.0);
-#pragma omp parallel
+#pragma omp parallel if (pixels * c >= (1 << 15))
   {
     std::vector<float> part(static_cast<size_t>(c)), unused(static_cast<size_t>(c));
     std::vector<double> mine(static_cast<size_t>(c), 0.0);
@@ -136,7 +136,7 @@ void group_norm_into(const Tensor& x, float* out, int groups, const Tensor& gamm
     }
     if (out_bf16) {
       uint16_t* ob = out_bf16 + in * s * c;
-#pragma omp parallel
+#pragma omp parallel if (s * c >= (1 << 15))
       {
         std::vector<float> row(static_cast<size_t>(c));
 #pragma omp for schedule(static)
@@ -148,7 +148,7 @@ void group_norm_into(const Tensor& x, float* out, int groups, const Tensor& gamm
       continue;
     }
     float* o = out + in * s * c;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (s * c >= (1 << 15))
     for (int64_t p = 0; p < s; ++p) vec::affine(img + p * c, o + p * c, c, a.data(), b.data(), fuse_silu);
   }
 }
