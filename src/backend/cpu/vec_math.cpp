@@ -1,5 +1,10 @@
 #include "backend/cpu/vec_math.h"
 
+// GCC 12's AVX-512 headers build some intrinsics on _mm512_undefined_ps();
+// inlined into functions compiled with target("avx512f") that trips false
+// -Wuninitialized warnings (GCC bug 105593).
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
 #include <algorithm>
