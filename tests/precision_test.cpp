@@ -64,6 +64,11 @@ TEST(Precision, AutoFollowsTheEnvironmentThenTheCpu) {
   const char* saved = std::getenv("VG_PRECISION");
   unsetenv("VG_PRECISION");
   EXPECT_EQ(resolve_precision("auto"), cpu_has_native_bf16() ? "bf16" : "fp32");
+  EXPECT_EQ(resolve_precision("auto", 2.1e9), cpu_has_native_bf16() ? "bf16" : "fp32");  // SD 1.5 in f16
+  EXPECT_EQ(resolve_precision("auto", 13e6), "fp32");  // small models keep exact parity
+  auto small = Engine::load(test::tiny_model());  // auto, no VG_PRECISION
+  ASSERT_TRUE(small);
+  EXPECT_EQ((*small)->info().precision, "fp32");
   setenv("VG_PRECISION", saved ? saved : "fp32", 1);
   LoadOptions bad;
   bad.precision = "int4";

@@ -63,17 +63,18 @@ struct LoadOptions {
   // CLIP tokenizer folder (vocab.json + merges.txt) for single-file
   // checkpoints; "" = look beside the file and in the Hugging Face cache.
   std::string tokenizer_dir;
-  // Compute precision: "fp32" (bit-faithful to diffusers' float32 results),
-  // "bf16" (bf16 weights and GEMM inputs, float32 accumulation; about 1.7x
-  // faster on CPUs with AVX512_BF16, images within ~35-45 dB PSNR of fp32),
-  // or "auto" = $VG_PRECISION when set, else bf16 where the CPU computes it
-  // natively, else fp32.
+  // Compute precision: "fp32" (faithful to diffusers' float32 results),
+  // "bf16" (bf16 weights and GEMM inputs, float32 accumulation; about 1.75x
+  // faster on CPUs with AVX512_BF16, images ~40 dB PSNR from fp32), or
+  // "auto" = $VG_PRECISION when set, else bf16 for full-size models (weights
+  // of 500 MB and more) on CPUs that compute bf16 natively, else fp32 (small
+  // models gain nothing from bf16, so they keep exact parity).
   std::string precision = "auto";
 };
 
-// "fp32" or "bf16" for a LoadOptions::precision value; throws-free: an
-// unknown value yields "".
-std::string resolve_precision(const std::string& precision);
+// "fp32" or "bf16" for a LoadOptions::precision value and the model's
+// weight bytes (< 0 = unknown, treated as full-size); "" for an unknown value.
+std::string resolve_precision(const std::string& precision, double model_bytes = -1);
 
 struct ModelInfo {
   std::string name;        // folder or file stem

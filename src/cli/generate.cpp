@@ -213,7 +213,7 @@ void add_generate(CLI::App& app) {
   cmd->add_flag("-q,--quiet", opts->quiet, "print nothing but errors");
   cmd->add_flag("--progress", opts->progress, "show progress even when stderr is not a terminal");
   cmd->add_option("--precision", opts->precision,
-                  "auto (bf16 where the CPU has AVX512_BF16, else fp32; $VG_PRECISION overrides), fp32 (matches diffusers) or bf16")
+                  "auto (bf16 for models of 500 MB+ on CPUs with AVX512_BF16, else fp32; $VG_PRECISION overrides), fp32 (matches diffusers) or bf16")
       ->capture_default_str()->check(CLI::IsMember({"auto", "fp32", "bf16"}));
   cmd->add_option("--device", opts->device, "auto (cuda when an engine supports it, else cpu), cpu or cuda")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}))->capture_default_str();

@@ -32,7 +32,7 @@ void add_serve(CLI::App& app) {
   cmd->add_option("--artifacts-dir", o->artifacts_dir, "keep results in this content-addressed artifact store (default: memory only)");
   cmd->add_option("--max-queue", o->max_queue, "jobs allowed to wait; more get HTTP 429")->capture_default_str();
   cmd->add_option("-t,--threads", o->threads, "CPU threads (0 = all cores)")->capture_default_str();
-  cmd->add_option("--precision", o->precision, "auto (bf16 where the CPU has AVX512_BF16, else fp32), fp32 or bf16")
+  cmd->add_option("--precision", o->precision, "auto (bf16 for models of 500 MB+ on CPUs with AVX512_BF16, else fp32), fp32 or bf16")
       ->capture_default_str()->check(CLI::IsMember({"auto", "fp32", "bf16"}));
   cmd->callback([o, key_file] {
     if (!key_file->empty()) {

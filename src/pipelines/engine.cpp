@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <cmath>
 #include <random>
 
@@ -133,15 +134,28 @@ SamplerOptions sampler_options(const GenerateParams& p) {
 Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Engine::~Engine() = default;
 
-std::string resolve_precision(const std::string& p) {
+std::string resolve_precision(const std::string& p, double model_bytes) {
   if (p == "fp32" || p == "bf16") return p;
   if (p != "auto" && !p.empty()) return "";
   if (const char* env = std::getenv("VG_PRECISION"); env && *env) {
     const std::string e = env;
     return e == "fp32" || e == "bf16" ? e : "";
   }
+  if (model_bytes >= 0 && model_bytes < 5e8) return "fp32";
   return cpu_has_native_bf16() ? "bf16" : "fp32";
 }
+
+namespace {
+// Bytes of weights on disk: the file, or every .safetensors under the folder.
+double weight_bytes(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_regular_file(path, ec)) return static_cast<double>(std::filesystem::file_size(path, ec));
+  double total = 0;
+  for (const auto& f : std::filesystem::recursive_directory_iterator(path, ec))
+    if (f.path().extension() == ".safetensors") total += static_cast<double>(f.file_size(ec));
+  return total;
+}
+}  // namespace
 
 Result<std::unique_ptr<Engine>> Engine::load(const std::string& path, const LoadOptions& opts) {
   return guard([&]() -> std::unique_ptr<Engine> {
@@ -150,12 +164,13 @@ Result<std::unique_ptr<Engine>> Engine::load(const std::string& path, const Load
     auto impl = std::make_unique<Impl>();
     if (path.size() > 5 && path.compare(path.size() - 5, 5, ".gguf") == 0)
       fail(ErrorCode::kModelNotConverted, "'" + path + "' is a GGUF file, which this engine does not read yet; use the model's .safetensors release");
-    const std::string precision = resolve_precision(opts.precision);
+    const std::string resolved = resolve_model_reference(path);
+    const std::string precision = resolve_precision(opts.precision, opts.precision == "auto" ? weight_bytes(resolved) : -1);
     if (precision.empty())
       fail(ErrorCode::kInvalidArgument, "precision '" + opts.precision + "' is unknown; use auto, fp32 or bf16");
     if (precision == "bf16" && !cpu_can_bf16())
       fail(ErrorCode::kCapabilityNotSupported, "precision bf16 needs a CPU with AVX-512 (this one has none); use --precision fp32");
-    impl->model = load_sd_model(resolve_model_reference(path), opts.tokenizer_dir, precision == "bf16");
+    impl->model = load_sd_model(resolved, opts.tokenizer_dir, precision == "bf16");
     impl->model->info.precision = precision;
     impl->load_s = seconds_since(t0);
     return std::unique_ptr<Engine>(new Engine(std::move(impl)));
