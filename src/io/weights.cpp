@@ -1,3 +1,4 @@
+#include "backend/cpu/bf16.h"
 #include "io/weights.h"
 
 #include <cmath>
@@ -69,6 +70,22 @@ Tensor WeightStore::get(const std::string& name, const Shape& expected) const {
   convert_to_f32(ti->dtype, ti->data, t.data(), static_cast<size_t>(t.numel()));
   for (const auto& f : files_) f->release_pages(ti->data, ti->nbytes);
   return t;
+}
+
+std::vector<uint16_t> WeightStore::get_bf16(const std::string& name, const Shape& expected) const {
+  const TensorInfo* ti = synthetic_ ? nullptr : find(name);
+  if (!ti || (ti->dtype != DType::kF16 && ti->dtype != DType::kBF16) || shape_numel(ti->shape) != shape_numel(expected)) {
+    const Tensor t = get(name, expected);  // synthetic, other dtypes, and the error messages
+    std::vector<uint16_t> out(static_cast<size_t>(t.numel()));
+    to_bf16(t.data(), out.data(), t.numel());
+    return out;
+  }
+  std::vector<uint16_t> out(static_cast<size_t>(shape_numel(expected)));
+  const auto* src = reinterpret_cast<const uint16_t*>(ti->data);
+  if (ti->dtype == DType::kBF16) std::copy_n(src, out.size(), out.data());
+  else f16_to_bf16(src, out.data(), static_cast<int64_t>(out.size()));
+  for (const auto& f : files_) f->release_pages(ti->data, ti->nbytes);
+  return out;
 }
 
 Tensor WeightStore::get_or_empty(const std::string& name) const {

@@ -31,6 +31,9 @@ class WeightStore {
   // Loads as float32 and checks the shape when `expected` is non-empty.
   Tensor get(const std::string& name, const Shape& expected = {}) const;
   Tensor get_or_empty(const std::string& name) const;
+  // Loads as bf16 (for bf16 layers): f16, bf16 and f32 files convert straight
+  // to bf16 without a float32 copy of the whole tensor.
+  std::vector<uint16_t> get_bf16(const std::string& name, const Shape& expected) const;
   const std::map<std::string, const TensorInfo*>& entries() const { return entries_; }
   std::string describe() const;  // file list for messages
   // Layers built from this store compute in bf16 (weights held in bf16).

@@ -7,16 +7,18 @@ namespace vg {
 
 Conv2d load_conv(const WeightStore& w, const std::string& name, int64_t out, int64_t in, int k,
                  int stride, int pad_l, int pad_r) {
-  Tensor weight = w.get(name + ".weight", {out, in, k, k});
   Tensor bias = w.has(name + ".bias") ? w.get(name + ".bias", {out}) : Tensor();
-  return Conv2d(std::move(weight), std::move(bias), stride, pad_l, pad_r, 1, w.compute_bf16());
+  if (w.compute_bf16()) return Conv2d(w.get_bf16(name + ".weight", {out, in, k, k}), {out, in, k, k}, std::move(bias), stride, pad_l, pad_r);
+  Tensor weight = w.get(name + ".weight", {out, in, k, k});
+  return Conv2d(std::move(weight), std::move(bias), stride, pad_l, pad_r);
 }
 
 Linear load_linear(const WeightStore& w, const std::string& name, int64_t out, int64_t in,
                    bool bias) {
-  Tensor weight = w.get(name + ".weight", {out, in});
   Tensor b = (bias && w.has(name + ".bias")) ? w.get(name + ".bias", {out}) : Tensor();
-  return Linear(std::move(weight), std::move(b), w.compute_bf16());
+  if (w.compute_bf16()) return Linear(w.get_bf16(name + ".weight", {out, in}), out, in, std::move(b));
+  Tensor weight = w.get(name + ".weight", {out, in});
+  return Linear(std::move(weight), std::move(b));
 }
 
 void GroupNormParams::load(const WeightStore& w, const std::string& name, int64_t c, int g,

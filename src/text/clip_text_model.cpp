@@ -52,7 +52,8 @@ ClipTextModel::ClipTextModel(const ClipTextConfig& cfg, const WeightStore& w, co
     L.ln2_w = w.get(l + "layer_norm2.weight", {c});
     L.ln2_b = w.get(l + "layer_norm2.bias", {c});
     auto lin = [&](const std::string& n, int64_t out, int64_t in) {
-      return Linear(w.get(l + n + ".weight", {out, in}), w.get(l + n + ".bias", {out}), w.compute_bf16());
+      if (w.compute_bf16()) return Linear(w.get_bf16(l + n + ".weight", {out, in}), out, in, w.get(l + n + ".bias", {out}));
+      return Linear(w.get(l + n + ".weight", {out, in}), w.get(l + n + ".bias", {out}));
     };
     L.q = lin("self_attn.q_proj", c, c);
     L.k = lin("self_attn.k_proj", c, c);

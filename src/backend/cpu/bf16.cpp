@@ -1,5 +1,7 @@
 #include "backend/cpu/bf16.h"
 
+#include "core/dtype.h"
+
 #include <immintrin.h>
 #include <omp.h>
 
@@ -26,6 +28,16 @@ __attribute__((target("avx512f,avx512bf16"))) void convert_native(const float* s
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + i), reinterpret_cast<const __m256i&>(h));
   }
   for (; i < n; ++i) d[i] = round_bf16(s[i] * scale);
+}
+
+__attribute__((target("avx512f,avx512bf16,f16c"))) void f16_native(const uint16_t* s, uint16_t* d, int64_t n) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 f = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + i)));
+    const __m256bh h = _mm512_cvtneps_pbh(f);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + i), reinterpret_cast<const __m256i&>(h));
+  }
+  for (; i < n; ++i) d[i] = round_bf16(f16_to_f32(s[i]));
 }
 
 void convert_scalar(const float* s, uint16_t* d, int64_t n, float scale) {
@@ -55,6 +67,17 @@ void convert(const float* s, uint16_t* d, int64_t n, float scale) {
 }  // namespace
 
 void to_bf16(const float* src, uint16_t* dst, int64_t n) { convert(src, dst, n, 1.0f); }
+
+void f16_to_bf16(const uint16_t* src, uint16_t* dst, int64_t n) {
+  const int64_t chunk = 1 << 16, chunks = (n + chunk - 1) / chunk;
+#pragma omp parallel for schedule(static) if (n >= chunk)
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t b = c * chunk, e = std::min(n, b + chunk);
+    if (g_native) f16_native(src + b, dst + b, e - b);
+    else
+      for (int64_t i = b; i < e; ++i) dst[i] = round_bf16(f16_to_f32(src[i]));
+  }
+}
 void to_bf16_scaled(const float* src, uint16_t* dst, int64_t n, float scale) { convert(src, dst, n, scale); }
 
 uint16_t* bf16_scratch(int slot, int64_t n) {

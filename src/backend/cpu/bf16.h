@@ -11,6 +11,8 @@ namespace vg {
 void to_bf16(const float* src, uint16_t* dst, int64_t n);
 // Same, with every value multiplied by `scale` first.
 void to_bf16_scaled(const float* src, uint16_t* dst, int64_t n, float scale);
+// IEEE half -> bf16 (through the exact float32 value), parallel.
+void f16_to_bf16(const uint16_t* src, uint16_t* dst, int64_t n);
 // A reusable per-thread buffer of at least n bf16 values (slot 0..3 so one
 // call site can hold several at once).
 uint16_t* bf16_scratch(int slot, int64_t n);

@@ -30,6 +30,17 @@ Conv2d::Conv2d(Tensor weight, Tensor bias, int stride, int pad_l, int pad_r, int
   }
 }
 
+Conv2d::Conv2d(std::vector<uint16_t> weight_bf16, const Shape& shape, Tensor bias, int stride, int pad_l, int pad_r)
+    : weight_bf16_(std::move(weight_bf16)), bias_(std::move(bias)), stride_(stride), pad_l_(pad_l), pad_r_(pad_r), bf16_(true) {
+  if (shape.size() != 4 || static_cast<int64_t>(weight_bf16_.size()) != shape_numel(shape))
+    fail(ErrorCode::kShapeMismatch, "conv weight must be 4-D, got " + shape_str(shape));
+  oc_ = shape[0];
+  ic_ = shape[1];
+  kh_ = shape[2];
+  kw_ = shape[3];
+  if (!bias_.empty() && bias_.numel() != oc_) fail(ErrorCode::kShapeMismatch, "conv bias size mismatch");
+}
+
 double Conv2d::flops(int64_t n, int64_t h, int64_t w) const {
   return 2.0 * n * out_size(h) * out_size(w) * oc_ * (ic_ / groups_) * kh_ * kw_;
 }
@@ -148,6 +159,12 @@ Linear::Linear(Tensor weight, Tensor bias, bool bf16) : weight_(std::move(weight
     to_bf16(weight_.data(), weight_bf16_.data(), weight_.numel());
     weight_ = Tensor();
   }
+}
+
+Linear::Linear(std::vector<uint16_t> weight_bf16, int64_t out, int64_t in, Tensor bias)
+    : bias_(std::move(bias)), weight_bf16_(std::move(weight_bf16)), in_(in), out_(out), bf16_(true) {
+  if (static_cast<int64_t>(weight_bf16_.size()) != out * in) fail(ErrorCode::kShapeMismatch, "linear weight size mismatch");
+  if (!bias_.empty() && bias_.numel() != out_) fail(ErrorCode::kShapeMismatch, "linear bias size mismatch");
 }
 
 const Linear::Prim& Linear::get_prim(int64_t m) const {

@@ -18,6 +18,8 @@ class Conv2d {
   // weight: [OC, IC/groups, KH, KW]; bias: [OC] or empty. bf16: weights are
   // kept in bf16 and inputs converted per call (float32 output).
   Conv2d(Tensor weight, Tensor bias, int stride, int pad_l, int pad_r, int groups = 1, bool bf16 = false);
+  // A bf16 layer from weights already in bf16 (plain OIHW of `shape`).
+  Conv2d(std::vector<uint16_t> weight_bf16, const Shape& shape, Tensor bias, int stride, int pad_l, int pad_r);
 
   // x: [N,H,W,IC] -> [N,OH,OW,OC]. If `accumulate` is given (shape of the
   // output), the result is added into it in place and it is returned.
@@ -58,6 +60,8 @@ class Linear {
   // weight: [out, in] (PyTorch layout); bias: [out] or empty. bf16: a oneDNN
   // matmul on bf16 weights and inputs with float32 output.
   Linear(Tensor weight, Tensor bias, bool bf16 = false);
+  // A bf16 layer from weights already in bf16 ([out, in]).
+  Linear(std::vector<uint16_t> weight_bf16, int64_t out, int64_t in, Tensor bias);
   // x: [..., in] -> [..., out]
   Tensor forward(const Tensor& x) const;
   int64_t in_features() const { return in_; }
