@@ -159,6 +159,32 @@ TEST(Engine, SeedAloneReproducesReferencePng) {
   EXPECT_NE(r->infotext[0].find("Steps: 4, Sampler: euler, CFG scale: 7.5"), std::string::npos);
 }
 
+// The text encoder's weights are released after each prompt and recent
+// embeddings cached: repeated, alternating and kept-weight runs must agree.
+TEST(Engine, ReleasedTextEncoderAndEmbeddingCacheGiveTheSameImages) {
+  auto released = Engine::load(test::tiny_model());
+  LoadOptions keep;
+  keep.keep_text_encoder = true;
+  auto kept = Engine::load(test::tiny_model(), keep);
+  ASSERT_TRUE(released && kept);
+  GenerateParams a;
+  a.prompt = kPrompt;
+  a.steps = 2;
+  a.seed = 3;
+  a.width = a.height = 64;
+  GenerateParams b = a;
+  b.prompt = "a different prompt";
+  b.negative_prompt = "blurry";
+  auto a1 = (*released)->generate(a);
+  auto b1 = (*released)->generate(b);
+  auto a2 = (*released)->generate(a);  // from the embedding cache
+  auto b2 = (*kept)->generate(b);
+  ASSERT_TRUE(a1 && b1 && a2 && b2);
+  EXPECT_EQ(a1->images[0].pixels, a2->images[0].pixels);
+  EXPECT_EQ(b1->images[0].pixels, b2->images[0].pixels);
+  EXPECT_NE(a1->images[0].pixels, b1->images[0].pixels);
+}
+
 TEST(Engine, LdmSingleFileGivesSameImage) {
   const std::string path = testing::TempDir() + "/tiny_ldm.safetensors";
   convert_diffusers_to_ldm(test::tiny_model(), path);

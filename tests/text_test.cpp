@@ -77,5 +77,41 @@ TEST_F(ClipText, RejectsOutOfRangeClipSkip) {
   EXPECT_THROW(model->encode({ids}, 6), VgException);
 }
 
+TEST_F(ClipText, LazyModelReleasesWeightsAfterEncodeAndReloadsThemIdentically) {
+  auto w = open_component_weights(test::tiny_model() + "/text_encoder", "text_encoder");
+  ClipTextModel lazy(ClipTextConfig::from_json_file(test::tiny_model() + "/text_encoder/config.json"), w, "", true);
+  EXPECT_FALSE(lazy.weights_loaded());  // checked, not converted
+  lazy.set_keep_weights(false);
+  std::vector<int32_t> ids(77, 49407);
+  ids[0] = 49406;
+  const Tensor eager = model->encode({ids}, 1);
+  const Tensor first = lazy.encode({ids}, 1);
+  EXPECT_FALSE(lazy.weights_loaded());
+  const Tensor second = lazy.encode({ids}, 2);
+  const Tensor third = lazy.encode({ids}, 1);
+  ASSERT_EQ(first.shape(), eager.shape());
+  EXPECT_EQ(test::max_abs_diff(first.data(), eager.data(), first.numel()), 0.0);
+  EXPECT_EQ(test::max_abs_diff(third.data(), eager.data(), third.numel()), 0.0);
+  EXPECT_GT(test::max_abs_diff(second.data(), eager.data(), second.numel()), 0.0);
+  lazy.set_keep_weights(true);
+  lazy.encode({ids}, 1);
+  EXPECT_TRUE(lazy.weights_loaded());
+  lazy.release_weights();
+  EXPECT_FALSE(lazy.weights_loaded());
+}
+
+TEST_F(ClipText, LazyModelStillRejectsWrongShapesWhenOpened) {
+  auto w = open_component_weights(test::tiny_model() + "/text_encoder", "text_encoder");
+  ClipTextConfig cfg = ClipTextConfig::from_json_file(test::tiny_model() + "/text_encoder/config.json");
+  cfg.intermediate_size += 1;
+  try {
+    ClipTextModel bad(cfg, w, "", true);
+    FAIL() << "a config that disagrees with the weights was accepted";
+  } catch (const VgException& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kShapeMismatch);
+    EXPECT_NE(std::string(e.what()).find("fc1"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace vg

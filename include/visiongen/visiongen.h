@@ -70,6 +70,11 @@ struct LoadOptions {
   // of 500 MB and more) on CPUs that compute bf16 natively, else fp32 (small
   // models gain nothing from bf16, so they keep exact parity).
   std::string precision = "auto";
+  // The text encoder's weights are converted when a prompt is encoded and
+  // dropped afterwards (recent prompts' embeddings are cached), so they do
+  // not sit in memory through denoising and decoding. true keeps them
+  // (saves ~0.1-0.3 s per new prompt with full-size models).
+  bool keep_text_encoder = false;
 };
 
 // "fp32" or "bf16" for a LoadOptions::precision value and the model's

@@ -121,6 +121,7 @@ nlohmann::json bench_precision(const BenchOptions& o, bool bf16, double peak, Be
   t = Clock::now();
   Tensor ctx1 = te.encode({ids}, 1);
   out["text_encode_s"] = since(t);
+  te.release_weights();  // as the pipeline does after encoding (LoadOptions::keep_text_encoder)
   Tensor ctx = concat_batch(ctx1, ctx1);
   if (o.vae_tiled > 0) {  // first, so the growth of peak RSS is the decode's own memory
     tensor_pool_trim();

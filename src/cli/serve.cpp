@@ -34,6 +34,9 @@ void add_serve(CLI::App& app) {
   cmd->add_option("-t,--threads", o->threads, "CPU threads (0 = all cores)")->capture_default_str();
   cmd->add_option("--precision", o->precision, "auto (bf16 for models of 500 MB+ on CPUs with AVX512_BF16, else fp32), fp32 or bf16")
       ->capture_default_str()->check(CLI::IsMember({"auto", "fp32", "bf16"}));
+  cmd->add_flag("--keep-text-encoder", o->keep_text_encoder,
+                "keep the text encoder's weights in memory between prompts (default: made again per new prompt, "
+                "~0.1-0.3 s; saves ~470 MB fp32 / ~235 MB bf16 with SD 1.x)");
   cmd->callback([o, key_file] {
     if (!key_file->empty()) {
       if (!path_exists(*key_file)) {

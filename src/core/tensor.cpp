@@ -53,6 +53,7 @@ struct Pool {
     for (auto& [sz, p] : free_list) std::free(p);
     free_list.clear();
     cached = 0;
+    malloc_trim(0);  // also the heap's free holes (e.g. plain weights dropped after their reorder)
   }
 };
 

@@ -41,6 +41,21 @@ std::string WeightStore::describe() const {
   return s.empty() ? "(no files)" : s;
 }
 
+const TensorInfo* WeightStore::check(const std::string& name, const Shape& expected) const {
+  const TensorInfo* ti = find(name);
+  if (!ti) {
+    if (synthetic_) return nullptr;
+    fail(ErrorCode::kShapeMismatch, "weight '" + name + "' is missing from " + describe() +
+                                        "; the weights do not match the model config");
+  }
+  // 1x1 convolutions and linears are interchangeable (old VAE attention).
+  if (!expected.empty() && ti->shape != expected && shape_numel(ti->shape) != shape_numel(expected))
+    fail(ErrorCode::kShapeMismatch, "weight '" + name + "' has shape " + shape_str(ti->shape) +
+                                        " but the config needs " + shape_str(expected) +
+                                        "; config.json and the weights disagree");
+  return ti;
+}
+
 Tensor WeightStore::get(const std::string& name, const Shape& expected) const {
   if (synthetic_ && !find(name)) {
     Tensor t = Tensor::unpooled(expected);
@@ -55,17 +70,7 @@ Tensor WeightStore::get(const std::string& name, const Shape& expected) const {
     }
     return t;
   }
-  const TensorInfo* ti = find(name);
-  if (!ti)
-    fail(ErrorCode::kShapeMismatch, "weight '" + name + "' is missing from " + describe() +
-                                        "; the weights do not match the model config");
-  if (!expected.empty() && ti->shape != expected) {
-    // 1x1 convolutions and linears are interchangeable (old VAE attention).
-    if (shape_numel(ti->shape) != shape_numel(expected))
-      fail(ErrorCode::kShapeMismatch, "weight '" + name + "' has shape " + shape_str(ti->shape) +
-                                          " but the config needs " + shape_str(expected) +
-                                          "; config.json and the weights disagree");
-  }
+  const TensorInfo* ti = check(name, expected);
   Tensor t = Tensor::unpooled(expected.empty() ? ti->shape : expected);
   convert_to_f32(ti->dtype, ti->data, t.data(), static_cast<size_t>(t.numel()));
   for (const auto& f : files_) f->release_pages(ti->data, ti->nbytes);

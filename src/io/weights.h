@@ -28,6 +28,10 @@ class WeightStore {
   // pseudo-random values of the requested shape (no file needed).
   void make_synthetic(uint32_t seed) { synthetic_ = true; seed_ = seed; }
   const TensorInfo* find(const std::string& name) const;
+  // The entry for `name` after the checks get() makes (present; the shape
+  // matches `expected` when given), without converting anything. nullptr in
+  // benchmark (synthetic) mode.
+  const TensorInfo* check(const std::string& name, const Shape& expected = {}) const;
   // Loads as float32 and checks the shape when `expected` is non-empty.
   Tensor get(const std::string& name, const Shape& expected = {}) const;
   Tensor get_or_empty(const std::string& name) const;

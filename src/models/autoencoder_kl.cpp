@@ -117,10 +117,14 @@ Tensor AutoencoderKL::decode(const Tensor& z) const {
       h = Tensor();
       h = s.resample->forward_bf16_input(bf16_scratch(0, cnt), n, oh, ow);
     } else if (s.resample) {
-      h = s.resample->forward(upsample_nearest(h, h.dim(1) * 2, h.dim(2) * 2));
+      Tensor up = upsample_nearest(h, h.dim(1) * 2, h.dim(2) * 2);
+      h = Tensor();  // before the convolution's output exists
+      h = s.resample->forward(up);
     }
   }
-  return dec_out_.forward(dec_norm_(h, true));
+  if (!h.sole_owner()) return dec_out_.forward(dec_norm_(h, true));
+  group_norm_inplace(h, dec_norm_.groups, dec_norm_.weight, dec_norm_.bias, dec_norm_.eps, true);
+  return dec_out_.forward(h);
 }
 
 namespace {

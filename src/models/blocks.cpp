@@ -57,10 +57,21 @@ Tensor ResnetBlock::forward(Tensor x, const Tensor& temb_silu) const {
     h = Tensor();
     return conv2_.forward_bf16_input(bf16_scratch(0, hn), n, hh, ww, &residual);
   }
-  Tensor h = conv1_.forward(norm1_(x, true));
+  // With a shortcut convolution, x is needed only for it: run it first, then
+  // normalise x in place (one full-size buffer fewer at the peak).
+  Tensor residual = shortcut_.loaded() ? shortcut_.forward(x) : Tensor();
+  Tensor h;
+  if (shortcut_.loaded() && x.sole_owner()) {
+    group_norm_inplace(x, norm1_.groups, norm1_.weight, norm1_.bias, norm1_.eps, true);
+    h = conv1_.forward(x);
+    x = Tensor();
+  } else {
+    h = conv1_.forward(norm1_(x, true));
+  }
   if (temb_proj_.loaded() && !temb_silu.empty()) add_per_channel_inplace(h, temb_proj_.forward(temb_silu));
   group_norm_inplace(h, norm2_.groups, norm2_.weight, norm2_.bias, norm2_.eps, true);  // h is ours alone
-  Tensor residual = shortcut_.loaded() ? shortcut_.forward(x) : x.sole_owner() ? std::move(x) : x.clone();
+  if (residual.empty()) residual = x.sole_owner() ? std::move(x) : x.clone();
+  x = Tensor();
   return conv2_.forward(h, &residual);
 }
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <list>
 #include <cstdlib>
 #include <filesystem>
 #include <cmath>
@@ -29,6 +30,26 @@ struct Engine::Impl {
   std::string hash;
   bool hashed = false;
   double load_s = 0;
+  bool keep_text_encoder = false;
+  // Recent prompt embeddings (token ids + clip_skip -> [1,T,C]): repeated
+  // prompts (new seeds, the negative prompt) skip the text encoder, which
+  // matters when its weights are released between prompts.
+  std::list<std::pair<std::pair<std::vector<int32_t>, int>, Tensor>> embeddings;
+
+  Tensor encode(const std::string& text, int clip_skip) {
+    auto key = std::make_pair(model->tokenizer->encode_padded(text), clip_skip);
+    for (auto it = embeddings.begin(); it != embeddings.end(); ++it)
+      if (it->first == key) {
+        embeddings.splice(embeddings.begin(), embeddings, it);
+        return it->second.clone();  // callers may work in place
+      }
+    Tensor e = model->text_encoder->encode({key.first}, clip_skip);
+    Tensor kept = Tensor::unpooled(e.shape());  // long-lived: outside the step pool
+    std::copy_n(e.data(), e.numel(), kept.data());
+    embeddings.emplace_front(std::move(key), kept);
+    if (embeddings.size() > 16) embeddings.pop_back();
+    return e;
+  }
 };
 
 namespace {
@@ -172,6 +193,7 @@ Result<std::unique_ptr<Engine>> Engine::load(const std::string& path, const Load
       fail(ErrorCode::kCapabilityNotSupported, "precision bf16 needs a CPU with AVX-512 (this one has none); use --precision fp32");
     impl->model = load_sd_model(resolved, opts.tokenizer_dir, precision == "bf16");
     impl->model->info.precision = precision;
+    impl->keep_text_encoder = opts.keep_text_encoder;
     impl->load_s = seconds_since(t0);
     return std::unique_ptr<Engine>(new Engine(std::move(impl)));
   });
@@ -270,8 +292,11 @@ Result<GenerateResult> Engine::generate(const GenerateParams& p_in, const ImageI
     auto t0 = Clock::now();
     report("text_encode", 0, 1, t0);
     const bool cfg = p.cfg_scale > 1.0f;
-    Tensor cond = m.text_encoder->encode({m.tokenizer->encode_padded(p.prompt)}, p.clip_skip);
-    Tensor uncond = cfg ? m.text_encoder->encode({m.tokenizer->encode_padded(p.negative_prompt)}, 1) : Tensor();
+    m.text_encoder->set_keep_weights(true);  // for both prompts, then released unless kept
+    Tensor cond = impl_->encode(p.prompt, p.clip_skip);
+    Tensor uncond = cfg ? impl_->encode(p.negative_prompt, 1) : Tensor();
+    m.text_encoder->set_keep_weights(impl_->keep_text_encoder);
+    if (!impl_->keep_text_encoder) m.text_encoder->release_weights();
     res.timings.text_encode_s = seconds_since(t0);
     report("text_encode", 1, 1, t0);
     const int64_t lh = h / m.info.vae_scale, lw = w / m.info.vae_scale;

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <mutex>
 #include <regex>
 #include <set>
 
@@ -24,15 +25,17 @@ namespace {
 const char* kUnet = "model.diffusion_model.";
 
 // Derived tensors (e.g. OpenCLIP's fused qkv split in three) live here.
-struct OwnedTensors {
-  std::map<std::string, std::pair<Tensor, TensorInfo>> items;
-  const TensorInfo* add(const std::string& name, Tensor t) {
+// Views of slices of stored tensors (e.g. q/k/v thirds of OpenCLIP's fused
+// in_proj) under diffusers names: no copy, created once per name.
+struct SliceViews {
+  std::mutex mu;
+  std::map<std::string, TensorInfo> items;
+  const TensorInfo* add(const std::string& name, const TensorInfo& whole, int64_t offset, const Shape& shape) {
+    std::lock_guard<std::mutex> lock(mu);
+    const size_t es = dtype_size(whole.dtype);
     auto& slot = items[name];
-    slot.first = std::move(t);
-    slot.second = TensorInfo{name, DType::kF32, slot.first.shape(),
-                             reinterpret_cast<const uint8_t*>(slot.first.data()),
-                             static_cast<size_t>(slot.first.numel()) * 4};
-    return &slot.second;
+    slot = TensorInfo{name, whole.dtype, shape, whole.data + offset * es, static_cast<size_t>(shape_numel(shape)) * es};
+    return &slot;
   }
 };
 
@@ -155,7 +158,7 @@ std::unique_ptr<SdModel> load_ldm_checkpoint(const std::string& path, const std:
   if (!sd1 && !sd2) unknown_family(f);
   const YamlHints yaml = read_yaml(path);
   auto m = std::make_unique<SdModel>();
-  auto owned = std::make_shared<OwnedTensors>();
+  auto owned = std::make_shared<SliceViews>();
 
   // ---- UNet config from shapes ----
   UNetConfig uc;
@@ -281,14 +284,11 @@ std::unique_ptr<SdModel> load_ldm_checkpoint(const std::string& path, const std:
           const bool bias = part.substr(qn.size()) == "bias";
           const std::string src = r + (bias ? "attn.in_proj_bias" : "attn.in_proj_weight");
           if (!f.has(src)) return nullptr;
-          // Convert only this third of the fused [3C, C] / [3C] tensor.
+          // This third of the fused [3C, C] / [3C] tensor, as stored.
           const TensorInfo& fused = f.info(src);
           const int64_t per = bias ? c : c * c;
           if (shape_numel(fused.shape) != 3 * per) return nullptr;
-          Tensor slice = Tensor::unpooled(bias ? Shape{c} : Shape{c, c});
-          convert_to_f32(fused.dtype, fused.data + qi * per * dtype_size(fused.dtype), slice.data(),
-                         static_cast<size_t>(per));
-          return owned->add(name, std::move(slice));
+          return owned->add(name, fused, qi * per, bias ? Shape{c} : Shape{c, c});
         }
       }
       return (!l.empty() && f.has(l)) ? &f.info(l) : nullptr;
@@ -296,7 +296,7 @@ std::unique_ptr<SdModel> load_ldm_checkpoint(const std::string& path, const std:
   }
   tc.num_heads = std::max<int64_t>(1, meta_int("visiongen.text_heads", tc.num_heads));
   tw.set_compute_bf16(bf16);
-  m->text_encoder = std::make_unique<ClipTextModel>(tc, tw);
+  m->text_encoder = std::make_unique<ClipTextModel>(tc, tw, "", /*lazy=*/true);
   m->tokenizer = std::make_unique<ClipTokenizer>(ClipTokenizer::load(find_tokenizer(path, tokenizer_dir, sd2)));
   if (sd2 && m->tokenizer->pad_id() == m->tokenizer->eos_id()) m->tokenizer->set_pad_token("!");
   // Files written by 'visiongen convert' carry the folder's scheduler config.

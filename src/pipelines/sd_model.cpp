@@ -49,7 +49,7 @@ std::unique_ptr<SdModel> load_diffusers_folder(const std::string& dir, bool bf16
     auto w = open_component_weights(dir + "/text_encoder", "text_encoder");
     w.set_compute_bf16(bf16);
     m->text_encoder = std::make_unique<ClipTextModel>(
-        ClipTextConfig::from_json_file(dir + "/text_encoder/config.json"), w);
+        ClipTextConfig::from_json_file(dir + "/text_encoder/config.json"), w, "", /*lazy=*/true);
   }
   {
     auto w = open_component_weights(dir + "/unet", "unet");

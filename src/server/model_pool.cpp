@@ -32,8 +32,8 @@ bool safe_model_name(const std::string& id) {
   return id.find("..") == std::string::npos;
 }
 
-ModelPool::ModelPool(std::string default_path, std::vector<std::string> dirs, int threads, std::string precision)
-    : default_path_(std::move(default_path)), dirs_(std::move(dirs)), threads_(threads), precision_(std::move(precision)) {
+ModelPool::ModelPool(std::string default_path, std::vector<std::string> dirs, LoadOptions load)
+    : default_path_(std::move(default_path)), dirs_(std::move(dirs)), load_(std::move(load)) {
   if (!default_path_.empty()) default_id_ = stem_of(default_path_);
 }
 
@@ -74,10 +74,7 @@ Result<std::shared_ptr<Engine>> ModelPool::acquire(const std::string& id) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = engines_.find(entry->id);
   if (it == engines_.end()) {
-    LoadOptions lo;
-    lo.threads = threads_;
-    lo.precision = precision_;
-    auto e = Engine::load(entry->path, lo);
+    auto e = Engine::load(entry->path, load_);
     if (!e) return e.error();
     constexpr size_t kKeep = 2;
     while (engines_.size() >= kKeep && !lru_.empty()) {

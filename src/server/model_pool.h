@@ -19,7 +19,7 @@ struct ModelEntry {
 
 class ModelPool {
  public:
-  ModelPool(std::string default_path, std::vector<std::string> dirs, int threads, std::string precision = "auto");
+  ModelPool(std::string default_path, std::vector<std::string> dirs, LoadOptions load = {});
   std::vector<ModelEntry> list() const;
   const std::string& default_id() const { return default_id_; }
   // "" = the default model. Throws invalid_argument / file_not_found with a sentence.
@@ -32,8 +32,7 @@ class ModelPool {
  private:
   std::string default_path_, default_id_;
   std::vector<std::string> dirs_;
-  int threads_;
-  std::string precision_;
+  LoadOptions load_;
   mutable std::mutex mu_;
   std::map<std::string, std::shared_ptr<Engine>> engines_;
   std::vector<std::string> lru_;

@@ -21,6 +21,7 @@ struct ServerOptions {
   size_t max_body_bytes = 64u << 20;
   int threads = 0;
   std::string precision = "auto";  // auto | fp32 | bf16 (see LoadOptions)
+  bool keep_text_encoder = false;  // see LoadOptions
 };
 
 class Server {

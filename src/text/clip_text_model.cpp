@@ -37,23 +37,52 @@ ClipTextConfig ClipTextConfig::from_json_file(const std::string& path) {
   return c;
 }
 
-ClipTextModel::ClipTextModel(const ClipTextConfig& cfg, const WeightStore& w, const std::string& p)
-    : cfg_(cfg) {
-  const int64_t c = cfg.hidden_size, f = cfg.intermediate_size;
-  tok_emb_ = w.get(p + "text_model.embeddings.token_embedding.weight", {cfg.vocab_size, c});
-  pos_emb_ = w.get(p + "text_model.embeddings.position_embedding.weight", {cfg.max_positions, c});
-  final_w_ = w.get(p + "text_model.final_layer_norm.weight", {c});
-  final_b_ = w.get(p + "text_model.final_layer_norm.bias", {c});
-  for (int64_t i = 0; i < cfg.num_layers; ++i) {
+ClipTextModel::ClipTextModel(const ClipTextConfig& cfg, const WeightStore& w, const std::string& p, bool lazy)
+    : cfg_(cfg), src_(w), prefix_(p) {
+  if (lazy) check_weights();
+  else w_ = load_weights();
+}
+
+void ClipTextModel::check_weights() const {
+  const std::string& p = prefix_;
+  const int64_t c = cfg_.hidden_size, f = cfg_.intermediate_size;
+  src_.check(p + "text_model.embeddings.token_embedding.weight", {cfg_.vocab_size, c});
+  src_.check(p + "text_model.embeddings.position_embedding.weight", {cfg_.max_positions, c});
+  src_.check(p + "text_model.final_layer_norm.weight", {c});
+  src_.check(p + "text_model.final_layer_norm.bias", {c});
+  for (int64_t i = 0; i < cfg_.num_layers; ++i) {
+    const std::string l = p + "text_model.encoder.layers." + std::to_string(i) + ".";
+    for (const char* n : {"layer_norm1.", "layer_norm2."})
+      for (const char* s : {"weight", "bias"}) src_.check(l + n + s, {c});
+    const std::pair<const char*, Shape> kLin[] = {{"self_attn.q_proj", {c, c}}, {"self_attn.k_proj", {c, c}},
+                                                 {"self_attn.v_proj", {c, c}}, {"self_attn.out_proj", {c, c}},
+                                                 {"mlp.fc1", {f, c}}, {"mlp.fc2", {c, f}}};
+    for (const auto& [n, shape] : kLin) {
+      src_.check(l + n + ".weight", shape);
+      src_.check(l + n + ".bias", {shape[0]});
+    }
+  }
+}
+
+std::unique_ptr<ClipTextModel::Weights> ClipTextModel::load_weights() const {
+  const WeightStore& w = src_;
+  const std::string& p = prefix_;
+  const int64_t c = cfg_.hidden_size, f = cfg_.intermediate_size;
+  auto out = std::make_unique<Weights>();
+  out->tok_emb = w.get(p + "text_model.embeddings.token_embedding.weight", {cfg_.vocab_size, c});
+  out->pos_emb = w.get(p + "text_model.embeddings.position_embedding.weight", {cfg_.max_positions, c});
+  out->final_w = w.get(p + "text_model.final_layer_norm.weight", {c});
+  out->final_b = w.get(p + "text_model.final_layer_norm.bias", {c});
+  for (int64_t i = 0; i < cfg_.num_layers; ++i) {
     std::string l = p + "text_model.encoder.layers." + std::to_string(i) + ".";
     Layer L;
     L.ln1_w = w.get(l + "layer_norm1.weight", {c});
     L.ln1_b = w.get(l + "layer_norm1.bias", {c});
     L.ln2_w = w.get(l + "layer_norm2.weight", {c});
     L.ln2_b = w.get(l + "layer_norm2.bias", {c});
-    auto lin = [&](const std::string& n, int64_t out, int64_t in) {
-      if (w.compute_bf16()) return Linear(w.get_bf16(l + n + ".weight", {out, in}), out, in, w.get(l + n + ".bias", {out}));
-      return Linear(w.get(l + n + ".weight", {out, in}), w.get(l + n + ".bias", {out}));
+    auto lin = [&](const std::string& n, int64_t o, int64_t in) {
+      if (w.compute_bf16()) return Linear(w.get_bf16(l + n + ".weight", {o, in}), o, in, w.get(l + n + ".bias", {o}));
+      return Linear(w.get(l + n + ".weight", {o, in}), w.get(l + n + ".bias", {o}));
     };
     L.q = lin("self_attn.q_proj", c, c);
     L.k = lin("self_attn.k_proj", c, c);
@@ -61,11 +90,34 @@ ClipTextModel::ClipTextModel(const ClipTextConfig& cfg, const WeightStore& w, co
     L.out = lin("self_attn.out_proj", c, c);
     L.fc1 = lin("mlp.fc1", f, c);
     L.fc2 = lin("mlp.fc2", c, f);
-    layers_.push_back(std::move(L));
+    out->layers.push_back(std::move(L));
   }
+  return out;
+}
+
+const ClipTextModel::Weights& ClipTextModel::ensure_weights() const {
+  if (!w_) w_ = load_weights();
+  return *w_;
+}
+
+bool ClipTextModel::weights_loaded() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return w_ != nullptr;
+}
+
+void ClipTextModel::release_weights() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  w_.reset();
 }
 
 Tensor ClipTextModel::hidden_after(const std::vector<std::vector<int32_t>>& ids, int64_t n_layers) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  Tensor h = run_layers(ensure_weights(), ids, n_layers);
+  if (!keep_) w_.reset();
+  return h;
+}
+
+Tensor ClipTextModel::run_layers(const Weights& w, const std::vector<std::vector<int32_t>>& ids, int64_t n_layers) const {
   const int64_t b = static_cast<int64_t>(ids.size()), c = cfg_.hidden_size;
   const int64_t t = b ? static_cast<int64_t>(ids[0].size()) : 0;
   if (t == 0 || t > cfg_.max_positions)
@@ -80,13 +132,13 @@ Tensor ClipTextModel::hidden_after(const std::vector<std::vector<int32_t>>& ids,
       if (id < 0 || id >= cfg_.vocab_size)
         fail(ErrorCode::kInvalidArgument, "token id " + std::to_string(id) + " is outside the vocabulary");
       float* dst = x.data() + (i * t + j) * c;
-      const float* te = tok_emb_.data() + id * c;
-      const float* pe = pos_emb_.data() + j * c;
+      const float* te = w.tok_emb.data() + id * c;
+      const float* pe = w.pos_emb.data() + j * c;
       for (int64_t k = 0; k < c; ++k) dst[k] = te[k] + pe[k];
     }
   }
   for (int64_t li = 0; li < n_layers && li < cfg_.num_layers; ++li) {
-    const Layer& L = layers_[li];
+    const Layer& L = w.layers[li];
     Tensor h = layer_norm(x, L.ln1_w, L.ln1_b, cfg_.layer_norm_eps);
     Tensor a = attention(L.q.forward(h), L.k.forward(h), L.v.forward(h),
                          static_cast<int>(cfg_.num_heads), /*causal=*/true, L.q.bf16());
@@ -99,15 +151,15 @@ Tensor ClipTextModel::hidden_after(const std::vector<std::vector<int32_t>>& ids,
   return x;
 }
 
-Tensor ClipTextModel::final_norm(const Tensor& h) const {
-  return layer_norm(h, final_w_, final_b_, cfg_.layer_norm_eps);
-}
-
 Tensor ClipTextModel::encode(const std::vector<std::vector<int32_t>>& ids, int clip_skip) const {
   if (clip_skip < 1 || clip_skip > cfg_.num_layers)
     fail(ErrorCode::kInvalidArgument, "clip_skip " + std::to_string(clip_skip) + " must be in 1.." +
                                           std::to_string(cfg_.num_layers) + " (1 = last layer)");
-  return final_norm(hidden_after(ids, cfg_.num_layers - (clip_skip - 1)));
+  std::lock_guard<std::mutex> lock(mu_);
+  const Weights& w = ensure_weights();
+  Tensor h = layer_norm(run_layers(w, ids, cfg_.num_layers - (clip_skip - 1)), w.final_w, w.final_b, cfg_.layer_norm_eps);
+  if (!keep_) w_.reset();
+  return h;
 }
 
 }  // namespace vg

@@ -1,6 +1,8 @@
 // CLIP text transformer (transformers' CLIPTextModel): SD1's CLIP-L
 // (quick_gelu) and SD2's OpenCLIP-H (gelu), configured from config.json.
 #pragma once
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -20,24 +22,46 @@ struct ClipTextConfig {
 
 class ClipTextModel {
  public:
-  ClipTextModel(const ClipTextConfig& cfg, const WeightStore& w, const std::string& prefix = "");
+  // Every weight is checked (present, right shape) here. Without `lazy` the
+  // weights are converted now; with it, on the first encode, so a model can
+  // be opened without paying for its text encoder until a prompt needs it.
+  ClipTextModel(const ClipTextConfig& cfg, const WeightStore& w, const std::string& prefix = "", bool lazy = false);
 
   // ids: B rows of max_positions ids. clip_skip follows A1111: 1 = last layer,
   // 2 = penultimate; the final LayerNorm is applied either way. -> [B,T,C]
   Tensor encode(const std::vector<std::vector<int32_t>>& ids, int clip_skip = 1) const;
   // Hidden state after `layers` encoder layers, without the final LayerNorm.
   Tensor hidden_after(const std::vector<std::vector<int32_t>>& ids, int64_t layers) const;
-  Tensor final_norm(const Tensor& h) const;
   const ClipTextConfig& config() const { return cfg_; }
+
+  // false: the converted weights are dropped after each encode and made
+  // again from the (memory-mapped) files when next needed. The text encoder
+  // runs once per prompt, so this trades ~0.1-0.3 s per new prompt for its
+  // whole compute copy (~470 MB float32 for CLIP-L) during denoising.
+  void set_keep_weights(bool keep) { keep_ = keep; }
+  bool weights_loaded() const;
+  void release_weights() const;
 
  private:
   struct Layer {
     Tensor ln1_w, ln1_b, ln2_w, ln2_b;
     Linear q, k, v, out, fc1, fc2;
   };
+  struct Weights {
+    Tensor tok_emb, pos_emb, final_w, final_b;
+    std::vector<Layer> layers;
+  };
+  void check_weights() const;
+  std::unique_ptr<Weights> load_weights() const;
+  const Weights& ensure_weights() const;
+  Tensor run_layers(const Weights& w, const std::vector<std::vector<int32_t>>& ids, int64_t n_layers) const;
+
   ClipTextConfig cfg_;
-  Tensor tok_emb_, pos_emb_, final_w_, final_b_;
-  std::vector<Layer> layers_;
+  WeightStore src_;
+  std::string prefix_;
+  bool keep_ = true;
+  mutable std::mutex mu_;
+  mutable std::unique_ptr<Weights> w_;
 };
 
 }  // namespace vg
