@@ -40,13 +40,15 @@ TEST(Artifacts, ConcurrentWritersOfTheSameContentMakeOneArtifact) {
   const std::string dir = fresh_dir("vg_art_conc");
   ArtifactStore s(dir);
   const std::string bytes(1 << 20, 'x');
-  std::vector<std::thread> ts;
-  for (int i = 0; i < 4; ++i) ts.emplace_back([&] { ArtifactStore(dir).put(bytes, "image/png", 1, 1, {}); });
+  // Fork before starting the threads: a child forked while another thread
+  // holds a library lock (OpenSSL's, malloc's) would deadlock on it.
   pid_t child = fork();
-  if (child == 0) {  // and another process
+  if (child == 0) {  // another process, writing while the threads below do
     ArtifactStore(dir).put(bytes, "image/png", 1, 1, {});
     _exit(0);
   }
+  std::vector<std::thread> ts;
+  for (int i = 0; i < 4; ++i) ts.emplace_back([&] { ArtifactStore(dir).put(bytes, "image/png", 1, 1, {}); });
   for (auto& t : ts) t.join();
   int st = 0;
   waitpid(child, &st, 0);

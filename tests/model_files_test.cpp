@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "backend/cpu/ops.h"
+#include "io/atomic_file.h"
 #include "io/weights.h"
 #include "test_util.h"
 #include "visiongen/visiongen.h"
@@ -112,6 +113,33 @@ TEST(ModelFiles, Bf16WeightsDecodeToNearbyFloats) {
   EXPECT_EQ(bf->info(n).dtype, DType::kBF16);
   Tensor a = f32->load_f32(n), b = bf->load_f32(n);
   for (int64_t i = 0; i < a.numel(); ++i) EXPECT_NEAR(a.data()[i], b.data()[i], std::fabs(a.data()[i]) / 128);
+  fs::remove(path);
+}
+
+// float32 weights are used where they lie in the mapped file: no copy, and a
+// write through one stays private (the file and other mappings are unchanged).
+TEST(ModelFiles, Float32WeightsAreUsedInPlaceFromTheMapping) {
+  const std::string path = testing::TempDir() + "/inplace.safetensors";
+  std::vector<float> v(4096);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(i) * 0.5f;
+  write_safetensors(path, {{"w", DType::kF32, {64, 64}, v.data()}});
+  const std::string before = read_file(path);
+  {
+    WeightStore ws;
+    auto file = SafetensorsFile::open(path);
+    ws.add_file(file);
+    Tensor a = ws.get("w", {64, 64});
+    EXPECT_TRUE(file->contains(a.data(), 4096 * sizeof(float)));
+    EXPECT_EQ(a.data(), reinterpret_cast<const float*>(file->info("w").data));
+    EXPECT_EQ(a.data()[4095], 2047.5f);
+    Tensor as_conv = ws.get("w", {64, 64, 1, 1});  // a 1x1 convolution's view of the same weights
+    EXPECT_EQ(as_conv.shape(), (Shape{64, 64, 1, 1}));
+    EXPECT_EQ(as_conv.data(), a.data());
+    as_conv = Tensor();
+    a.data()[7] = -1.0f;  // copy-on-write: private to this mapping
+    EXPECT_EQ(SafetensorsFile::open(path)->load_f32("w").data()[7], 3.5f);
+  }
+  EXPECT_EQ(read_file(path), before);
   fs::remove(path);
 }
 

@@ -117,6 +117,14 @@ Tensor Tensor::unpooled(Shape shape) {
   return t;
 }
 
+Tensor Tensor::wrap(Shape shape, std::shared_ptr<float> data) {
+  Tensor t;
+  t.shape_ = std::move(shape);
+  t.numel_ = shape_numel(t.shape_);
+  t.data_ = std::move(data);
+  return t;
+}
+
 Tensor Tensor::zeros(Shape shape) {
   Tensor t(std::move(shape));
   std::memset(t.data(), 0, t.numel() * sizeof(float));

@@ -25,6 +25,9 @@ class Tensor {
   // to the system when freed.
   static Tensor unpooled(Shape shape);
   static Tensor from(Shape shape, const float* src);
+  // Memory owned elsewhere (e.g. float32 weights inside a mapped file); the
+  // deleter of `data` runs when the last Tensor referencing it dies.
+  static Tensor wrap(Shape shape, std::shared_ptr<float> data);
 
   const Shape& shape() const { return shape_; }
   int64_t dim(int i) const { return shape_[i < 0 ? shape_.size() + i : i]; }

@@ -46,7 +46,10 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
     ::close(fd);
     corrupt(path, "it is only " + std::to_string(f->size_) + " bytes long");
   }
-  f->map_ = ::mmap(nullptr, f->size_, PROT_READ, MAP_PRIVATE, fd, 0);
+  // Private and writable: float32 weights are used in place, and a write
+  // through one (none is intended) gets a private copy of that page instead
+  // of a fault or a change to the file.
+  f->map_ = ::mmap(nullptr, f->size_, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
   ::close(fd);
   if (f->map_ == MAP_FAILED) {
     f->map_ = nullptr;

@@ -37,6 +37,12 @@ class SafetensorsFile {
   // file's mapping (the page cache keeps them; a later read faults them back):
   // weights converted to their compute copy stop counting twice in RSS.
   void release_pages(const void* p, size_t n) const;
+  // [p, p+n) lies inside this file's mapping.
+  bool contains(const void* p, size_t n) const {
+    const auto* b = static_cast<const uint8_t*>(p);
+    const auto* base = static_cast<const uint8_t*>(map_);
+    return map_ && b >= base && b + n <= base + size_;
+  }
 
  private:
   SafetensorsFile() = default;

@@ -71,7 +71,19 @@ Tensor WeightStore::get(const std::string& name, const Shape& expected) const {
     return t;
   }
   const TensorInfo* ti = check(name, expected);
-  Tensor t = Tensor::unpooled(expected.empty() ? ti->shape : expected);
+  const Shape shape = expected.empty() ? ti->shape : expected;
+  // float32 as stored: used in place from the mapping (no copy, nothing to
+  // convert); its pages leave this process's RSS when the last user drops it
+  // (e.g. a convolution's plain weights after their reorder).
+  if (ti->dtype == DType::kF32 && reinterpret_cast<uintptr_t>(ti->data) % alignof(float) == 0) {
+    for (const auto& f : files_) {
+      if (!f->contains(ti->data, ti->nbytes)) continue;
+      auto* p = reinterpret_cast<float*>(const_cast<uint8_t*>(ti->data));
+      const size_t n = ti->nbytes;
+      return Tensor::wrap(shape, std::shared_ptr<float>(p, [f, n](float* q) { f->release_pages(q, n); }));
+    }
+  }
+  Tensor t = Tensor::unpooled(shape);
   convert_to_f32(ti->dtype, ti->data, t.data(), static_cast<size_t>(t.numel()));
   for (const auto& f : files_) f->release_pages(ti->data, ti->nbytes);
   return t;
