@@ -124,7 +124,7 @@ TEST(Cli, ConvertWritesLdmCheckpoint) {
 }
 
 TEST(Cli, BenchQuickReportsRatioToSgemm) {
-  auto r = run("bench --quick --json");
+  auto r = run("bench --quick --json -m " + test::tiny_model());
   ASSERT_EQ(r.code, 0) << r.out;
   auto j = nlohmann::json::parse(r.out);
   EXPECT_GT(j["sgemm_gflops"].get<double>(), 0);
@@ -136,6 +136,9 @@ TEST(Cli, BenchQuickReportsRatioToSgemm) {
     EXPECT_EQ(j["runs"][1]["precision"], "bf16");
     EXPECT_GT(j["bf16_speedup"][0].get<double>(), 0);
   }
+  ASSERT_EQ(j["model_load"].size(), j["runs"].size());  // load time of the real model, per precision
+  EXPECT_GT(j["model_load"][0]["load_s"].get<double>(), 0);
+  EXPECT_EQ(run("bench --quick -m " + tmpdir() + "/no-such-model").code, 12);  // file_not_found, before any work
 }
 
 }  // namespace
