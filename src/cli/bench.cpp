@@ -185,6 +185,15 @@ nlohmann::json bench_precision(const BenchOptions& o, bool bf16, double peak, Be
                         {"unet_gflops", gf}, {"unet_frac_of_sgemm", gf / peak}, {"vae_decode_s", dec},
                         {"vae_decode_gflops", dec_gf}, {"vae_frac_of_sgemm", dec_gf / peak}};
     r["peak_rss_after_unet_gb"] = rss_unet;
+    if (auto st = unet.arena_stats()) {  // activation memory planned before the first step
+      r["unet_arena_gb"] = st->arena_bytes / 1073741824.0;
+      r["unet_live_peak_gb"] = st->live_peak_bytes / 1073741824.0;
+      r["unet_arena_missed"] = st->missed;
+      if (!o.json)
+        std::printf("[%s] %dx%d UNet activations: planned arena %.3f GB (most alive at once %.3f GB); %zu allocations per step, %zu fell back to the pool\n",
+                    bf16 ? "bf16" : "fp32", size, size, st->arena_bytes / 1073741824.0, st->live_peak_bytes / 1073741824.0,
+                    st->allocations, st->missed);
+    }
     r["peak_rss_after_vae_gb"] = peak_rss_gb();
     if (o.profile) r["unet_profile_s"] = prof, r["vae_profile_s"] = vprof;
     out["sizes"].push_back(r);

@@ -9,6 +9,7 @@
 #include <new>
 #include <sstream>
 
+#include "core/arena.h"
 #include "core/error.h"
 
 namespace vg {
@@ -80,6 +81,13 @@ std::string shape_str(const Shape& s) {
 
 namespace {
 thread_local int g_bypass = 0;
+thread_local TensorAllocHook* g_hook = nullptr;
+}
+
+TensorAllocHook* set_tensor_alloc_hook(TensorAllocHook* h) {
+  TensorAllocHook* prev = g_hook;
+  g_hook = h;
+  return prev;
 }
 
 // Big one-off buffers come straight from the system (glibc mmaps them) and
@@ -102,6 +110,12 @@ Tensor::Tensor(Shape shape) : shape_(std::move(shape)) {
     return;
   }
   size_t bytes = Pool::round_up(std::max<size_t>(1, numel_) * sizeof(float));
+  if (g_hook) {
+    if (auto p = g_hook->allocate(bytes)) {
+      data_ = std::move(p);
+      return;
+    }
+  }
   float* p = static_cast<float*>(pool().take(bytes));
   data_ = std::shared_ptr<float>(p, [bytes](float* q) { pool().give(q, bytes); });
 }
@@ -127,13 +141,13 @@ Tensor Tensor::wrap(Shape shape, std::shared_ptr<float> data) {
 
 Tensor Tensor::zeros(Shape shape) {
   Tensor t(std::move(shape));
-  std::memset(t.data(), 0, t.numel() * sizeof(float));
+  if (!dry_run_active()) std::memset(t.data(), 0, t.numel() * sizeof(float));
   return t;
 }
 
 Tensor Tensor::from(Shape shape, const float* src) {
   Tensor t(std::move(shape));
-  std::memcpy(t.data(), src, t.numel() * sizeof(float));
+  if (!dry_run_active()) std::memcpy(t.data(), src, t.numel() * sizeof(float));
   return t;
 }
 
@@ -147,7 +161,7 @@ Tensor Tensor::reshape(Shape shape) const {
 
 Tensor Tensor::clone() const {
   Tensor t(shape_);
-  std::memcpy(t.data(), data(), numel_ * sizeof(float));
+  if (!dry_run_active()) std::memcpy(t.data(), data(), numel_ * sizeof(float));
   return t;
 }
 
@@ -156,6 +170,9 @@ PoolStats tensor_pool_stats() {
   return PoolStats{pool().fresh, pool().cached};
 }
 
-void tensor_pool_trim() { pool().trim(); }
+void tensor_pool_trim() {
+  arena_trim_all();
+  pool().trim();
+}
 
 }  // namespace vg

@@ -57,6 +57,15 @@ struct PoolStats {
 PoolStats tensor_pool_stats();
 void tensor_pool_trim();
 
+// A per-thread source of Tensor buffers tried before the pool (the planned
+// arena and the dry run in core/arena.h). Returns null to use the pool.
+struct TensorAllocHook {
+  virtual ~TensorAllocHook() = default;
+  virtual std::shared_ptr<float> allocate(size_t bytes) = 0;
+};
+// Installs `h` for this thread; returns the previous hook.
+TensorAllocHook* set_tensor_alloc_hook(TensorAllocHook* h);
+
 // While one lives (on this thread), new tensors bypass the pool: for one-off
 // passes (VAE decode/encode) whose many buffer sizes would otherwise stay
 // cached; freed memory goes straight back to the system.

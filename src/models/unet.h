@@ -1,10 +1,13 @@
 // UNet2DConditionModel (SD 1.x / 2.x family), built from diffusers' config.json.
 #pragma once
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "core/arena.h"
 #include "models/blocks.h"
 
 namespace vg {
@@ -31,8 +34,16 @@ class UNet {
  public:
   UNet(const UNetConfig& cfg, const WeightStore& w);
   // sample: [B,H,W,Cin] (NHWC); timesteps: 1 or B values; context [B,S,Cc].
+  // The activations come from an arena planned by a dry run the first time a
+  // shape is seen (set VG_ARENA=0 to use the tensor pool instead).
   Tensor forward(const Tensor& sample, const std::vector<float>& timesteps,
                  const Tensor& context) const;
+  // The plan for the last shape forward() ran (null before the first call):
+  // arena size, most bytes alive at once, allocations served and missed.
+  struct ArenaStats {
+    size_t arena_bytes = 0, live_peak_bytes = 0, allocations = 0, served = 0, missed = 0;
+  };
+  std::optional<ArenaStats> arena_stats() const;
   // Pieces exposed for tests.
   Tensor time_proj(const std::vector<float>& timesteps, int64_t batch) const;
   Tensor time_embedding(const Tensor& proj) const;
@@ -47,7 +58,13 @@ class UNet {
     std::vector<SpatialTransformer> attns;
     std::optional<Conv2d> resample;
   };
+  Tensor forward_pass(const Tensor& sample, const std::vector<float>& timesteps, const Tensor& context) const;
+  Arena& arena_for(const Tensor& sample, const std::vector<float>& timesteps, const Tensor& context) const;
+
   UNetConfig cfg_;
+  mutable std::mutex arena_mu_;
+  mutable std::map<std::vector<int64_t>, std::unique_ptr<Arena>> arenas_;
+  mutable Arena* last_arena_ = nullptr;
   Conv2d conv_in_, conv_out_;
   Linear time_1_, time_2_;
   GroupNormParams norm_out_;

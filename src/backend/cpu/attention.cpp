@@ -10,6 +10,7 @@
 #include "backend/cpu/ops.h"
 #include "backend/cpu/vec_math.h"
 #include "core/profile.h"
+#include "core/arena.h"
 #include "core/error.h"
 
 namespace vg {
@@ -35,6 +36,7 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, b
   const int64_t b = q.dim(0), tq = q.dim(1), c = q.dim(2), tk = k.dim(1);
   if (k.dim(2) != c || v.dim(2) != c || v.dim(1) != tk || k.dim(0) != b || c % heads != 0)
     fail(ErrorCode::kInternal, "attention: bad shapes " + shape_str(q.shape()) + " " + shape_str(k.shape()));
+  if (dry_run_active()) return Tensor({b, tq, c});  // planning pass
   if (bf16) return attention_bf16(q, k, v, heads, causal);
   const int64_t d = c / heads;
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));

@@ -8,6 +8,7 @@
 #include "backend/cpu/bf16.h"
 #include "backend/cpu/vec_math.h"
 #include "core/profile.h"
+#include "core/arena.h"
 #include "core/error.h"
 
 namespace vg {
@@ -164,6 +165,7 @@ Tensor group_norm(const Tensor& x, int groups, const Tensor& gamma, const Tensor
                                         " channels not divisible by " + std::to_string(groups));
   const int64_t cg = c / groups;
   Tensor out(x.shape());
+  if (dry_run_active()) return out;  // planning pass: shapes and allocations only
   if (!g_cl_groupnorm) {
     group_norm_into(x, out.data(), groups, gamma, beta, eps, fuse_silu);
     return out;
@@ -183,6 +185,7 @@ Tensor group_norm(const Tensor& x, int groups, const Tensor& gamma, const Tensor
 void group_norm_to_bf16(const Tensor& x, int groups, const Tensor& gamma, const Tensor& beta, float eps, bool silu, uint16_t* out) {
   profile::Scope prof_("group_norm");
   if (x.dim(-1) % groups != 0) fail(ErrorCode::kShapeMismatch, "group_norm: channels not divisible by groups");
+  if (dry_run_active()) return;
   group_norm_into(x, nullptr, groups, gamma, beta, eps, silu, out);
 }
 
@@ -193,6 +196,7 @@ void group_norm_inplace(Tensor& x, int groups, const Tensor& gamma, const Tensor
   }
   profile::Scope prof_("group_norm");
   if (x.dim(-1) % groups != 0) fail(ErrorCode::kShapeMismatch, "group_norm: channels not divisible by groups");
+  if (dry_run_active()) return;
   group_norm_into(x, x.data(), groups, gamma, beta, eps, fuse_silu);
 }
 
@@ -200,6 +204,7 @@ Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, floa
   profile::Scope prof_("layer_norm");
   const int64_t c = x.dim(-1), m = x.numel() / c;
   Tensor out(x.shape());
+  if (dry_run_active()) return out;  // planning pass: shapes and allocations only
   const float* xd = x.data();
   float* od = out.data();
 #pragma omp parallel for
@@ -219,6 +224,7 @@ Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, floa
 
 void activate_inplace(Tensor& x, Act act) {
   profile::Scope prof_("elementwise");
+  if (dry_run_active()) return;
   float* d = x.data();
   const int64_t n = x.numel();
   switch (act) {
@@ -251,6 +257,7 @@ Tensor activate(const Tensor& x, Act act) {
 void add_inplace(Tensor& a, const Tensor& b) {
   profile::Scope prof_("elementwise");
   check_same(a, b, "add");
+  if (dry_run_active()) return;
   float* ad = a.data();
   const float* bd = b.data();
   const int64_t n = a.numel();
@@ -259,6 +266,7 @@ void add_inplace(Tensor& a, const Tensor& b) {
 }
 
 void scale_inplace(Tensor& a, float s) {
+  if (dry_run_active()) return;
   float* ad = a.data();
   const int64_t n = a.numel();
 #pragma omp parallel for
@@ -269,6 +277,7 @@ void add_per_channel_inplace(Tensor& x, const Tensor& v) {
   profile::Scope prof_("elementwise");
   const int64_t n = x.dim(0), c = x.dim(-1), s = x.numel() / (n * c);
   if (v.numel() != n * c) fail(ErrorCode::kInternal, "add_per_channel: size mismatch");
+  if (dry_run_active()) return;
   float* d = x.data();
   const float* vd = v.data();
 #pragma omp parallel for collapse(2)
@@ -286,6 +295,7 @@ Tensor geglu(const Tensor& x) {
   Shape os = x.shape();
   os.back() = c;
   Tensor out(os);
+  if (dry_run_active()) return out;  // planning pass: shapes and allocations only
   const float* xd = x.data();
   float* od = out.data();
 #pragma omp parallel for
@@ -297,6 +307,7 @@ Tensor geglu(const Tensor& x) {
 void upsample_nearest_to_bf16(const Tensor& x, int64_t oh, int64_t ow, uint16_t* od) {
   profile::Scope prof_("elementwise");
   const int64_t n = x.dim(0), h = x.dim(1), w = x.dim(2), c = x.dim(3);
+  if (dry_run_active()) return;
   const float* xd = x.data();
 #pragma omp parallel for collapse(2)
   for (int64_t i = 0; i < n; ++i)
@@ -313,6 +324,7 @@ Tensor upsample_nearest(const Tensor& x, int64_t oh, int64_t ow) {
   profile::Scope prof_("elementwise");
   const int64_t n = x.dim(0), h = x.dim(1), w = x.dim(2), c = x.dim(3);
   Tensor out({n, oh, ow, c});
+  if (dry_run_active()) return out;  // planning pass: shapes and allocations only
   const float* xd = x.data();
   float* od = out.data();
 #pragma omp parallel for collapse(2)
@@ -336,6 +348,7 @@ Tensor concat_channels(const Tensor& a, const Tensor& b) {
   Shape os = a.shape();
   os.back() = ca + cb;
   Tensor out(os);
+  if (dry_run_active()) return out;  // planning pass: shapes and allocations only
   const float* ad = a.data();
   const float* bd = b.data();
   float* od = out.data();
@@ -351,6 +364,7 @@ Tensor concat_batch(const Tensor& a, const Tensor& b) {
   Shape os = a.shape();
   os[0] += b.dim(0);
   Tensor out(os);
+  if (dry_run_active()) return out;  // planning pass: shapes and allocations only
   std::memcpy(out.data(), a.data(), a.numel() * sizeof(float));
   std::memcpy(out.data() + a.numel(), b.data(), b.numel() * sizeof(float));
   return out;
