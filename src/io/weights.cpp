@@ -105,6 +105,11 @@ std::vector<uint16_t> WeightStore::get_bf16(const std::string& name, const Shape
   return out;
 }
 
+std::shared_ptr<const WeightStore> WeightStore::shared() const {
+  if (!shared_) shared_ = std::make_shared<const WeightStore>(*this);
+  return shared_;
+}
+
 Tensor WeightStore::get_or_empty(const std::string& name) const {
   return has(name) ? get(name) : Tensor();
 }

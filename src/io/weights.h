@@ -39,6 +39,9 @@ class WeightStore {
   // to bf16 without a float32 copy of the whole tensor.
   std::vector<uint16_t> get_bf16(const std::string& name, const Shape& expected) const;
   const std::map<std::string, const TensorInfo*>& entries() const { return entries_; }
+  // A shared copy of this store (made on the first call), for layers that
+  // convert their weights later: it keeps the files mapped.
+  std::shared_ptr<const WeightStore> shared() const;
   std::string describe() const;  // file list for messages
   // Layers built from this store compute in bf16 (weights held in bf16).
   void set_compute_bf16(bool on) { bf16_ = on; }
@@ -49,6 +52,7 @@ class WeightStore {
   std::map<std::string, const TensorInfo*> entries_;
   Resolver resolver_;
   bool synthetic_ = false, bf16_ = false;
+  mutable std::shared_ptr<const WeightStore> shared_;
   mutable uint32_t seed_ = 0;
 };
 

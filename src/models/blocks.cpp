@@ -8,9 +8,14 @@ namespace vg {
 Conv2d load_conv(const WeightStore& w, const std::string& name, int64_t out, int64_t in, int k,
                  int stride, int pad_l, int pad_r) {
   Tensor bias = w.has(name + ".bias") ? w.get(name + ".bias", {out}) : Tensor();
-  if (w.compute_bf16()) return Conv2d(w.get_bf16(name + ".weight", {out, in, k, k}), {out, in, k, k}, std::move(bias), stride, pad_l, pad_r);
-  Tensor weight = w.get(name + ".weight", {out, in, k, k});
-  return Conv2d(std::move(weight), std::move(bias), stride, pad_l, pad_r);
+  const Shape shape{out, in, k, k};
+  const std::string wn = name + ".weight";
+  w.check(wn, shape);  // a missing or misshapen weight fails at load; converted at first use
+  auto store = w.shared();
+  return Conv2d(shape, [store, wn, shape](Tensor* f32, std::vector<uint16_t>* bf16) {
+    if (f32) *f32 = store->get(wn, shape);
+    else *bf16 = store->get_bf16(wn, shape);
+  }, std::move(bias), stride, pad_l, pad_r, w.compute_bf16());
 }
 
 Linear load_linear(const WeightStore& w, const std::string& name, int64_t out, int64_t in,

@@ -42,6 +42,16 @@ Conv2d::Conv2d(std::vector<uint16_t> weight_bf16, const Shape& shape, Tensor bia
   if (!bias_.empty() && bias_.numel() != oc_) fail(ErrorCode::kShapeMismatch, "conv bias size mismatch");
 }
 
+Conv2d::Conv2d(const Shape& shape, Source source, Tensor bias, int stride, int pad_l, int pad_r, bool bf16)
+    : source_(std::move(source)), bias_(std::move(bias)), stride_(stride), pad_l_(pad_l), pad_r_(pad_r), bf16_(bf16) {
+  if (shape.size() != 4) fail(ErrorCode::kShapeMismatch, "conv weight must be 4-D, got " + shape_str(shape));
+  oc_ = shape[0];
+  ic_ = shape[1];
+  kh_ = shape[2];
+  kw_ = shape[3];
+  if (!bias_.empty() && bias_.numel() != oc_) fail(ErrorCode::kShapeMismatch, "conv bias size mismatch");
+}
+
 double Conv2d::flops(int64_t n, int64_t h, int64_t w) const {
   return 2.0 * n * out_size(h) * out_size(w) * oc_ * (ic_ / groups_) * kh_ * kw_;
 }
@@ -84,6 +94,10 @@ const Conv2d::Prim& Conv2d::get_prim(int64_t n, int64_t h, int64_t w, bool sum) 
     }
   }
   if (!p->weights) {
+    if (cache_.empty() && weight_.empty() && weight_bf16_.empty() && source_) {
+      source_(bf16_ ? nullptr : &weight_, bf16_ ? &weight_bf16_ : nullptr);
+      source_ = nullptr;
+    }
     p->weights = dnnl::memory(pd.weights_desc(), eng);
     dnnl::memory src_w;
     const tag plain = groups_ == 1 ? tag::oihw : tag::goihw;

@@ -2,6 +2,7 @@
 // convolution, NHWC activations, weights reordered to oneDNN's preferred
 // layout) and Linear (GEMM over the last dimension).
 #pragma once
+#include <functional>
 #include <map>
 #include <memory>
 #include <oneapi/dnnl/dnnl.hpp>
@@ -20,6 +21,12 @@ class Conv2d {
   Conv2d(Tensor weight, Tensor bias, int stride, int pad_l, int pad_r, int groups = 1, bool bf16 = false);
   // A bf16 layer from weights already in bf16 (plain OIHW of `shape`).
   Conv2d(std::vector<uint16_t> weight_bf16, const Shape& shape, Tensor bias, int stride, int pad_l, int pad_r);
+  // Weights made on first use by `source` (plain OIHW of `shape`; it fills
+  // the float32 tensor, or the bf16 vector for a bf16 layer): a model opens
+  // without converting its convolutions, and each is converted once, just
+  // before its reorder into oneDNN's layout, with no lasting plain copy.
+  using Source = std::function<void(Tensor* f32, std::vector<uint16_t>* bf16)>;
+  Conv2d(const Shape& shape, Source source, Tensor bias, int stride, int pad_l, int pad_r, bool bf16);
 
   // x: [N,H,W,IC] -> [N,OH,OW,OC]. If `accumulate` is given (shape of the
   // output), the result is added into it in place and it is returned.
@@ -47,6 +54,7 @@ class Conv2d {
 
   mutable Tensor weight_;  // plain OIHW copy, released after the first reorder
   mutable std::vector<uint16_t> weight_bf16_;  // the same in bf16 (bf16 mode)
+  mutable Source source_;                      // makes one of them on first use
   Tensor bias_;
   int64_t oc_ = 0, ic_ = 0, kh_ = 0, kw_ = 0;
   int stride_ = 1, pad_l_ = 0, pad_r_ = 0, groups_ = 1;
