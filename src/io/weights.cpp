@@ -61,7 +61,11 @@ Tensor WeightStore::get(const std::string& name, const Shape& expected) const {
     Tensor t = Tensor::unpooled(expected);
     const int64_t fan_in = expected.size() > 1 ? t.numel() / expected[0] : 1;
     const float scale = expected.size() > 1 ? 1.7f / std::sqrt(static_cast<float>(fan_in)) : 0.1f;
-    uint32_t x = seed_ += 0x9E3779B9u;
+    // Seeded by the name, so a weight is the same whenever and however often
+    // it is asked for (layers may convert theirs on first use, in any order).
+    uint32_t x = seed_ * 0x9E3779B9u + 0x7F4A7C15u;
+    for (char ch : name) x = (x ^ static_cast<uint8_t>(ch)) * 16777619u;  // FNV-1a style
+    if (x == 0) x = 1;
     for (int64_t i = 0; i < t.numel(); ++i) {
       x ^= x << 13, x ^= x >> 17, x ^= x << 5;  // xorshift32
       const float u = static_cast<float>(x >> 8) * (1.0f / 16777216.0f) - 0.5f;

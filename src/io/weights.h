@@ -53,7 +53,7 @@ class WeightStore {
   Resolver resolver_;
   bool synthetic_ = false, bf16_ = false;
   mutable std::shared_ptr<const WeightStore> shared_;
-  mutable uint32_t seed_ = 0;
+  uint32_t seed_ = 0;
 };
 
 // Opens the weights of one diffusers component folder (e.g. "unet/"):
