@@ -5,6 +5,7 @@
 #include "backend/cpu/bf16.h"
 #include "core/arena.h"
 #include "io/weights.h"
+#include "models/autoencoder_kl.h"
 #include "models/unet.h"
 #include "test_util.h"
 
@@ -112,6 +113,24 @@ TEST_F(UNetArena, TrimFreesTheArenaAndTheNextStepMakesItAgain) {
   Tensor b = unet->forward(x, {500.0f}, ctx);
   EXPECT_EQ(test::max_abs_diff(a.data(), b.data(), a.numel()), 0.0);
   EXPECT_EQ(unet->arena_stats()->missed, 0u);
+}
+
+TEST(VaeArena, DecodeIsPlannedBeforeItRunsAndRepeatsExactly) {
+  auto w = open_component_weights(test::tiny_model() + "/vae", "vae");
+  AutoencoderKL vae(VaeConfig::from_json_file(test::tiny_model() + "/vae/config.json"), w);
+  Tensor z = Tensor::zeros({1, 16, 16, 4});
+  for (int64_t i = 0; i < z.numel(); ++i) z.data()[i] = static_cast<float>((i * 7) % 23) / 11.0f - 1.0f;
+  EXPECT_FALSE(vae.decode_arena_stats().has_value());
+  Tensor a = vae.decode(z).clone();
+  auto st = vae.decode_arena_stats();
+  ASSERT_TRUE(st.has_value());
+  EXPECT_EQ(st->missed, 0u);
+  EXPECT_GE(st->arena_bytes, st->live_peak_bytes);
+  Tensor b = vae.decode(z);  // the buffer was released after the first decode and is made again
+  EXPECT_EQ(test::max_abs_diff(a.data(), b.data(), a.numel()), 0.0);
+  Tensor tiled = vae.decode_tiled(Tensor::zeros({1, 40, 40, 4}), 16, 0.25f);  // other tile shapes: own plans
+  EXPECT_EQ(tiled.dim(1), 40 * vae.scale());
+  EXPECT_EQ(vae.decode_arena_stats()->missed, 0u);
 }
 
 }  // namespace

@@ -181,10 +181,16 @@ nlohmann::json bench_precision(const BenchOptions& o, bool bf16, double peak, Be
     nlohmann::json vprof = nlohmann::json::object();
     for (const auto& [k, v] : profile::totals()) vprof[k] = v;
     const double dec_gf = vae.decode_flops(1, l, l) / dec / 1e9;
+    if (auto st = vae.decode_arena_stats()) {
+      if (!o.json)
+        std::printf("[%s] %dx%d VAE decode activations: planned arena %.3f GB (most alive at once %.3f GB), %zu fell back\n",
+                    bf16 ? "bf16" : "fp32", size, size, st->arena_bytes / 1073741824.0, st->live_peak_bytes / 1073741824.0, st->missed);
+    }
     nlohmann::json r = {{"size", size}, {"unet_s_per_step", best}, {"unet_gflop", gflop},
                         {"unet_gflops", gf}, {"unet_frac_of_sgemm", gf / peak}, {"vae_decode_s", dec},
                         {"vae_decode_gflops", dec_gf}, {"vae_frac_of_sgemm", dec_gf / peak}};
     r["peak_rss_after_unet_gb"] = rss_unet;
+    if (auto st = vae.decode_arena_stats()) r["vae_arena_gb"] = st->arena_bytes / 1073741824.0;
     if (auto st = unet.arena_stats()) {  // activation memory planned before the first step
       r["unet_arena_gb"] = st->arena_bytes / 1073741824.0;
       r["unet_live_peak_gb"] = st->live_peak_bytes / 1073741824.0;

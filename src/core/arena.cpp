@@ -6,6 +6,7 @@
 #include <mutex>
 #include <new>
 #include <numeric>
+#include <string>
 
 #include "core/tensor.h"
 
@@ -191,6 +192,57 @@ ArenaScope::ArenaScope(Arena& arena) {
 }
 
 ArenaScope::~ArenaScope() { set_tensor_alloc_hook(static_cast<TensorAllocHook*>(prev_hook_)); }
+
+namespace {
+bool arena_enabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("VG_ARENA");
+    return !(e && std::string(e) == "0");
+  }();
+  return on;
+}
+}  // namespace
+
+Tensor PlannedPass::run(const std::vector<int64_t>& key, const std::function<Tensor()>& pass, bool keep_buffer) const {
+  if (!arena_enabled() || dry_run_active()) return pass();
+  Arena* arena = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = arenas_.find(key);
+    if (it == arenas_.end()) {
+      std::vector<AllocRecord> trace;
+      int64_t end = 0;
+      {
+        DryRun dry;
+        {
+          Tensor out = pass();
+          end = dry.now();  // what is still alive now is the result: it stays outside the arena
+        }
+        trace = dry.trace();
+      }
+      if (arenas_.size() >= 4) arenas_.clear();  // a few shapes at most (sizes, CFG on/off, tiles)
+      it = arenas_.emplace(key, std::make_unique<Arena>(plan_arena(trace, end))).first;
+    }
+    last_ = it->second.get();
+    arena = last_;
+  }
+  Tensor out;
+  {
+    ArenaScope scope(*arena);
+    out = pass();
+  }
+  if (!keep_buffer) arena_release(*arena);
+  return out;
+}
+
+void arena_release(Arena& arena) { arena.state_->trim(); }
+
+std::optional<ArenaStats> PlannedPass::last_stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!last_) return std::nullopt;
+  const ArenaPlan& p = last_->plan();
+  return ArenaStats{p.arena_bytes, p.live_peak_bytes, p.bytes.size(), last_->served(), last_->missed()};
+}
 
 void arena_trim_all() {
   std::vector<std::shared_ptr<Arena::State>> alive;

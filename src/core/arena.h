@@ -11,8 +11,14 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <vector>
+
+#include "core/tensor.h"
 
 namespace vg {
 
@@ -67,8 +73,12 @@ class Arena {
 
  private:
   friend class ArenaScope;
+  friend void arena_release(Arena& arena);
   std::shared_ptr<State> state_;
 };
+
+// Frees the arena's buffer now if no tensor in it is alive.
+void arena_release(Arena& arena);
 
 class ArenaScope {
  public:
@@ -79,6 +89,27 @@ class ArenaScope {
 
  private:
   void* prev_hook_ = nullptr;
+};
+
+struct ArenaStats {
+  size_t arena_bytes = 0, live_peak_bytes = 0, allocations = 0, served = 0, missed = 0;
+};
+
+// Arenas for one repeated pass (a model's forward), keyed by its input
+// shapes: the first run with a key plans by a dry run of `pass`, every run
+// takes its tensors from that plan. VG_ARENA=0 runs on the tensor pool.
+class PlannedPass {
+ public:
+  // keep_buffer = false: the arena's memory goes back to the system after the
+  // pass (one-off passes such as a VAE decode; the plan is kept).
+  Tensor run(const std::vector<int64_t>& key, const std::function<Tensor()>& pass, bool keep_buffer = true) const;
+  // The plan of the last run's key (null before the first run).
+  std::optional<ArenaStats> last_stats() const;
+
+ private:
+  mutable std::mutex mu_;
+  mutable std::map<std::vector<int64_t>, std::unique_ptr<Arena>> arenas_;
+  mutable Arena* last_ = nullptr;
 };
 
 // Frees the buffers of arenas not in use (they are made again on next use);

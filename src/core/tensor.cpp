@@ -105,16 +105,16 @@ Tensor::Tensor(Shape shape) : shape_(std::move(shape)) {
   if (shape_.size() > 5) fail(ErrorCode::kInternal, "tensor rank above 5");
   numel_ = shape_numel(shape_);
   if (numel_ < 0) fail(ErrorCode::kInternal, "negative tensor size");
-  if (g_bypass > 0) {
-    *this = unpooled(shape_);
-    return;
-  }
   size_t bytes = Pool::round_up(std::max<size_t>(1, numel_) * sizeof(float));
-  if (g_hook) {
+  if (g_hook) {  // a planned arena or a dry run, before the pool and its bypass
     if (auto p = g_hook->allocate(bytes)) {
       data_ = std::move(p);
       return;
     }
+  }
+  if (g_bypass > 0) {
+    *this = unpooled(shape_);
+    return;
   }
   float* p = static_cast<float*>(pool().take(bytes));
   data_ = std::shared_ptr<float>(p, [bytes](float* q) { pool().give(q, bytes); });

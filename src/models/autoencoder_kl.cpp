@@ -102,6 +102,11 @@ AutoencoderKL::AutoencoderKL(const VaeConfig& cfg, const WeightStore& w_in, bool
 }
 
 Tensor AutoencoderKL::decode(const Tensor& z) const {
+  // One pass per image (or tile): its memory goes back after it.
+  return planned_decode_.run(z.shape(), [&] { return decode_pass(z); }, /*keep_buffer=*/false);
+}
+
+Tensor AutoencoderKL::decode_pass(const Tensor& z) const {
   if (z.rank() != 4 || z.dim(3) != cfg_.latent_channels)
     fail(ErrorCode::kShapeMismatch, "VAE decode expects " + std::to_string(cfg_.latent_channels) +
                                         " latent channels, got " + shape_str(z.shape()));

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "core/arena.h"
 #include "models/blocks.h"
 
 namespace vg {
@@ -27,7 +28,10 @@ class AutoencoderKL {
  public:
   AutoencoderKL(const VaeConfig& cfg, const WeightStore& w, bool with_encoder = true);
   // z: NHWC latents *already divided* by the scaling factor -> image NHWC in ~[-1,1].
+  // Activations come from an arena planned by a dry run (core/arena.h).
   Tensor decode(const Tensor& z) const;
+  // The plan of the last decode (or decoded tile): its peak, before it ran.
+  std::optional<ArenaStats> decode_arena_stats() const { return planned_decode_.last_stats(); }
   // diffusers' enable_vae_tiling(): tiles of `tile` latents (512 pixels) at a
   // stride of tile * (1 - overlap), each normalised on its own and
   // cross-faded into its top and left neighbours over overlap * tile pixels.
@@ -55,7 +59,10 @@ class AutoencoderKL {
     std::vector<ResnetBlock> resnets;
     std::vector<VaeAttention> attn;
   };
+  Tensor decode_pass(const Tensor& z) const;
+
   VaeConfig cfg_;
+  PlannedPass planned_decode_;
   bool has_encoder_ = false;
   Conv2d enc_in_, enc_out_, quant_, post_quant_, dec_in_, dec_out_;
   GroupNormParams enc_norm_, dec_norm_;

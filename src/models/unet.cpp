@@ -148,52 +148,11 @@ Tensor UNet::time_embedding(const Tensor& proj) const {
   return time_2_.forward(h);
 }
 
-namespace {
-bool arena_enabled() {
-  static const bool on = [] {
-    const char* e = std::getenv("VG_ARENA");
-    return !(e && std::string(e) == "0");
-  }();
-  return on;
-}
-}  // namespace
-
-Arena& UNet::arena_for(const Tensor& sample, const std::vector<float>& ts, const Tensor& ctx) const {
+Tensor UNet::forward(const Tensor& sample, const std::vector<float>& ts, const Tensor& ctx) const {
   std::vector<int64_t> key = sample.shape();
   key.insert(key.end(), ctx.shape().begin(), ctx.shape().end());
   key.push_back(static_cast<int64_t>(ts.size()));
-  std::lock_guard<std::mutex> lock(arena_mu_);
-  auto it = arenas_.find(key);
-  if (it == arenas_.end()) {
-    std::vector<AllocRecord> trace;
-    int64_t end = 0;
-    {
-      DryRun dry;
-      {
-        Tensor out = forward_pass(sample, ts, ctx);
-        end = dry.now();  // what is still alive now is the result: it stays outside the arena
-      }
-      trace = dry.trace();
-    }
-    if (arenas_.size() >= 4) arenas_.clear();  // a few shapes at most (sizes, CFG on/off)
-    it = arenas_.emplace(key, std::make_unique<Arena>(plan_arena(trace, end))).first;
-  }
-  last_arena_ = it->second.get();
-  return *it->second;
-}
-
-std::optional<UNet::ArenaStats> UNet::arena_stats() const {
-  std::lock_guard<std::mutex> lock(arena_mu_);
-  if (!last_arena_) return std::nullopt;
-  const ArenaPlan& p = last_arena_->plan();
-  return ArenaStats{p.arena_bytes, p.live_peak_bytes, p.bytes.size(), last_arena_->served(), last_arena_->missed()};
-}
-
-Tensor UNet::forward(const Tensor& sample, const std::vector<float>& ts, const Tensor& ctx) const {
-  if (!arena_enabled() || dry_run_active()) return forward_pass(sample, ts, ctx);
-  Arena& arena = arena_for(sample, ts, ctx);
-  ArenaScope scope(arena);
-  return forward_pass(sample, ts, ctx);
+  return planned_.run(key, [&] { return forward_pass(sample, ts, ctx); });
 }
 
 Tensor UNet::forward_pass(const Tensor& sample, const std::vector<float>& ts, const Tensor& ctx) const {

@@ -40,10 +40,7 @@ class UNet {
                  const Tensor& context) const;
   // The plan for the last shape forward() ran (null before the first call):
   // arena size, most bytes alive at once, allocations served and missed.
-  struct ArenaStats {
-    size_t arena_bytes = 0, live_peak_bytes = 0, allocations = 0, served = 0, missed = 0;
-  };
-  std::optional<ArenaStats> arena_stats() const;
+  std::optional<ArenaStats> arena_stats() const { return planned_.last_stats(); }
   // Pieces exposed for tests.
   Tensor time_proj(const std::vector<float>& timesteps, int64_t batch) const;
   Tensor time_embedding(const Tensor& proj) const;
@@ -59,12 +56,9 @@ class UNet {
     std::optional<Conv2d> resample;
   };
   Tensor forward_pass(const Tensor& sample, const std::vector<float>& timesteps, const Tensor& context) const;
-  Arena& arena_for(const Tensor& sample, const std::vector<float>& timesteps, const Tensor& context) const;
 
   UNetConfig cfg_;
-  mutable std::mutex arena_mu_;
-  mutable std::map<std::vector<int64_t>, std::unique_ptr<Arena>> arenas_;
-  mutable Arena* last_arena_ = nullptr;
+  PlannedPass planned_;
   Conv2d conv_in_, conv_out_;
   Linear time_1_, time_2_;
   GroupNormParams norm_out_;
