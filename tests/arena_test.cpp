@@ -115,7 +115,7 @@ TEST_F(UNetArena, TrimFreesTheArenaAndTheNextStepMakesItAgain) {
   EXPECT_EQ(unet->arena_stats()->missed, 0u);
 }
 
-TEST(VaeArena, DecodeIsPlannedBeforeItRunsAndRepeatsExactly) {
+TEST(VaeArena, DecodeAndEncodeArePlannedBeforeTheyRunAndRepeatExactly) {
   auto w = open_component_weights(test::tiny_model() + "/vae", "vae");
   AutoencoderKL vae(VaeConfig::from_json_file(test::tiny_model() + "/vae/config.json"), w);
   Tensor z = Tensor::zeros({1, 16, 16, 4});
@@ -131,6 +131,13 @@ TEST(VaeArena, DecodeIsPlannedBeforeItRunsAndRepeatsExactly) {
   Tensor tiled = vae.decode_tiled(Tensor::zeros({1, 40, 40, 4}), 16, 0.25f);  // other tile shapes: own plans
   EXPECT_EQ(tiled.dim(1), 40 * vae.scale());
   EXPECT_EQ(vae.decode_arena_stats()->missed, 0u);
+  // The encoder too (image-to-image, inpainting).
+  Tensor img = vae.decode(z);
+  Posterior p1 = vae.encode(img);
+  ASSERT_TRUE(vae.encode_arena_stats().has_value());
+  EXPECT_EQ(vae.encode_arena_stats()->missed, 0u);
+  Posterior p2 = vae.encode(img);
+  EXPECT_EQ(test::max_abs_diff(p1.mean.data(), p2.mean.data(), p1.mean.numel()), 0.0);
 }
 
 }  // namespace

@@ -259,12 +259,7 @@ Posterior AutoencoderKL::encode_with(const Tensor& image, const std::string& til
   return encode(image);
 }
 
-Posterior AutoencoderKL::encode(const Tensor& image) const {
-  if (!has_encoder_)
-    fail(ErrorCode::kMissingComponent, "this VAE has no encoder weights; image-to-image needs a full VAE");
-  if (image.rank() != 4 || image.dim(3) != cfg_.in_channels)
-    fail(ErrorCode::kShapeMismatch, "VAE encode expects " + std::to_string(cfg_.in_channels) +
-                                        " image channels, got " + shape_str(image.shape()));
+Tensor AutoencoderKL::encode_moments(const Tensor& image) const {
   Tensor h = enc_in_.forward(image);
   for (const Stage& s : down_) {
     for (const auto& r : s.resnets) h = r.forward(std::move(h), Tensor());
@@ -273,7 +268,17 @@ Posterior AutoencoderKL::encode(const Tensor& image) const {
   h = enc_mid_.resnets[0].forward(std::move(h), Tensor());
   h = enc_mid_.attn[0].forward(h);
   h = enc_mid_.resnets[1].forward(std::move(h), Tensor());
-  Tensor moments = quant_.forward(enc_out_.forward(enc_norm_(h, true)));
+  return quant_.forward(enc_out_.forward(enc_norm_(h, true)));
+}
+
+Posterior AutoencoderKL::encode(const Tensor& image) const {
+  if (!has_encoder_)
+    fail(ErrorCode::kMissingComponent, "this VAE has no encoder weights; image-to-image needs a full VAE");
+  if (image.rank() != 4 || image.dim(3) != cfg_.in_channels)
+    fail(ErrorCode::kShapeMismatch, "VAE encode expects " + std::to_string(cfg_.in_channels) +
+                                        " image channels, got " + shape_str(image.shape()));
+  // Planned like the decoder; the buffer goes back after each encode.
+  Tensor moments = planned_encode_.run(image.shape(), [&] { return encode_moments(image); }, /*keep_buffer=*/false);
   const int64_t lc = cfg_.latent_channels, m = moments.numel() / (2 * lc);
   Shape s = moments.shape();
   s.back() = lc;

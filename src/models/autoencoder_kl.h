@@ -32,6 +32,7 @@ class AutoencoderKL {
   Tensor decode(const Tensor& z) const;
   // The plan of the last decode (or decoded tile): its peak, before it ran.
   std::optional<ArenaStats> decode_arena_stats() const { return planned_decode_.last_stats(); }
+  std::optional<ArenaStats> encode_arena_stats() const { return planned_encode_.last_stats(); }
   // diffusers' enable_vae_tiling(): tiles of `tile` latents (512 pixels) at a
   // stride of tile * (1 - overlap), each normalised on its own and
   // cross-faded into its top and left neighbours over overlap * tile pixels.
@@ -60,9 +61,10 @@ class AutoencoderKL {
     std::vector<VaeAttention> attn;
   };
   Tensor decode_pass(const Tensor& z) const;
+  Tensor encode_moments(const Tensor& image) const;
 
   VaeConfig cfg_;
-  PlannedPass planned_decode_;
+  PlannedPass planned_decode_, planned_encode_;
   bool has_encoder_ = false;
   Conv2d enc_in_, enc_out_, quant_, post_quant_, dec_in_, dec_out_;
   GroupNormParams enc_norm_, dec_norm_;
