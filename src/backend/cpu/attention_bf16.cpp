@@ -36,7 +36,7 @@ struct MatmulKey {
 
 struct Matmul {
   dnnl::matmul prim;
-  dnnl::memory::desc a, b, dst;
+  dnnl::memory::desc a, b, dst, scratch;
 };
 
 const Matmul& get_matmul(const MatmulKey& k) {
@@ -56,6 +56,10 @@ const Matmul& get_matmul(const MatmulKey& k) {
     m->dst = dnnl::memory::desc({k.rows, k.d}, dt::f32, {k.d, 1});
   }
   dnnl::primitive_attr attr;
+  // These matmuls run on several threads at once: each thread passes its own
+  // scratchpad (with the library's, threads shared the copy buffers of large
+  // heads, e.g. the VAE's 512, and results varied from run to run).
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   if (k.pv) {
     dnnl::post_ops ops;
     ops.append_sum(1.0f);
@@ -63,6 +67,7 @@ const Matmul& get_matmul(const MatmulKey& k) {
   }
   dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(m->a, m->b, m->dst), attr, dnnl_engine());
   m->prim = dnnl::matmul(pd);
+  m->scratch = pd.scratchpad_desc();
   auto& ref = *m;
   cache.emplace(k, std::move(m));
   return ref;
@@ -70,9 +75,12 @@ const Matmul& get_matmul(const MatmulKey& k) {
 
 void run(const Matmul& m, dnnl::stream& s, const void* a, const void* b, float* dst) {
   auto& eng = dnnl_engine();
+  thread_local std::vector<uint8_t> scratch;  // this thread's scratchpad
+  if (scratch.size() < m.scratch.get_size()) scratch.resize(m.scratch.get_size());
   m.prim.execute(s, {{DNNL_ARG_SRC, dnnl::memory(m.a, eng, const_cast<void*>(a))},
                      {DNNL_ARG_WEIGHTS, dnnl::memory(m.b, eng, const_cast<void*>(b))},
-                     {DNNL_ARG_DST, dnnl::memory(m.dst, eng, dst)}});
+                     {DNNL_ARG_DST, dnnl::memory(m.dst, eng, dst)},
+                     {DNNL_ARG_SCRATCHPAD, dnnl::memory(m.scratch, eng, scratch.data())}});
 }
 
 }  // namespace

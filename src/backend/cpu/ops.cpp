@@ -1,5 +1,7 @@
 #include "backend/cpu/ops.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -89,10 +91,15 @@ std::vector<double> channel_totals(const float* img, int64_t pixels, int64_t c, 
   constexpr int64_t kChunk = 256;
   const int64_t chunks = (pixels + kChunk - 1) / kChunk;
   std::vector<double> total(static_cast<size_t>(c), 0.0);
+  // Per-thread sums, added in thread order afterwards: the same result on
+  // every run (a critical section would add them in arrival order).
+  std::vector<std::vector<double>> per_thread;
 #pragma omp parallel if (pixels * c >= (1 << 15))
   {
+#pragma omp single
+    per_thread.assign(static_cast<size_t>(omp_get_num_threads()), std::vector<double>(static_cast<size_t>(c), 0.0));
     std::vector<float> part(static_cast<size_t>(c)), unused(static_cast<size_t>(c));
-    std::vector<double> mine(static_cast<size_t>(c), 0.0);
+    std::vector<double>& mine = per_thread[static_cast<size_t>(omp_get_thread_num())];
 #pragma omp for schedule(static)
     for (int64_t k = 0; k < chunks; ++k) {
       std::fill(part.begin(), part.end(), 0.0f);
@@ -101,9 +108,9 @@ std::vector<double> channel_totals(const float* img, int64_t pixels, int64_t c, 
         mean ? vec::accumulate(img + p * c, c, unused.data(), part.data(), mean) : vec::accumulate(img + p * c, c, part.data(), nullptr, nullptr);
       for (int64_t j = 0; j < c; ++j) mine[static_cast<size_t>(j)] += part[static_cast<size_t>(j)];
     }
-#pragma omp critical
-    for (int64_t j = 0; j < c; ++j) total[static_cast<size_t>(j)] += mine[static_cast<size_t>(j)];
   }
+  for (const auto& mine : per_thread)
+    for (int64_t j = 0; j < c; ++j) total[static_cast<size_t>(j)] += mine[static_cast<size_t>(j)];
   return total;
 }
 
