@@ -194,3 +194,23 @@ TEST(Cli, JsonLogLineParses) {
 
 }  // namespace
 }  // namespace vg
+
+namespace vg {
+namespace {
+
+// `visiongen system` reports what the thread default is based on: physical
+// cores this process may run on (the affinity mask), at least one.
+TEST(Cli, SystemReportsCpuFeaturesAndPhysicalCores) {
+  auto r = test::run_cli("system --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto j = nlohmann::json::parse(r.out);
+  const auto cores = j["cpu"]["physical_cores_allowed"].get<int>();
+  EXPECT_GE(cores, 1);
+  EXPECT_LE(cores, j["cpu"]["threads"].get<int>());
+  EXPECT_TRUE(j["cpu"]["avx2"].is_boolean());
+  auto text = test::run_cli("system");
+  EXPECT_NE(text.out.find("physical cores"), std::string::npos) << text.out;
+}
+
+}  // namespace
+}  // namespace vg

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <memory>
 
+#include "backend/cpu/dnnl_context.h"
 #include "cli/commands.h"
 #include "core/error.h"
 #include "io/hf_cache.h"
@@ -105,6 +106,7 @@ void add_registry_commands(CLI::App& app) {
     const long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGE_SIZE);
     nlohmann::json j = {{"version", version()},
                         {"cpu", {{"threads", sysconf(_SC_NPROCESSORS_ONLN)},
+                                 {"physical_cores_allowed", physical_core_cpus().size()},
                                  {"avx2", cpu_has("avx2")},
                                  {"avx512f", cpu_has("avx512f")},
                                  {"avx512bf16", cpu_has("avx512bf16")},
@@ -124,8 +126,8 @@ void add_registry_commands(CLI::App& app) {
       std::printf("%s\n", j.dump(1).c_str());
       return;
     }
-    std::printf("visiongen %s\ncpu: %ld threads, avx2 %s, avx512f %s, avx512bf16 %s\nmemory: %.1f GB\n", version(),
-                sysconf(_SC_NPROCESSORS_ONLN), cpu_has("avx2") ? "yes" : "no", cpu_has("avx512f") ? "yes" : "no",
+    std::printf("visiongen %s\ncpu: %ld threads, %zu physical cores for this process (compute threads by default), avx2 %s, avx512f %s, avx512bf16 %s\nmemory: %.1f GB\n", version(),
+                sysconf(_SC_NPROCESSORS_ONLN), physical_core_cpus().size(), cpu_has("avx2") ? "yes" : "no", cpu_has("avx512f") ? "yes" : "no",
                 cpu_has("avx512bf16") ? "yes" : "no", static_cast<double>(pages) * psz / 1e9);
     std::printf("devices: cpu; CUDA devices found: %d (no CUDA engine in this build yet)\nHugging Face cache: %s\n", cuda_device_count(),
                 hf_cache_dir().c_str());

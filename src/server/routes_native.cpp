@@ -3,6 +3,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "backend/cpu/dnnl_context.h"
 #include "core/error.h"
 #include "core/params_json.h"
 #include "registry/registry.h"
@@ -144,7 +145,9 @@ void add_native_routes(httplib::Server& s, Context& ctx) {
   s.Get("/v1/system", [&ctx](const httplib::Request&, httplib::Response& res) {
     long pages = sysconf(_SC_PHYS_PAGES), avail = sysconf(_SC_AVPHYS_PAGES), psz = sysconf(_SC_PAGE_SIZE);
     send_json(res, {{"version", version()},
-                    {"devices", {{{"type", "cpu"}, {"threads", std::thread::hardware_concurrency()}}}},
+                    {"devices", {{{"type", "cpu"}, {"threads", std::thread::hardware_concurrency()},
+                                  {"physical_cores_allowed", physical_core_cpus().size()},
+                                  {"compute_threads", ctx.opts.threads > 0 ? static_cast<size_t>(ctx.opts.threads) : physical_core_cpus().size()}}}},
                     {"memory", {{"total_bytes", static_cast<double>(pages) * psz}, {"available_bytes", static_cast<double>(avail) * psz}}},
                     {"loaded_models", ctx.models.loaded()},
                     {"features", {{"cuda", false}, {"video", false}, {"hub", false}}}});
