@@ -1,7 +1,6 @@
 #include "artifacts/store.h"
 
 #include <fcntl.h>
-#include <openssl/sha.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -10,10 +9,10 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
-#include <iomanip>
 #include <sstream>
 #include <thread>
 
+#include "core/hash.h"
 #include "core/error.h"
 #include "io/atomic_file.h"
 
@@ -22,14 +21,6 @@ namespace vg {
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string sha256_hex(const std::string& s) {
-  unsigned char d[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(s.data()), s.size(), d);
-  std::ostringstream os;
-  for (unsigned char c : d) os << std::hex << std::setw(2) << std::setfill('0') << static_cast<int>(c);
-  return os.str();
-}
 
 std::string ext_for(const std::string& mime) {
   if (mime == "image/png") return ".png";

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -144,6 +145,16 @@ HttpResponse send_with_retries(HttpRequest req, const std::function<void()>& bef
     wait_with_countdown(retry_wait_s(r, attempt), retry_reason(r));
     if (before_retry) before_retry();
   }
+}
+
+std::string url_quote(const std::string& s, bool keep_slash) {
+  static const char* hex = "0123456789ABCDEF";
+  std::string o;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || (keep_slash && c == '/')) o += static_cast<char>(c);
+    else o += '%', o += hex[c >> 4], o += hex[c & 15];
+  }
+  return o;
 }
 
 }  // namespace vg::hub

@@ -42,5 +42,9 @@ HttpResponse send_with_retries(HttpRequest req, const std::function<void()>& bef
 
 // scheme://host:port of a URL, for the same-host rule on redirects.
 std::string url_origin(const std::string& url);
+// Percent-encoding as huggingface_hub's quote(): unreserved characters kept,
+// and '/' too when keep_slash (file paths); revisions use keep_slash = false
+// (refs/pr/1 -> refs%2Fpr%2F1).
+std::string url_quote(const std::string& s, bool keep_slash);
 
 }  // namespace vg::hub

@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <fnmatch.h>
-#include <openssl/sha.h>
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -17,6 +16,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "core/hash.h"
 #include "core/error.h"
 #include "hub/http.h"
 #include "io/atomic_file.h"
@@ -66,16 +66,6 @@ std::string strip_etag(std::string e) {
   return e;
 }
 
-std::string url_quote(const std::string& s, bool keep_slash) {
-  static const char* hex = "0123456789ABCDEF";
-  std::string o;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || (keep_slash && c == '/')) o += static_cast<char>(c);
-    else o += '%', o += hex[c >> 4], o += hex[c & 15];
-  }
-  return o;
-}
-
 [[noreturn]] void raise_for(const HttpResponse& r, const std::string& what) {
   auto h = [&](const char* k) { auto it = r.headers.find(k); return it == r.headers.end() ? std::string() : it->second; };
   const std::string code = h("x-error-code"), msg = h("x-error-message");
@@ -109,15 +99,6 @@ bool selected(const std::string& p, const PullOptions& o) {
   return inc;
 }
 
-std::string sha256_file(const std::string& path) {
-  const std::string d = read_file(path);
-  unsigned char h[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(d.data()), d.size(), h);
-  static const char* k = "0123456789abcdef";
-  std::string s;
-  for (unsigned char c : h) s += k[c >> 4], s += k[c & 15];
-  return s;
-}
 
 // Exclusive advisory lock on .locks/<folder>/<etag>.lock while a blob is
 // written, as huggingface_hub does; released on scope exit.
@@ -409,7 +390,7 @@ PullReport pull_repo(const HubConfig& cfg, const std::string& kind, const std::s
         wait_with_countdown(retry_wait_s(r, attempt), path + ": " + retry_reason(r));
       }
       if (have != size) fail(ErrorCode::kIoError, repo + "/" + path + ": got " + std::to_string(have) + " bytes, expected " + std::to_string(size));
-      if (etag.size() == 64 && sha256_file(part.string()) != etag) {
+      if (etag.size() == 64 && sha256_hex(read_file(part.string())) != etag) {
         fs::remove(part);
         fail(ErrorCode::kCorruptFile, repo + "/" + path + ": the download does not match its sha256; run the pull again");
       }

@@ -1,11 +1,10 @@
 #include "hub/push.h"
 
-#include <openssl/sha.h>
-
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <regex>
 
+#include "core/hash.h"
 #include "core/error.h"
 #include "hub/http.h"
 #include "io/atomic_file.h"
@@ -16,23 +15,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string hexs(const unsigned char* d, size_t n) {
-  static const char* k = "0123456789abcdef";
-  std::string s;
-  for (size_t i = 0; i < n; ++i) s += k[d[i] >> 4], s += k[d[i] & 15];
-  return s;
-}
-std::string sha256(const std::string& s) {
-  unsigned char d[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(s.data()), s.size(), d);
-  return hexs(d, sizeof d);
-}
-std::string git_sha1(const std::string& s) {
-  const std::string obj = "blob " + std::to_string(s.size()) + std::string(1, '\0') + s;
-  unsigned char d[SHA_DIGEST_LENGTH];
-  SHA1(reinterpret_cast<const unsigned char*>(obj.data()), obj.size(), d);
-  return hexs(d, sizeof d);
-}
 std::string b64(const std::string& in) {
   static const char* t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   std::string out;
@@ -114,16 +96,6 @@ std::string model_card(const std::string& name, const std::vector<LocalFile>& fi
   return c;
 }
 
-// Revisions are URL-quoted with no safe characters (refs/pr/1 -> refs%2Fpr%2F1).
-std::string quote_rev(const std::string& r) {
-  static const char* hex = "0123456789ABCDEF";
-  std::string o;
-  for (unsigned char c : r) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') o += static_cast<char>(c);
-    else o += '%', o += hex[c >> 4], o += hex[c & 15];
-  }
-  return o;
-}
 
 bool is_lfs(const LocalFile& f) {
   if (f.data.size() > (10u << 20)) return true;
@@ -212,7 +184,7 @@ PushReport push_folder(const HubConfig& cfg, const std::string& dir, const PushO
   nlohmann::json pre = {{"files", nlohmann::json::array()}};
   for (const auto& f : files) pre["files"].push_back({{"path", f.path}, {"size", f.data.size()}, {"sample", b64(f.data.substr(0, 512))}});
   const std::string pr_query = o.create_pr ? "?create_pr=1" : "";
-  HttpResponse pr = post_json(cfg, api + "/preupload/" + quote_rev(o.revision) + pr_query, pre);
+  HttpResponse pr = post_json(cfg, api + "/preupload/" + url_quote(o.revision, false) + pr_query, pre);
   if (pr.status != 200) push_fail(pr, "preupload");
   auto pj = nlohmann::json::parse(pr.body, nullptr, false);
   std::map<std::string, nlohmann::json> modes;
@@ -223,7 +195,7 @@ PushReport push_folder(const HubConfig& cfg, const std::string& dir, const PushO
     const auto& m = modes[f.path];
     if (m.value("shouldIgnore", false)) continue;
     lfs[f.path] = m.value("uploadMode", is_lfs(f) ? "lfs" : "regular") == "lfs" && !f.data.empty();
-    const std::string oid = lfs[f.path] ? sha256(f.data) : git_sha1(f.data);
+    const std::string oid = lfs[f.path] ? sha256_hex(f.data) : git_blob_sha1_hex(f.data);
     if (m.contains("oid") && m["oid"].is_string() && m["oid"] == oid) {
       rep.plan.unchanged.push_back(f.path);
       continue;
@@ -237,7 +209,7 @@ PushReport push_folder(const HubConfig& cfg, const std::string& dir, const PushO
   // 3. LFS batch, then basic or multipart transfers
   nlohmann::json objs = nlohmann::json::array();
   for (const auto* f : to_upload)
-    if (lfs[f->path]) objs.push_back({{"oid", sha256(f->data)}, {"size", f->data.size()}});
+    if (lfs[f->path]) objs.push_back({{"oid", sha256_hex(f->data)}, {"size", f->data.size()}});
   if (!objs.empty()) {
     const std::string prefix = o.kind == "model" ? "" : o.kind + "s/";
     nlohmann::json batch = {{"operation", "upload"}, {"transfers", {"basic", "multipart"}}, {"objects", objs}, {"hash_algo", "sha256"}};
@@ -251,7 +223,7 @@ PushReport push_folder(const HubConfig& cfg, const std::string& dir, const PushO
       const std::string oid = ob["oid"];
       const std::string* data = nullptr;
       for (const auto* f : to_upload)
-        if (lfs[f->path] && sha256(f->data) == oid) data = &f->data;
+        if (lfs[f->path] && sha256_hex(f->data) == oid) data = &f->data;
       if (!data) continue;
       const auto& up = ob["actions"]["upload"];
       const auto header = up.value("header", nlohmann::json::object());
@@ -288,12 +260,12 @@ PushReport push_folder(const HubConfig& cfg, const std::string& dir, const PushO
   std::string nd = nlohmann::json{{"key", "header"}, {"value", {{"summary", o.message}, {"description", ""}}}}.dump() + "\n";
   for (const auto* f : to_upload) {
     if (lfs[f->path])
-      nd += nlohmann::json{{"key", "lfsFile"}, {"value", {{"path", f->path}, {"algo", "sha256"}, {"oid", sha256(f->data)}, {"size", f->data.size()}}}}.dump() + "\n";
+      nd += nlohmann::json{{"key", "lfsFile"}, {"value", {{"path", f->path}, {"algo", "sha256"}, {"oid", sha256_hex(f->data)}, {"size", f->data.size()}}}}.dump() + "\n";
     else
       nd += nlohmann::json{{"key", "file"}, {"value", {{"path", f->path}, {"content", b64(f->data)}, {"encoding", "base64"}}}}.dump() + "\n";
   }
   // The commit is not retried: it is not idempotent (huggingface_hub does not either).
-  HttpRequest cm{"POST", api + "/commit/" + quote_rev(o.revision) + pr_query, {"Content-Type: application/x-ndjson", "Authorization: Bearer " + cfg.token}};
+  HttpRequest cm{"POST", api + "/commit/" + url_quote(o.revision, false) + pr_query, {"Content-Type: application/x-ndjson", "Authorization: Bearer " + cfg.token}};
   cm.body = nd;
   HttpResponse cres = http_send(cm);
   if (cres.status != 200) push_fail(cres, "commit");

@@ -1,13 +1,11 @@
 #include "io/hf_cache_tools.h"
 
-#include <openssl/sha.h>
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <filesystem>
-#include <iomanip>
-#include <sstream>
 
+#include "core/hash.h"
 #include "core/error.h"
 #include "io/atomic_file.h"
 
@@ -16,12 +14,6 @@ namespace vg {
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string hex(const unsigned char* d, size_t n) {
-  std::ostringstream os;
-  for (size_t i = 0; i < n; ++i) os << std::hex << std::setw(2) << std::setfill('0') << static_cast<int>(d[i]);
-  return os.str();
-}
 
 int64_t atime_of(const fs::path& p) {
   struct stat st {};
@@ -77,17 +69,8 @@ std::vector<std::string> hf_cache_verify(const std::string& dir) {
       const std::string name = b.path().filename().string();
       if (name.find(".incomplete") != std::string::npos) continue;
       const std::string data = read_file(b.path().string());
-      std::string got;
-      if (name.size() == 64) {  // LFS: sha256 of the content
-        unsigned char d[SHA256_DIGEST_LENGTH];
-        SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), d);
-        got = hex(d, sizeof d);
-      } else {  // regular git file: sha1 of "blob <size>\0<content>"
-        const std::string obj = "blob " + std::to_string(data.size()) + std::string(1, '\0') + data;
-        unsigned char d[SHA_DIGEST_LENGTH];
-        SHA1(reinterpret_cast<const unsigned char*>(obj.data()), obj.size(), d);
-        got = hex(d, sizeof d);
-      }
+      // LFS blobs are named by the content's sha256, regular git files by their blob sha1.
+      const std::string got = name.size() == 64 ? sha256_hex(data) : git_blob_sha1_hex(data);
       if (got != name) bad.push_back(b.path().string());
     }
   }

@@ -2,9 +2,11 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
+#include "core/hash.h"
 #include "core/error.h"
 #include "io/atomic_file.h"
 #include "io/weights.h"
@@ -105,13 +107,7 @@ std::string model_hash(const std::string& path) {
   unsigned int len = 0;
   EVP_DigestFinal_ex(ctx, md, &len);
   EVP_MD_CTX_free(ctx);
-  static const char* kHex = "0123456789abcdef";
-  std::string out;
-  for (unsigned i = 0; i < 5 && i < len; ++i) {
-    out += kHex[md[i] >> 4];
-    out += kHex[md[i] & 15];
-  }
-  return out;
+  return to_hex(md, std::min(len, 5u));
 }
 
 }  // namespace vg

@@ -1,12 +1,10 @@
 #include "server/jobs.h"
 
-#include <openssl/sha.h>
 
 #include <cstdio>
-#include <iomanip>
 #include <random>
-#include <sstream>
 
+#include "core/hash.h"
 #include "core/error.h"
 #include "io/image_io.h"
 #include "server/http_util.h"
@@ -15,25 +13,13 @@ namespace vg::server {
 
 namespace {
 
-std::string hex(const unsigned char* d, size_t n) {
-  std::ostringstream os;
-  for (size_t i = 0; i < n; ++i) os << std::hex << std::setw(2) << std::setfill('0') << static_cast<int>(d[i]);
-  return os.str();
-}
-
-std::string sha256_hex(const std::string& s) {
-  unsigned char d[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(s.data()), s.size(), d);
-  return hex(d, sizeof d);
-}
-
 std::string new_job_id() {
   static std::mt19937_64 rng{std::random_device{}()};
   static std::mutex mu;
   std::lock_guard<std::mutex> lock(mu);
   unsigned char b[12];
   for (auto& c : b) c = static_cast<unsigned char>(rng());
-  return "job_" + hex(b, sizeof b);
+  return "job_" + to_hex(b, sizeof b);
 }
 
 constexpr size_t kMaxArtifacts = 512;

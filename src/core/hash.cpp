@@ -1,0 +1,30 @@
+#include "core/hash.h"
+
+#include <openssl/sha.h>
+
+namespace vg {
+
+std::string to_hex(const unsigned char* bytes, size_t n) {
+  static const char* k = "0123456789abcdef";
+  std::string s;
+  s.reserve(2 * n);
+  for (size_t i = 0; i < n; ++i) s += k[bytes[i] >> 4], s += k[bytes[i] & 15];
+  return s;
+}
+
+std::string sha256_hex(std::string_view data) {
+  unsigned char d[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), d);
+  return to_hex(d, sizeof d);
+}
+
+std::string git_blob_sha1_hex(std::string_view content) {
+  std::string obj = "blob " + std::to_string(content.size());
+  obj += '\0';
+  obj.append(content);
+  unsigned char d[SHA_DIGEST_LENGTH];
+  SHA1(reinterpret_cast<const unsigned char*>(obj.data()), obj.size(), d);
+  return to_hex(d, sizeof d);
+}
+
+}  // namespace vg
