@@ -6,6 +6,7 @@
 #include <limits>
 #include <vector>
 
+#include "backend/cpu/attention_tile.h"
 #include "backend/cpu/layers.h"
 #include "backend/cpu/ops.h"
 #include "backend/cpu/vec_math.h"
@@ -73,28 +74,10 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, b
         const float* kp = kd + (bi * tk + k0) * c + hi * d;
         const float* vp = vd + (bi * tk + k0) * c + hi * d;
         sgemm(false, true, rows, kn, d, scale, qp, c, kp, c, 0.0f, s, kn);
-        for (int64_t r = 0; r < rows; ++r) {
-          float* row = s + r * kn;
-          const int64_t valid = causal ? std::clamp<int64_t>(q0 + r + 1 - k0, 0, kn) : kn;
-          if (valid == 0) {
-            std::fill(row, row + kn, 0.0f);
-            continue;
-          }
-          const float mnew = std::max(mrow[r], vec::max(row, valid));
-          const float corr = std::exp(mrow[r] - mnew);  // 0 on the first tile
-          const float sum = vec::exp_sub_sum(row, valid, mnew);
-          std::fill(row + valid, row + kn, 0.0f);
-          if (corr != 1.0f) vec::scale(o + r * d, d, corr);
-          lrow[r] = lrow[r] * corr + sum;
-          mrow[r] = mnew;
-        }
+        online_softmax_tile(s, rows, kn, causal, q0, k0, o, d, mrow.data(), lrow.data());
         sgemm(false, false, rows, d, kn, 1.0f, s, kn, vp, c, 1.0f, o, d);
       }
-      for (int64_t r = 0; r < rows; ++r) {
-        float* dst = od + (bi * tq + q0 + r) * c + hi * d;
-        const float inv = 1.0f / lrow[r];
-        for (int64_t j = 0; j < d; ++j) dst[j] = o[r * d + j] * inv;
-      }
+      write_normalised(o, rows, d, lrow.data(), od + (bi * tq + q0) * c + hi * d, c);
     }
   }
   return out;

@@ -11,6 +11,7 @@
 #include <tuple>
 #include <vector>
 
+#include "backend/cpu/attention_tile.h"
 #include "backend/cpu/bf16.h"
 #include "backend/cpu/dnnl_context.h"
 #include "backend/cpu/ops.h"
@@ -129,30 +130,12 @@ Tensor attention_bf16(const Tensor& q, const Tensor& k, const Tensor& v, int hea
         const uint16_t* vp = vb + (bi * tk + k0) * c + hi * d;
         run(get_matmul({false, rows, kn, d, c}), *stream, qp, kp, s);
         stream->wait();
-        for (int64_t r = 0; r < rows; ++r) {
-          float* row = s + r * kn;
-          const int64_t valid = causal ? std::clamp<int64_t>(q0 + r + 1 - k0, 0, kn) : kn;
-          if (valid == 0) {
-            std::fill(row, row + kn, 0.0f);
-          } else {
-            const float mnew = std::max(mrow[r], vec::max(row, valid));
-            const float corr = std::exp(mrow[r] - mnew);
-            const float sum = vec::exp_sub_sum(row, valid, mnew);
-            std::fill(row + valid, row + kn, 0.0f);
-            if (corr != 1.0f) vec::scale(o + r * d, d, corr);
-            lrow[r] = lrow[r] * corr + sum;
-            mrow[r] = mnew;
-          }
-          to_bf16(row, probs.data() + r * kn, kn);
-        }
+        online_softmax_tile(s, rows, kn, causal, q0, k0, o, d, mrow.data(), lrow.data());
+        to_bf16(s, probs.data(), rows * kn);
         run(get_matmul({true, rows, kn, d, c}), *stream, probs.data(), vp, o);
         stream->wait();
       }
-      for (int64_t r = 0; r < rows; ++r) {
-        float* dst = od + (bi * tq + q0 + r) * c + hi * d;
-        const float inv = 1.0f / lrow[r];
-        for (int64_t j = 0; j < d; ++j) dst[j] = o[r * d + j] * inv;
-      }
+      write_normalised(o, rows, d, lrow.data(), od + (bi * tq + q0) * c + hi * d, c);
     }
   }
   return out;
