@@ -104,9 +104,10 @@ void add_registry_commands(CLI::App& app) {
   sys->callback([sj] {
     __builtin_cpu_init();
     const long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGE_SIZE);
+    const size_t cores = physical_core_cpus().size();
     nlohmann::json j = {{"version", version()},
                         {"cpu", {{"threads", sysconf(_SC_NPROCESSORS_ONLN)},
-                                 {"physical_cores_allowed", physical_core_cpus().size()},
+                                 {"physical_cores_allowed", cores},
                                  {"avx2", cpu_has("avx2")},
                                  {"avx512f", cpu_has("avx512f")},
                                  {"avx512bf16", cpu_has("avx512bf16")},
@@ -127,7 +128,7 @@ void add_registry_commands(CLI::App& app) {
       return;
     }
     std::printf("visiongen %s\ncpu: %ld threads, %zu physical cores for this process (compute threads by default), avx2 %s, avx512f %s, avx512bf16 %s\nmemory: %.1f GB\n", version(),
-                sysconf(_SC_NPROCESSORS_ONLN), physical_core_cpus().size(), cpu_has("avx2") ? "yes" : "no", cpu_has("avx512f") ? "yes" : "no",
+                sysconf(_SC_NPROCESSORS_ONLN), cores, cpu_has("avx2") ? "yes" : "no", cpu_has("avx512f") ? "yes" : "no",
                 cpu_has("avx512bf16") ? "yes" : "no", static_cast<double>(pages) * psz / 1e9);
     std::printf("devices: cpu; CUDA devices found: %d (no CUDA engine in this build yet)\nHugging Face cache: %s\n", cuda_device_count(),
                 hf_cache_dir().c_str());

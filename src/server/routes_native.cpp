@@ -144,10 +144,11 @@ void add_native_routes(httplib::Server& s, Context& ctx) {
   });
   s.Get("/v1/system", [&ctx](const httplib::Request&, httplib::Response& res) {
     long pages = sysconf(_SC_PHYS_PAGES), avail = sysconf(_SC_AVPHYS_PAGES), psz = sysconf(_SC_PAGE_SIZE);
+    const size_t cores = physical_core_cpus().size();
     send_json(res, {{"version", version()},
                     {"devices", {{{"type", "cpu"}, {"threads", std::thread::hardware_concurrency()},
-                                  {"physical_cores_allowed", physical_core_cpus().size()},
-                                  {"compute_threads", ctx.opts.threads > 0 ? static_cast<size_t>(ctx.opts.threads) : physical_core_cpus().size()}}}},
+                                  {"physical_cores_allowed", cores},
+                                  {"compute_threads", ctx.opts.threads > 0 ? static_cast<size_t>(ctx.opts.threads) : cores}}}},
                     {"memory", {{"total_bytes", static_cast<double>(pages) * psz}, {"available_bytes", static_cast<double>(avail) * psz}}},
                     {"loaded_models", ctx.models.loaded()},
                     {"features", {{"cuda", false}, {"video", false}, {"hub", false}}}});

@@ -39,48 +39,40 @@ ClipTextConfig ClipTextConfig::from_json_file(const std::string& path) {
 
 ClipTextModel::ClipTextModel(const ClipTextConfig& cfg, const WeightStore& w, const std::string& p, bool lazy)
     : cfg_(cfg), src_(w), prefix_(p) {
-  if (lazy) check_weights();
+  if (lazy) load_weights(/*check_only=*/true);
   else w_ = load_weights();
 }
 
-void ClipTextModel::check_weights() const {
-  const std::string& p = prefix_;
-  const int64_t c = cfg_.hidden_size, f = cfg_.intermediate_size;
-  src_.check(p + "text_model.embeddings.token_embedding.weight", {cfg_.vocab_size, c});
-  src_.check(p + "text_model.embeddings.position_embedding.weight", {cfg_.max_positions, c});
-  src_.check(p + "text_model.final_layer_norm.weight", {c});
-  src_.check(p + "text_model.final_layer_norm.bias", {c});
-  for (int64_t i = 0; i < cfg_.num_layers; ++i) {
-    const std::string l = p + "text_model.encoder.layers." + std::to_string(i) + ".";
-    for (const char* n : {"layer_norm1.", "layer_norm2."})
-      for (const char* s : {"weight", "bias"}) src_.check(l + n + s, {c});
-    const std::pair<const char*, Shape> kLin[] = {{"self_attn.q_proj", {c, c}}, {"self_attn.k_proj", {c, c}},
-                                                 {"self_attn.v_proj", {c, c}}, {"self_attn.out_proj", {c, c}},
-                                                 {"mlp.fc1", {f, c}}, {"mlp.fc2", {c, f}}};
-    for (const auto& [n, shape] : kLin) {
-      src_.check(l + n + ".weight", shape);
-      src_.check(l + n + ".bias", {shape[0]});
-    }
-  }
-}
-
-std::unique_ptr<ClipTextModel::Weights> ClipTextModel::load_weights() const {
+std::unique_ptr<ClipTextModel::Weights> ClipTextModel::load_weights(bool check_only) const {
   const WeightStore& w = src_;
   const std::string& p = prefix_;
   const int64_t c = cfg_.hidden_size, f = cfg_.intermediate_size;
+  // check_only: the same names and shapes are checked, nothing is converted.
+  auto get = [&](const std::string& n, const Shape& shape) {
+    if (check_only) {
+      w.check(n, shape);
+      return Tensor();
+    }
+    return w.get(n, shape);
+  };
   auto out = std::make_unique<Weights>();
-  out->tok_emb = w.get(p + "text_model.embeddings.token_embedding.weight", {cfg_.vocab_size, c});
-  out->pos_emb = w.get(p + "text_model.embeddings.position_embedding.weight", {cfg_.max_positions, c});
-  out->final_w = w.get(p + "text_model.final_layer_norm.weight", {c});
-  out->final_b = w.get(p + "text_model.final_layer_norm.bias", {c});
+  out->tok_emb = get(p + "text_model.embeddings.token_embedding.weight", {cfg_.vocab_size, c});
+  out->pos_emb = get(p + "text_model.embeddings.position_embedding.weight", {cfg_.max_positions, c});
+  out->final_w = get(p + "text_model.final_layer_norm.weight", {c});
+  out->final_b = get(p + "text_model.final_layer_norm.bias", {c});
   for (int64_t i = 0; i < cfg_.num_layers; ++i) {
     std::string l = p + "text_model.encoder.layers." + std::to_string(i) + ".";
     Layer L;
-    L.ln1_w = w.get(l + "layer_norm1.weight", {c});
-    L.ln1_b = w.get(l + "layer_norm1.bias", {c});
-    L.ln2_w = w.get(l + "layer_norm2.weight", {c});
-    L.ln2_b = w.get(l + "layer_norm2.bias", {c});
+    L.ln1_w = get(l + "layer_norm1.weight", {c});
+    L.ln1_b = get(l + "layer_norm1.bias", {c});
+    L.ln2_w = get(l + "layer_norm2.weight", {c});
+    L.ln2_b = get(l + "layer_norm2.bias", {c});
     auto lin = [&](const std::string& n, int64_t o, int64_t in) {
+      if (check_only) {
+        w.check(l + n + ".weight", {o, in});
+        w.check(l + n + ".bias", {o});
+        return Linear();
+      }
       if (w.compute_bf16()) return Linear(w.get_bf16(l + n + ".weight", {o, in}), o, in, w.get(l + n + ".bias", {o}));
       return Linear(w.get(l + n + ".weight", {o, in}), w.get(l + n + ".bias", {o}));
     };

@@ -51,8 +51,7 @@ class ClipTextModel {
     Tensor tok_emb, pos_emb, final_w, final_b;
     std::vector<Layer> layers;
   };
-  void check_weights() const;
-  std::unique_ptr<Weights> load_weights() const;
+  std::unique_ptr<Weights> load_weights(bool check_only = false) const;
   const Weights& ensure_weights() const;
   Tensor run_layers(const Weights& w, const std::vector<std::vector<int32_t>>& ids, int64_t n_layers) const;
 

@@ -31,17 +31,6 @@ Conv2d::Conv2d(Tensor weight, Tensor bias, int stride, int pad_l, int pad_r, int
   }
 }
 
-Conv2d::Conv2d(std::vector<uint16_t> weight_bf16, const Shape& shape, Tensor bias, int stride, int pad_l, int pad_r)
-    : weight_bf16_(std::move(weight_bf16)), bias_(std::move(bias)), stride_(stride), pad_l_(pad_l), pad_r_(pad_r), bf16_(true) {
-  if (shape.size() != 4 || static_cast<int64_t>(weight_bf16_.size()) != shape_numel(shape))
-    fail(ErrorCode::kShapeMismatch, "conv weight must be 4-D, got " + shape_str(shape));
-  oc_ = shape[0];
-  ic_ = shape[1];
-  kh_ = shape[2];
-  kw_ = shape[3];
-  if (!bias_.empty() && bias_.numel() != oc_) fail(ErrorCode::kShapeMismatch, "conv bias size mismatch");
-}
-
 Conv2d::Conv2d(const Shape& shape, Source source, Tensor bias, int stride, int pad_l, int pad_r, bool bf16)
     : source_(std::move(source)), bias_(std::move(bias)), stride_(stride), pad_l_(pad_l), pad_r_(pad_r), bf16_(bf16) {
   if (shape.size() != 4) fail(ErrorCode::kShapeMismatch, "conv weight must be 4-D, got " + shape_str(shape));

@@ -19,8 +19,6 @@ class Conv2d {
   // weight: [OC, IC/groups, KH, KW]; bias: [OC] or empty. bf16: weights are
   // kept in bf16 and inputs converted per call (float32 output).
   Conv2d(Tensor weight, Tensor bias, int stride, int pad_l, int pad_r, int groups = 1, bool bf16 = false);
-  // A bf16 layer from weights already in bf16 (plain OIHW of `shape`).
-  Conv2d(std::vector<uint16_t> weight_bf16, const Shape& shape, Tensor bias, int stride, int pad_l, int pad_r);
   // Weights made on first use by `source` (plain OIHW of `shape`; it fills
   // the float32 tensor, or the bf16 vector for a bf16 layer): a model opens
   // without converting its convolutions, and each is converted once, just
