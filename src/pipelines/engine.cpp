@@ -332,11 +332,9 @@ Result<GenerateResult> Engine::generate(const GenerateParams& p_in, const ImageI
     auto t0 = Clock::now();
     report("text_encode", 0, 1, t0);
     const bool cfg = p.cfg_scale > 1.0f;
-    m.text_encoder->set_keep_weights(true);  // for both prompts, then released unless kept
     Tensor cond = impl_->encode(p.prompt, p.clip_skip);
     Tensor uncond = cfg ? impl_->encode(p.negative_prompt, 1) : Tensor();
-    m.text_encoder->set_keep_weights(impl_->keep_text_encoder);
-    if (!impl_->keep_text_encoder) m.text_encoder->release_weights();
+    if (!impl_->keep_text_encoder) m.text_encoder->release_weights();  // after both prompts, not per prompt
     res.timings.text_encode_s = seconds_since(t0);
     report("text_encode", 1, 1, t0);
     const int64_t lh = h / m.info.vae_scale, lw = w / m.info.vae_scale;
