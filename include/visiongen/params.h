@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "visiongen/error.h"
@@ -46,6 +47,19 @@ struct GenerateParams {
   std::string resize_mode = "just_resize";  // just_resize | crop_and_resize | resize_and_fill | none (error)
   std::string paste_back = "auto";     // auto | on | off: composite the result over the original outside the mask
   std::string vae_tiling = "auto";     // auto (tiles above 768x768) | on | off: decode in overlapping tiles, bounded memory
+  // SDXL (diffusers' StableDiffusionXL*Pipeline arguments).
+  std::string prompt_2;                // second text encoder's prompt ("" = prompt)
+  std::string negative_prompt_2;       // "" = negative_prompt
+  std::string original_size;           // "WxH" micro-conditioning; "" = the output size
+  std::string target_size;             // "WxH"; "" = the output size
+  std::string crop_coords;             // "X,Y" (left, top); "" = 0,0
+  std::string negative_original_size;  // "WxH"; with negative_target_size: the negative pass's own time ids
+  std::string negative_target_size;
+  std::string negative_crop_coords;
+  float aesthetic_score = 6.0f;        // refiner models only
+  float negative_aesthetic_score = 2.5f;
+  std::string refiner;                 // SDXL refiner model that finishes the base's denoising
+  float refiner_switch = 0.8f;         // fraction of the schedule the base runs (diffusers' denoising_end)
 };
 
 // Describes one field for CLI/HTTP/metadata generation.
@@ -57,6 +71,9 @@ struct ParamField {
   const char* help;
 };
 const std::vector<ParamField>& param_fields();
+
+// "WxH" (sep 'x', both > 0) or "X,Y" (sep ',', both >= 0) -> *out (may be null). false if malformed.
+bool parse_pair(const std::string& s, char sep, std::pair<int, int>* out);
 
 // Model-independent checks (ranges, sizes). Engine::validate adds model checks.
 Status validate_params(const GenerateParams& p);

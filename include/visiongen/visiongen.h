@@ -75,6 +75,10 @@ struct LoadOptions {
   // not sit in memory through denoising and decoding. true keeps them
   // (saves ~0.1-0.3 s per new prompt with full-size models).
   bool keep_text_encoder = false;
+  // A diffusers folder of the same architecture whose config.json files and
+  // tokenizers describe a single-file checkpoint (diffusers'
+  // from_single_file(config=...)); "" = infer from the tensor shapes.
+  std::string config_dir;
 };
 
 // "fp32" or "bf16" for a LoadOptions::precision value and the model's
@@ -83,7 +87,7 @@ std::string resolve_precision(const std::string& precision, double model_bytes =
 
 struct ModelInfo {
   std::string name;        // folder or file stem
-  std::string family;      // "sd1", "sd2"
+  std::string family;      // "sd1", "sd2", "sdxl"
   std::string path;
   std::string prediction_type;
   int default_width = 512, default_height = 512;

@@ -69,7 +69,26 @@ UNetConfig sd15_unet() {
   return c;
 }
 
+// SDXL base 1.0: 3 levels, depths 1/2/10 with 64-wide heads, 2048-wide
+// context (CLIP-L + bigG), text_time added conditioning.
+UNetConfig sdxl_unet() {
+  UNetConfig c;
+  c.block_out_channels = {320, 640, 1280};
+  c.down_block_types = {"DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"};
+  c.up_block_types = {"CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"};
+  c.layers_per_block.assign(3, 2);
+  c.num_heads = {5, 10, 20};
+  c.cross_attention_dim.assign(3, 2048);
+  c.transformer_layers = {1, 2, 10};
+  c.use_linear_projection = true;
+  c.sample_size = 128;
+  c.addition_time_embed_dim = 256;
+  c.projection_class_embeddings_input_dim = 2816;
+  return c;
+}
+
 struct BenchOptions {
+  std::string arch = "sd15";
   bool quick = false, json = false, profile = false;
   std::vector<int> sizes{256, 512};
   int steps = 3, threads = 0;
@@ -101,12 +120,14 @@ nlohmann::json bench_precision(const BenchOptions& o, bool bf16, double peak, Be
   ws.make_synthetic(1);
   ws.set_compute_bf16(bf16);
   auto t = Clock::now();
-  UNetConfig uc = sd15_unet();
+  const bool xl = o.arch == "sdxl";
+  UNetConfig uc = xl ? sdxl_unet() : sd15_unet();
   std::vector<int> sizes = o.sizes;
   if (o.quick) {  // tiny widths so CI exercises the code path in seconds
-    uc.block_out_channels = {32, 64, 64, 64};
-    uc.num_heads.assign(4, 2);
-    uc.cross_attention_dim.assign(4, 64);
+    uc.block_out_channels = xl ? std::vector<int64_t>{32, 64, 64} : std::vector<int64_t>{32, 64, 64, 64};
+    uc.num_heads.assign(uc.block_out_channels.size(), 2);
+    uc.cross_attention_dim.assign(uc.block_out_channels.size(), 64);
+    if (xl) uc.transformer_layers = {1, 1, 2}, uc.projection_class_embeddings_input_dim = 64 + 6 * 256;
     sizes = {128};
   }
   UNet unet(uc, ws);
@@ -114,7 +135,11 @@ nlohmann::json bench_precision(const BenchOptions& o, bool bf16, double peak, Be
   if (o.quick) vc.block_out_channels = {32, 32, 64, 64};
   AutoencoderKL vae(vc, ws, false);
   ClipTextConfig tc;
-  if (o.quick) tc.hidden_size = 64, tc.intermediate_size = 128, tc.num_heads = 2, tc.num_layers = 2;
+  if (xl) {  // the larger of SDXL's two encoders: OpenCLIP bigG with its projection
+    tc.hidden_size = 1280, tc.intermediate_size = 5120, tc.num_heads = 20, tc.num_layers = 32;
+    tc.act = Act::kGelu, tc.projection_dim = 1280;
+  }
+  if (o.quick) tc.hidden_size = 64, tc.intermediate_size = 128, tc.num_heads = 2, tc.num_layers = 2, tc.projection_dim = xl ? 64 : 0;
   ClipTextModel te(tc, ws);
   out["build_s"] = since(t);
   out["rss_after_build_gb"] = current_rss_gb();
@@ -126,6 +151,16 @@ nlohmann::json bench_precision(const BenchOptions& o, bool bf16, double peak, Be
   out["text_encode_s"] = since(t);
   te.release_weights();  // as the pipeline does after encoding (LoadOptions::keep_text_encoder)
   Tensor ctx = concat_batch(ctx1, ctx1);
+  AddedCond added;
+  if (xl) {  // CLIP-L (768) + bigG (1280) states side by side; pooled bigG and 6 time ids
+    ctx = Tensor::zeros({2, 77, uc.cross_attention_dim[0]});
+    for (int64_t i = 0; i < ctx.numel(); ++i) ctx.data()[i] = static_cast<float>((i * 31) % 200) / 100.0f - 1.0f;
+    const int64_t pooled = uc.projection_class_embeddings_input_dim - 6 * uc.addition_time_embed_dim;
+    added.text_embeds = Tensor::zeros({2, pooled});
+    added.time_ids = Tensor::zeros({2, 6});
+    for (int64_t i = 0; i < 2; ++i)
+      for (int k = 0; k < 6; ++k) added.time_ids.data()[i * 6 + k] = k == 2 || k == 3 ? 0.0f : 1024.0f;
+  }
   if (o.vae_tiled > 0) {  // first, so the growth of peak RSS is the decode's own memory
     tensor_pool_trim();
     const double before = peak_rss_gb();
@@ -148,14 +183,14 @@ nlohmann::json bench_precision(const BenchOptions& o, bool bf16, double peak, Be
     const int64_t l = size / 8;
     Tensor x = Tensor::zeros({2, l, l, 4});
     for (int64_t i = 0; i < x.numel(); ++i) x.data()[i] = static_cast<float>((i * 7919) % 1000) / 500.0f - 1.0f;
-    Tensor first_out = unet.forward(x, {500.0f}, ctx);  // warm-up: primitive creation, weight reorders
+    Tensor first_out = unet.forward(x, {500.0f}, ctx, added);  // warm-up: primitive creation, weight reorders
     double best = 1e30;
     const int runs = o.quick ? 1 : o.steps;
     profile::reset();
     profile::g_enabled = o.profile;
     for (int s = 0; s < runs; ++s) {
       t = Clock::now();
-      unet.forward(x, {500.0f}, ctx);
+      unet.forward(x, {500.0f}, ctx, added);
       best = std::min(best, since(t));
     }
     profile::g_enabled = false;
@@ -286,7 +321,9 @@ void run_bench(const BenchOptions& o) {
 
 void add_bench(CLI::App& app) {
   auto o = std::make_shared<BenchOptions>();
-  auto* cmd = app.add_subcommand("bench", "benchmark a full-size SD1.5 UNet/VAE with synthetic weights");
+  auto* cmd = app.add_subcommand("bench", "benchmark a full-size SD1.5 or SDXL UNet/VAE with synthetic weights");
+  cmd->add_option("--arch", o->arch, "architecture: sd15 (SD 1.5 UNet, CLIP-L) or sdxl (SDXL base UNet, OpenCLIP bigG)")
+      ->capture_default_str()->check(CLI::IsMember({"sd15", "sdxl"}));
   cmd->add_flag("--quick", o->quick, "tiny widths, one iteration (CI smoke run)");
   cmd->add_flag("--json", o->json, "print JSON");
   cmd->add_flag("--profile", o->profile, "time per kernel kind (conv, linear, attention, norms, ...) inside the UNet step");

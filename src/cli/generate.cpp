@@ -26,7 +26,7 @@ int g_exit = 0;
 
 struct GenerateOptions {
   GenerateParams params;
-  std::string model, output = "output.png", tokenizer, log_format = "text", artifact_dir, device = "auto";
+  std::string model, output = "output.png", tokenizer, model_config, log_format = "text", artifact_dir, device = "auto";
   bool log_format_given = false, allow_download = false;
   int threads = 0;
   std::string precision = "auto";
@@ -37,6 +37,19 @@ const ParamField& field(const char* name) {
   for (const auto& f : param_fields())
     if (std::string(f.name) == name) return f;
   throw std::logic_error(std::string("no param field ") + name);
+}
+
+std::string* string_member(GenerateParams& p, const std::string& name) {
+  if (name == "prompt_2") return &p.prompt_2;
+  if (name == "negative_prompt_2") return &p.negative_prompt_2;
+  if (name == "original_size") return &p.original_size;
+  if (name == "target_size") return &p.target_size;
+  if (name == "crop_coords") return &p.crop_coords;
+  if (name == "negative_original_size") return &p.negative_original_size;
+  if (name == "negative_target_size") return &p.negative_target_size;
+  if (name == "negative_crop_coords") return &p.negative_crop_coords;
+  if (name == "refiner") return &p.refiner;
+  throw std::logic_error("no string param " + name);
 }
 
 std::string flags(const ParamField& f) {
@@ -70,6 +83,7 @@ void run_generate(const GenerateOptions& o) {
     return;
   }
   lo.tokenizer_dir = o.tokenizer;
+  lo.config_dir = o.model_config;
   if (o.allow_download && looks_like_repo_ref(model) && !path_exists(model) && !hf_cached_snapshot(model)) {
     hub::PullOptions po;
     const size_t at = model.find('@');
@@ -207,6 +221,14 @@ void add_generate(CLI::App& app) {
   cmd->add_option(flags(field("paste_back")), p.paste_back, field("paste_back").help)->capture_default_str();
   cmd->add_option(flags(field("vae_tiling")), p.vae_tiling, field("vae_tiling").help)->capture_default_str();
   cmd->add_option(flags(field("batch_size")), p.batch_size, field("batch_size").help)->capture_default_str();
+  for (const char* name : {"prompt_2", "negative_prompt_2", "original_size", "target_size", "crop_coords",
+                           "negative_original_size", "negative_target_size", "negative_crop_coords", "refiner"})
+    cmd->add_option(flags(field(name)), *string_member(p, name), field(name).help);
+  cmd->add_option(flags(field("aesthetic_score")), p.aesthetic_score, field("aesthetic_score").help)->capture_default_str();
+  cmd->add_option(flags(field("negative_aesthetic_score")), p.negative_aesthetic_score, field("negative_aesthetic_score").help)->capture_default_str();
+  cmd->add_option(flags(field("refiner_switch")), p.refiner_switch, field("refiner_switch").help)->capture_default_str();
+  cmd->add_option("--model-config", opts->model_config,
+                  "a diffusers folder of the same architecture whose configs and tokenizers describe a single-file checkpoint (diffusers' from_single_file config=)");
   cmd->add_option("-o,--output", opts->output, "output file (.png, .jpg, .webp); batches add -0, -1, ...")->capture_default_str();
   cmd->add_option("-t,--threads", opts->threads, "CPU threads (0 = all cores)")->capture_default_str();
   cmd->add_option("--tokenizer", opts->tokenizer, "tokenizer folder for single-file checkpoints");

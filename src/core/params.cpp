@@ -36,6 +36,18 @@ const std::vector<ParamField>& param_fields() {
       {"paste_back", "--paste-back", "", "", "inpaint: auto (on for normal models and --inpaint-full-res), on, off"},
       {"batch_size", "--batch-size", "-b", "", "images per run; image i uses seed+i (1-16)"},
       {"vae_tiling", "--vae-tiling", "", "", "decode in overlapping 512-pixel tiles with blended seams: auto (above 768x768), on, off"},
+      {"prompt_2", "--prompt-2", "", "", "SDXL: prompt for the second text encoder (OpenCLIP bigG); default: the prompt"},
+      {"negative_prompt_2", "--negative-prompt-2", "", "", "SDXL: negative prompt for the second text encoder; default: the negative prompt"},
+      {"original_size", "--original-size", "", "", "SDXL micro-conditioning: the original image size WxH (default: the output size)"},
+      {"target_size", "--target-size", "", "", "SDXL micro-conditioning: the target size WxH (default: the output size)"},
+      {"crop_coords", "--crop-coords", "", "", "SDXL micro-conditioning: crop top-left X,Y (default 0,0)"},
+      {"negative_original_size", "--negative-original-size", "", "", "SDXL: original size WxH for the negative pass (with --negative-target-size)"},
+      {"negative_target_size", "--negative-target-size", "", "", "SDXL: target size WxH for the negative pass (with --negative-original-size)"},
+      {"negative_crop_coords", "--negative-crop-coords", "", "", "SDXL: crop top-left X,Y for the negative pass (default 0,0)"},
+      {"aesthetic_score", "--aesthetic-score", "", "Aesthetic score", "SDXL refiner: aesthetic score conditioning"},
+      {"negative_aesthetic_score", "--negative-aesthetic-score", "", "Negative aesthetic score", "SDXL refiner: aesthetic score of the negative pass"},
+      {"refiner", "--refiner", "", "Refiner", "SDXL refiner model (folder or file) that finishes the base model's denoising"},
+      {"refiner_switch", "--refiner-switch", "", "Refiner switch at", "fraction of the schedule the base model runs before the refiner takes over (diffusers' denoising_end)"},
   };
   return kFields;
 }
@@ -43,6 +55,20 @@ const std::vector<ParamField>& param_fields() {
 namespace {
 Status bad(const std::string& msg) { return Error{ErrorCode::kInvalidArgument, msg}; }
 }  // namespace
+
+bool parse_pair(const std::string& s, char sep, std::pair<int, int>* out) {
+  const size_t k = s.find(sep == 'x' ? "x" : ",");
+  if (k == std::string::npos || k == 0 || k + 1 >= s.size()) return false;
+  int v[2];
+  const std::string parts[2] = {s.substr(0, k), s.substr(k + 1)};
+  for (int i = 0; i < 2; ++i) {
+    if (parts[i].size() > 6 || parts[i].find_first_not_of("0123456789") != std::string::npos) return false;
+    v[i] = std::stoi(parts[i]);
+  }
+  if (sep == 'x' && (v[0] <= 0 || v[1] <= 0)) return false;
+  if (out) *out = {v[0], v[1]};
+  return true;
+}
 
 Status validate_params(const GenerateParams& p) {
   static const char* kTasks[] = {"auto", "text_to_image", "image_to_image", "inpaint", "text_to_video", "image_to_video", "upscale"};
@@ -90,6 +116,17 @@ Status validate_params(const GenerateParams& p) {
     return bad("paste_back must be auto, on or off");
   if (p.vae_tiling != "auto" && p.vae_tiling != "on" && p.vae_tiling != "off")
     return bad("vae_tiling must be auto, on or off (got '" + p.vae_tiling + "')");
+  for (const std::string* sz : {&p.original_size, &p.target_size, &p.negative_original_size, &p.negative_target_size})
+    if (!sz->empty() && !parse_pair(*sz, 'x', nullptr))
+      return bad("sizes are given as WxH with positive integers, e.g. 1024x1024 (got '" + *sz + "')");
+  for (const std::string* cc : {&p.crop_coords, &p.negative_crop_coords})
+    if (!cc->empty() && !parse_pair(*cc, ',', nullptr))
+      return bad("crop coordinates are given as X,Y with non-negative integers, e.g. 0,0 (got '" + *cc + "')");
+  if (!std::isfinite(p.aesthetic_score) || !std::isfinite(p.negative_aesthetic_score) || p.aesthetic_score < 0 ||
+      p.aesthetic_score > 10 || p.negative_aesthetic_score < 0 || p.negative_aesthetic_score > 10)
+    return bad("aesthetic scores must be between 0 and 10");
+  if (!std::isfinite(p.refiner_switch) || p.refiner_switch <= 0 || p.refiner_switch > 1)
+    return bad("refiner_switch must be in (0, 1] (the fraction of the schedule the base model runs)");
   for (const std::string* path : {&p.init_image, &p.mask})
     if (path->find('\0') != std::string::npos) return bad("image paths must not contain NUL bytes");
   if (p.seed < -1) return bad("seed must be -1 (random) or a non-negative integer");
@@ -120,6 +157,7 @@ std::string format_infotext(const GenerateParams& p, uint64_t seed, int width, i
   }
   if (!p.init_image.empty() && p.resize_mode != "just_resize") os << ", Resize mode: " << p.resize_mode;
   if (p.rng == "philox" || p.rng == "gpu" || p.rng == "nv") os << ", RNG: NV";
+  if (!p.refiner.empty()) os << ", Refiner: " << p.refiner << ", Refiner switch at: " << p.refiner_switch;
   os << ", Version: visiongen";
   return os.str();
 }

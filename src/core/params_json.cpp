@@ -41,6 +41,18 @@ const std::vector<std::pair<const char*, Member>>& members() {
       {"resize_mode", &P::resize_mode},
       {"paste_back", &P::paste_back},
       {"vae_tiling", &P::vae_tiling},
+      {"prompt_2", &P::prompt_2},
+      {"negative_prompt_2", &P::negative_prompt_2},
+      {"original_size", &P::original_size},
+      {"target_size", &P::target_size},
+      {"crop_coords", &P::crop_coords},
+      {"negative_original_size", &P::negative_original_size},
+      {"negative_target_size", &P::negative_target_size},
+      {"negative_crop_coords", &P::negative_crop_coords},
+      {"aesthetic_score", &P::aesthetic_score},
+      {"negative_aesthetic_score", &P::negative_aesthetic_score},
+      {"refiner", &P::refiner},
+      {"refiner_switch", &P::refiner_switch},
   };
   return k;
 }

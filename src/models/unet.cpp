@@ -1,5 +1,6 @@
 #include "models/unet.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <optional>
@@ -13,10 +14,15 @@ UNetConfig UNetConfig::from_json_file(const std::string& path) {
   auto j = read_json_file(path, "UNet");
   UNetConfig c;
   try {
-    if (j.contains("addition_embed_type") && !j["addition_embed_type"].is_null())
-      fail(ErrorCode::kUnsupportedModel,
-           "this UNet uses addition_embed_type '" + j["addition_embed_type"].dump() +
-               "' (Stable Diffusion XL family), which is not supported yet; use an SD 1.x/2.x model");
+    if (j.contains("addition_embed_type") && !j["addition_embed_type"].is_null()) {
+      if (j["addition_embed_type"] != "text_time")
+        fail(ErrorCode::kUnsupportedModel, "this UNet uses addition_embed_type " + j["addition_embed_type"].dump() +
+                                               "; only SDXL's \"text_time\" is supported");
+      c.addition_time_embed_dim = j.value("addition_time_embed_dim", int64_t{256});
+      c.projection_class_embeddings_input_dim = j.value("projection_class_embeddings_input_dim", int64_t{2816});
+      if (c.addition_time_embed_dim <= 0 || c.addition_time_embed_dim % 2 || c.projection_class_embeddings_input_dim <= 0)
+        fail(ErrorCode::kCorruptFile, "'" + path + "': addition_time_embed_dim must be even and positive");
+    }
     if (j.contains("time_cond_proj_dim") && !j["time_cond_proj_dim"].is_null())
       fail(ErrorCode::kUnsupportedModel, "UNets with time_cond_proj_dim (LCM-distilled) are not supported yet");
     if (j.contains("class_embed_type") && !j["class_embed_type"].is_null())
@@ -74,6 +80,10 @@ UNet::UNet(const UNetConfig& cfg, const WeightStore& w) : cfg_(cfg) {
   conv_in_ = load_conv(w, "conv_in", boc[0], cfg.in_channels, 3, 1, 1, 1);
   time_1_ = load_linear(w, "time_embedding.linear_1", temb, boc[0]);
   time_2_ = load_linear(w, "time_embedding.linear_2", temb, temb);
+  if (cfg.has_text_time()) {
+    add_1_ = load_linear(w, "add_embedding.linear_1", temb, cfg.projection_class_embeddings_input_dim);
+    add_2_ = load_linear(w, "add_embedding.linear_2", temb, temb);
+  }
   auto make_attn = [&](const std::string& p, int64_t ch, size_t bi) {
     int heads = static_cast<int>(cfg.num_heads[bi]);
     return SpatialTransformer(w, p, ch, heads, ch / heads, cfg.cross_attention_dim[bi],
@@ -123,23 +133,53 @@ UNet::UNet(const UNetConfig& cfg, const WeightStore& w) : cfg_(cfg) {
 
 int64_t UNet::size_multiple() const { return int64_t{1} << (cfg_.block_out_channels.size() - 1); }
 
-Tensor UNet::time_proj(const std::vector<float>& ts, int64_t batch) const {
-  const int64_t dim = cfg_.block_out_channels[0], half = dim / 2;
-  Tensor out = Tensor::zeros({batch, dim});
+namespace {
+// diffusers get_timestep_embedding for `n` values of dimension `dim`.
+Tensor sinusoid(const float* values, int64_t n, int64_t dim, bool flip, float shift) {
+  const int64_t half = dim / 2;
+  Tensor out = Tensor::zeros({n, dim});
   const float log_max = static_cast<float>(std::log(10000.0));
-  for (int64_t b = 0; b < batch; ++b) {
-    const float t = ts.size() == 1 ? ts[0] : ts[b];
+  for (int64_t b = 0; b < n; ++b) {
+    const float t = values[b];
     for (int64_t i = 0; i < half; ++i) {
       // float32 arithmetic in the same order as diffusers' get_timestep_embedding.
       float exponent = -log_max * static_cast<float>(i);
-      exponent = exponent / (static_cast<float>(half) - cfg_.freq_shift);
+      exponent = exponent / (static_cast<float>(half) - shift);
       const float arg = t * std::exp(exponent);
       const float s = std::sin(arg), c = std::cos(arg);
-      out.data()[b * dim + i] = cfg_.flip_sin_to_cos ? c : s;
-      out.data()[b * dim + half + i] = cfg_.flip_sin_to_cos ? s : c;
+      out.data()[b * dim + i] = flip ? c : s;
+      out.data()[b * dim + half + i] = flip ? s : c;
     }
   }
   return out;
+}
+}  // namespace
+
+Tensor UNet::added_embedding(const AddedCond& a, Tensor* time_id_proj) const {
+  const int64_t b = a.text_embeds.dim(0), n = a.time_ids.dim(-1), d = cfg_.addition_time_embed_dim;
+  const int64_t p = a.text_embeds.dim(-1);
+  if (a.time_ids.dim(0) != b || p + n * d != cfg_.projection_class_embeddings_input_dim)
+    fail(ErrorCode::kShapeMismatch, "UNet added conditioning: text_embeds " + shape_str(a.text_embeds.shape()) +
+                                        " and time_ids " + shape_str(a.time_ids.shape()) + " do not make the " +
+                                        std::to_string(cfg_.projection_class_embeddings_input_dim) +
+                                        " inputs this UNet's add_embedding takes (base vs refiner model?)");
+  // time_proj of every id with flip_sin_to_cos/freq_shift of the UNet, as diffusers' add_time_proj
+  Tensor tp = sinusoid(a.time_ids.data(), b * n, d, cfg_.flip_sin_to_cos, cfg_.freq_shift);
+  if (time_id_proj) *time_id_proj = tp;
+  Tensor in({b, p + n * d});
+  for (int64_t i = 0; i < b; ++i) {
+    std::copy_n(a.text_embeds.data() + i * p, p, in.data() + i * (p + n * d));
+    std::copy_n(tp.data() + i * n * d, n * d, in.data() + i * (p + n * d) + p);
+  }
+  Tensor h = add_1_.forward(in);
+  activate_inplace(h, Act::kSilu);
+  return add_2_.forward(h);
+}
+
+Tensor UNet::time_proj(const std::vector<float>& ts, int64_t batch) const {
+  std::vector<float> values(static_cast<size_t>(batch));
+  for (int64_t b = 0; b < batch; ++b) values[b] = ts.size() == 1 ? ts[0] : ts[b];
+  return sinusoid(values.data(), batch, cfg_.block_out_channels[0], cfg_.flip_sin_to_cos, cfg_.freq_shift);
 }
 
 Tensor UNet::time_embedding(const Tensor& proj) const {
@@ -148,24 +188,28 @@ Tensor UNet::time_embedding(const Tensor& proj) const {
   return time_2_.forward(h);
 }
 
-Tensor UNet::forward(const Tensor& sample, const std::vector<float>& ts, const Tensor& ctx) const {
+Tensor UNet::forward(const Tensor& sample, const std::vector<float>& ts, const Tensor& ctx, const AddedCond& added) const {
+  if (cfg_.has_text_time() && added.empty())
+    fail(ErrorCode::kInvalidArgument, "this UNet (SDXL) needs pooled text embeds and time ids");
   std::vector<int64_t> key = sample.shape();
   key.insert(key.end(), ctx.shape().begin(), ctx.shape().end());
   key.push_back(static_cast<int64_t>(ts.size()));
-  return planned_.run(key, [&] { return forward_pass(sample, ts, ctx); });
+  if (!added.empty()) key.push_back(added.time_ids.dim(-1));
+  return planned_.run(key, [&] { return forward_pass(sample, ts, ctx, added); });
 }
 
-Tensor UNet::forward_pass(const Tensor& sample, const std::vector<float>& ts, const Tensor& ctx) const {
+Tensor UNet::forward_pass(const Tensor& sample, const std::vector<float>& ts, const Tensor& ctx,
+                          const AddedCond& added) const {
   const int64_t b = sample.dim(0);
   if (sample.rank() != 4 || sample.dim(3) != cfg_.in_channels)
     fail(ErrorCode::kShapeMismatch, "UNet expects " + std::to_string(cfg_.in_channels) +
                                         " input channels, got sample " + shape_str(sample.shape()));
-  if (sample.dim(1) % size_multiple() || sample.dim(2) % size_multiple())
-    fail(ErrorCode::kInvalidArgument, "latent size must be a multiple of " + std::to_string(size_multiple()));
+  // Sizes that do not halve evenly are fine: each up block upsamples to its skip's size (diffusers' upsample_size).
   if (ts.size() != 1 && static_cast<int64_t>(ts.size()) != b)
     fail(ErrorCode::kInternal, "UNet: timesteps must have 1 or batch entries");
   if (ctx.dim(0) != b) fail(ErrorCode::kInternal, "UNet: context batch mismatch");
   Tensor temb = time_embedding(time_proj(ts, b));
+  if (cfg_.has_text_time()) add_inplace(temb, added_embedding(added));
   activate_inplace(temb, Act::kSilu);  // every resnet applies SiLU before its projection
   Tensor h = conv_in_.forward(sample);
   std::vector<Tensor> skips{h};

@@ -18,6 +18,10 @@ struct DenoiseHooks {
   // Called after each sampler step with (call index, latents) to edit them
   // (latent-blend inpainting).
   std::function<void(size_t, Tensor&)> after_step;
+  // SDXL's added conditioning, rows in UNet batch order ([uncond, cond] with CFG).
+  const AddedCond* added = nullptr;
+  // Stop before this call (diffusers' denoising_end); 0 = run every call.
+  size_t end_call = 0;
 };
 
 // latents: NHWC [B,h,w,4] already multiplied by init_noise_sigma.

@@ -200,7 +200,9 @@ Image run_edit_job(const SdModel& m, const GenerateParams& p, const EditJob& job
     alpha.resize(hard.size());
     for (size_t i = 0; i < hard.size(); ++i) alpha[i] = std::min(hard[i], soft[i]);  // feather inward only
   }
+  const bool traced = hooks.step_latents != nullptr;
   Tensor lat = edit_latents(m, s, p.steps, cond, uncond, p.cfg_scale, rng, in, hooks);
+  if (traced) lat = lat.clone();  // the trace shares the buffer scaled in place below
   scale_inplace(lat, 1.0f / m.vae->config().scaling_factor);
   tensor_pool_trim();  // the UNet's cached buffers are not what the VAE needs
   Tensor img = m.vae->decode_with(lat, p.vae_tiling);

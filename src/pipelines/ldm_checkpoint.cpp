@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "io/atomic_file.h"
 #include "models/config_util.h"
+#include "pipelines/ldm_common.h"
 #include "pipelines/ldm_names.h"
 #include "pipelines/sd_model.h"
 
@@ -24,20 +25,7 @@ namespace {
 
 const char* kUnet = "model.diffusion_model.";
 
-// Derived tensors (e.g. OpenCLIP's fused qkv split in three) live here.
-// Views of slices of stored tensors (e.g. q/k/v thirds of OpenCLIP's fused
-// in_proj) under diffusers names: no copy, created once per name.
-struct SliceViews {
-  std::mutex mu;
-  std::map<std::string, TensorInfo> items;
-  const TensorInfo* add(const std::string& name, const TensorInfo& whole, int64_t offset, const Shape& shape) {
-    std::lock_guard<std::mutex> lock(mu);
-    const size_t es = dtype_size(whole.dtype);
-    auto& slot = items[name];
-    slot = TensorInfo{name, whole.dtype, shape, whole.data + offset * es, static_cast<size_t>(shape_numel(shape)) * es};
-    return &slot;
-  }
-};
+}  // namespace
 
 int count_indices(const SafetensorsFile& f, const std::string& prefix) {
   int mx = -1;
@@ -66,6 +54,8 @@ const TensorInfo& need(const SafetensorsFile& f, const std::string& name) {
     fail(ErrorCode::kCorruptFile, "'" + f.path() + "' lacks '" + name + "'; the checkpoint is incomplete");
   return f.info(name);
 }
+
+namespace {
 
 [[noreturn]] void unknown_family(const SafetensorsFile& f) {
   auto has_prefix = [&](const std::string& p) {
@@ -107,6 +97,8 @@ YamlHints read_yaml(const std::string& ckpt) {
   return h;
 }
 
+}  // namespace
+
 std::string find_tokenizer(const std::string& ckpt, const std::string& given, bool sd2) {
   auto ok = [](const std::string& d) { return path_exists(d + "/vocab.json") && path_exists(d + "/merges.txt"); };
   if (!given.empty()) {
@@ -139,7 +131,47 @@ std::string find_tokenizer(const std::string& ckpt, const std::string& given, bo
            " into the Hugging Face cache");
 }
 
-}  // namespace
+
+// OpenCLIP text towers (SD2's ViT-H, SDXL's bigG) under transformers' CLIP
+// names: fused in_proj split into q/k/v views, renamed norms and MLPs.
+WeightStore openclip_store(const std::shared_ptr<SafetensorsFile>& file, const std::string& P, int64_t c) {
+  WeightStore tw;
+  auto owned = std::make_shared<SliceViews>();
+  tw.add_file(file);
+  tw.set_resolver([fp = file.get(), owned, P, c](const std::string& name) -> const TensorInfo* {
+    const SafetensorsFile& f = *fp;
+      static const std::regex layer(R"(^text_model\.encoder\.layers\.(\d+)\.(.*)$)");
+      std::smatch mm;
+      std::string l;
+      if (name == "text_model.embeddings.token_embedding.weight") l = P + "token_embedding.weight";
+      else if (name == "text_model.embeddings.position_embedding.weight") l = P + "positional_embedding";
+      else if (name.rfind("text_model.final_layer_norm.", 0) == 0) l = P + "ln_final." + name.substr(28);
+      else if (name == "text_projection.weight") l = P + "text_projection";  // [C,P]: x @ P
+      else if (std::regex_match(name, mm, layer)) {
+        const std::string r = P + "transformer.resblocks." + mm[1].str() + ".";
+        const std::string part = mm[2];
+        static const std::pair<const char*, const char*> kMap[] = {
+            {"layer_norm1.", "ln_1."}, {"layer_norm2.", "ln_2."}, {"mlp.fc1.", "mlp.c_fc."},
+            {"mlp.fc2.", "mlp.c_proj."}, {"self_attn.out_proj.", "attn.out_proj."}};
+        for (auto& [a, b] : kMap)
+          if (part.rfind(a, 0) == 0) l = r + b + part.substr(std::strlen(a));
+        for (int qi = 0; qi < 3 && l.empty(); ++qi) {
+          const std::string qn = std::string("self_attn.") + "qkv"[qi] + "_proj.";
+          if (part.rfind(qn, 0) != 0) continue;
+          const bool bias = part.substr(qn.size()) == "bias";
+          const std::string src = r + (bias ? "attn.in_proj_bias" : "attn.in_proj_weight");
+          if (!f.has(src)) return nullptr;
+          // This third of the fused [3C, C] / [3C] tensor, as stored.
+          const TensorInfo& fused = f.info(src);
+          const int64_t per = bias ? c : c * c;
+          if (shape_numel(fused.shape) != 3 * per) return nullptr;
+          return owned->add(name, fused, qi * per, bias ? Shape{c} : Shape{c, c});
+        }
+      }
+      return (!l.empty() && f.has(l)) ? &f.info(l) : nullptr;
+    });
+  return tw;
+}
 
 namespace {
 WeightStore with_bf16(WeightStore w, bool bf16) {
@@ -148,9 +180,13 @@ WeightStore with_bf16(WeightStore w, bool bf16) {
 }
 }  // namespace
 
-std::unique_ptr<SdModel> load_ldm_checkpoint(const std::string& path, const std::string& tokenizer_dir, bool bf16) {
+std::unique_ptr<SdModel> load_ldm_checkpoint(const std::string& path, const std::string& tokenizer_dir, bool bf16,
+                                             const std::string& config_dir) {
   auto file = SafetensorsFile::open(path);
   const SafetensorsFile& f = *file;
+  if (f.has("conditioner.embedders.0.transformer.text_model.embeddings.token_embedding.weight") ||
+      f.has("conditioner.embedders.0.model.token_embedding.weight"))
+    return load_sgm_checkpoint(file, tokenizer_dir, bf16, config_dir);
   if (!f.has(std::string(kUnet) + "input_blocks.0.0.weight")) unknown_family(f);
   const bool sd1 = f.has("cond_stage_model.transformer.text_model.embeddings.token_embedding.weight") ||
                    f.has("cond_stage_model.transformer.embeddings.token_embedding.weight");
@@ -158,7 +194,6 @@ std::unique_ptr<SdModel> load_ldm_checkpoint(const std::string& path, const std:
   if (!sd1 && !sd2) unknown_family(f);
   const YamlHints yaml = read_yaml(path);
   auto m = std::make_unique<SdModel>();
-  auto owned = std::make_shared<SliceViews>();
 
   // ---- UNet config from shapes ----
   UNetConfig uc;
@@ -262,37 +297,7 @@ std::unique_ptr<SdModel> load_ldm_checkpoint(const std::string& path, const std:
     tc.max_positions = need(f, P + "positional_embedding").shape[0];
     tc.act = Act::kGelu;
     const int64_t c = tc.hidden_size;
-    tw.add_file(file);
-    tw.set_resolver([&f, owned, P, c](const std::string& name) -> const TensorInfo* {
-      static const std::regex layer(R"(^text_model\.encoder\.layers\.(\d+)\.(.*)$)");
-      std::smatch mm;
-      std::string l;
-      if (name == "text_model.embeddings.token_embedding.weight") l = P + "token_embedding.weight";
-      else if (name == "text_model.embeddings.position_embedding.weight") l = P + "positional_embedding";
-      else if (name.rfind("text_model.final_layer_norm.", 0) == 0) l = P + "ln_final." + name.substr(28);
-      else if (std::regex_match(name, mm, layer)) {
-        const std::string r = P + "transformer.resblocks." + mm[1].str() + ".";
-        const std::string part = mm[2];
-        static const std::pair<const char*, const char*> kMap[] = {
-            {"layer_norm1.", "ln_1."}, {"layer_norm2.", "ln_2."}, {"mlp.fc1.", "mlp.c_fc."},
-            {"mlp.fc2.", "mlp.c_proj."}, {"self_attn.out_proj.", "attn.out_proj."}};
-        for (auto& [a, b] : kMap)
-          if (part.rfind(a, 0) == 0) l = r + b + part.substr(std::strlen(a));
-        for (int qi = 0; qi < 3 && l.empty(); ++qi) {
-          const std::string qn = std::string("self_attn.") + "qkv"[qi] + "_proj.";
-          if (part.rfind(qn, 0) != 0) continue;
-          const bool bias = part.substr(qn.size()) == "bias";
-          const std::string src = r + (bias ? "attn.in_proj_bias" : "attn.in_proj_weight");
-          if (!f.has(src)) return nullptr;
-          // This third of the fused [3C, C] / [3C] tensor, as stored.
-          const TensorInfo& fused = f.info(src);
-          const int64_t per = bias ? c : c * c;
-          if (shape_numel(fused.shape) != 3 * per) return nullptr;
-          return owned->add(name, fused, qi * per, bias ? Shape{c} : Shape{c, c});
-        }
-      }
-      return (!l.empty() && f.has(l)) ? &f.info(l) : nullptr;
-    });
+    tw = openclip_store(file, P, c);
   }
   tc.num_heads = std::max<int64_t>(1, meta_int("visiongen.text_heads", tc.num_heads));
   tw.set_compute_bf16(bf16);

@@ -17,28 +17,25 @@ namespace vg {
 
 namespace fs = std::filesystem;
 
-namespace {
-
-void fill_sd_info(SdModel& m, const std::string& path, const std::string& name) {
+void fill_model_info(SdModel& m, const std::string& path, const std::string& name) {
   m.info.path = path;
   m.info.name = name;
   m.info.prediction_type = m.scheduler.prediction_type;
   const int scale = static_cast<int>(m.vae->scale());
   m.info.vae_scale = scale;
-  m.info.size_multiple = scale * static_cast<int>(m.unet->size_multiple());
+  // SDXL follows diffusers (multiples of the VAE factor: the UNet upsamples to
+  // each skip's size); SD 1.x/2.x keep sizes every UNet level halves evenly.
+  m.info.size_multiple = m.text_encoder_2 ? scale : scale * static_cast<int>(m.unet->size_multiple());
   const int native = static_cast<int>(m.unet->config().sample_size) * scale;
   m.info.default_width = m.info.default_height = native;
-  m.info.family = m.text_encoder->config().act == Act::kQuickGelu ? "sd1" : "sd2";
+  if (m.text_encoder_2) m.info.family = "sdxl";
+  else m.info.family = m.text_encoder->config().act == Act::kQuickGelu ? "sd1" : "sd2";
 }
-
-}  // namespace
 
 std::unique_ptr<SdModel> load_diffusers_folder(const std::string& dir, bool bf16) {
   auto index = read_json_file(dir + "/model_index.json", "pipeline");
   std::string cls = index.value("_class_name", std::string());
-  if (cls.find("XL") != std::string::npos || index.contains("text_encoder_2"))
-    fail(ErrorCode::kUnsupportedModel, "'" + dir + "' is a Stable Diffusion XL pipeline (" + cls +
-                                           "), which is not supported yet; use an SD 1.x/2.x model");
+  if (cls.find("XL") != std::string::npos || index.contains("text_encoder_2")) return load_sdxl_folder(dir, bf16);
   if (cls.find("Flux") != std::string::npos || cls.find("StableDiffusion3") != std::string::npos)
     fail(ErrorCode::kUnsupportedModel, "'" + dir + "' is a " + cls + " pipeline, which is not supported yet");
   for (const char* c : {"tokenizer", "text_encoder", "unet", "vae"})
@@ -71,12 +68,13 @@ std::unique_ptr<SdModel> load_diffusers_folder(const std::string& dir, bool bf16
       m->hash_source = dir + f;
       break;
     }
-  fill_sd_info(*m, dir, fs::path(dir).filename().string().empty() ? fs::path(dir).parent_path().filename().string()
+  fill_model_info(*m, dir, fs::path(dir).filename().string().empty() ? fs::path(dir).parent_path().filename().string()
                                                                 : fs::path(dir).filename().string());
   return m;
 }
 
-std::unique_ptr<SdModel> load_sd_model(const std::string& path, const std::string& tokenizer_dir, bool bf16) {
+std::unique_ptr<SdModel> load_sd_model(const std::string& path, const std::string& tokenizer_dir, bool bf16,
+                                       const std::string& config_dir) {
   if (path.empty()) fail(ErrorCode::kInvalidArgument, "no model given; pass -m PATH (a diffusers folder or .safetensors file)");
   if (!path_exists(path))
     fail(ErrorCode::kFileNotFound, "model path '" + path + "' does not exist; check the path");
@@ -86,8 +84,8 @@ std::unique_ptr<SdModel> load_sd_model(const std::string& path, const std::strin
                                            "pipeline folder or a single .safetensors checkpoint");
   }
   if (is_pickle_path(path)) refuse_pickle(path);
-  auto m = load_ldm_checkpoint(path, tokenizer_dir, bf16);
-  fill_sd_info(*m, path, fs::path(path).stem().string());
+  auto m = load_ldm_checkpoint(path, tokenizer_dir, bf16, config_dir);
+  fill_model_info(*m, path, fs::path(path).stem().string());
   m->hash_source = path;
   return m;
 }

@@ -1,5 +1,6 @@
-// A loaded Stable Diffusion 1.x/2.x model: tokenizer, text encoder, UNet,
-// VAE and the scheduler config, from a diffusers folder or an LDM checkpoint.
+// A loaded Stable Diffusion model (1.x/2.x, or XL with its second text
+// encoder): tokenizers, text encoders, UNet, VAE and the scheduler config,
+// from a diffusers folder or a single-file (LDM / SGM) checkpoint.
 #pragma once
 #include <memory>
 #include <string>
@@ -15,8 +16,14 @@ namespace vg {
 
 struct SdModel {
   ModelInfo info;
-  std::unique_ptr<ClipTokenizer> tokenizer;
-  std::unique_ptr<ClipTextModel> text_encoder;
+  std::unique_ptr<ClipTokenizer> tokenizer;        // null for the SDXL refiner
+  std::unique_ptr<ClipTextModel> text_encoder;     // null for the SDXL refiner
+  std::unique_ptr<ClipTokenizer> tokenizer_2;      // SDXL: OpenCLIP bigG (pads with "!")
+  std::unique_ptr<ClipTextModel> text_encoder_2;   // SDXL: with text_projection
+  // SDXL pipeline options (model_index.json): an absent negative prompt is
+  // all zeros; the refiner conditions on aesthetic scores instead of the target size.
+  bool force_zeros_for_empty_prompt = false;
+  bool requires_aesthetics_score = false;
   std::unique_ptr<UNet> unet;
   std::unique_ptr<AutoencoderKL> vae;
   SchedulerConfig scheduler;
@@ -24,8 +31,13 @@ struct SdModel {
 };
 
 // bf16: layers keep bf16 weights and compute in bf16 (float32 between layers).
-std::unique_ptr<SdModel> load_sd_model(const std::string& path, const std::string& tokenizer_dir = "", bool bf16 = false);
+std::unique_ptr<SdModel> load_sd_model(const std::string& path, const std::string& tokenizer_dir = "", bool bf16 = false,
+                                       const std::string& config_dir = "");
 std::unique_ptr<SdModel> load_diffusers_folder(const std::string& dir, bool bf16 = false);
+// SDXL base / refiner / inpaint folders (StableDiffusionXL*Pipeline).
+std::unique_ptr<SdModel> load_sdxl_folder(const std::string& dir, bool bf16 = false);
+// Sets info (family, sizes) from the loaded parts.
+void fill_model_info(SdModel& m, const std::string& path, const std::string& name);
 
 // First 10 hex chars of the file's sha256 (A1111 "Model hash").
 std::string model_hash(const std::string& path);

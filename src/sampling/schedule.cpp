@@ -17,6 +17,17 @@ SchedulerConfig SchedulerConfig::sd15_default() {
   return from_json(j, "built-in SD1.5 scheduler config");
 }
 
+SchedulerConfig SchedulerConfig::sdxl_default() {
+  const nlohmann::json j = {{"_class_name", "EulerDiscreteScheduler"}, {"beta_end", 0.012},
+                            {"beta_schedule", "scaled_linear"}, {"beta_start", 0.00085},
+                            {"interpolation_type", "linear"}, {"num_train_timesteps", 1000},
+                            {"prediction_type", "epsilon"}, {"sample_max_value", 1.0},
+                            {"set_alpha_to_one", false}, {"skip_prk_steps", true},
+                            {"steps_offset", 1}, {"timestep_spacing", "leading"},
+                            {"trained_betas", nullptr}, {"use_karras_sigmas", false}};
+  return from_json(j, "built-in SDXL scheduler config");
+}
+
 SchedulerConfig SchedulerConfig::from_json_file(const std::string& path) {
   return from_json(read_json_file(path, "scheduler"), "'" + path + "'");
 }

@@ -41,6 +41,8 @@ struct SchedulerConfig {
   static SchedulerConfig from_json_file(const std::string& path);
   // Stable Diffusion 1.x/2.x's published scheduler_config.json (no timestep_spacing key).
   static SchedulerConfig sd15_default();
+  // SDXL base 1.0's published scheduler_config.json (EulerDiscrete, leading, offset 1).
+  static SchedulerConfig sdxl_default();
 };
 
 // float32 alphas_cumprod exactly as diffusers computes them.

@@ -1,5 +1,6 @@
 #include "text/clip_text_model.h"
 
+#include <algorithm>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
@@ -24,6 +25,12 @@ ClipTextConfig ClipTextConfig::from_json_file(const std::string& path) {
     c.max_positions = j.value("max_position_embeddings", c.max_positions);
     c.vocab_size = j.value("vocab_size", c.vocab_size);
     c.layer_norm_eps = j.value("layer_norm_eps", c.layer_norm_eps);
+    // CLIP-L's config also names a projection_dim, but only the *WithProjection
+    // architectures have the weight.
+    if (j.contains("architectures") && j["architectures"].is_array())
+      for (auto& a : j["architectures"])
+        if (a.is_string() && a.get<std::string>().find("WithProjection") != std::string::npos)
+          c.projection_dim = j.value("projection_dim", int64_t{0});
     std::string act = j.value("hidden_act", std::string("quick_gelu"));
     if (act == "quick_gelu") c.act = Act::kQuickGelu;
     else if (act == "gelu") c.act = Act::kGelu;
@@ -60,6 +67,17 @@ std::unique_ptr<ClipTextModel::Weights> ClipTextModel::load_weights(bool check_o
   out->pos_emb = get(p + "text_model.embeddings.position_embedding.weight", {cfg_.max_positions, c});
   out->final_w = get(p + "text_model.final_layer_norm.weight", {c});
   out->final_b = get(p + "text_model.final_layer_norm.bias", {c});
+  if (cfg_.projection_dim > 0) {
+    const int64_t pd = cfg_.projection_dim;
+    Tensor proj = get(p + "text_projection.weight", cfg_.projection_transposed ? Shape{c, pd} : Shape{pd, c});
+    if (!check_only && !cfg_.projection_transposed) {  // [P,C] -> [C,P]
+      Tensor t = Tensor::unpooled({c, pd});
+      for (int64_t i = 0; i < pd; ++i)
+        for (int64_t k = 0; k < c; ++k) t.data()[k * pd + i] = proj.data()[i * c + k];
+      proj = t;
+    }
+    out->projection = proj;
+  }
   for (int64_t i = 0; i < cfg_.num_layers; ++i) {
     std::string l = p + "text_model.encoder.layers." + std::to_string(i) + ".";
     Layer L;
@@ -109,7 +127,8 @@ Tensor ClipTextModel::hidden_after(const std::vector<std::vector<int32_t>>& ids,
   return h;
 }
 
-Tensor ClipTextModel::run_layers(const Weights& w, const std::vector<std::vector<int32_t>>& ids, int64_t n_layers) const {
+Tensor ClipTextModel::run_layers(const Weights& w, const std::vector<std::vector<int32_t>>& ids, int64_t n_layers,
+                                 int64_t capture_at, Tensor* captured) const {
   const int64_t b = static_cast<int64_t>(ids.size()), c = cfg_.hidden_size;
   const int64_t t = b ? static_cast<int64_t>(ids[0].size()) : 0;
   if (t == 0 || t > cfg_.max_positions)
@@ -130,6 +149,7 @@ Tensor ClipTextModel::run_layers(const Weights& w, const std::vector<std::vector
     }
   }
   for (int64_t li = 0; li < n_layers && li < cfg_.num_layers; ++li) {
+    if (captured && li == capture_at) *captured = x.clone();
     const Layer& L = w.layers[li];
     Tensor h = layer_norm(x, L.ln1_w, L.ln1_b, cfg_.layer_norm_eps);
     Tensor a = attention(L.q.forward(h), L.k.forward(h), L.v.forward(h),
@@ -140,7 +160,41 @@ Tensor ClipTextModel::run_layers(const Weights& w, const std::vector<std::vector
     activate_inplace(m, cfg_.act);
     add_inplace(x, L.fc2.forward(m));
   }
+  if (captured && capture_at >= std::min(n_layers, cfg_.num_layers)) *captured = x.clone();
   return x;
+}
+
+Tensor ClipTextModel::hidden_and_pooled(const std::vector<std::vector<int32_t>>& ids, int64_t layers,
+                                        Tensor* pooled) const {
+  if (layers < 0 || layers > cfg_.num_layers)
+    fail(ErrorCode::kInvalidArgument, "the text encoder has " + std::to_string(cfg_.num_layers) +
+                                          " layers; clip skip asks for the output of layer " + std::to_string(layers));
+  std::lock_guard<std::mutex> lock(mu_);
+  const Weights& w = ensure_weights();
+  Tensor hidden;
+  if (!pooled) {
+    hidden = run_layers(w, ids, layers);
+  } else {
+    Tensor last = run_layers(w, ids, cfg_.num_layers, layers, &hidden);
+    last = layer_norm(last, w.final_w, w.final_b, cfg_.layer_norm_eps);
+    const int64_t b = last.dim(0), t = last.dim(1), c = cfg_.hidden_size;
+    Tensor rows({b, c});
+    for (int64_t i = 0; i < b; ++i) {
+      // transformers' legacy pooling (eos_token_id 2 in the config): argmax of the ids
+      const auto& r = ids[static_cast<size_t>(i)];
+      const int64_t pos = std::max_element(r.begin(), r.end()) - r.begin();
+      std::copy_n(last.data() + (i * t + pos) * c, c, rows.data() + i * c);
+    }
+    if (!w.projection.empty()) {
+      const int64_t pd = cfg_.projection_dim;
+      Tensor out({b, pd});
+      sgemm(false, false, b, pd, c, 1.0f, rows.data(), c, w.projection.data(), pd, 0.0f, out.data(), pd);
+      rows = out;
+    }
+    *pooled = rows;
+  }
+  if (!keep_) w_.reset();
+  return hidden;
 }
 
 Tensor ClipTextModel::encode(const std::vector<std::vector<int32_t>>& ids, int clip_skip) const {

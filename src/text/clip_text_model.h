@@ -17,6 +17,11 @@ struct ClipTextConfig {
   int64_t max_positions = 77, vocab_size = 49408;
   float layer_norm_eps = 1e-5f;
   Act act = Act::kQuickGelu;
+  // CLIPTextModelWithProjection (SDXL's OpenCLIP bigG): text_projection
+  // [projection_dim, hidden] without bias; 0 = no projection. OpenCLIP
+  // files store it transposed ([hidden, projection_dim], used as x @ P).
+  int64_t projection_dim = 0;
+  bool projection_transposed = false;
   static ClipTextConfig from_json_file(const std::string& path);
 };
 
@@ -32,6 +37,11 @@ class ClipTextModel {
   Tensor encode(const std::vector<std::vector<int32_t>>& ids, int clip_skip = 1) const;
   // Hidden state after `layers` encoder layers, without the final LayerNorm.
   Tensor hidden_after(const std::vector<std::vector<int32_t>>& ids, int64_t layers) const;
+  // SDXL: the hidden state after `layers` layers (no final LayerNorm) and,
+  // when `pooled` is given, transformers' pooled output: the final
+  // LayerNorm'd state at each row's first highest id (EOS), projected by
+  // text_projection when the model has one. -> [B,T,C]; *pooled [B,P].
+  Tensor hidden_and_pooled(const std::vector<std::vector<int32_t>>& ids, int64_t layers, Tensor* pooled) const;
   const ClipTextConfig& config() const { return cfg_; }
 
   // false: the converted weights are dropped after each encode and made
@@ -49,11 +59,14 @@ class ClipTextModel {
   };
   struct Weights {
     Tensor tok_emb, pos_emb, final_w, final_b;
+    Tensor projection;  // [hidden, projection_dim] (x @ P), or empty
     std::vector<Layer> layers;
   };
   std::unique_ptr<Weights> load_weights(bool check_only = false) const;
   const Weights& ensure_weights() const;
-  Tensor run_layers(const Weights& w, const std::vector<std::vector<int32_t>>& ids, int64_t n_layers) const;
+  // Runs n_layers layers; *captured (when given) gets the state after capture_at layers.
+  Tensor run_layers(const Weights& w, const std::vector<std::vector<int32_t>>& ids, int64_t n_layers,
+                    int64_t capture_at = -1, Tensor* captured = nullptr) const;
 
   ClipTextConfig cfg_;
   WeightStore src_;

@@ -10,7 +10,8 @@ import re
 import sys
 
 # Models this build's engine runs (SD 1.x / 2.x UNet + AutoencoderKL + CLIP).
-RUNNABLE = {"sd15": "cpu", "sd15_inpaint": "cpu", "sd21": "cpu", "sd_turbo": "cpu"}
+RUNNABLE = {"sd15": "cpu", "sd15_inpaint": "cpu", "sd21": "cpu", "sd_turbo": "cpu",
+            "sdxl_base": "cpu", "sdxl_refiner": "cpu", "sdxl_turbo": "cpu", "sdxl_inpaint": "cpu", "sdxl_lightning": "cpu"}
 TASKS = {"inpainting": "inpaint"}
 
 

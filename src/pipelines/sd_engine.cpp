@@ -1,0 +1,238 @@
+#include "pipelines/sd_engine.h"
+
+#include <algorithm>
+#include <chrono>
+#include <random>
+
+#include "backend/cpu/ops.h"
+#include "core/error.h"
+#include "io/image_decode.h"
+#include "io/image_io.h"
+#include "pipelines/img2img.h"
+
+namespace vg {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// Init image and mask from ImageInputs, else from the paths in the params.
+struct LoadedImages {
+  Image init, mask;
+  const Image* pi = nullptr;
+  const Image* pm = nullptr;
+};
+
+LoadedImages load_images(const GenerateParams& p, const ImageInputs& in) {
+  LoadedImages l;
+  l.pi = in.init_image;
+  if (!l.pi && !p.init_image.empty()) {
+    l.init = read_image_file(p.init_image);
+    l.pi = &l.init;
+  }
+  l.pm = in.mask;
+  if (!l.pm && !p.mask.empty()) {
+    l.mask = read_image_file(p.mask);
+    l.pm = &l.mask;
+  }
+  if (l.pm && !l.pi) fail(ErrorCode::kInvalidArgument, "a mask needs an init image");
+  for (const Image* im : {l.pi, l.pm})
+    if (im && (im->width <= 0 || im->height <= 0 ||
+               im->pixels.size() != static_cast<size_t>(im->width) * im->height * im->channels))
+      fail(ErrorCode::kInvalidArgument, "an input image's pixel buffer does not match its size");
+  return l;
+}
+
+// Width/height with 0 meaning the model's native size.
+std::pair<int, int> resolved_size(const SdModel& m, const GenerateParams& p) {
+  return {p.width ? p.width : m.info.default_width, p.height ? p.height : m.info.default_height};
+}
+
+bool report_step(const ProgressCallback& cb, const GenerateParams& p, const SdModel& m, int i, int n, const Tensor& lat,
+                 double elapsed) {
+  if (!cb) return true;
+  Progress pr{"denoise", i, n, elapsed};
+  Image preview;
+  if (p.preview_every > 0 && (i % p.preview_every == 0 || i == n)) {
+    preview = latents_preview(lat, m.info.vae_scale, m.info.family);
+    pr.preview = &preview;
+  }
+  return cb(pr);
+}
+
+}  // namespace
+
+SdEngine::SdEngine(std::unique_ptr<SdModel> model, const LoadOptions& opts)
+    : model_(std::move(model)), keep_text_encoder_(opts.keep_text_encoder) {}
+
+const ModelInfo& SdEngine::info() const { return model_->info; }
+
+std::string SdEngine::preset_family() const {
+  return model_->info.family == "sd2" ? "stable-diffusion-2-x" : "stable-diffusion-1-x";
+}
+
+SamplerOptions SdEngine::sampler_options(const GenerateParams& p) const {
+  SamplerOptions o;
+  if (p.eta >= 0) o.eta = p.eta;
+  o.s_noise = p.s_noise;
+  o.s_churn = p.s_churn;
+  return o;
+}
+
+std::unique_ptr<Sampler> SdEngine::make_request_sampler(const GenerateParams& p, const SchedulerConfig& sc,
+                                                        SamplerChoice* choice) const {
+  const SamplerOptions sopt = sampler_options(p);
+  SamplerChoice c = resolve_sampler(p.sampler, p.scheduler, sc, sopt);
+  auto s = make_sampler(c, sc, sopt);
+  s->set_timesteps(p.steps);
+  if (choice) *choice = c;
+  return s;
+}
+
+Status SdEngine::validate(const GenerateParams& p, const ImageInputs& images) const {
+  const SdModel& m = *model_;
+  auto sized = guard([&] {
+    LoadedImages l = load_images(p, images);
+    if (l.pi && !m.vae->has_encoder())
+      fail(ErrorCode::kMissingComponent, "this model's VAE has no encoder weights; image-to-image needs a full VAE");
+    return l.pi ? edit_size(p, *l.pi, m.info.size_multiple) : resolved_size(m, p);
+  });
+  if (!sized) return sized.error();
+  const auto [w, h] = *sized;
+  auto r = guard([&] {
+    make_rng(p.rng, 0);
+    // Building the schedule catches step counts a sampler cannot do (LCM > 50).
+    make_request_sampler(p, m.scheduler, nullptr);
+    return 0;
+  });
+  if (!r) return r.error();
+  Status s = check_model_params(m, p, w, h);
+  if (!s) return s;
+  return validate_family(p, w, h);
+}
+
+Tensor SdEngine::encode_text(const ClipTextModel& enc, const ClipTokenizer& tok, const std::string& text,
+                             int64_t layers, bool final_norm, Tensor* pooled) {
+  const std::vector<int32_t> ids = tok.encode_padded(text);
+  std::string key = std::to_string(reinterpret_cast<uintptr_t>(&enc)) + "/" + std::to_string(layers) +
+                    (final_norm ? "n" : "") + (pooled ? "p" : "") + ":";
+  for (int32_t id : ids) key += std::to_string(id) + ",";
+  for (auto it = embeddings_.begin(); it != embeddings_.end(); ++it)
+    if (it->first == key) {
+      embeddings_.splice(embeddings_.begin(), embeddings_, it);
+      if (pooled) *pooled = it->second.pooled.clone();
+      return it->second.hidden.clone();  // callers may work in place
+    }
+  CachedText e;
+  if (final_norm) {
+    e.hidden = enc.encode({ids}, static_cast<int>(enc.config().num_layers - layers + 1));
+  } else {
+    e.hidden = enc.hidden_and_pooled({ids}, layers, pooled ? &e.pooled : nullptr);
+  }
+  CachedText kept;  // long-lived: outside the step pool
+  kept.hidden = Tensor::unpooled(e.hidden.shape());
+  std::copy_n(e.hidden.data(), e.hidden.numel(), kept.hidden.data());
+  if (pooled) {
+    kept.pooled = Tensor::unpooled(e.pooled.shape());
+    std::copy_n(e.pooled.data(), e.pooled.numel(), kept.pooled.data());
+    *pooled = e.pooled;
+  }
+  embeddings_.emplace_front(std::move(key), std::move(kept));
+  if (embeddings_.size() > 16) embeddings_.pop_back();
+  return e.hidden;
+}
+
+void SdEngine::release_text_encoders() {
+  if (keep_text_encoder_) return;
+  if (model_->text_encoder) model_->text_encoder->release_weights();
+  if (model_->text_encoder_2) model_->text_encoder_2->release_weights();
+}
+
+PromptConditioning SdEngine::encode_prompts(const GenerateParams& p, int, int) {
+  // diffusers applies clip_skip to the prompt only.
+  const ClipTextModel& te = *model_->text_encoder;
+  const int64_t n = te.config().num_layers;
+  PromptConditioning c;
+  c.cond = encode_text(te, *model_->tokenizer, p.prompt, n - (p.clip_skip - 1), true, nullptr);
+  if (p.cfg_scale > 1.0f) c.uncond = encode_text(te, *model_->tokenizer, p.negative_prompt, n, true, nullptr);
+  return c;
+}
+
+GenerateResult SdEngine::generate(const GenerateParams& p, const ImageInputs& images, const ProgressCallback& cb) {
+  SdModel& m = *model_;
+  GenerateResult res;
+  const LoadedImages li = load_images(p, images);
+  const auto [w, h] = li.pi ? edit_size(p, *li.pi, m.info.size_multiple) : resolved_size(m, p);
+  const uint64_t seed = p.seed >= 0 ? static_cast<uint64_t>(p.seed) : (std::random_device{}() & 0xffffffffu);
+  auto report = [&](const char* stage, int step, int total, Clock::time_point t0) {
+    if (cb && !cb(Progress{stage, step, total, seconds_since(t0)})) fail(ErrorCode::kCancelled, "generation was cancelled");
+  };
+  auto t0 = Clock::now();
+  report("text_encode", 0, 1, t0);
+  const PromptConditioning cond = encode_prompts(p, w, h);
+  release_text_encoders();  // after both prompts, not per prompt
+  if (trace_) {
+    trace_->context = cond.uncond.empty() ? cond.cond : concat_batch(cond.uncond, cond.cond);
+    trace_->text_embeds = cond.added.text_embeds;
+    trace_->time_ids = cond.added.time_ids;
+  }
+  res.timings.text_encode_s = seconds_since(t0);
+  report("text_encode", 1, 1, t0);
+  const int64_t lh = h / m.info.vae_scale, lw = w / m.info.vae_scale;
+  const int64_t lc = m.vae->config().latent_channels;
+  if (!hashed_) {
+    hash_ = model_hash(m.hash_source);
+    hashed_ = true;
+  }
+  SamplerChoice choice;
+  make_request_sampler(p, m.scheduler, &choice);
+  res.warnings.insert(res.warnings.end(), choice.warnings.begin(), choice.warnings.end());
+  res.sampling = {p.sampler, choice.sampler, p.scheduler, choice.schedule, canonical_rng_name(p.rng)};
+  for (int b = 0; b < p.batch_size; ++b) {
+    const uint64_t s = seed + static_cast<uint64_t>(b);
+    auto sampler = make_request_sampler(p, m.scheduler, nullptr);
+    res.sampling.scheduler_effective = sampler->schedule();
+    auto rng_ptr = make_rng(p.rng, s);
+    Rng& rng = *rng_ptr;
+    DenoiseHooks hooks;
+    hooks.added = cond.added.empty() ? nullptr : &cond.added;
+    if (trace_) hooks.step_latents = &trace_->step_latents, hooks.unet_inputs = &trace_->unet_inputs;
+    hooks.on_step = [&](int i, int n, const Tensor& lat) { return report_step(cb, p, m, i, n, lat, seconds_since(t0)); };
+    if (li.pi) {
+      t0 = Clock::now();
+      res.images.push_back(run_edit_job(m, p, EditJob{li.pi, li.pm, w, h}, *sampler, cond.cond, cond.uncond, rng, hooks,
+                                        &res.warnings));
+      res.timings.denoise_s += seconds_since(t0);
+    } else {
+      Tensor noise = rng.randn_nhwc({1, lh, lw, lc});
+      scale_inplace(noise, sampler->init_noise_sigma());
+      t0 = Clock::now();
+      hooks.end_call = base_end_call(p, *sampler);
+      Tensor lat = denoise(*m.unet, *sampler, cond.cond, cond.uncond, noise, p.cfg_scale, rng, hooks);
+      if (hooks.end_call) lat = refine(p, std::move(lat), w, h, rng, cb);
+      if (trace_) {  // the traced tensors share lat's buffer, which is scaled in place below
+        trace_->final_latents = lat;
+        lat = lat.clone();
+      }
+      res.timings.denoise_s += seconds_since(t0);
+      t0 = Clock::now();
+      report("decode", 0, 1, t0);
+      scale_inplace(lat, 1.0f / m.vae->config().scaling_factor);
+      tensor_pool_trim();  // the UNet's cached buffers are not what the VAE needs: peak = max, not sum
+      Tensor img = m.vae->decode_with(lat, p.vae_tiling);
+      res.timings.decode_s += seconds_since(t0);
+      report("decode", 1, 1, t0);
+      res.images.push_back(tensor_to_image(img, 0));
+    }
+    res.seeds.push_back(s);
+    res.infotext.push_back(format_infotext(p, s, res.images.back().width, res.images.back().height, m.info.name, hash_));
+  }
+  return res;
+}
+
+std::unique_ptr<FamilyEngine> make_sd_engine(std::unique_ptr<SdModel> model, const LoadOptions& opts) {
+  return std::make_unique<SdEngine>(std::move(model), opts);
+}
+
+}  // namespace vg

@@ -1,0 +1,77 @@
+// SDXL diffusers folders: StableDiffusionXLPipeline (base, Turbo, finetunes),
+// StableDiffusionXLImg2ImgPipeline (the refiner: text_encoder_2 only) and
+// StableDiffusionXLInpaintPipeline (9-channel UNet).
+#include <filesystem>
+
+#include "core/error.h"
+#include "io/atomic_file.h"
+#include "io/weights.h"
+#include "models/config_util.h"
+#include "pipelines/sd_model.h"
+
+namespace vg {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+bool has_component(const nlohmann::json& index, const std::string& dir, const char* c) {
+  return index.contains(c) && index[c].is_array() && !index[c].empty() && !index[c][0].is_null() &&
+         is_directory(dir + "/" + c);
+}
+
+std::unique_ptr<ClipTextModel> load_text_encoder(const std::string& dir, const char* comp, bool bf16) {
+  auto w = open_component_weights(dir + "/" + comp, comp);
+  w.set_compute_bf16(bf16);
+  return std::make_unique<ClipTextModel>(ClipTextConfig::from_json_file(dir + "/" + comp + "/config.json"), w, "",
+                                         /*lazy=*/true);
+}
+
+}  // namespace
+
+std::unique_ptr<SdModel> load_sdxl_folder(const std::string& dir, bool bf16) {
+  auto index = read_json_file(dir + "/model_index.json", "pipeline");
+  for (const char* c : {"tokenizer_2", "text_encoder_2", "unet", "vae"})
+    if (!has_component(index, dir, c))
+      fail(ErrorCode::kMissingComponent, "the SDXL folder '" + dir + "' has no '" + c +
+                                             "' component; download the full pipeline");
+  auto m = std::make_unique<SdModel>();
+  // The refiner has no first text encoder (model_index says [null, null]).
+  if (has_component(index, dir, "text_encoder") && has_component(index, dir, "tokenizer")) {
+    m->tokenizer = std::make_unique<ClipTokenizer>(ClipTokenizer::load(dir + "/tokenizer"));
+    m->text_encoder = load_text_encoder(dir, "text_encoder", bf16);
+  }
+  m->tokenizer_2 = std::make_unique<ClipTokenizer>(ClipTokenizer::load(dir + "/tokenizer_2"));
+  m->text_encoder_2 = load_text_encoder(dir, "text_encoder_2", bf16);
+  if (m->text_encoder_2->config().projection_dim <= 0)
+    fail(ErrorCode::kCorruptFile, "'" + dir + "/text_encoder_2/config.json' is not a CLIPTextModelWithProjection; "
+                                  "SDXL's second text encoder needs its text_projection");
+  {
+    auto w = open_component_weights(dir + "/unet", "unet");
+    w.set_compute_bf16(bf16);
+    const UNetConfig uc = UNetConfig::from_json_file(dir + "/unet/config.json");
+    if (!uc.has_text_time())
+      fail(ErrorCode::kCorruptFile, "'" + dir + "/unet/config.json' lacks SDXL's addition_embed_type \"text_time\"");
+    m->unet = std::make_unique<UNet>(uc, w);
+  }
+  {
+    auto w = open_component_weights(dir + "/vae", "vae");
+    w.set_compute_bf16(bf16);
+    m->vae = std::make_unique<AutoencoderKL>(VaeConfig::from_json_file(dir + "/vae/config.json"), w);
+  }
+  m->scheduler = path_exists(dir + "/scheduler/scheduler_config.json")
+                     ? SchedulerConfig::from_json_file(dir + "/scheduler/scheduler_config.json")
+                     : SchedulerConfig::sdxl_default();
+  m->force_zeros_for_empty_prompt = index.value("force_zeros_for_empty_prompt", true);
+  m->requires_aesthetics_score = index.value("requires_aesthetics_score", false);
+  for (const char* f : {"/unet/diffusion_pytorch_model.safetensors", "/unet/diffusion_pytorch_model.fp16.safetensors"})
+    if (path_exists(dir + f)) {
+      m->hash_source = dir + f;
+      break;
+    }
+  const fs::path p(dir);
+  fill_model_info(*m, dir, p.filename().string().empty() ? p.parent_path().filename().string() : p.filename().string());
+  return m;
+}
+
+}  // namespace vg

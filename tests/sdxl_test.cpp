@@ -1,0 +1,302 @@
+// SDXL parity with ../shared/fixtures/sdxl-tiny (diffusers 0.40): text
+// encoders, UNet with added conditioning, and every whole-pipeline case
+// through the engine (presets off, the same seeds as the references).
+#include <filesystem>
+
+#include "backend/cpu/ops.h"
+#include "io/image_decode.h"
+#include "io/image_io.h"
+#include "io/weights.h"
+#include "pipelines/family_engine.h"
+#include "pipelines/sd_model.h"
+#include "test_util.h"
+#include "visiongen/visiongen.h"
+
+namespace vg {
+namespace {
+
+std::string xl() { return test::fixtures() + "/sdxl-tiny"; }
+std::string xl_model(const std::string& name = "sdxl-tiny") { return xl() + "/models/" + name; }
+
+const nlohmann::json& xl_manifest() {
+  static const nlohmann::json m = [] {  // Python's NaN/Infinity literals -> null
+    std::string text = read_file(xl() + "/manifest.json");
+    text = std::regex_replace(text, std::regex(R"((-?Infinity|NaN)(?=[,\s\]}]))"), "null");
+    return nlohmann::json::parse(text);
+  }();
+  return m;
+}
+
+std::vector<int32_t> ids_of(const Tensor& t) {
+  std::vector<int32_t> v;
+  for (int64_t i = 0; i < t.numel(); ++i) v.push_back(static_cast<int32_t>(t.data()[i]));
+  return v;
+}
+
+TEST(SdxlText, BothEncodersMatchTransformers) {
+  auto m = load_sd_model(xl_model());
+  ASSERT_EQ(m->info.family, "sdxl");
+  auto ref = SafetensorsFile::open(xl() + "/text_encoder/text_encoders.safetensors");
+  for (const char* c : {"short", "long", "punctuation"}) {
+    const std::string k = c;
+    // tokenizers: the fixture's ids
+    auto ids1 = ids_of(ref->load_f32(k + ".te1.input_ids"));
+    auto ids2 = ids_of(ref->load_f32(k + ".te2.input_ids"));
+    Tensor hs1 = ref->load_f32(k + ".te1.hidden_states"), hs2 = ref->load_f32(k + ".te2.hidden_states");
+    const int64_t per1 = hs1.numel() / hs1.dim(0), per2 = hs2.numel() / hs2.dim(0);
+    const int64_t n1 = m->text_encoder->config().num_layers, n2 = m->text_encoder_2->config().num_layers;
+    Tensor h1 = m->text_encoder->hidden_and_pooled({ids1}, n1 - 1, nullptr);
+    EXPECT_LE(test::max_abs_diff(h1.data(), hs1.data() + (n1 - 1) * per1, per1), 1e-4) << c;
+    Tensor last1 = m->text_encoder->encode({ids1}, 1);
+    EXPECT_LE(test::rel_err(last1, ref->load_f32(k + ".te1.last_hidden_state")), 1e-4) << c;
+    Tensor pooled;
+    Tensor h2 = m->text_encoder_2->hidden_and_pooled({ids2}, n2 - 1, &pooled);
+    EXPECT_LE(test::max_abs_diff(h2.data(), hs2.data() + (n2 - 1) * per2, per2), 1e-4) << c;
+    EXPECT_LE(test::rel_err(pooled, ref->load_f32(k + ".te2.text_embeds")), 1e-4) << c;
+  }
+}
+
+TEST(SdxlText, TokenizersMatchBothConfigs) {
+  auto m = load_sd_model(xl_model());
+  auto ref = SafetensorsFile::open(xl() + "/tokenizer/tokens.safetensors");
+  const auto& cases = xl_manifest()["stages"]["tokenizer"]["cases"];
+  ASSERT_FALSE(cases.empty());
+  for (auto it = cases.begin(); it != cases.end(); ++it) {
+    const std::string prompt = it.value()["prompt"].get<std::string>();
+    EXPECT_EQ(m->tokenizer->encode_padded(prompt), ids_of(ref->load_f32(it.key() + ".tokenizer.input_ids"))) << it.key();
+    EXPECT_EQ(m->tokenizer_2->encode_padded(prompt), ids_of(ref->load_f32(it.key() + ".tokenizer_2.input_ids")))
+        << it.key();
+  }
+}
+
+void expect_unet(const std::string& which, const std::string& folder) {
+  UNet unet(UNetConfig::from_json_file(folder + "/unet/config.json"), open_component_weights(folder + "/unet", "unet"));
+  auto ref = SafetensorsFile::open(xl() + "/unet/unet.safetensors");
+  for (const char* g : {"b1_16x16", "b2_12x20"})
+    for (const char* t : {"t999", "t421p5"}) {
+      const std::string p = which + "." + g + ".";
+      Tensor sample = nchw_to_nhwc(ref->load_f32(p + "sample"));
+      const float ts = ref->load_f32(p + t + ".timestep").data()[0];
+      AddedCond added{ref->load_f32(p + "text_embeds"), ref->load_f32(p + "time_ids")};
+      Tensor tp;
+      Tensor aug = unet.added_embedding(added, &tp);
+      EXPECT_LE(test::rel_err(aug, ref->load_f32(p + t + ".aug_emb")), 1e-4) << p << t;
+      EXPECT_LE(test::rel_err(tp, ref->load_f32(p + t + ".add_time_proj")), 1e-5) << p << t;
+      Tensor out = nhwc_to_nchw(unet.forward(sample, {ts}, ref->load_f32(p + "encoder_hidden_states"), added));
+      EXPECT_LE(test::rel_err(out, ref->load_f32(p + t + ".out")), 1e-4) << p << t;
+    }
+}
+
+TEST(SdxlUNet, BaseMatchesDiffusers) { expect_unet("unet", xl_model()); }
+TEST(SdxlUNet, RefinerMatchesDiffusers) { expect_unet("refiner_unet", xl_model("sdxl-tiny-refiner")); }
+TEST(SdxlUNet, InpaintMatchesDiffusers) { expect_unet("inpaint_unet", xl_model("sdxl-tiny-inpaint")); }
+
+// ---- whole pipelines ----
+
+const nlohmann::json& case_of(const std::string& file) {
+  for (const auto& c : xl_manifest()["pipelines"]["cases"])
+    if (c["file"] == file) return c;
+  throw std::runtime_error("no manifest case " + file);
+}
+
+std::string pair_str(const nlohmann::json& v, char sep) {  // diffusers (a, b) -> "b<sep>a"
+  return std::to_string(v[1].get<int>()) + sep + std::to_string(v[0].get<int>());
+}
+
+// GenerateParams for a manifest case: diffusers' kwargs in visiongen's names.
+GenerateParams params_for(const nlohmann::json& c) {
+  const auto& k = c["call_kwargs"];
+  GenerateParams p;
+  p.prompt = k["prompt"];
+  if (k.contains("negative_prompt")) {
+    p.negative_prompt = k["negative_prompt"];
+    p.set_fields.push_back("negative_prompt");
+  }
+  p.prompt_2 = k.value("prompt_2", "");
+  p.negative_prompt_2 = k.value("negative_prompt_2", "");
+  p.steps = k["num_inference_steps"];
+  p.cfg_scale = k["guidance_scale"];
+  p.seed = c["seed"];
+  p.width = k.value("width", 0);
+  p.height = k.value("height", 0);
+  if (k.contains("clip_skip")) p.clip_skip = k["clip_skip"].get<int>() + 1;  // diffusers' count -> A1111's
+  if (k.contains("strength")) p.strength = k["strength"];
+  if (k.contains("aesthetic_score")) p.aesthetic_score = k["aesthetic_score"];
+  if (k.contains("negative_aesthetic_score")) p.negative_aesthetic_score = k["negative_aesthetic_score"];
+  if (k.contains("original_size")) p.original_size = pair_str(k["original_size"], 'x');
+  if (k.contains("target_size")) p.target_size = pair_str(k["target_size"], 'x');
+  if (k.contains("crops_coords_top_left")) p.crop_coords = pair_str(k["crops_coords_top_left"], ',');
+  if (k.contains("negative_original_size")) p.negative_original_size = pair_str(k["negative_original_size"], 'x');
+  if (k.contains("negative_target_size")) p.negative_target_size = pair_str(k["negative_target_size"], 'x');
+  if (k.contains("negative_crops_coords_top_left"))
+    p.negative_crop_coords = pair_str(k["negative_crops_coords_top_left"], ',');
+  const std::string sched = c["scheduler_class"];
+  if (c["scheduler_config_resolved"].value("timestep_spacing", "") == "trailing") p.scheduler = "trailing";  // Turbo's config
+  if (sched == "EulerDiscreteScheduler") p.sampler = "euler";
+  if (sched == "EulerAncestralDiscreteScheduler") p.sampler = "euler_a";
+  if (sched == "DPMSolverMultistepScheduler") p.sampler = "DPM++ 2M Karras";
+  if (k.contains("image") && k["image"].get<std::string>().rfind("inputs/", 0) == 0) p.init_image = xl() + "/" + k["image"].get<std::string>();
+  if (k.contains("mask_image")) p.mask = xl() + "/" + k["mask_image"].get<std::string>();
+  p.paste_back = "off";  // diffusers returns the raw decode
+  return p;
+}
+
+struct XlRun {
+  GenerateResult result;
+  EngineTrace trace;
+};
+
+XlRun run_case(const std::string& model, GenerateParams p) {
+  auto e = make_sdxl_engine(load_sd_model(model), LoadOptions{});
+  XlRun r;
+  e->set_trace(&r.trace);
+  Status v = validate_params(p);
+  EXPECT_TRUE(v) << v.error().to_string();
+  Status s = e->validate(p, ImageInputs{});
+  EXPECT_TRUE(s) << s.error().to_string();
+  r.result = e->generate(p, ImageInputs{}, nullptr);
+  return r;
+}
+
+Tensor image01(const Image& img) {
+  Tensor t({1, 3, img.height, img.width});
+  for (int c = 0; c < 3; ++c)
+    for (int i = 0; i < img.width * img.height; ++i) t.data()[c * img.width * img.height + i] = img.pixels[i * 3 + c] / 255.0f;
+  return t;
+}
+
+void expect_matches(const XlRun& r, const std::string& file, double step_tol = 1e-3, double final_tol = 1e-3,
+                    double image_frac = 0.99) {
+  auto ref = SafetensorsFile::open(xl() + "/" + file);
+  EXPECT_LE(test::rel_err(r.trace.context, ref->load_f32("unet0.encoder_hidden_states")), 1e-4) << file;
+  EXPECT_LE(test::rel_err(r.trace.text_embeds, ref->load_f32("unet0.text_embeds")), 1e-4) << file;
+  EXPECT_EQ(test::max_abs_diff(r.trace.time_ids.data(), ref->load_f32("unet0.time_ids").data(), r.trace.time_ids.numel()), 0) << file;
+  if (ref->has("unet0.sample") && !r.trace.unet_inputs.empty())
+    EXPECT_LE(test::rel_err(nhwc_to_nchw(r.trace.unet_inputs[0]), ref->load_f32("unet0.sample")), 1e-5) << file << " unet0.sample";
+  Tensor sl = ref->load_f32("step_latents");
+  ASSERT_EQ(static_cast<int64_t>(r.trace.step_latents.size()), sl.dim(0)) << file;
+  const int64_t per = sl.numel() / sl.dim(0);
+  for (int64_t k = 0; k < sl.dim(0); ++k) {
+    Tensor mine = nhwc_to_nchw(r.trace.step_latents[k]);
+    if (std::getenv("VG_TEST_VERBOSE"))
+      std::printf("%s step %lld: %.3g\n", file.c_str(), static_cast<long long>(k), test::rel_err(mine, Tensor::from(mine.shape(), sl.data() + k * per)));
+    EXPECT_LE(test::rel_err(mine, Tensor::from(mine.shape(), sl.data() + k * per)), k + 1 < sl.dim(0) ? step_tol : final_tol)
+        << file << " step " << k;
+  }
+  EXPECT_LE(test::rel_err(nhwc_to_nchw(r.trace.step_latents.back()), ref->load_f32("latents_final")), final_tol) << file;
+  if (!ref->has("image")) return;
+  ASSERT_EQ(r.result.images.size(), 1u);
+  Tensor png = image01(decode_png(read_file(xl() + "/" + file.substr(0, file.size() - 12) + ".png"), "ref"));
+  EXPECT_GE(test::frac_within(image01(r.result.images[0]), png, 1.0 / 255 + 1e-6), image_frac) << file;
+}
+
+void expect_pipeline(const std::string& file, const std::string& model = "sdxl-tiny") {
+  XlRun r = run_case(xl_model(model), params_for(case_of(file)));
+  expect_matches(r, file);
+}
+
+TEST(SdxlPipeline, EulerZeroNegativeMatches) { expect_pipeline("pipelines/txt2img/euler_s4_cfg5_128x128.safetensors"); }
+TEST(SdxlPipeline, EulerNegativeNonSquareMatches) { expect_pipeline("pipelines/txt2img/euler_s8_cfg5_neg_128x96.safetensors"); }
+TEST(SdxlPipeline, CfgOffMatches) { expect_pipeline("pipelines/txt2img/euler_s4_cfg1_96x128.safetensors"); }
+TEST(SdxlPipeline, EulerAncestralMatches) { expect_pipeline("pipelines/txt2img/euler_a_s6_cfg5_neg_128x96.safetensors"); }
+TEST(SdxlPipeline, MicroConditioningMatches) { expect_pipeline("pipelines/txt2img/euler_s4_cfg5_microcond_128x96.safetensors"); }
+TEST(SdxlPipeline, ClipSkipMatches) { expect_pipeline("pipelines/txt2img/euler_s4_cfg5_clipskip1_128x128.safetensors"); }
+
+TEST(SdxlPipeline, DpmppKarrasWithPrompt2Matches) {
+  // The fixture README: this case amplifies float noise; early steps 1e-3, final 0.1, image 1e-2.
+  const std::string file = "pipelines/txt2img/dpmpp2m_karras_s6_cfg5_prompt2_96x128.safetensors";
+  XlRun r = run_case(xl_model(), params_for(case_of(file)));
+  auto ref = SafetensorsFile::open(xl() + "/" + file);
+  Tensor sl = ref->load_f32("step_latents");
+  const int64_t per = sl.numel() / sl.dim(0);
+  for (int64_t k = 0; k < 3; ++k) {
+    Tensor mine = nhwc_to_nchw(r.trace.step_latents[k]);
+    EXPECT_LE(test::rel_err(mine, Tensor::from(mine.shape(), sl.data() + k * per)), 1e-3) << k;
+  }
+  EXPECT_LE(test::rel_err(nhwc_to_nchw(r.trace.final_latents), ref->load_f32("latents_final")), 0.1);
+  EXPECT_LE(test::rel_err(image01(r.result.images[0]), ref->load_f32("image")), 2e-2);
+}
+
+TEST(SdxlPipeline, TurboOneStepMatches) { expect_pipeline("pipelines/turbo/euler_a_trailing_s1_cfg0_128x128.safetensors"); }
+TEST(SdxlPipeline, TurboTwoStepsMatch) { expect_pipeline("pipelines/turbo/euler_a_trailing_s2_cfg0_128x128.safetensors"); }
+TEST(SdxlPipeline, Img2ImgMatches) { expect_pipeline("pipelines/img2img/euler_strength0p6_s10_cfg5_128x96.safetensors"); }
+TEST(SdxlPipeline, RefinerImg2ImgMatches) {
+  expect_pipeline("pipelines/refiner/aesthetic7_neg2_strength0p3_s10_cfg5_128x96.safetensors", "sdxl-tiny-refiner");
+}
+TEST(SdxlPipeline, NineChannelInpaintMatches) {
+  const std::string file = "pipelines/inpaint/euler_strength0p9999_s10_cfg5_128x96.safetensors";
+  GenerateParams p = params_for(case_of(file));
+  p.width = p.height = 128;  // diffusers' default size for this UNet (no size given)
+  expect_matches(run_case(xl_model("sdxl-tiny-inpaint"), p), file);
+}
+TEST(SdxlPipeline, NineChannelInpaintDpmppMatches) {
+  const std::string file = "pipelines/inpaint/dpmpp2m_karras_strength0p7_s8_cfg5_128x96.safetensors";
+  GenerateParams p = params_for(case_of(file));
+  p.width = p.height = 128;
+  expect_matches(run_case(xl_model("sdxl-tiny-inpaint"), p), file, 1e-3, 0.1, 0.95);
+}
+
+TEST(SdxlPipeline, BaseToRefinerHandoffMatchesTheEnsemble) {
+  const std::string base = "pipelines/ensemble/base_euler_s10_cfg5_dend0p8_128x128.safetensors";
+  const std::string file = "pipelines/ensemble/refiner_euler_s10_cfg5_dstart0p8_128x128.safetensors";
+  GenerateParams p = params_for(case_of(base));
+  p.refiner = xl_model("sdxl-tiny-refiner");
+  p.refiner_switch = 0.8f;
+  XlRun r = run_case(xl_model(), p);
+  auto bref = SafetensorsFile::open(xl() + "/" + base);
+  auto rref = SafetensorsFile::open(xl() + "/" + file);
+  const int64_t nb = bref->load_f32("step_latents").dim(0), nr = rref->load_f32("step_latents").dim(0);
+  ASSERT_EQ(static_cast<int64_t>(r.trace.step_latents.size()), nb + nr);
+  EXPECT_LE(test::rel_err(nhwc_to_nchw(r.trace.step_latents[nb - 1]), bref->load_f32("latents_final")), 1e-3);
+  EXPECT_LE(test::rel_err(nhwc_to_nchw(r.trace.final_latents), rref->load_f32("latents_final")), 1e-3);
+  Tensor png = image01(decode_png(read_file(xl() + "/pipelines/ensemble/refiner_euler_s10_cfg5_dstart0p8_128x128.png"), "ref"));
+  EXPECT_GE(test::frac_within(image01(r.result.images[0]), png, 1.0 / 255 + 1e-6), 0.99);
+}
+
+TEST(SdxlPipeline, RefinerThatIsNotARefinerIsRefused) {
+  GenerateParams p = params_for(case_of("pipelines/txt2img/euler_s4_cfg5_128x128.safetensors"));
+  p.refiner = xl_model();  // a base model
+  auto e = Engine::load(xl_model());
+  ASSERT_TRUE(e);
+  auto r = (*e)->generate(p);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_NE(r.error().message.find("not an SDXL refiner"), std::string::npos) << r.error().message;
+  p.refiner = test::tiny_model();  // SD1
+  r = (*e)->generate(p);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("sd1"), std::string::npos) << r.error().message;
+}
+
+TEST(SdxlPipeline, SizesTheModelCannotTakeAreRefused) {
+  auto e = Engine::load(xl_model());
+  ASSERT_TRUE(e);
+  GenerateParams p;
+  p.prompt = "x";
+  p.width = 100;  // not a multiple of 32 (8 x 2^(levels-1))
+  p.height = 128;
+  Status s = (*e)->validate(p);
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_NE(s.error().message.find("multiples of"), std::string::npos);
+  p.width = 128;
+  p.original_size = "12x";
+  EXPECT_FALSE((*e)->validate(p));
+}
+
+TEST(SdxlSingleFile, SgmFileGivesTheFolderImage) {
+  const std::string file = "pipelines/txt2img/euler_s4_cfg5_128x128.safetensors";
+  GenerateParams p = params_for(case_of(file));
+  LoadOptions lo;
+  lo.config_dir = xl_model();
+  auto single = Engine::load(xl_model() + ".safetensors", lo);
+  ASSERT_TRUE(single) << single.error().to_string();
+  EXPECT_EQ((*single)->info().family, "sdxl");
+  auto a = (*single)->generate(p);
+  ASSERT_TRUE(a) << a.error().to_string();
+  XlRun b = run_case(xl_model(), p);
+  EXPECT_EQ(a->images[0].pixels, b.result.images[0].pixels);
+}
+
+}  // namespace
+}  // namespace vg
