@@ -75,6 +75,9 @@ struct LoadOptions {
   // not sit in memory through denoising and decoding. true keeps them
   // (saves ~0.1-0.3 s per new prompt with full-size models).
   bool keep_text_encoder = false;
+  // Folders searched for LoRA names (--lora / <lora:name:w>) that are not
+  // paths, before $VG_LORA_DIR (':'-separated).
+  std::vector<std::string> lora_dirs;
 };
 
 // "fp32" or "bf16" for a LoadOptions::precision value and the model's

@@ -19,6 +19,7 @@
 #include "io/hf_cache.h"
 #include "registry/presets.h"
 #include "io/image_decode.h"
+#include "lora/lora_manager.h"
 #include "pipelines/denoise.h"
 #include "pipelines/img2img.h"
 #include "pipelines/sd_model.h"
@@ -32,19 +33,20 @@ struct Engine::Impl {
   bool hashed = false;
   double load_s = 0;
   bool keep_text_encoder = false;
-  // Recent prompt embeddings (token ids + clip_skip -> [1,T,C]): repeated
-  // prompts (new seeds, the negative prompt) skip the text encoder, which
-  // matters when its weights are released between prompts.
-  std::list<std::pair<std::pair<std::vector<int32_t>, int>, Tensor>> embeddings;
+  std::unique_ptr<LoraManager> loras;
+  // Recent prompt embeddings (token ids + clip_skip + LoRA state -> [1,T,C]):
+  // repeated prompts (new seeds, the negative prompt) skip the text encoder,
+  // which matters when its weights are released between prompts.
+  std::list<std::pair<std::tuple<std::vector<int32_t>, int, std::string>, Tensor>> embeddings;
 
   Tensor encode(const std::string& text, int clip_skip) {
-    auto key = std::make_pair(model->tokenizer->encode_padded(text), clip_skip);
+    auto key = std::make_tuple(model->tokenizer->encode_padded(text), clip_skip, loras ? loras->signature() : "");
     for (auto it = embeddings.begin(); it != embeddings.end(); ++it)
       if (it->first == key) {
         embeddings.splice(embeddings.begin(), embeddings, it);
         return it->second.clone();  // callers may work in place
       }
-    Tensor e = model->text_encoder->encode({key.first}, clip_skip);
+    Tensor e = model->text_encoder->encode({std::get<0>(key)}, clip_skip);
     Tensor kept = Tensor::unpooled(e.shape());  // long-lived: outside the step pool
     std::copy_n(e.data(), e.numel(), kept.data());
     embeddings.emplace_front(std::move(key), kept);
@@ -234,6 +236,13 @@ Result<std::unique_ptr<Engine>> Engine::load(const std::string& path, const Load
     impl->model = load_sd_model(resolved, opts.tokenizer_dir, precision == "bf16");
     impl->model->info.precision = precision;
     impl->keep_text_encoder = opts.keep_text_encoder;
+    {
+      SdModel& m = *impl->model;
+      impl->loras = std::make_unique<LoraManager>(
+          m.info.family, std::vector<LoraComponent>{{"unet", m.unet_layers, m.unet_sgm_name},
+                                                    {"text_encoder", m.text_encoder_layers, nullptr}});
+      impl->loras->set_dirs(opts.lora_dirs);
+    }
     impl->load_s = seconds_since(t0);
     return std::unique_ptr<Engine>(new Engine(std::move(impl)));
   });
@@ -332,7 +341,22 @@ Result<GenerateResult> Engine::generate(const GenerateParams& p_in, const ImageI
     auto t0 = Clock::now();
     report("text_encode", 0, 1, t0);
     const bool cfg = p.cfg_scale > 1.0f;
-    Tensor cond = impl_->encode(p.prompt, p.clip_skip);
+    // LoRAs: --lora plus the prompt's <lora:name:w> tags (removed from the text
+    // encoded, kept in the infotext as A1111 does).
+    std::vector<LoraSpec> lora_specs = parse_lora_list(p.loras);
+    const std::string prompt = extract_prompt_loras(p.prompt, &lora_specs);
+    const LoraApplied lora = impl_->loras->set(lora_specs);
+    res.warnings.insert(res.warnings.end(), lora.warnings.begin(), lora.warnings.end());
+    std::string lora_info;
+    for (const auto& [name, hash] : lora.hashes) lora_info += (lora_info.empty() ? "" : ", ") + name + ": " + hash;
+    auto infotext = [&](uint64_t s, int iw, int ih) {
+      std::string t = format_infotext(p, s, iw, ih, m.info.name, impl_->hash);
+      const std::string tail = ", Version: ";
+      const auto at = t.rfind(tail);
+      if (!lora_info.empty() && at != std::string::npos) t.insert(at, ", Lora hashes: \"" + lora_info + "\"");
+      return t;
+    };
+    Tensor cond = impl_->encode(prompt, p.clip_skip);
     Tensor uncond = cfg ? impl_->encode(p.negative_prompt, 1) : Tensor();
     if (!impl_->keep_text_encoder) m.text_encoder->release_weights();  // after both prompts, not per prompt
     res.timings.text_encode_s = seconds_since(t0);
@@ -361,7 +385,7 @@ Result<GenerateResult> Engine::generate(const GenerateParams& p_in, const ImageI
         res.images.push_back(run_edit_job(m, p, EditJob{li.pi, li.pm, w, h}, *sampler, cond, uncond, rng, hooks, &res.warnings));
         res.timings.denoise_s += seconds_since(t0);
         res.seeds.push_back(s);
-        res.infotext.push_back(format_infotext(p, s, res.images.back().width, res.images.back().height, m.info.name, impl_->hash));
+        res.infotext.push_back(infotext(s, res.images.back().width, res.images.back().height));
         continue;
       }
       Tensor noise = rng.randn_nhwc({1, lh, lw, lc});
@@ -380,7 +404,7 @@ Result<GenerateResult> Engine::generate(const GenerateParams& p_in, const ImageI
       report("decode", 1, 1, t0);
       res.images.push_back(to_image(img, 0));
       res.seeds.push_back(s);
-      res.infotext.push_back(format_infotext(p, s, w, h, m.info.name, impl_->hash));
+      res.infotext.push_back(infotext(s, w, h));
     }
     // the same note can come from every image of a batch
     std::vector<std::string> uniq;

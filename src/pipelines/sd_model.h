@@ -1,6 +1,7 @@
 // A loaded Stable Diffusion 1.x/2.x model: tokenizer, text encoder, UNet,
 // VAE and the scheduler config, from a diffusers folder or an LDM checkpoint.
 #pragma once
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -13,6 +14,8 @@
 
 namespace vg {
 
+class LayerRegistry;
+
 struct SdModel {
   ModelInfo info;
   std::unique_ptr<ClipTokenizer> tokenizer;
@@ -21,7 +24,15 @@ struct SdModel {
   std::unique_ptr<AutoencoderKL> vae;
   SchedulerConfig scheduler;
   std::string hash_source;  // file whose sha256 is the A1111 "Model hash"
+  // LoRA patch slots of the UNet's and text encoder's layers, and the UNet's
+  // diffusers -> SGM module names (kohya SDXL-style keys).
+  std::shared_ptr<LayerRegistry> unet_layers, text_encoder_layers;
+  std::function<std::string(const std::string&)> unet_sgm_name;
 };
+
+// The SGM/LDM module name ("input_blocks.4.1.proj_in") of a diffusers UNet
+// module name, for this UNet config.
+std::function<std::string(const std::string&)> unet_sgm_namer(const UNetConfig& cfg);
 
 // bf16: layers keep bf16 weights and compute in bf16 (float32 between layers).
 std::unique_ptr<SdModel> load_sd_model(const std::string& path, const std::string& tokenizer_dir = "", bool bf16 = false);
