@@ -13,6 +13,7 @@
 #include "sampling/sampler.h"
 #include "sampling/torch_rng.h"
 #include "test_util.h"
+#include "visiongen/visiongen.h"
 
 namespace vg {
 namespace {
@@ -225,6 +226,39 @@ TEST(Lora, HashIsTheA1111ShortHash) {
   uint64_t n = 0;
   std::memcpy(&n, bytes.data(), 8);
   EXPECT_EQ(f->hash, sha256_hex(std::string_view(bytes).substr(8 + n)).substr(0, 12));
+}
+
+TEST(Lora, EngineAppliesFlagsAndPromptTagsAndUnmerges) {
+  LoadOptions lo;
+  lo.lora_dirs = {xl() + "/models/lora"};
+  auto eng = Engine::load(test::tiny_model(), lo);
+  ASSERT_TRUE(eng) << eng.error().to_string();
+  GenerateParams p;
+  p.prompt = kPrompt;
+  p.steps = 2;
+  p.width = p.height = 64;
+  p.seed = 7;
+  auto base = (*eng)->generate(p);
+  ASSERT_TRUE(base) << base.error().to_string();
+  GenerateParams pl = p;
+  pl.loras = "sd1_peft:0.5";
+  pl.prompt = std::string(kPrompt) + " <lora:sd1_kohya_locon:0.8>";
+  auto with = (*eng)->generate(pl);
+  ASSERT_TRUE(with) << with.error().to_string();
+  EXPECT_NE(with->images[0].pixels, base->images[0].pixels);
+  const std::string info = with->infotext[0];
+  EXPECT_NE(info.find("Lora hashes: \"sd1_peft: " + load_lora_file(lora_path("sd1_peft"))->hash + ", sd1_kohya_locon: " +
+                      load_lora_file(lora_path("sd1_kohya_locon"))->hash + "\""),
+            std::string::npos) << info;
+  EXPECT_NE(info.find("<lora:sd1_kohya_locon:0.8>"), std::string::npos) << info;  // the prompt as written
+  auto again = (*eng)->generate(p);  // no LoRA: the loaded weights again
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->images[0].pixels, base->images[0].pixels);
+  EXPECT_EQ(again->infotext[0].find("Lora hashes"), std::string::npos);
+  pl.loras = "missing_one";
+  auto bad = (*eng)->generate(pl);
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code, ErrorCode::kLoraNotFound);
 }
 
 TEST(Lora, MergeTimeOfARank32AttentionLora) {
