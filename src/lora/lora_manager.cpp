@@ -174,8 +174,8 @@ LoraApplied LoraManager::set(const std::vector<LoraSpec>& loras) {
     const std::string& who = r.spec.name;
     std::vector<std::string> unmatched = r.file->ignored_keys;
     size_t matched = 0;
-    for (size_t i = 0; i < r.file->modules.size(); ++i) {
-      const LoraModule& m = r.file->modules[i];
+    // the family first: its message says more than a shape
+    for (const LoraModule& m : r.file->modules) {
       bool have = false;
       for (const auto& c : components_) have |= c.name == m.component;
       if (!have && m.component == "text_encoder_2")
@@ -184,6 +184,9 @@ LoraApplied LoraManager::set(const std::vector<LoraSpec>& loras) {
       if (m.kohya_te && has_te2)
         incompatible(who, "has text-encoder keys for a single text encoder ('lora_te_', e.g. '" + m.key +
                               "'): it was made for SD 1.x/2.x, and this " + family_ + " model has two (lora_te1_/lora_te2_)");
+    }
+    for (size_t i = 0; i < r.file->modules.size(); ++i) {
+      const LoraModule& m = r.file->modules[i];
       auto it = table.find(m.component + "/" + m.match);
       if (it == table.end() && m.component != "unet") it = table.find(m.component + "/text_model_" + m.match);
       if (it == table.end()) {
