@@ -91,7 +91,8 @@ TEST(Contract, ErrorCodesThroughTheCli) {
   EXPECT_EQ(r.code, 10 + static_cast<int>(ErrorCode::kCapabilityNotSupported)) << r.out;
   EXPECT_NE(r.out.find("error [capability_not_supported]: task text_to_video"), std::string::npos) << r.out;
   r = run_cli("generate -m " + test::tiny_model() + " -p x --lora detail:0.8");
-  EXPECT_EQ(r.code, 10 + static_cast<int>(ErrorCode::kLoraUnsupported)) << r.out;
+  EXPECT_EQ(r.code, 10 + static_cast<int>(ErrorCode::kLoraNotFound)) << r.out;
+  EXPECT_NE(r.out.find("error [lora_not_found]: LoRA 'detail'"), std::string::npos) << r.out;
   r = run_cli("generate -m someorg/not-cached-model -p x");
   EXPECT_EQ(r.code, 10 + static_cast<int>(ErrorCode::kModelNotAvailableOffline)) << r.out;
   EXPECT_NE(r.out.find("visiongen hf pull model someorg/not-cached-model"), std::string::npos) << r.out;

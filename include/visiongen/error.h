@@ -28,6 +28,8 @@ enum class ErrorCode {
   kModelNotAvailableOffline = 16,  // a Hub model that is not in the local cache
   kLoraUnsupported = 17,         // LoRA requested on an engine without LoRA support
   kModelNotConverted = 18,       // a format that must be converted first (e.g. GGUF)
+  kLoraNotFound = 19,            // a LoRA name that is no file and is not in the LoRA folders
+  kLoraIncompatible = 20,        // a LoRA made for another model family / with other layer shapes
 };
 
 // Stable machine-readable name, e.g. "invalid_argument".

@@ -34,7 +34,7 @@ struct GenerateParams {
   float s_noise = 1.0f;              // noise multiplier for ancestral/SDE samplers
   float s_churn = 0.0f;              // Euler churn (Karras et al.)
   int batch_size = 1;
-  std::string loras;                 // "name:weight,..." (no engine of this build supports LoRA yet)
+  std::string loras;                 // "name:weight,..." (see docs/lora.md; <lora:name:w> prompt tags add to it)
   int preview_every = 0;             // progress callbacks carry a latent preview every N steps (0 = none)
   // Image-to-image / inpainting (empty init_image = text-to-image).
   std::string init_image;              // PNG/JPEG/WebP path

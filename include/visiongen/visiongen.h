@@ -79,6 +79,9 @@ struct LoadOptions {
   // tokenizers describe a single-file checkpoint (diffusers'
   // from_single_file(config=...)); "" = infer from the tensor shapes.
   std::string config_dir;
+  // Folders searched for LoRA names (--lora / <lora:name:w>) that are not
+  // paths, before $VG_LORA_DIR (':'-separated).
+  std::vector<std::string> lora_dirs;
 };
 
 // "fp32" or "bf16" for a LoadOptions::precision value and the model's

@@ -31,6 +31,7 @@ struct GenerateOptions {
   int threads = 0;
   std::string precision = "auto";
   bool quiet = false, progress = false;
+  std::vector<std::string> loras, lora_dirs;  // --lora (repeatable), --lora-dir
 };
 
 const ParamField& field(const char* name) {
@@ -84,6 +85,7 @@ void run_generate(const GenerateOptions& o) {
   }
   lo.tokenizer_dir = o.tokenizer;
   lo.config_dir = o.model_config;
+  lo.lora_dirs = o.lora_dirs;
   if (o.allow_download && looks_like_repo_ref(model) && !path_exists(model) && !hf_cached_snapshot(model)) {
     hub::PullOptions po;
     const size_t at = model.find('@');
@@ -196,7 +198,9 @@ void add_generate(CLI::App& app) {
   cmd->add_option(flags(field("prompt")), p.prompt, field("prompt").help)->required();
   cmd->add_option(flags(field("task")), p.task, field("task").help)->capture_default_str();
   cmd->add_option(flags(field("mode")), p.mode, field("mode").help)->capture_default_str();
-  cmd->add_option(flags(field("loras")), p.loras, field("loras").help);
+  cmd->add_option(flags(field("loras")), opts->loras, field("loras").help)->allow_extra_args(false);
+  cmd->add_option("--lora-dir", opts->lora_dirs, "folder searched for --lora / <lora:name> names (repeatable; then $VG_LORA_DIR)")
+      ->allow_extra_args(false);
   cmd->add_option(flags(field("negative_prompt")), p.negative_prompt, field("negative_prompt").help);
   cmd->add_option(flags(field("steps")), p.steps, field("steps").help)->capture_default_str();
   cmd->add_option(flags(field("sampler")), p.sampler, field("sampler").help)->capture_default_str();
@@ -250,6 +254,7 @@ void add_generate(CLI::App& app) {
       if (cmd->get_option_no_throw(flag) && cmd->get_option_no_throw(flag)->count() > 0) opts->params.set_fields.push_back(f.name);
     }
     opts->log_format_given = cmd->get_option("--log-format")->count() > 0;
+    for (const auto& l : opts->loras) opts->params.loras += (opts->params.loras.empty() ? "" : ",") + l;
     run_generate(*opts);
   });
 }

@@ -23,6 +23,8 @@ const char* error_code_name(ErrorCode code) {
     case ErrorCode::kModelNotAvailableOffline: return "model_not_available_offline";
     case ErrorCode::kLoraUnsupported: return "lora_unsupported_engine";
     case ErrorCode::kModelNotConverted: return "model_not_converted";
+    case ErrorCode::kLoraNotFound: return "lora_not_found";
+    case ErrorCode::kLoraIncompatible: return "lora_incompatible";
   }
   return "unknown";
 }

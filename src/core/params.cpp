@@ -11,7 +11,7 @@ const std::vector<ParamField>& param_fields() {
       {"task", "--task", "", "", "text_to_image, image_to_image, inpaint (auto from the inputs); video and upscale tasks are reported as not supported"},
       {"mode", "--mode", "", "", "preset mode: normal, lcm, turbo, lightning (fills only what you did not set)"},
       {"prompt", "--prompt", "-p", "", "text describing the image"},
-      {"loras", "--lora", "", "", "LoRA to apply as name:weight (no engine of this build supports LoRA yet)"},
+      {"loras", "--lora", "", "", "LoRA to apply as name:weight (weight 1 if left out); repeat it or separate with commas. A name is a .safetensors path or a file in --lora-dir / $VG_LORA_DIR; <lora:name:weight> in the prompt works too"},
       {"negative_prompt", "--negative-prompt", "-n", "Negative prompt", "what the image should not show"},
       {"steps", "--steps", "", "Steps", "number of denoising steps (1-1000)"},
       {"sampler", "--sampler", "", "Sampler", "sampler name (see 'visiongen samplers')"},
@@ -77,8 +77,6 @@ Status validate_params(const GenerateParams& p) {
   if (p.task == "text_to_video" || p.task == "image_to_video" || p.task == "upscale")
     return Error{ErrorCode::kCapabilityNotSupported,
                  "task " + p.task + " is not supported by any engine in this build (the cpu engine runs text_to_image, image_to_image and inpaint for SD 1.x/2.x)"};
-  if (!p.loras.empty())
-    return Error{ErrorCode::kLoraUnsupported, "the cpu engine does not support LoRA yet; remove --lora (" + p.loras + ")"};
   if (p.task == "text_to_image" && !p.init_image.empty()) return bad("task text_to_image takes no init image; use image_to_image");
   if ((p.task == "image_to_image" || p.task == "inpaint") && p.init_image.empty())
     return bad("task " + p.task + " needs an init image (--init-image)");

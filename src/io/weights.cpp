@@ -110,7 +110,12 @@ std::vector<uint16_t> WeightStore::get_bf16(const std::string& name, const Shape
 }
 
 std::shared_ptr<const WeightStore> WeightStore::shared() const {
-  if (!shared_) shared_ = std::make_shared<const WeightStore>(*this);
+  if (!shared_) {
+    auto copy = std::make_shared<WeightStore>(*this);
+    copy->registry_.reset();  // the registry's slots hold this copy: no cycle
+    copy->shared_.reset();
+    shared_ = std::move(copy);
+  }
   return shared_;
 }
 

@@ -12,6 +12,8 @@
 
 namespace vg {
 
+class LayerRegistry;
+
 class WeightStore {
  public:
   void add_file(std::shared_ptr<SafetensorsFile> file, const std::string& strip_prefix = "");
@@ -46,8 +48,13 @@ class WeightStore {
   // Layers built from this store compute in bf16 (weights held in bf16).
   void set_compute_bf16(bool on) { bf16_ = on; }
   bool compute_bf16() const { return bf16_; }
+  // Layers built from this store register their patch slots here (for LoRA);
+  // copies share it. shared() copies leave it out (they live inside slots).
+  void set_layer_registry(std::shared_ptr<LayerRegistry> r) { registry_ = std::move(r); }
+  const std::shared_ptr<LayerRegistry>& layer_registry() const { return registry_; }
 
  private:
+  std::shared_ptr<LayerRegistry> registry_;
   std::vector<std::shared_ptr<SafetensorsFile>> files_;
   std::map<std::string, const TensorInfo*> entries_;
   Resolver resolver_;

@@ -2,6 +2,7 @@
 
 #include "backend/cpu/bf16.h"
 #include "core/error.h"
+#include "lora/layer_registry.h"
 
 namespace vg {
 
@@ -11,19 +12,28 @@ Conv2d load_conv(const WeightStore& w, const std::string& name, int64_t out, int
   const Shape shape{out, in, k, k};
   const std::string wn = name + ".weight";
   w.check(wn, shape);  // a missing or misshapen weight fails at load; converted at first use
-  auto store = w.shared();
-  return Conv2d(shape, [store, wn, shape](Tensor* f32, std::vector<uint16_t>* bf16) {
-    if (f32) *f32 = store->get(wn, shape);
-    else *bf16 = store->get_bf16(wn, shape);
-  }, std::move(bias), stride, pad_l, pad_r, w.compute_bf16());
+  LayerPatch::Source source = weight_source(w, wn, shape);
+  Conv2d conv(shape, source, std::move(bias), stride, pad_l, pad_r, w.compute_bf16());
+  if (const auto& reg = w.layer_registry()) conv.attach_patch(reg->get_or_add(name, shape, std::move(source)));
+  return conv;
 }
 
 Linear load_linear(const WeightStore& w, const std::string& name, int64_t out, int64_t in,
                    bool bias) {
   Tensor b = (bias && w.has(name + ".bias")) ? w.get(name + ".bias", {out}) : Tensor();
-  if (w.compute_bf16()) return Linear(w.get_bf16(name + ".weight", {out, in}), out, in, std::move(b));
-  Tensor weight = w.get(name + ".weight", {out, in});
-  return Linear(std::move(weight), std::move(b));
+  Linear lin = w.compute_bf16() ? Linear(w.get_bf16(name + ".weight", {out, in}), out, in, std::move(b))
+                                : Linear(w.get(name + ".weight", {out, in}), std::move(b));
+  if (const auto& reg = w.layer_registry())
+    lin.attach_patch(reg->get_or_add(name, {out, in}, weight_source(w, name + ".weight", {out, in})));
+  return lin;
+}
+
+LayerPatch::Source weight_source(const WeightStore& w, const std::string& weight_name, const Shape& shape) {
+  auto store = w.shared();
+  return [store, weight_name, shape](Tensor* f32, std::vector<uint16_t>* bf16) {
+    if (f32) *f32 = store->get(weight_name, shape);
+    else *bf16 = store->get_bf16(weight_name, shape);
+  };
 }
 
 void GroupNormParams::load(const WeightStore& w, const std::string& name, int64_t c, int g,

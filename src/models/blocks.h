@@ -14,6 +14,9 @@ Conv2d load_conv(const WeightStore& w, const std::string& name, int64_t out, int
                  int stride, int pad_l, int pad_r);
 Linear load_linear(const WeightStore& w, const std::string& name, int64_t out, int64_t in,
                    bool bias = true);
+// Loads `weight_name` as load_conv/load_linear do (float32, or bf16 for a bf16
+// layer); the original-weight source of a layer's patch slot.
+LayerPatch::Source weight_source(const WeightStore& w, const std::string& weight_name, const Shape& shape);
 
 struct GroupNormParams {
   Tensor weight, bias;

@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "io/atomic_file.h"
+#include "lora/layer_registry.h"
 #include "models/config_util.h"
 #include "pipelines/ldm_common.h"
 #include "pipelines/ldm_names.h"
@@ -252,8 +253,14 @@ std::unique_ptr<SdModel> load_ldm_checkpoint(const std::string& path, const std:
     uc.num_heads[i] = meta_int(("visiongen.unet_heads." + std::to_string(i)).c_str(), uc.num_heads[i]);
   std::vector<bool> up_attn;
   for (auto& t : uc.up_block_types) up_attn.push_back(t == "CrossAttnUpBlock2D");
-  m->unet = std::make_unique<UNet>(
-      uc, with_bf16(renamed_store(file, [L, up_attn](const std::string& n) { return unet_to_ldm(n, L, up_attn); }), bf16));
+  m->unet_layers = std::make_shared<LayerRegistry>();
+  m->text_encoder_layers = std::make_shared<LayerRegistry>();
+  {
+    WeightStore uw = with_bf16(renamed_store(file, [L, up_attn](const std::string& n) { return unet_to_ldm(n, L, up_attn); }), bf16);
+    uw.set_layer_registry(m->unet_layers);
+    m->unet = std::make_unique<UNet>(uc, uw);
+    m->unet_sgm_name = unet_sgm_namer(uc);
+  }
 
   // ---- VAE ----
   VaeConfig vc;
@@ -301,6 +308,7 @@ std::unique_ptr<SdModel> load_ldm_checkpoint(const std::string& path, const std:
   }
   tc.num_heads = std::max<int64_t>(1, meta_int("visiongen.text_heads", tc.num_heads));
   tw.set_compute_bf16(bf16);
+  tw.set_layer_registry(m->text_encoder_layers);
   m->text_encoder = std::make_unique<ClipTextModel>(tc, tw, "", /*lazy=*/true);
   m->tokenizer = std::make_unique<ClipTokenizer>(ClipTokenizer::load(find_tokenizer(path, tokenizer_dir, sd2)));
   if (sd2 && m->tokenizer->pad_id() == m->tokenizer->eos_id()) m->tokenizer->set_pad_token("!");

@@ -64,7 +64,13 @@ bool report_step(const ProgressCallback& cb, const GenerateParams& p, const SdMo
 }  // namespace
 
 SdEngine::SdEngine(std::unique_ptr<SdModel> model, const LoadOptions& opts)
-    : model_(std::move(model)), keep_text_encoder_(opts.keep_text_encoder) {}
+    : model_(std::move(model)), keep_text_encoder_(opts.keep_text_encoder) {
+  std::vector<LoraComponent> parts{{"unet", model_->unet_layers, model_->unet_sgm_name}};
+  if (model_->text_encoder) parts.push_back({"text_encoder", model_->text_encoder_layers, nullptr});
+  if (model_->text_encoder_2) parts.push_back({"text_encoder_2", model_->text_encoder_2_layers, nullptr});
+  loras_ = std::make_unique<LoraManager>(model_->info.family, std::move(parts));
+  loras_->set_dirs(opts.lora_dirs);
+}
 
 const ModelInfo& SdEngine::info() const { return model_->info; }
 
@@ -115,7 +121,7 @@ Status SdEngine::validate(const GenerateParams& p, const ImageInputs& images) co
 Tensor SdEngine::encode_text(const ClipTextModel& enc, const ClipTokenizer& tok, const std::string& text,
                              int64_t layers, bool final_norm, Tensor* pooled) {
   const std::vector<int32_t> ids = tok.encode_padded(text);
-  std::string key = std::to_string(reinterpret_cast<uintptr_t>(&enc)) + "/" + std::to_string(layers) +
+  std::string key = loras_->signature() + "|" + std::to_string(reinterpret_cast<uintptr_t>(&enc)) + "/" + std::to_string(layers) +
                     (final_norm ? "n" : "") + (pooled ? "p" : "") + ":";
   for (int32_t id : ids) key += std::to_string(id) + ",";
   for (auto it = embeddings_.begin(); it != embeddings_.end(); ++it)
@@ -170,7 +176,22 @@ GenerateResult SdEngine::generate(const GenerateParams& p, const ImageInputs& im
   };
   auto t0 = Clock::now();
   report("text_encode", 0, 1, t0);
-  const PromptConditioning cond = encode_prompts(p, w, h);
+  // LoRAs: --lora plus the prompt's <lora:name:w> tags (removed from the text
+  // encoded, kept in the infotext as A1111 does).
+  std::vector<LoraSpec> lora_specs = parse_lora_list(p.loras);
+  GenerateParams pe = p;
+  pe.prompt = extract_prompt_loras(p.prompt, &lora_specs);
+  const LoraApplied lora = loras_->set(lora_specs);
+  res.warnings.insert(res.warnings.end(), lora.warnings.begin(), lora.warnings.end());
+  std::string lora_info;
+  for (const auto& [name, hash] : lora.hashes) lora_info += (lora_info.empty() ? "" : ", ") + name + ": " + hash;
+  auto infotext = [&](uint64_t s, int iw, int ih) {
+    std::string t = format_infotext(p, s, iw, ih, m.info.name, hash_);
+    const auto at = t.rfind(", Version: ");
+    if (!lora_info.empty() && at != std::string::npos) t.insert(at, ", Lora hashes: \"" + lora_info + "\"");
+    return t;
+  };
+  const PromptConditioning cond = encode_prompts(pe, w, h);
   release_text_encoders();  // after both prompts, not per prompt
   if (trace_) {
     trace_->context = cond.uncond.empty() ? cond.cond : concat_batch(cond.uncond, cond.cond);
@@ -226,7 +247,7 @@ GenerateResult SdEngine::generate(const GenerateParams& p, const ImageInputs& im
       res.images.push_back(tensor_to_image(img, 0));
     }
     res.seeds.push_back(s);
-    res.infotext.push_back(format_infotext(p, s, res.images.back().width, res.images.back().height, m.info.name, hash_));
+    res.infotext.push_back(infotext(s, res.images.back().width, res.images.back().height));
   }
   return res;
 }

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "lora/lora_manager.h"
 #include "pipelines/denoise.h"
 #include "pipelines/family_engine.h"
 #include "pipelines/sd_model.h"
@@ -53,6 +54,7 @@ class SdEngine : public FamilyEngine {
 
   std::unique_ptr<SdModel> model_;
   bool keep_text_encoder_ = false;
+  std::unique_ptr<LoraManager> loras_;
 
  private:
   struct CachedText {

@@ -11,7 +11,9 @@
 #include "io/atomic_file.h"
 #include "io/weights.h"
 #include "models/config_util.h"
+#include "lora/layer_registry.h"
 #include "pipelines/ldm_checkpoint.h"
+#include "pipelines/ldm_names.h"
 
 namespace vg {
 
@@ -43,17 +45,23 @@ std::unique_ptr<SdModel> load_diffusers_folder(const std::string& dir, bool bf16
       fail(ErrorCode::kMissingComponent, "the model folder '" + dir + "' has no '" + c +
                                              "' component; download the full pipeline");
   auto m = std::make_unique<SdModel>();
+  m->unet_layers = std::make_shared<LayerRegistry>();
+  m->text_encoder_layers = std::make_shared<LayerRegistry>();
   m->tokenizer = std::make_unique<ClipTokenizer>(ClipTokenizer::load(dir + "/tokenizer"));
   {
     auto w = open_component_weights(dir + "/text_encoder", "text_encoder");
     w.set_compute_bf16(bf16);
+    w.set_layer_registry(m->text_encoder_layers);
     m->text_encoder = std::make_unique<ClipTextModel>(
         ClipTextConfig::from_json_file(dir + "/text_encoder/config.json"), w, "", /*lazy=*/true);
   }
   {
     auto w = open_component_weights(dir + "/unet", "unet");
     w.set_compute_bf16(bf16);
-    m->unet = std::make_unique<UNet>(UNetConfig::from_json_file(dir + "/unet/config.json"), w);
+    w.set_layer_registry(m->unet_layers);
+    const UNetConfig uc = UNetConfig::from_json_file(dir + "/unet/config.json");
+    m->unet = std::make_unique<UNet>(uc, w);
+    m->unet_sgm_name = unet_sgm_namer(uc);
   }
   {
     auto w = open_component_weights(dir + "/vae", "vae");
@@ -88,6 +96,25 @@ std::unique_ptr<SdModel> load_sd_model(const std::string& path, const std::strin
   fill_model_info(*m, path, fs::path(path).stem().string());
   m->hash_source = path;
   return m;
+}
+
+std::function<std::string(const std::string&)> unet_sgm_namer(const UNetConfig& cfg) {
+  const int L = cfg.layers_per_block.empty() ? 2 : static_cast<int>(cfg.layers_per_block.front());
+  std::vector<bool> up_attn;
+  for (const auto& t : cfg.up_block_types) up_attn.push_back(t.find("CrossAttn") != std::string::npos);
+  return [L, up_attn](const std::string& name) -> std::string {
+    static const std::string kPrefix = "model.diffusion_model.", kSuffix = ".weight";
+    std::string s;
+    try {
+      s = unet_to_ldm(name + kSuffix, L, up_attn);
+    } catch (const std::exception&) {
+      return "";
+    }
+    if (s.rfind(kPrefix, 0) == 0) s = s.substr(kPrefix.size());
+    if (s.size() > kSuffix.size() && s.compare(s.size() - kSuffix.size(), kSuffix.size(), kSuffix) == 0)
+      s.resize(s.size() - kSuffix.size());
+    return s;
+  };
 }
 
 std::string model_hash(const std::string& path) {

@@ -2,6 +2,7 @@
 // encoder): tokenizers, text encoders, UNet, VAE and the scheduler config,
 // from a diffusers folder or a single-file (LDM / SGM) checkpoint.
 #pragma once
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -13,6 +14,8 @@
 #include "visiongen/visiongen.h"
 
 namespace vg {
+
+class LayerRegistry;
 
 struct SdModel {
   ModelInfo info;
@@ -28,7 +31,16 @@ struct SdModel {
   std::unique_ptr<AutoencoderKL> vae;
   SchedulerConfig scheduler;
   std::string hash_source;  // file whose sha256 is the A1111 "Model hash"
+  // LoRA patch slots of the UNet's and text encoder's layers, and the UNet's
+  // diffusers -> SGM module names (kohya SDXL-style keys).
+  // LoRA patch slots of each component's layers (lora/layer_registry.h).
+  std::shared_ptr<LayerRegistry> unet_layers, text_encoder_layers, text_encoder_2_layers;
+  std::function<std::string(const std::string&)> unet_sgm_name;
 };
+
+// The SGM/LDM module name ("input_blocks.4.1.proj_in") of a diffusers UNet
+// module name, for this UNet config.
+std::function<std::string(const std::string&)> unet_sgm_namer(const UNetConfig& cfg);
 
 // bf16: layers keep bf16 weights and compute in bf16 (float32 between layers).
 std::unique_ptr<SdModel> load_sd_model(const std::string& path, const std::string& tokenizer_dir = "", bool bf16 = false,

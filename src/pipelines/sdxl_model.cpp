@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "io/atomic_file.h"
 #include "io/weights.h"
+#include "lora/layer_registry.h"
 #include "models/config_util.h"
 #include "pipelines/sd_model.h"
 
@@ -20,9 +21,11 @@ bool has_component(const nlohmann::json& index, const std::string& dir, const ch
          is_directory(dir + "/" + c);
 }
 
-std::unique_ptr<ClipTextModel> load_text_encoder(const std::string& dir, const char* comp, bool bf16) {
+std::unique_ptr<ClipTextModel> load_text_encoder(const std::string& dir, const char* comp, bool bf16,
+                                                 const std::shared_ptr<LayerRegistry>& layers) {
   auto w = open_component_weights(dir + "/" + comp, comp);
   w.set_compute_bf16(bf16);
+  w.set_layer_registry(layers);
   return std::make_unique<ClipTextModel>(ClipTextConfig::from_json_file(dir + "/" + comp + "/config.json"), w, "",
                                          /*lazy=*/true);
 }
@@ -36,23 +39,28 @@ std::unique_ptr<SdModel> load_sdxl_folder(const std::string& dir, bool bf16) {
       fail(ErrorCode::kMissingComponent, "the SDXL folder '" + dir + "' has no '" + c +
                                              "' component; download the full pipeline");
   auto m = std::make_unique<SdModel>();
+  m->unet_layers = std::make_shared<LayerRegistry>();
+  m->text_encoder_layers = std::make_shared<LayerRegistry>();
+  m->text_encoder_2_layers = std::make_shared<LayerRegistry>();
   // The refiner has no first text encoder (model_index says [null, null]).
   if (has_component(index, dir, "text_encoder") && has_component(index, dir, "tokenizer")) {
     m->tokenizer = std::make_unique<ClipTokenizer>(ClipTokenizer::load(dir + "/tokenizer"));
-    m->text_encoder = load_text_encoder(dir, "text_encoder", bf16);
+    m->text_encoder = load_text_encoder(dir, "text_encoder", bf16, m->text_encoder_layers);
   }
   m->tokenizer_2 = std::make_unique<ClipTokenizer>(ClipTokenizer::load(dir + "/tokenizer_2"));
-  m->text_encoder_2 = load_text_encoder(dir, "text_encoder_2", bf16);
+  m->text_encoder_2 = load_text_encoder(dir, "text_encoder_2", bf16, m->text_encoder_2_layers);
   if (m->text_encoder_2->config().projection_dim <= 0)
     fail(ErrorCode::kCorruptFile, "'" + dir + "/text_encoder_2/config.json' is not a CLIPTextModelWithProjection; "
                                   "SDXL's second text encoder needs its text_projection");
   {
     auto w = open_component_weights(dir + "/unet", "unet");
     w.set_compute_bf16(bf16);
+    w.set_layer_registry(m->unet_layers);
     const UNetConfig uc = UNetConfig::from_json_file(dir + "/unet/config.json");
     if (!uc.has_text_time())
       fail(ErrorCode::kCorruptFile, "'" + dir + "/unet/config.json' lacks SDXL's addition_embed_type \"text_time\"");
     m->unet = std::make_unique<UNet>(uc, w);
+    m->unet_sgm_name = unet_sgm_namer(uc);
   }
   {
     auto w = open_component_weights(dir + "/vae", "vae");

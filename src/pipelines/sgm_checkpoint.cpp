@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "io/atomic_file.h"
+#include "lora/layer_registry.h"
 #include "models/config_util.h"
 #include "pipelines/ldm_checkpoint.h"
 #include "pipelines/ldm_common.h"
@@ -116,6 +117,9 @@ std::unique_ptr<SdModel> load_sgm_checkpoint(const std::shared_ptr<SafetensorsFi
   const std::string te1 = "conditioner.embedders.0.transformer.text_model.";
   const std::string te2 = refiner ? "conditioner.embedders.0.model." : "conditioner.embedders.1.model.";
   auto m = std::make_unique<SdModel>();
+  m->unet_layers = std::make_shared<LayerRegistry>();
+  m->text_encoder_layers = std::make_shared<LayerRegistry>();
+  m->text_encoder_2_layers = std::make_shared<LayerRegistry>();
   auto cfg_path = [&](const char* comp) { return config_dir + "/" + comp + "/config.json"; };
 
   // ---- text encoders ----
@@ -124,12 +128,14 @@ std::unique_ptr<SdModel> load_sgm_checkpoint(const std::shared_ptr<SafetensorsFi
   if (c2.projection_dim <= 0) c2.projection_dim = need(f, te2 + "text_projection").shape[1];
   WeightStore w2 = openclip_store(file, te2, c2.hidden_size);
   w2.set_compute_bf16(bf16);
+  w2.set_layer_registry(m->text_encoder_2_layers);
   m->text_encoder_2 = std::make_unique<ClipTextModel>(c2, w2, "", /*lazy=*/true);
   m->tokenizer_2 = tokenizer_for(path, config_dir, "tokenizer_2", tokenizer_dir, true);
   if (!refiner) {
     const ClipTextConfig c1 = config_dir.empty() ? infer_clip_l(f, te1) : ClipTextConfig::from_json_file(cfg_path("text_encoder"));
     WeightStore w1 = renamed_store(file, [](const std::string& n) { return "conditioner.embedders.0.transformer." + n; });
     w1.set_compute_bf16(bf16);
+    w1.set_layer_registry(m->text_encoder_layers);
     m->text_encoder = std::make_unique<ClipTextModel>(c1, w1, "", /*lazy=*/true);
     m->tokenizer = tokenizer_for(path, config_dir, "tokenizer", tokenizer_dir, false);
   }
@@ -148,7 +154,9 @@ std::unique_ptr<SdModel> load_sgm_checkpoint(const std::shared_ptr<SafetensorsFi
     return unet_to_ldm(n, L, up_attn);
   });
   wu.set_compute_bf16(bf16);
+  wu.set_layer_registry(m->unet_layers);
   m->unet = std::make_unique<UNet>(uc, wu);
+  m->unet_sgm_name = unet_sgm_namer(uc);
 
   // ---- VAE ----
   VaeConfig vc;

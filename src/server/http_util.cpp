@@ -23,9 +23,11 @@ int http_status(ErrorCode code) {
     case ErrorCode::kUnauthorized: return 401;
     case ErrorCode::kCapabilityNotSupported:
     case ErrorCode::kLoraUnsupported:
+    case ErrorCode::kLoraIncompatible:
     case ErrorCode::kModelNotConverted: return 422;
     case ErrorCode::kUnknownModel:
-    case ErrorCode::kModelNotAvailableOffline: return 404;
+    case ErrorCode::kModelNotAvailableOffline:
+    case ErrorCode::kLoraNotFound: return 404;
     case ErrorCode::kIoError:
     case ErrorCode::kInternal: return 500;
   }

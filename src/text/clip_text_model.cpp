@@ -6,6 +6,8 @@
 
 #include "core/error.h"
 #include "io/atomic_file.h"
+#include "lora/layer_registry.h"
+#include "models/blocks.h"
 
 namespace vg {
 
@@ -86,13 +88,21 @@ std::unique_ptr<ClipTextModel::Weights> ClipTextModel::load_weights(bool check_o
     L.ln2_w = get(l + "layer_norm2.weight", {c});
     L.ln2_b = get(l + "layer_norm2.bias", {c});
     auto lin = [&](const std::string& n, int64_t o, int64_t in) {
+      const auto& reg = w.layer_registry();
       if (check_only) {
         w.check(l + n + ".weight", {o, in});
         w.check(l + n + ".bias", {o});
+        // the slot exists from load on, so LoRAs can be checked before the first prompt
+        if (reg) reg->get_or_add((l + n).substr(p.size()), {o, in}, weight_source(w, l + n + ".weight", {o, in}));
         return Linear();
       }
-      if (w.compute_bf16()) return Linear(w.get_bf16(l + n + ".weight", {o, in}), o, in, w.get(l + n + ".bias", {o}));
-      return Linear(w.get(l + n + ".weight", {o, in}), w.get(l + n + ".bias", {o}));
+      Linear out = w.compute_bf16() ? Linear(w.get_bf16(l + n + ".weight", {o, in}), o, in, w.get(l + n + ".bias", {o}))
+                                    : Linear(w.get(l + n + ".weight", {o, in}), w.get(l + n + ".bias", {o}));
+      // LoRA slot under the module name without the store prefix; a slot from an
+      // earlier rebuild is reused, so patched weights survive release_weights()
+      if (reg)
+        out.attach_patch(reg->get_or_add((l + n).substr(p.size()), {o, in}, weight_source(w, l + n + ".weight", {o, in})));
+      return out;
     };
     L.q = lin("self_attn.q_proj", c, c);
     L.k = lin("self_attn.k_proj", c, c);

@@ -13,6 +13,40 @@ namespace vg {
 using dt = dnnl::memory::data_type;
 using tag = dnnl::memory::format_tag;
 
+void LayerPatch::set_deltas(std::vector<Delta> d) {
+  std::lock_guard<std::mutex> lock(mu_);
+  deltas_ = std::move(d);
+  ++version;
+}
+
+bool LayerPatch::patched() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return !deltas_.empty();
+}
+
+void LayerPatch::materialize(Tensor* f32, std::vector<uint16_t>* bf16) const {
+  std::vector<Delta> deltas;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    deltas = deltas_;
+  }
+  if (deltas.empty()) return original(f32, bf16);
+  Tensor src;
+  original(&src, nullptr);
+  // a private copy: the original may be float32 used in place from the mapping
+  Tensor w = Tensor::unpooled(shape);
+  if (src.numel() != w.numel()) fail(ErrorCode::kInternal, "patched weight size mismatch");
+  std::copy_n(src.data(), src.numel(), w.data());
+  src = Tensor();
+  for (const Delta& d : deltas) d(w);
+  if (f32) {
+    *f32 = std::move(w);
+  } else {
+    bf16->resize(static_cast<size_t>(w.numel()));
+    to_bf16(w.data(), bf16->data(), w.numel());
+  }
+}
+
 Conv2d::Conv2d(Tensor weight, Tensor bias, int stride, int pad_l, int pad_r, int groups, bool bf16)
     : weight_(std::move(weight)), bias_(std::move(bias)), stride_(stride), pad_l_(pad_l),
       pad_r_(pad_r), groups_(groups), bf16_(bf16) {
@@ -39,6 +73,23 @@ Conv2d::Conv2d(const Shape& shape, Source source, Tensor bias, int stride, int p
   kh_ = shape[2];
   kw_ = shape[3];
   if (!bias_.empty() && bias_.numel() != oc_) fail(ErrorCode::kShapeMismatch, "conv bias size mismatch");
+}
+
+void Conv2d::attach_patch(std::shared_ptr<LayerPatch> patch) {
+  patch_ = std::move(patch);
+  // as loaded = the slot unpatched; otherwise rebuild on first use
+  patch_seen_ = patch_->patched() ? ~uint64_t{0} : patch_->version.load();
+}
+
+void Conv2d::refresh_patch() const {
+  const uint64_t v = patch_->version.load();
+  if (v == patch_seen_) return;
+  cache_.clear();
+  weight_ = Tensor();
+  std::vector<uint16_t>().swap(weight_bf16_);
+  auto patch = patch_;
+  source_ = [patch](Tensor* f32, std::vector<uint16_t>* bf16) { patch->materialize(f32, bf16); };
+  patch_seen_ = v;
 }
 
 double Conv2d::flops(int64_t n, int64_t h, int64_t w) const {
@@ -127,6 +178,7 @@ Tensor Conv2d::forward_bf16_input(const uint16_t* xb, int64_t n, int64_t h, int6
 }
 
 Tensor Conv2d::run(void* src_ptr, int64_t n, int64_t h, int64_t w, Tensor* accumulate) const {
+  if (patch_) refresh_patch();
   const Prim& p = get_prim(n, h, w, accumulate != nullptr);
   Tensor out;
   if (accumulate) {
@@ -170,6 +222,23 @@ Linear::Linear(std::vector<uint16_t> weight_bf16, int64_t out, int64_t in, Tenso
     : bias_(std::move(bias)), weight_bf16_(std::move(weight_bf16)), in_(in), out_(out), bf16_(true) {
   if (static_cast<int64_t>(weight_bf16_.size()) != out * in) fail(ErrorCode::kShapeMismatch, "linear weight size mismatch");
   if (!bias_.empty() && bias_.numel() != out_) fail(ErrorCode::kShapeMismatch, "linear bias size mismatch");
+}
+
+void Linear::attach_patch(std::shared_ptr<LayerPatch> patch) {
+  patch_ = std::move(patch);
+  patch_seen_ = patch_->patched() ? ~uint64_t{0} : patch_->version.load();
+}
+
+void Linear::refresh_patch() const {
+  const uint64_t v = patch_->version.load();
+  if (v == patch_seen_) return;
+  cache_.clear();
+  weight_ = Tensor();
+  std::vector<uint16_t>().swap(weight_bf16_);
+  if (bf16_) patch_->materialize(nullptr, &weight_bf16_);
+  else patch_->materialize(&weight_, nullptr);
+  if (!bf16_ && weight_.rank() == 4) weight_ = weight_.reshape({out_, in_});
+  patch_seen_ = v;
 }
 
 const Linear::Prim& Linear::get_prim(int64_t m) const {
@@ -229,6 +298,7 @@ Tensor Linear::forward(const Tensor& x) const {
   if (x.dim(-1) != in_)
     fail(ErrorCode::kShapeMismatch, "linear expects last dim " + std::to_string(in_) + ", got " +
                                         shape_str(x.shape()));
+  if (patch_) refresh_patch();
   if (bf16_) return forward_bf16(x);
   Shape os = x.shape();
   os.back() = out_;

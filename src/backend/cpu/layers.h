@@ -3,8 +3,10 @@
 // layout) and Linear (GEMM over the last dimension).
 #pragma once
 #include <functional>
+#include <atomic>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <tuple>
 #include <vector>
@@ -12,6 +14,33 @@
 #include "core/tensor.h"
 
 namespace vg {
+
+// A slot that lets weight patches (LoRA) reach a layer after load. Shared by
+// the layer (and its later rebuilds, e.g. CLIP's per-prompt weights) and the
+// model's LayerRegistry, because layers are moved around while models are
+// built. A layer rebuilds its weights on its next forward when `version`
+// differs from the one it last built from.
+struct LayerPatch {
+  // Fills the plain weight ([out,in] or OIHW) exactly as load does: the float32
+  // tensor, or the bf16 vector for a bf16 layer.
+  using Source = std::function<void(Tensor* f32, std::vector<uint16_t>* bf16)>;
+  // Adds one contribution (already scaled) into the float32 weight.
+  using Delta = std::function<void(Tensor& w)>;
+  LayerPatch(Shape s, Source src) : shape(std::move(s)), original(std::move(src)) {}
+  const Shape shape;
+  const Source original;
+  std::atomic<uint64_t> version{0};
+
+  void set_deltas(std::vector<Delta> d);
+  bool patched() const;
+  // original + deltas in float32 (then bf16 when `bf16` is given). With no
+  // deltas this is `original` itself, so unpatching restores load's bits.
+  void materialize(Tensor* f32, std::vector<uint16_t>* bf16) const;
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<Delta> deltas_;
+};
 
 class Conv2d {
  public:
@@ -39,8 +68,10 @@ class Conv2d {
   double flops(int64_t n, int64_t h, int64_t w) const;
   bool loaded() const { return oc_ > 0; }
   bool bf16() const { return bf16_; }
+  void attach_patch(std::shared_ptr<LayerPatch> patch);
 
  private:
+  void refresh_patch() const;
   struct Prim {
     dnnl::convolution_forward prim;
     dnnl::memory weights;
@@ -58,6 +89,8 @@ class Conv2d {
   int stride_ = 1, pad_l_ = 0, pad_r_ = 0, groups_ = 1;
   bool bf16_ = false;
   mutable std::map<std::tuple<int64_t, int64_t, int64_t, bool>, std::unique_ptr<Prim>> cache_;
+  std::shared_ptr<LayerPatch> patch_;
+  mutable uint64_t patch_seen_ = 0;
 };
 
 class Linear {
@@ -74,8 +107,10 @@ class Linear {
   int64_t out_features() const { return out_; }
   bool loaded() const { return out_ > 0; }
   bool bf16() const { return bf16_; }
+  void attach_patch(std::shared_ptr<LayerPatch> patch);
 
  private:
+  void refresh_patch() const;
   struct Prim {
     dnnl::matmul prim;
     dnnl::memory weights;
@@ -84,11 +119,14 @@ class Linear {
   const Prim& get_prim(int64_t m) const;
   Tensor forward_bf16(const Tensor& x) const;
 
-  Tensor weight_, bias_;
+  mutable Tensor weight_;
+  Tensor bias_;
   mutable std::vector<uint16_t> weight_bf16_;  // plain [out, in] until the first reorder
   int64_t in_ = 0, out_ = 0;
   bool bf16_ = false;
   mutable std::map<int64_t, std::unique_ptr<Prim>> cache_;
+  std::shared_ptr<LayerPatch> patch_;
+  mutable uint64_t patch_seen_ = 0;
 };
 
 // C[M,N] = A[M,K] * B(^T) with row-major storage; thin wrapper on oneDNN sgemm.
