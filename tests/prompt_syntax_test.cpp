@@ -1,8 +1,9 @@
 // A1111 prompt syntax: the documented parse_prompt_attention outputs (its
 // docstring), BREAK, 75-token chunking with the comma backtrack, emphasis.
+#include "text/prompt_syntax.h"
+
 #include "test_util.h"
 #include "text/clip_tokenizer.h"
-#include "text/prompt_syntax.h"
 
 namespace vg {
 namespace {
@@ -40,7 +41,8 @@ TEST(PromptSyntax, DocstringExamples) {
 }
 
 TEST(PromptSyntax, BreakEscapesAndUnbalancedBrackets) {
-  EXPECT_EQ(parse_prompt_attention("a cat BREAK a dog"), (Parsed{{"a cat", 1.0f}, {"BREAK", -1.0f}, {"a dog", 1.0f}}));
+  EXPECT_EQ(parse_prompt_attention("a cat BREAK a dog"),
+            (Parsed{{"a cat", 1.0f}, {"BREAK", -1.0f}, {"a dog", 1.0f}}));
   EXPECT_EQ(parse_prompt_attention("BREAK"), (Parsed{{"", 1.0f}, {"BREAK", -1.0f}, {"", 1.0f}}));
   // Only the uppercase, separate word.
   EXPECT_EQ(parse_prompt_attention("a BREAKING break aBREAK"), (Parsed{{"a BREAKING break aBREAK", 1.0f}}));
@@ -50,7 +52,8 @@ TEST(PromptSyntax, BreakEscapesAndUnbalancedBrackets) {
   EXPECT_EQ(parse_prompt_attention("a (cat: 1.5 ) b"), (Parsed{{"a ", 1.0f}, {"cat", 1.5f}, {" b", 1.0f}}));
   EXPECT_EQ(parse_prompt_attention("a (cat:1.5 b"), (Parsed{{"a ", 1.0f}, {"cat:1.5 b", 1.1f}}));
   EXPECT_EQ(parse_prompt_attention("x:1.5) y"), (Parsed{{"x:1.5) y", 1.0f}}));
-  EXPECT_EQ(parse_prompt_attention("[[a]] ]b["), (Parsed{{"a", static_cast<float>(1 / 1.1 / 1.1)}, {" ]b", 1.0f}}));
+  EXPECT_EQ(parse_prompt_attention("[[a]] ]b["),
+            (Parsed{{"a", static_cast<float>(1 / 1.1 / 1.1)}, {" ]b", 1.0f}}));
   EXPECT_EQ(parse_prompt_attention("a\\b \\\\"), (Parsed{{"ab \\", 1.0f}}));
   EXPECT_EQ(parse_prompt_attention(""), (Parsed{{"", 1.0f}}));
   // A1111 raises on an unparsable weight; here it stays literal text.
@@ -107,8 +110,8 @@ TEST(PromptSyntax, CommaBacktrackMovesTheWordsAfterALateComma) {
   auto chunks = a1111_chunks(clip_l(), p);
   ASSERT_EQ(chunks.size(), 2u);
   for (auto& c : chunks) expect_window(c);
-  EXPECT_EQ(chunks[0].ids[71], comma);                    // 70 a's then the comma ...
-  EXPECT_EQ(chunks[0].ids[72], clip_l().eos_id());        // ... then padding
+  EXPECT_EQ(chunks[0].ids[71], comma);                                       // 70 a's then the comma ...
+  EXPECT_EQ(chunks[0].ids[72], clip_l().eos_id());                           // ... then padding
   EXPECT_EQ(std::count(chunks[1].ids.begin(), chunks[1].ids.end(), b), 10);  // every b moved
   EXPECT_EQ(chunks[1].ids[1], b);
   // Disabled, the first chunk is filled up to 75 tokens.
@@ -136,8 +139,7 @@ TEST(PromptSyntax, EmphasisScalesTokensAndKeepsTheMean) {
   EXPECT_NEAR(m1 / 12, m0 / 12, 1e-6);
   // One common rescale factor on top of the per-token weights.
   const float s = z.data()[0] / before.data()[0];
-  for (int i = 0; i < 12; ++i)
-    EXPECT_NEAR(z.data()[i], before.data()[i] * w[i / 4] * s, 1e-5) << i;
+  for (int i = 0; i < 12; ++i) EXPECT_NEAR(z.data()[i], before.data()[i] * w[i / 4] * s, 1e-5) << i;
   EXPECT_NE(s, 1.0f);
   Tensor bad({1, 2, 4});
   EXPECT_THROW(apply_emphasis(bad, w), VgException);

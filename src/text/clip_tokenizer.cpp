@@ -89,7 +89,9 @@ std::vector<UChar32> clean_text(const std::string& text, bool bert_clean) {
 }
 
 // GPT-2/CLIP bytes_to_unicode keeps these bytes as their own code point.
-bool printable_byte(int b) { return (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF); }
+bool printable_byte(int b) {
+  return (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+}
 
 }  // namespace
 

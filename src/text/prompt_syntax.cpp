@@ -160,7 +160,8 @@ std::vector<std::pair<std::string, float>> parse_prompt_attention(const std::str
   return out;
 }
 
-std::vector<PromptChunk> a1111_chunks(const ClipTokenizer& tok, const std::string& prompt, int comma_backtrack) {
+std::vector<PromptChunk> a1111_chunks(const ClipTokenizer& tok, const std::string& prompt,
+                                      int comma_backtrack) {
   const int32_t comma = tok.token_id(",</w>");
   std::vector<PromptChunk> chunks;
   PromptChunk chunk;
