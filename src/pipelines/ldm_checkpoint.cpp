@@ -125,11 +125,7 @@ std::string find_tokenizer(const std::string& ckpt, const std::string& given, bo
   }
   for (auto& c : cands)
     if (ok(c)) return c;
-  fail(ErrorCode::kMissingComponent,
-       "single-file checkpoints carry no tokenizer: pass --tokenizer DIR (a folder with vocab.json and "
-       "merges.txt, e.g. a diffusers model's tokenizer/), set VG_TOKENIZER_DIR, or download " +
-           std::string(sd2 ? "stabilityai/stable-diffusion-2-1" : "openai/clip-vit-large-patch14") +
-           " into the Hugging Face cache");
+  return "";  // none found: the caller uses the built-in CLIP vocabulary
 }
 
 
@@ -310,7 +306,9 @@ std::unique_ptr<SdModel> load_ldm_checkpoint(const std::string& path, const std:
   tw.set_compute_bf16(bf16);
   tw.set_layer_registry(m->text_encoder_layers);
   m->text_encoder = std::make_unique<ClipTextModel>(tc, tw, "", /*lazy=*/true);
-  m->tokenizer = std::make_unique<ClipTokenizer>(ClipTokenizer::load(find_tokenizer(path, tokenizer_dir, sd2)));
+  const std::string tok_dir = find_tokenizer(path, tokenizer_dir, sd2);
+  m->tokenizer = std::make_unique<ClipTokenizer>(
+      tok_dir.empty() ? ClipTokenizer::builtin(sd2 ? "!" : "<|endoftext|>") : ClipTokenizer::load(tok_dir));
   if (sd2 && m->tokenizer->pad_id() == m->tokenizer->eos_id()) m->tokenizer->set_pad_token("!");
   // Files written by 'visiongen convert' carry the folder's scheduler config.
   auto sc = meta.find("visiongen.scheduler_config");

@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "io/atomic_file.h"
+#include "text/clip_merges.h"
 
 namespace vg {
 
@@ -64,15 +65,16 @@ std::vector<UChar32> to_cps(const icu::UnicodeString& s) {
   return out;
 }
 
-// BasicTokenizer(strip_accents=False, do_split_on_punc=False) then lower().
-std::vector<UChar32> clean_text(const std::string& text) {
+// BasicTokenizer(strip_accents=False, do_split_on_punc=False) then lower();
+// `bert_clean` false: only NFC and lowercasing (the fast tokenizer's normalizer).
+std::vector<UChar32> clean_text(const std::string& text, bool bert_clean) {
   icu::UnicodeString u = icu::UnicodeString::fromUTF8(text);
   icu::UnicodeString cleaned;
   for (UChar32 c : to_cps(u)) {
-    if (c == 0 || c == 0xFFFD || is_control(c)) continue;
+    if (bert_clean && (c == 0 || c == 0xFFFD || is_control(c))) continue;
     if (is_bert_whitespace(c)) {
       cleaned.append(UChar32(' '));
-    } else if (is_cjk(c)) {
+    } else if (bert_clean && is_cjk(c)) {
       cleaned.append(UChar32(' ')).append(c).append(UChar32(' '));
     } else {
       cleaned.append(c);
@@ -86,14 +88,83 @@ std::vector<UChar32> clean_text(const std::string& text) {
   return to_cps(norm);
 }
 
+// GPT-2/CLIP bytes_to_unicode keeps these bytes as their own code point.
+bool printable_byte(int b) {
+  return (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+}
+
 }  // namespace
+
+// CLIP's vocabulary holds 49408 ids: 256 bytes, 256 "byte</w>", 48894 merges, 2 specials.
+constexpr int kClipMergeCount = 49152 - 256 - 2;
+
+void ClipTokenizer::init_byte_map() {
+  for (int b = 0, n = 0; b < 256; ++b) byte_to_unicode_[b] = cp_to_utf8(printable_byte(b) ? b : 256 + n++);
+}
+
+std::vector<std::string> ClipTokenizer::read_merges(const std::string& text, const std::string& source) {
+  std::istringstream merges(text);
+  std::string line;
+  std::vector<std::string> pairs;
+  bool first = true;
+  while (static_cast<int>(pairs.size()) < kClipMergeCount && std::getline(merges, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    // transformers skips the first line (the '#version' header) and blank lines.
+    if ((first && line.rfind("#version", 0) == 0) || line.empty()) {
+      first = false;
+      continue;
+    }
+    first = false;
+    if (line.find(' ') == std::string::npos)
+      fail(ErrorCode::kCorruptFile, "'" + source + "' has a malformed line: " + line);
+    merge_rank_.emplace(line, static_cast<int>(pairs.size()));
+    pairs.push_back(line);
+  }
+  return pairs;
+}
+
+std::string ClipTokenizer::read_special_tokens(const std::string& dir) {
+  // Special tokens come from the tokenizer config when present (SD2 pads with "!").
+  auto read_tok = [](const nlohmann::json& j, const char* key, std::string* out) {
+    if (!j.contains(key)) return;
+    const auto& v = j[key];
+    if (v.is_string()) *out = v.get<std::string>();
+    else if (v.is_object() && v.contains("content")) *out = v["content"].get<std::string>();
+  };
+  std::string pad_str = eos_str_;
+  for (const char* f : {"/special_tokens_map.json", "/tokenizer_config.json"}) {
+    if (!path_exists(dir + f)) continue;
+    try {
+      auto j = nlohmann::json::parse(read_file(dir + f));
+      read_tok(j, "bos_token", &bos_str_);
+      read_tok(j, "eos_token", &eos_str_);
+      read_tok(j, "pad_token", &pad_str);
+      if (j.contains("model_max_length") && j["model_max_length"].is_number_integer()) {
+        auto m = j["model_max_length"].get<int64_t>();
+        if (m >= 2 && m <= 1024) max_length_ = static_cast<int>(m);
+      }
+    } catch (const nlohmann::json::exception& e) {
+      fail(ErrorCode::kCorruptFile, "'" + dir + f + "' is not valid JSON: " + e.what());
+    }
+  }
+  return pad_str;
+}
+
+void ClipTokenizer::resolve_special_ids(const std::string& pad_str, const std::string& source) {
+  auto id_of = [&](const std::string& s) {
+    auto it = vocab_.find(s);
+    if (it == vocab_.end()) fail(ErrorCode::kCorruptFile, "special token '" + s + "' is not in " + source);
+    return it->second;
+  };
+  bos_ = id_of(bos_str_);
+  eos_ = id_of(eos_str_);
+  pad_ = id_of(pad_str);
+  pad_str_ = pad_str;
+}
 
 ClipTokenizer ClipTokenizer::load(const std::string& dir) {
   ClipTokenizer t;
-  for (int b = 0, n = 0; b < 256; ++b) {
-    bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
-    t.byte_to_unicode_[b] = cp_to_utf8(printable ? b : 256 + n++);
-  }
+  t.init_byte_map();
   nlohmann::json vocab;
   try {
     vocab = nlohmann::json::parse(read_file(dir + "/vocab.json"));
@@ -103,55 +174,52 @@ ClipTokenizer ClipTokenizer::load(const std::string& dir) {
   if (!vocab.is_object() || vocab.empty())
     fail(ErrorCode::kCorruptFile, "'" + dir + "/vocab.json' is not a token->id object");
   for (auto& [k, v] : vocab.items()) t.vocab_[k] = v.get<int32_t>();
-  std::istringstream merges(read_file(dir + "/merges.txt"));
-  std::string line;
-  int rank = 0;
-  while (std::getline(merges, line)) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.rfind("#version", 0) == 0 || line.empty()) continue;
-    if (line.find(' ') == std::string::npos)
-      fail(ErrorCode::kCorruptFile, "'" + dir + "/merges.txt' has a malformed line: " + line);
-    t.merge_rank_.emplace(line, rank++);
-  }
-  // Special tokens come from the tokenizer config when present (SD2 pads with "!").
-  auto read_tok = [](const nlohmann::json& j, const char* key, std::string* out) {
-    if (!j.contains(key)) return;
-    const auto& v = j[key];
-    if (v.is_string()) *out = v.get<std::string>();
-    else if (v.is_object() && v.contains("content")) *out = v["content"].get<std::string>();
-  };
-  std::string pad_str = t.eos_str_;
-  for (const char* f : {"/special_tokens_map.json", "/tokenizer_config.json"}) {
-    if (!path_exists(dir + f)) continue;
-    try {
-      auto j = nlohmann::json::parse(read_file(dir + f));
-      read_tok(j, "bos_token", &t.bos_str_);
-      read_tok(j, "eos_token", &t.eos_str_);
-      read_tok(j, "pad_token", &pad_str);
-      if (j.contains("model_max_length") && j["model_max_length"].is_number_integer()) {
-        auto m = j["model_max_length"].get<int64_t>();
-        if (m >= 2 && m <= 1024) t.max_length_ = static_cast<int>(m);
-      }
-    } catch (const nlohmann::json::exception& e) {
-      fail(ErrorCode::kCorruptFile, "'" + dir + f + "' is not valid JSON: " + e.what());
-    }
-  }
-  auto id_of = [&](const std::string& s) {
-    auto it = t.vocab_.find(s);
-    if (it == t.vocab_.end())
-      fail(ErrorCode::kCorruptFile, "special token '" + s + "' is not in '" + dir + "/vocab.json'");
-    return it->second;
-  };
-  t.bos_ = id_of(t.bos_str_);
-  t.eos_ = id_of(t.eos_str_);
-  t.pad_ = id_of(pad_str);
+  t.read_merges(read_file(dir + "/merges.txt"), dir + "/merges.txt");
+  t.resolve_special_ids(t.read_special_tokens(dir), "'" + dir + "/vocab.json'");
   return t;
+}
+
+ClipTokenizer ClipTokenizer::builtin(const std::string& pad_token) {
+  ClipTokenizer t;
+  t.init_byte_map();
+  // simple_tokenizer's order: the byte chars in bytes_to_unicode order (printable
+  // bytes first, then the remapped ones: i.e. by code point), then each + "</w>",
+  // then every merge's concatenation, then the two special tokens.
+  std::vector<std::string> bytes;
+  for (bool printable : {true, false})
+    for (int b = 0; b < 256; ++b)
+      if (printable_byte(b) == printable) bytes.push_back(t.byte_to_unicode_[b]);
+  int32_t id = 0;
+  for (auto& b : bytes) t.vocab_.emplace(b, id++);
+  for (auto& b : bytes) t.vocab_.emplace(b + "</w>", id++);
+  const std::string text(reinterpret_cast<const char*>(kClipMerges), kClipMerges_size);
+  for (auto& pair : t.read_merges(text, "the built-in CLIP merges")) {
+    std::string joined = pair;
+    joined.erase(joined.find(' '), 1);
+    t.vocab_.emplace(joined, id++);
+  }
+  t.vocab_.emplace(t.bos_str_, id++);
+  t.vocab_.emplace(t.eos_str_, id++);
+  t.resolve_special_ids(pad_token, "the built-in CLIP vocabulary");
+  return t;
+}
+
+ClipTokenizer ClipTokenizer::builtin_with_config(const std::string& config_dir) {
+  ClipTokenizer t = builtin();
+  t.resolve_special_ids(t.read_special_tokens(config_dir), "the built-in CLIP vocabulary");
+  return t;
+}
+
+int32_t ClipTokenizer::token_id(const std::string& token) const {
+  auto it = vocab_.find(token);
+  return it == vocab_.end() ? -1 : it->second;
 }
 
 void ClipTokenizer::set_pad_token(const std::string& token) {
   auto it = vocab_.find(token);
   if (it == vocab_.end()) fail(ErrorCode::kCorruptFile, "pad token '" + token + "' is not in the vocabulary");
   pad_ = it->second;
+  pad_str_ = token;
 }
 
 std::vector<std::string> ClipTokenizer::bpe(const std::string& word_utf8) const {
@@ -192,7 +260,7 @@ std::vector<std::string> ClipTokenizer::bpe(const std::string& word_utf8) const 
 }
 
 void ClipTokenizer::tokenize_chunk(const std::string& text, std::vector<std::string>* out) const {
-  std::vector<UChar32> cps = clean_text(text);
+  std::vector<UChar32> cps = clean_text(text, flavor_ == Flavor::kSlow);
   auto emit = [&](size_t b, size_t e) {
     std::string bytes;
     for (size_t i = b; i < e; ++i) bytes += cp_to_utf8(cps[i]);
@@ -237,23 +305,33 @@ void ClipTokenizer::tokenize_chunk(const std::string& text, std::vector<std::str
   }
 }
 
-std::vector<std::string> ClipTokenizer::tokenize(const std::string& text) const {
+std::vector<std::string> ClipTokenizer::tokenize(const std::string& text, bool split_on_pad) const {
+  // Special tokens are cut out before normalisation (the earliest, then the longest, wins).
+  std::vector<const std::string*> specials = {&bos_str_, &eos_str_};
+  if (split_on_pad && !pad_str_.empty()) specials.push_back(&pad_str_);
   std::vector<std::string> out;
   size_t pos = 0;
   while (pos <= text.size()) {
-    size_t nb = text.find(bos_str_, pos), ne = text.find(eos_str_, pos);
-    size_t next = std::min(nb, ne);
+    size_t next = std::string::npos;
+    const std::string* hit = nullptr;
+    for (const std::string* sp : specials) {
+      const size_t at = text.find(*sp, pos);
+      if (at < next || (at == next && at != std::string::npos && sp->size() > hit->size())) {
+        next = at;
+        hit = sp;
+      }
+    }
     tokenize_chunk(text.substr(pos, next == std::string::npos ? std::string::npos : next - pos), &out);
     if (next == std::string::npos) break;
-    out.push_back(next == nb ? bos_str_ : eos_str_);
-    pos = next + (next == nb ? bos_str_.size() : eos_str_.size());
+    out.push_back(*hit);
+    pos = next + hit->size();
   }
   return out;
 }
 
-std::vector<int32_t> ClipTokenizer::encode(const std::string& text) const {
+std::vector<int32_t> ClipTokenizer::encode(const std::string& text, bool split_on_pad) const {
   std::vector<int32_t> ids;
-  for (auto& tok : tokenize(text)) {
+  for (auto& tok : tokenize(text, split_on_pad)) {
     auto it = vocab_.find(tok);
     ids.push_back(it == vocab_.end() ? eos_ : it->second);  // unk = <|endoftext|>
   }
