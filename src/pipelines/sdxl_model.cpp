@@ -45,9 +45,11 @@ std::unique_ptr<SdModel> load_sdxl_folder(const std::string& dir, bool bf16) {
   // The refiner has no first text encoder (model_index says [null, null]).
   if (has_component(index, dir, "text_encoder") && has_component(index, dir, "tokenizer")) {
     m->tokenizer = std::make_unique<ClipTokenizer>(ClipTokenizer::load(dir + "/tokenizer"));
+    m->tokenizer->set_flavor(ClipTokenizer::Flavor::kFast);  // diffusers runs transformers' fast tokenizer
     m->text_encoder = load_text_encoder(dir, "text_encoder", bf16, m->text_encoder_layers);
   }
   m->tokenizer_2 = std::make_unique<ClipTokenizer>(ClipTokenizer::load(dir + "/tokenizer_2"));
+  m->tokenizer_2->set_flavor(ClipTokenizer::Flavor::kFast);
   m->text_encoder_2 = load_text_encoder(dir, "text_encoder_2", bf16, m->text_encoder_2_layers);
   if (m->text_encoder_2->config().projection_dim <= 0)
     fail(ErrorCode::kCorruptFile, "'" + dir + "/text_encoder_2/config.json' is not a CLIPTextModelWithProjection; "

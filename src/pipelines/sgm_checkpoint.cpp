@@ -99,8 +99,11 @@ ClipTextConfig infer_openclip(const SafetensorsFile& f, const std::string& P) {
 std::unique_ptr<ClipTokenizer> tokenizer_for(const std::string& ckpt, const std::string& config_dir,
                                              const char* sub, const std::string& given, bool pad_bang) {
   std::string dir = !config_dir.empty() && is_directory(config_dir + "/" + sub) ? config_dir + "/" + sub : "";
-  auto t = std::make_unique<ClipTokenizer>(ClipTokenizer::load(dir.empty() ? find_tokenizer(ckpt, given, false) : dir));
-  if (pad_bang && dir.empty()) t->set_pad_token("!");  // OpenCLIP pads with "!" (id 0)
+  if (dir.empty()) dir = find_tokenizer(ckpt, given, false);
+  // No folder anywhere: the CLIP BPE vocabulary built into visiongen.
+  auto t = std::make_unique<ClipTokenizer>(dir.empty() ? ClipTokenizer::builtin() : ClipTokenizer::load(dir));
+  if (pad_bang && (dir.empty() || dir.find(sub) == std::string::npos)) t->set_pad_token("!");  // OpenCLIP pads with "!" (id 0)
+  t->set_flavor(ClipTokenizer::Flavor::kFast);  // transformers' fast CLIPTokenizer, as diffusers uses for SDXL
   return t;
 }
 
