@@ -300,3 +300,64 @@ TEST(SdxlSingleFile, SgmFileGivesTheFolderImage) {
 
 }  // namespace
 }  // namespace vg
+
+namespace vg {
+namespace {
+
+// TAESD as the final decoder (diffusers' vae=AutoencoderTiny): the latents are
+// those of the KL-VAE pipeline at TAESD's scale (8), decoded by TAESD.
+void expect_taesd_case(const std::string& model, const std::string& file, const std::string& taesd) {
+  GenerateParams p = params_for(case_of(file));
+  if (p.sampler == "euler" && case_of(file)["scheduler_class"] == "PNDMScheduler") p.sampler = "PNDMScheduler";
+  if (case_of(file)["scheduler_class"] == "PNDMScheduler") p.sampler = "PNDMScheduler";
+  p.vae = xl_model(taesd);
+  auto e = Engine::load(model);
+  ASSERT_TRUE(e) << e.error().to_string();
+  auto r = (*e)->generate(p);
+  ASSERT_TRUE(r) << r.error().to_string();
+  Tensor png = image01(decode_png(read_file(xl() + "/" + file.substr(0, file.size() - 12) + ".png"), "ref"));
+  EXPECT_GE(test::frac_within(image01(r->images[0]), png, 1.0 / 255 + 1e-6), 0.99) << file;
+  EXPECT_NE(r->infotext[0].find("VAE: " + taesd), std::string::npos);
+}
+
+TEST(Taesd, AsTheFinalDecoderMatchesDiffusersOnSd1) {
+  expect_taesd_case(test::tiny_model(), "pipelines/taesd/sd1_tiny_taesd_pndm_s4_cfg7p5_64x64.safetensors", "taesd-tiny");
+}
+TEST(Taesd, AsTheFinalDecoderMatchesDiffusersOnSdxl) {
+  expect_taesd_case(xl_model(), "pipelines/taesd/sdxl_tiny_taesdxl_euler_s4_cfg5_128x96.safetensors", "taesdxl-tiny");
+}
+
+TEST(Taesd, PreviewsComeFromTaesdEveryNSteps) {
+  auto e = Engine::load(xl_model());
+  ASSERT_TRUE(e);
+  GenerateParams p;
+  p.prompt = "a red cube";
+  p.steps = 4;
+  p.seed = 1;
+  p.width = p.height = 128;
+  p.preview = "taesd";
+  p.preview_every = 2;
+  p.preview_vae = xl_model("taesdxl-tiny");
+  std::vector<Image> previews;
+  auto r = (*e)->generate(p, [&](const Progress& pr) {
+    if (pr.preview) previews.push_back(*pr.preview);
+    return true;
+  });
+  ASSERT_TRUE(r) << r.error().to_string();
+  ASSERT_EQ(previews.size(), 2u);  // steps 2 and 4
+  EXPECT_EQ(previews[1].width, 128);
+  // The last preview is TAESD's decode of the final latents: close to the final image's colours.
+  double diff = 0;
+  for (size_t i = 0; i < previews[1].pixels.size(); ++i) diff += std::abs(previews[1].pixels[i] - r->images[0].pixels[i]);
+  const double latent2rgb_like = diff / previews[1].pixels.size();
+  EXPECT_LT(latent2rgb_like, 80.0);
+  p.preview = "taesd";
+  p.preview_vae.clear();
+  Status s = (*e)->validate(p);
+  auto r2 = (*e)->generate(p);
+  ASSERT_FALSE(r2);
+  EXPECT_NE(r2.error().message.find("--preview-vae"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace vg

@@ -60,6 +60,10 @@ struct GenerateParams {
   float negative_aesthetic_score = 2.5f;
   std::string refiner;                 // SDXL refiner model that finishes the base's denoising
   float refiner_switch = 0.8f;         // fraction of the schedule the base runs (diffusers' denoising_end)
+  std::string vae;                     // replacement VAE: folder or .safetensors (e.g. SDXL fp16-fix), or a TAESD folder
+  std::string preview = "auto";        // auto | latent2rgb | taesd | none: how previews are drawn
+  std::string preview_vae;             // TAESD folder for --preview taesd
+  std::string prompt_syntax = "diffusers";  // diffusers (plain, 77 tokens) | a1111 ((word:1.2), [word], BREAK, long prompts)
 };
 
 // Describes one field for CLI/HTTP/metadata generation.

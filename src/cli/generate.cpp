@@ -26,6 +26,7 @@ int g_exit = 0;
 
 struct GenerateOptions {
   GenerateParams params;
+  std::string preview_path;
   std::string model, output = "output.png", tokenizer, model_config, log_format = "text", artifact_dir, device = "auto";
   bool log_format_given = false, allow_download = false;
   int threads = 0;
@@ -50,6 +51,8 @@ std::string* string_member(GenerateParams& p, const std::string& name) {
   if (name == "negative_target_size") return &p.negative_target_size;
   if (name == "negative_crop_coords") return &p.negative_crop_coords;
   if (name == "refiner") return &p.refiner;
+  if (name == "vae") return &p.vae;
+  if (name == "preview_vae") return &p.preview_vae;
   throw std::logic_error("no string param " + name);
 }
 
@@ -104,7 +107,12 @@ void run_generate(const GenerateOptions& o) {
     g_exit = report_error(engine.error());
     return;
   }
+  // Previews go to a file replaced atomically, so a viewer never sees half an image.
+  std::string preview_path = o.preview_path;
+  if (preview_path.empty() && o.params.preview_every > 0)
+    preview_path = (std::filesystem::path(o.output).parent_path() / "preview.png").string();
   auto cb = [&](const Progress& p) {
+    if (p.preview && !preview_path.empty()) save_image(*p.preview, preview_path);
     if (!show) return true;
     if (std::string(p.stage) == "denoise" && p.step > 0) {
       const double per = p.stage_elapsed_s / p.step;
@@ -226,11 +234,18 @@ void add_generate(CLI::App& app) {
   cmd->add_option(flags(field("vae_tiling")), p.vae_tiling, field("vae_tiling").help)->capture_default_str();
   cmd->add_option(flags(field("batch_size")), p.batch_size, field("batch_size").help)->capture_default_str();
   for (const char* name : {"prompt_2", "negative_prompt_2", "original_size", "target_size", "crop_coords",
-                           "negative_original_size", "negative_target_size", "negative_crop_coords", "refiner"})
+                           "negative_original_size", "negative_target_size", "negative_crop_coords", "refiner", "vae",
+                           "preview_vae"})
     cmd->add_option(flags(field(name)), *string_member(p, name), field(name).help);
   cmd->add_option(flags(field("aesthetic_score")), p.aesthetic_score, field("aesthetic_score").help)->capture_default_str();
   cmd->add_option(flags(field("negative_aesthetic_score")), p.negative_aesthetic_score, field("negative_aesthetic_score").help)->capture_default_str();
   cmd->add_option(flags(field("refiner_switch")), p.refiner_switch, field("refiner_switch").help)->capture_default_str();
+  cmd->add_option(flags(field("preview")), p.preview, field("preview").help)->capture_default_str()
+      ->check(CLI::IsMember({"auto", "latent2rgb", "taesd", "none"}));
+  cmd->add_option(flags(field("preview_every")), p.preview_every, field("preview_every").help)->capture_default_str();
+  cmd->add_option("--preview-path", opts->preview_path, "write each preview to this image file (replaced atomically; default with --preview-every: preview.png beside the output)");
+  cmd->add_option(flags(field("prompt_syntax")), p.prompt_syntax, field("prompt_syntax").help)->capture_default_str()
+      ->check(CLI::IsMember({"diffusers", "a1111"}));
   cmd->add_option("--model-config", opts->model_config,
                   "a diffusers folder of the same architecture whose configs and tokenizers describe a single-file checkpoint (diffusers' from_single_file config=)");
   cmd->add_option("-o,--output", opts->output, "output file (.png, .jpg, .webp); batches add -0, -1, ...")->capture_default_str();

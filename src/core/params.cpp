@@ -48,6 +48,11 @@ const std::vector<ParamField>& param_fields() {
       {"negative_aesthetic_score", "--negative-aesthetic-score", "", "Negative aesthetic score", "SDXL refiner: aesthetic score of the negative pass"},
       {"refiner", "--refiner", "", "Refiner", "SDXL refiner model (folder or file) that finishes the base model's denoising"},
       {"refiner_switch", "--refiner-switch", "", "Refiner switch at", "fraction of the schedule the base model runs before the refiner takes over (diffusers' denoising_end)"},
+      {"vae", "--vae", "", "VAE", "replacement VAE (diffusers folder or .safetensors, e.g. SDXL's fp16-fix) or a TAESD folder to decode with"},
+      {"preview", "--preview", "", "", "live previews: auto (taesd when a TAESD folder is given, else latent2rgb), latent2rgb, taesd, none"},
+      {"preview_vae", "--preview-vae", "", "", "TAESD folder (madebyollin/taesd or taesdxl) for --preview taesd"},
+      {"preview_every", "--preview-every", "", "", "draw a preview every N steps (0 = none)"},
+      {"prompt_syntax", "--prompt-syntax", "", "", "diffusers (plain text, 77 tokens, seeds match diffusers) or a1111 ((word:1.2), (word), [word], BREAK, prompts over 77 tokens)"},
   };
   return kFields;
 }
@@ -123,6 +128,10 @@ Status validate_params(const GenerateParams& p) {
   if (!std::isfinite(p.aesthetic_score) || !std::isfinite(p.negative_aesthetic_score) || p.aesthetic_score < 0 ||
       p.aesthetic_score > 10 || p.negative_aesthetic_score < 0 || p.negative_aesthetic_score > 10)
     return bad("aesthetic scores must be between 0 and 10");
+  if (p.preview != "auto" && p.preview != "latent2rgb" && p.preview != "taesd" && p.preview != "none")
+    return bad("preview must be auto, latent2rgb, taesd or none (got '" + p.preview + "')");
+  if (p.prompt_syntax != "diffusers" && p.prompt_syntax != "a1111")
+    return bad("prompt_syntax must be diffusers or a1111 (got '" + p.prompt_syntax + "')");
   if (!std::isfinite(p.refiner_switch) || p.refiner_switch <= 0 || p.refiner_switch > 1)
     return bad("refiner_switch must be in (0, 1] (the fraction of the schedule the base model runs)");
   for (const std::string* path : {&p.init_image, &p.mask})
@@ -156,6 +165,7 @@ std::string format_infotext(const GenerateParams& p, uint64_t seed, int width, i
   if (!p.init_image.empty() && p.resize_mode != "just_resize") os << ", Resize mode: " << p.resize_mode;
   if (p.rng == "philox" || p.rng == "gpu" || p.rng == "nv") os << ", RNG: NV";
   if (!p.refiner.empty()) os << ", Refiner: " << p.refiner << ", Refiner switch at: " << p.refiner_switch;
+  if (!p.vae.empty()) os << ", VAE: " << p.vae.substr(p.vae.find_last_of('/') + 1);
   os << ", Version: visiongen";
   return os.str();
 }

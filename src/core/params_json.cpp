@@ -53,6 +53,10 @@ const std::vector<std::pair<const char*, Member>>& members() {
       {"negative_aesthetic_score", &P::negative_aesthetic_score},
       {"refiner", &P::refiner},
       {"refiner_switch", &P::refiner_switch},
+      {"vae", &P::vae},
+      {"preview", &P::preview},
+      {"preview_vae", &P::preview_vae},
+      {"prompt_syntax", &P::prompt_syntax},
   };
   return k;
 }

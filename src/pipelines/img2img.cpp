@@ -203,9 +203,14 @@ Image run_edit_job(const SdModel& m, const GenerateParams& p, const EditJob& job
   const bool traced = hooks.step_latents != nullptr;
   Tensor lat = edit_latents(m, s, p.steps, cond, uncond, p.cfg_scale, rng, in, hooks);
   if (traced) lat = lat.clone();  // the trace shares the buffer scaled in place below
-  scale_inplace(lat, 1.0f / m.vae->config().scaling_factor);
   tensor_pool_trim();  // the UNet's cached buffers are not what the VAE needs
-  Tensor img = m.vae->decode_with(lat, p.vae_tiling);
+  Tensor img;
+  if (job.decode) {
+    img = job.decode(lat);
+  } else {
+    scale_inplace(lat, 1.0f / m.vae->config().scaling_factor);
+    img = m.vae->decode_with(lat, p.vae_tiling);
+  }
   Image out;
   out.width = W;
   out.height = H;

@@ -3,6 +3,7 @@
 // and denoise them (same random draws in the same order), plus the
 // A1111-style job around them: resizing, masks, "only masked", paste-back.
 #pragma once
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,8 @@ struct EditJob {
   const Image* init = nullptr;
   const Image* mask = nullptr;  // may be null
   int width = 0, height = 0;    // generation size (multiple of the model factor)
+  // UNet-space latents -> NHWC image in [-1,1] (e.g. TAESD); null = the model's VAE.
+  std::function<Tensor(const Tensor&)> decode;
 };
 Image run_edit_job(const SdModel& m, const GenerateParams& p, const EditJob& job, Sampler& s, const Tensor& cond,
                    const Tensor& uncond, Rng& rng, DenoiseHooks hooks, std::vector<std::string>* warnings);

@@ -9,6 +9,7 @@
 #include "io/image_decode.h"
 #include "io/image_io.h"
 #include "pipelines/img2img.h"
+#include "text/prompt_syntax.h"
 
 namespace vg {
 
@@ -49,16 +50,30 @@ std::pair<int, int> resolved_size(const SdModel& m, const GenerateParams& p) {
   return {p.width ? p.width : m.info.default_width, p.height ? p.height : m.info.default_height};
 }
 
-bool report_step(const ProgressCallback& cb, const GenerateParams& p, const SdModel& m, int i, int n, const Tensor& lat,
-                 double elapsed) {
+bool report_step(const ProgressCallback& cb, const GenerateParams& p, const SdModel& m, const VaeChoice& vae, int i, int n,
+                 const Tensor& lat, double elapsed) {
   if (!cb) return true;
   Progress pr{"denoise", i, n, elapsed};
   Image preview;
-  if (p.preview_every > 0 && (i % p.preview_every == 0 || i == n)) {
-    preview = latents_preview(lat, m.info.vae_scale, m.info.family);
+  if (p.preview_every > 0 && p.preview != "none" && (i % p.preview_every == 0 || i == n)) {
+    preview = vae.preview(lat, m);
     pr.preview = &preview;
   }
   return cb(pr);
+}
+
+// Token-axis concatenation of [1,T,C] tensors.
+Tensor concat_tokens(const std::vector<Tensor>& parts) {
+  int64_t t = 0;
+  for (const auto& x : parts) t += x.dim(1);
+  const int64_t c = parts[0].dim(2);
+  Tensor out({1, t, c});
+  int64_t at = 0;
+  for (const auto& x : parts) {
+    std::copy_n(x.data(), x.numel(), out.data() + at * c);
+    at += x.dim(1);
+  }
+  return out;
 }
 
 }  // namespace
@@ -149,6 +164,32 @@ Tensor SdEngine::encode_text(const ClipTextModel& enc, const ClipTokenizer& tok,
   return e.hidden;
 }
 
+Tensor SdEngine::encode_syntax(const GenerateParams& p, const ClipTextModel& enc, const ClipTokenizer& tok,
+                               const std::string& text, int64_t layers, bool final_norm, Tensor* pooled) {
+  if (p.prompt_syntax != "a1111") return encode_text(enc, tok, text, layers, final_norm, pooled);
+  std::vector<Tensor> parts;
+  for (const PromptChunk& ch : a1111_chunks(tok, text)) {
+    const int64_t c = enc.config().hidden_size;
+    Tensor pc;
+    Tensor z = final_norm ? enc.encode({ch.ids}, static_cast<int>(enc.config().num_layers - layers + 1))
+                          : enc.hidden_and_pooled({ch.ids}, layers, pooled && parts.empty() ? &pc : nullptr);
+    if (pooled && parts.empty() && !final_norm) *pooled = pc;
+    apply_emphasis(z, ch.weights);
+    parts.push_back(z.reshape({1, z.numel() / c, c}));
+  }
+  return concat_tokens(parts);
+}
+
+void SdEngine::pad_to_same_length(const GenerateParams& p, PromptConditioning& c, const std::function<Tensor()>& empty) {
+  if (p.prompt_syntax != "a1111" || c.uncond.empty() || c.cond.dim(1) == c.uncond.dim(1)) return;
+  Tensor& shorter = c.cond.dim(1) < c.uncond.dim(1) ? c.cond : c.uncond;
+  const int64_t target = std::max(c.cond.dim(1), c.uncond.dim(1));
+  const Tensor pad = empty();
+  std::vector<Tensor> parts{shorter};
+  for (int64_t t = shorter.dim(1); t < target; t += pad.dim(1)) parts.push_back(pad);
+  shorter = concat_tokens(parts);
+}
+
 void SdEngine::release_text_encoders() {
   if (keep_text_encoder_) return;
   if (model_->text_encoder) model_->text_encoder->release_weights();
@@ -160,8 +201,9 @@ PromptConditioning SdEngine::encode_prompts(const GenerateParams& p, int, int) {
   const ClipTextModel& te = *model_->text_encoder;
   const int64_t n = te.config().num_layers;
   PromptConditioning c;
-  c.cond = encode_text(te, *model_->tokenizer, p.prompt, n - (p.clip_skip - 1), true, nullptr);
-  if (p.cfg_scale > 1.0f) c.uncond = encode_text(te, *model_->tokenizer, p.negative_prompt, n, true, nullptr);
+  c.cond = encode_syntax(p, te, *model_->tokenizer, p.prompt, n - (p.clip_skip - 1), true, nullptr);
+  if (p.cfg_scale > 1.0f) c.uncond = encode_syntax(p, te, *model_->tokenizer, p.negative_prompt, n, true, nullptr);
+  pad_to_same_length(p, c, [&] { return encode_syntax(p, te, *model_->tokenizer, "", n, true, nullptr); });
   return c;
 }
 
@@ -170,6 +212,20 @@ GenerateResult SdEngine::generate(const GenerateParams& p, const ImageInputs& im
   GenerateResult res;
   const LoadedImages li = load_images(p, images);
   const auto [w, h] = li.pi ? edit_size(p, *li.pi, m.info.size_multiple) : resolved_size(m, p);
+  vae_.prepare(m, p);
+  VaeSwap swap(m.vae, vae_.kl_override());  // --vae with a full VAE: encode and decode with it
+  const int vscale = vae_.scale(m);
+  if (w % vscale || h % vscale)
+    fail(ErrorCode::kInvalidArgument, "the VAE works in multiples of " + std::to_string(vscale) + " pixels; got " +
+                                          std::to_string(w) + "x" + std::to_string(h));
+  const AutoencoderTiny* tiny = vae_.tiny();
+  if (tiny && li.pi && vscale != m.info.vae_scale)
+    fail(ErrorCode::kInvalidArgument, "this TAESD's scale differs from the model's VAE, which encodes the init image; use a matching TAESD");
+  auto decode_tiny = [tiny](const Tensor& lat) {  // TAESD decodes UNet-space latents / its scaling factor (1)
+    Tensor z = lat.clone();
+    scale_inplace(z, 1.0f / tiny->scaling_factor());
+    return tiny->decode(z);
+  };
   const uint64_t seed = p.seed >= 0 ? static_cast<uint64_t>(p.seed) : (std::random_device{}() & 0xffffffffu);
   auto report = [&](const char* stage, int step, int total, Clock::time_point t0) {
     if (cb && !cb(Progress{stage, step, total, seconds_since(t0)})) fail(ErrorCode::kCancelled, "generation was cancelled");
@@ -200,7 +256,7 @@ GenerateResult SdEngine::generate(const GenerateParams& p, const ImageInputs& im
   }
   res.timings.text_encode_s = seconds_since(t0);
   report("text_encode", 1, 1, t0);
-  const int64_t lh = h / m.info.vae_scale, lw = w / m.info.vae_scale;
+  const int64_t lh = h / vscale, lw = w / vscale;
   const int64_t lc = m.vae->config().latent_channels;
   if (!hashed_) {
     hash_ = model_hash(m.hash_source);
@@ -219,11 +275,12 @@ GenerateResult SdEngine::generate(const GenerateParams& p, const ImageInputs& im
     DenoiseHooks hooks;
     hooks.added = cond.added.empty() ? nullptr : &cond.added;
     if (trace_) hooks.step_latents = &trace_->step_latents, hooks.unet_inputs = &trace_->unet_inputs;
-    hooks.on_step = [&](int i, int n, const Tensor& lat) { return report_step(cb, p, m, i, n, lat, seconds_since(t0)); };
+    hooks.on_step = [&](int i, int n, const Tensor& lat) { return report_step(cb, p, m, vae_, i, n, lat, seconds_since(t0)); };
     if (li.pi) {
       t0 = Clock::now();
-      res.images.push_back(run_edit_job(m, p, EditJob{li.pi, li.pm, w, h}, *sampler, cond.cond, cond.uncond, rng, hooks,
-                                        &res.warnings));
+      EditJob job{li.pi, li.pm, w, h};
+      if (tiny) job.decode = decode_tiny;
+      res.images.push_back(run_edit_job(m, p, job, *sampler, cond.cond, cond.uncond, rng, hooks, &res.warnings));
       res.timings.denoise_s += seconds_since(t0);
     } else {
       Tensor noise = rng.randn_nhwc({1, lh, lw, lc});
@@ -239,9 +296,14 @@ GenerateResult SdEngine::generate(const GenerateParams& p, const ImageInputs& im
       res.timings.denoise_s += seconds_since(t0);
       t0 = Clock::now();
       report("decode", 0, 1, t0);
-      scale_inplace(lat, 1.0f / m.vae->config().scaling_factor);
       tensor_pool_trim();  // the UNet's cached buffers are not what the VAE needs: peak = max, not sum
-      Tensor img = m.vae->decode_with(lat, p.vae_tiling);
+      Tensor img;
+      if (tiny) {
+        img = decode_tiny(lat);
+      } else {
+        scale_inplace(lat, 1.0f / m.vae->config().scaling_factor);
+        img = m.vae->decode_with(lat, p.vae_tiling);
+      }
       res.timings.decode_s += seconds_since(t0);
       report("decode", 1, 1, t0);
       res.images.push_back(tensor_to_image(img, 0));

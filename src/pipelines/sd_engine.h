@@ -2,6 +2,7 @@
 // inpainting on a UNet + VAE with CLIP text conditioning. SdxlEngine derives
 // from it and replaces the prompt encoding and the refiner hand-off.
 #pragma once
+#include <functional>
 #include <list>
 #include <map>
 #include <memory>
@@ -13,6 +14,7 @@
 #include "pipelines/denoise.h"
 #include "pipelines/family_engine.h"
 #include "pipelines/sd_model.h"
+#include "pipelines/vae_choice.h"
 #include "sampling/rng.h"
 
 namespace vg {
@@ -48,6 +50,13 @@ class SdEngine : public FamilyEngine {
   // applies the final LayerNorm, SDXL does not), cached by ids and layer.
   Tensor encode_text(const ClipTextModel& encoder, const ClipTokenizer& tok, const std::string& text, int64_t layers,
                      bool final_norm, Tensor* pooled);
+  // The same under p.prompt_syntax: "a1111" weights (word:1.2)/[word] and
+  // encodes 75-token chunks (BREAK starts one), concatenated along the tokens;
+  // the pooled output comes from the first chunk, as in A1111.
+  Tensor encode_syntax(const GenerateParams& p, const ClipTextModel& encoder, const ClipTokenizer& tok,
+                       const std::string& text, int64_t layers, bool final_norm, Tensor* pooled);
+  // A1111: a shorter prompt is padded with the empty prompt's chunk so both CFG rows match.
+  void pad_to_same_length(const GenerateParams& p, PromptConditioning& c, const std::function<Tensor()>& empty_chunk);
   void release_text_encoders();
   SamplerOptions sampler_options(const GenerateParams& p) const;
   std::unique_ptr<Sampler> make_request_sampler(const GenerateParams& p, const SchedulerConfig& sc, SamplerChoice* choice) const;
@@ -55,6 +64,7 @@ class SdEngine : public FamilyEngine {
   std::unique_ptr<SdModel> model_;
   bool keep_text_encoder_ = false;
   std::unique_ptr<LoraManager> loras_;
+  VaeChoice vae_;
 
  private:
   struct CachedText {

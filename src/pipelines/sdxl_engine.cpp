@@ -68,10 +68,10 @@ class SdxlEngine : public SdEngine {
 
  private:
   // One encoder's hidden states at diffusers' hidden_states[-(clip_skip + 2)].
-  Tensor encode_one(const ClipTextModel& te, const ClipTokenizer& tok, const std::string& text, int clip_skip,
-                    Tensor* pooled) {
+  Tensor encode_one(const GenerateParams& p, const ClipTextModel& te, const ClipTokenizer& tok, const std::string& text,
+                    int clip_skip, Tensor* pooled) {
     const int64_t layers = te.config().num_layers - 1 - (clip_skip - 1);
-    return encode_text(te, tok, text, layers, false, pooled);
+    return encode_syntax(p, te, tok, text, layers, false, pooled);
   }
   Tensor time_ids(const GenerateParams& p, int w, int h, bool negative) const;
   SdxlEngine& refiner_engine(const std::string& path);
@@ -110,9 +110,9 @@ PromptConditioning SdxlEngine::encode_prompts(const GenerateParams& p, int w, in
   // diffusers' encode_prompt applies clip_skip to the prompt; the negative
   // prompt always uses hidden_states[-2].
   auto encode = [&](const std::string& text, const std::string& text_2, Tensor* pooled, int clip_skip) {
-    Tensor h2 = encode_one(*m.text_encoder_2, *m.tokenizer_2, text_2, clip_skip, pooled);
+    Tensor h2 = encode_one(p, *m.text_encoder_2, *m.tokenizer_2, text_2, clip_skip, pooled);
     if (!m.text_encoder) return h2;
-    return concat_last(encode_one(*m.text_encoder, *m.tokenizer, text, clip_skip, nullptr), h2);
+    return concat_last(encode_one(p, *m.text_encoder, *m.tokenizer, text, clip_skip, nullptr), h2);
   };
   PromptConditioning c;
   Tensor pooled, neg_pooled;
@@ -131,6 +131,10 @@ PromptConditioning SdxlEngine::encode_prompts(const GenerateParams& p, int w, in
   } else {
     c.uncond = encode(p.negative_prompt, p.negative_prompt_2.empty() ? p.negative_prompt : p.negative_prompt_2, &neg_pooled, 1);
   }
+  pad_to_same_length(p, c, [&] {
+    Tensor unused;
+    return encode("", "", &unused, 1);
+  });
   c.added = {concat_batch(neg_pooled, pooled), concat_batch(time_ids(p, w, h, true), ids)};
   return c;
 }

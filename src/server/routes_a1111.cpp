@@ -37,6 +37,7 @@ JobRequest from_a1111(Context& ctx, const nlohmann::json& b, bool img2img) {
   p.steps = 50;
   p.cfg_scale = 7.0f;
   p.width = p.height = 512;
+  p.prompt_syntax = "a1111";  // A1111 clients write (word:1.2), [word], BREAK and long prompts
   take(b, "prompt", &p.prompt);
   take(b, "negative_prompt", &p.negative_prompt);
   take(b, "seed", &p.seed);
