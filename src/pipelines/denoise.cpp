@@ -1,5 +1,7 @@
 #include "pipelines/denoise.h"
 
+#include <algorithm>
+
 #include "backend/cpu/ops.h"
 #include "core/error.h"
 
@@ -16,13 +18,16 @@ Tensor denoise(const UNet& unet, Sampler& sampler, const Tensor& cond, const Ten
     extra = *hooks.extra_channels;
     for (int64_t b = 1; b < latents.dim(0); ++b) extra = concat_batch(extra, *hooks.extra_channels);
   }
-  const int total = static_cast<int>(ts.size() - first_call);
-  for (size_t i = first_call; i < ts.size(); ++i) {
+  // diffusers' denoising_end stops before end_call; 0 runs to the end
+  const size_t end = hooks.end_call ? std::min(hooks.end_call, ts.size()) : ts.size();
+  const AddedCond added = hooks.added ? *hooks.added : AddedCond{};
+  const int total = static_cast<int>(end - first_call);
+  for (size_t i = first_call; i < end; ++i) {
     Tensor x = sampler.scale_model_input(latents, i);
     if (!extra.empty()) x = concat_channels(x, extra);
     Tensor in = cfg ? concat_batch(x, x) : x;
     if (hooks.unet_inputs) hooks.unet_inputs->push_back(in);
-    Tensor out = unet.forward(in, {ts[i]}, context);
+    Tensor out = unet.forward(in, {ts[i]}, context, added);
     Tensor guided;
     if (cfg) {
       // eps = uncond + g * (cond - uncond), batch order [uncond, cond]
