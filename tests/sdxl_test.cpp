@@ -121,6 +121,8 @@ GenerateParams params_for(const nlohmann::json& c) {
   p.height = k.value("height", 0);
   if (k.contains("clip_skip")) p.clip_skip = k["clip_skip"].get<int>() + 1;  // diffusers' count -> A1111's
   if (k.contains("strength")) p.strength = k["strength"];
+  // diffusers' inpaint pipelines default to strength 0.9999 (not 1: noise is added to the image latents)
+  else if (c["pipeline_class"].get<std::string>().find("Inpaint") != std::string::npos) p.strength = 0.9999f;
   if (k.contains("aesthetic_score")) p.aesthetic_score = k["aesthetic_score"];
   if (k.contains("negative_aesthetic_score")) p.negative_aesthetic_score = k["negative_aesthetic_score"];
   if (k.contains("original_size")) p.original_size = pair_str(k["original_size"], 'x');

@@ -213,12 +213,17 @@ Tensor UNet::forward_pass(const Tensor& sample, const std::vector<float>& ts, co
   activate_inplace(temb, Act::kSilu);  // every resnet applies SiLU before its projection
   Tensor h = conv_in_.forward(sample);
   std::vector<Tensor> skips{h};
-  // In torch a transformer block's output is contiguous NCHW, so GroupNorm
-  // leaves torch's channels-last formula after the first one.
+  // In torch a transformer block's output is contiguous NCHW, and so is a
+  // resnet's with a shortcut conv (diffusers runs it on input.contiguous()
+  // and adds it first), so GroupNorm leaves torch's channels-last formula
+  // after the first of either (SD1: the first transformer; SDXL, whose level 0
+  // has no attention: the first resnet that changes the width).
   std::optional<TorchChannelsLastGroupNorm> contiguous_from_here;
   for (const Stage& s : down_) {
     for (size_t j = 0; j < s.resnets.size(); ++j) {
+      const int64_t in_width = h.dim(3);
       h = s.resnets[j].forward(std::move(h), temb);
+      if (h.dim(3) != in_width && !contiguous_from_here) contiguous_from_here.emplace(false);
       if (!s.attns.empty()) {
         h = s.attns[j].forward(h, ctx);
         if (!contiguous_from_here) contiguous_from_here.emplace(false);
