@@ -273,6 +273,7 @@ TEST(VisionManager, EngineWithoutMaskSupportRejectsMasksBeforeLoading) {
   EngineCapabilities plain = builtin_engines().at(0);
   plain.name = "cpu-nomask";
   plain.mask = false;
+  plain.lora = false;
   plain.tasks = {"text_to_image", "image_to_image"};
   plain.max_size = 128;
   o.engines = {plain};

@@ -426,3 +426,57 @@ TEST(Taesd, PreviewsComeFromTaesdEveryNSteps) {
 
 }  // namespace
 }  // namespace vg
+
+namespace vg {
+namespace {
+
+// A user's SDXL single file: no tokenizer folder, no config, no network (an
+// empty Hugging Face cache). The built-in CLIP vocabulary and shape-inferred
+// configs run it; --lora and the A1111 prompt syntax on top.
+TEST(SdxlSingleFile, RunsFromTheCliWithNoTokenizerFolderOrNetwork) {
+  const std::string out = testing::TempDir() + "/sdxl_single.png";
+  std::filesystem::remove(out);
+  // The child inherits this environment: no tokenizer folder, an empty offline Hub cache.
+  const char* tok = std::getenv("VG_TOKENIZER_DIR");
+  const std::string saved_tok = tok ? tok : "";
+  unsetenv("VG_TOKENIZER_DIR");
+  setenv("HF_HUB_CACHE", (testing::TempDir() + "/empty_hub").c_str(), 1);
+  setenv("HF_HUB_OFFLINE", "1", 1);
+  auto r = test::run_cli("generate -m " + xl_model() + ".safetensors -p '(a red:1.2) cube BREAK on grass' --prompt-syntax a1111 "
+                         "--steps 2 -W 64 -H 64 --seed 3 -q -o " + out + " --lora " + xl() + "/models/lora/sdxl_peft.safetensors:0.5");
+  unsetenv("HF_HUB_CACHE");
+  unsetenv("HF_HUB_OFFLINE");
+  if (tok) setenv("VG_TOKENIZER_DIR", saved_tok.c_str(), 1);
+  ASSERT_EQ(r.code, 0) << r.out;
+  Image img = decode_png(read_file(out), "out");
+  EXPECT_EQ(img.width, 64);
+}
+
+TEST(SdxlPipeline, A1111SyntaxWeightsAndChunksPrompts) {
+  auto e = Engine::load(xl_model());
+  ASSERT_TRUE(e);
+  GenerateParams p;
+  p.steps = 2;
+  p.seed = 5;
+  p.width = p.height = 64;
+  p.prompt = "a red cube";
+  auto plain = (*e)->generate(p);
+  p.prompt_syntax = "a1111";
+  auto same = (*e)->generate(p);  // no emphasis, one chunk: the same conditioning
+  p.prompt = "a (red:1.5) cube";
+  auto weighted = (*e)->generate(p);
+  std::string long_prompt;
+  for (int i = 0; i < 40; ++i) long_prompt += "red cube, ";
+  p.prompt = long_prompt;  // > 75 tokens: two chunks
+  auto chunked = (*e)->generate(p);
+  ASSERT_TRUE(plain && same && weighted && chunked) << (chunked ? "" : chunked.error().to_string());
+  EXPECT_EQ(plain->images[0].pixels, same->images[0].pixels);
+  EXPECT_NE(plain->images[0].pixels, weighted->images[0].pixels);
+  p.prompt_syntax = "diffusers";  // truncated at 77 tokens instead
+  auto truncated = (*e)->generate(p);
+  ASSERT_TRUE(truncated);
+  EXPECT_NE(truncated->images[0].pixels, chunked->images[0].pixels);
+}
+
+}  // namespace
+}  // namespace vg

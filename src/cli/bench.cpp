@@ -21,6 +21,7 @@
 #include "core/profile.h"
 #include "models/autoencoder_kl.h"
 #include "models/unet.h"
+#include "pipelines/vae_choice.h"
 #include "text/clip_text_model.h"
 #include "visiongen/visiongen.h"
 
@@ -196,6 +197,18 @@ nlohmann::json bench_precision(const BenchOptions& o, bool bf16, double peak, Be
     profile::g_enabled = false;
     nlohmann::json prof = nlohmann::json::object();
     for (const auto& [k, v] : profile::totals()) prof[k] = v / runs;
+    double preview_s = 0;
+    if (!xl && !o.quick) {  // --preview taesd: one preview of this size with real TAESD widths
+      static const AutoencoderTiny taesd(TinyVaeConfig{}, ws);
+      Tensor one = Tensor::from({1, l, l, 4}, x.data());
+      VaeChoice::taesd_preview(one, taesd);  // warm-up
+      t = Clock::now();
+      VaeChoice::taesd_preview(one, taesd);
+      preview_s = since(t);
+      if (!o.json)
+        std::printf("[%s] %dx%d TAESD preview: %.3f s = %.1f %% of a UNet step\n", bf16 ? "bf16" : "fp32", size, size,
+                    preview_s, 100.0 * preview_s / best);
+    }
     const double rss_unet = peak_rss_gb();
     const double gflop = unet.flops(2, l, l, 77) / 1e9;
     const double gf = gflop / best;
@@ -225,6 +238,7 @@ nlohmann::json bench_precision(const BenchOptions& o, bool bf16, double peak, Be
                         {"unet_gflops", gf}, {"unet_frac_of_sgemm", gf / peak}, {"vae_decode_s", dec},
                         {"vae_decode_gflops", dec_gf}, {"vae_frac_of_sgemm", dec_gf / peak}};
     r["peak_rss_after_unet_gb"] = rss_unet;
+    if (preview_s > 0) r["taesd_preview_s"] = preview_s, r["taesd_preview_frac_of_step"] = preview_s / best;
     if (auto st = vae.decode_arena_stats()) r["vae_arena_gb"] = st->arena_bytes / 1073741824.0;
     if (auto st = unet.arena_stats()) {  // activation memory planned before the first step
       r["unet_arena_gb"] = st->arena_bytes / 1073741824.0;

@@ -26,6 +26,8 @@ class VaeChoice {
   const AutoencoderTiny* tiny() const { return tiny_.get(); }
   // A picture of UNet-space latents for a progress callback.
   Image preview(const Tensor& latents, const SdModel& m) const;
+  // TAESD preview of latents (2x2-averaged from 64x64 latents up) with `tiny`.
+  static Image taesd_preview(const Tensor& latents, const AutoencoderTiny& tiny);
   std::string preview_method() const { return method_; }
 
  private:
