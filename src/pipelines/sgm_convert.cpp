@@ -54,6 +54,7 @@ void convert_sdxl_to_sgm(const std::string& dir, const std::string& out_path) {
   const bool has_te1 = path_exists(dir + "/text_encoder/config.json");  // the refiner has none
   std::vector<TensorToWrite> out;
   std::vector<WeightStore> keep;
+  keep.reserve(4);  // entries() references stay valid
   std::list<std::vector<uint8_t>> owned;  // fused / transposed tensors
   std::map<std::string, std::string> meta{{"format", "pt"}, {"converted_by", "visiongen"}};
   auto open = [&](const char* comp) -> const std::map<std::string, const TensorInfo*>& {
