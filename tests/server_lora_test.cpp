@@ -80,15 +80,17 @@ TEST(ServerLora, JsonLorasChangeTheImageAndAreRecorded) {
 TEST(ServerLora, BadLorasValueIs400) {
   auto s = start();
   auto c = s.client();
-  for (const char* bad : {R"({"prompt":"a","loras":5})", R"({"prompt":"a","loras":[{"weight":1}]})",
-                          R"({"prompt":"a","loras":[{"name":"x","weight":"high"}]})", R"({"prompt":"a","loras":["x"]})",
-                          R"({"prompt":"a","loras":[{"name":"x","strength":1}]})"}) {
+  for (const char* bad :
+       {R"({"prompt":"a","loras":5})", R"({"prompt":"a","loras":[{"weight":1}]})",
+        R"({"prompt":"a","loras":[{"name":"x","weight":"high"}]})", R"({"prompt":"a","loras":["x"]})",
+        R"({"prompt":"a","loras":[{"name":"x","strength":1}]})"}) {
     auto r = c.Post("/generate", bad, kJson);
     ASSERT_TRUE(r);
     EXPECT_EQ(r->status, 400) << bad << " -> " << r->body;
     EXPECT_NE(r->body.find("loras"), std::string::npos) << r->body;
   }
-  EXPECT_EQ(server::loras_to_string(json::array({{{"name", "a"}, {"weight", -0.5}}, {{"name", "b"}}})), "a:-0.5,b:1");
+  EXPECT_EQ(server::loras_to_string(json::array({{{"name", "a"}, {"weight", -0.5}}, {{"name", "b"}}})),
+            "a:-0.5,b:1");
 }
 
 TEST(ServerLora, SdapiPromptTagsApply) {

@@ -26,7 +26,8 @@ namespace {
 using Prefixes = std::vector<std::pair<std::string, std::string>>;  // ldm prefix -> diffusers prefix
 
 // The LDM prefix of a diffusers prefix: the forward map applied to prefix + "weight".
-void add_prefix(Prefixes& p, const std::string& d, const std::function<std::string(const std::string&)>& fwd) {
+void add_prefix(Prefixes& p, const std::string& d,
+                const std::function<std::string(const std::string&)>& fwd) {
   std::string l = fwd(d + "weight");
   p.emplace_back(l.substr(0, l.size() - 6), d);
 }
@@ -39,23 +40,28 @@ Prefixes unet_prefixes(const UNetConfig& uc) {
   std::vector<bool> up_attn;
   for (auto& t : uc.up_block_types) up_attn.push_back(t == "CrossAttnUpBlock2D");
   auto fwd = [&](const std::string& d) {
-    if (d.rfind("add_embedding.linear_1.", 0) == 0) return "model.diffusion_model.label_emb.0.0." + d.substr(23);
-    if (d.rfind("add_embedding.linear_2.", 0) == 0) return "model.diffusion_model.label_emb.0.2." + d.substr(23);
+    if (d.rfind("add_embedding.linear_1.", 0) == 0)
+      return "model.diffusion_model.label_emb.0.0." + d.substr(23);
+    if (d.rfind("add_embedding.linear_2.", 0) == 0)
+      return "model.diffusion_model.label_emb.0.2." + d.substr(23);
     return unet_to_ldm(d, L, up_attn);
   };
   Prefixes p;
-  for (const char* d : {"time_embedding.linear_1.", "time_embedding.linear_2.", "conv_in.", "conv_norm_out.", "conv_out.",
-                        "add_embedding.linear_1.", "add_embedding.linear_2.", "mid_block.attentions.0."})
+  for (const char* d :
+       {"time_embedding.linear_1.", "time_embedding.linear_2.", "conv_in.", "conv_norm_out.", "conv_out.",
+        "add_embedding.linear_1.", "add_embedding.linear_2.", "mid_block.attentions.0."})
     add_prefix(p, d, fwd);
   auto resnet = [&](const std::string& r) {
     for (const char* part : kResParts) add_prefix(p, r + part + ".", fwd);
   };
   for (int j = 0; j < 2; ++j) resnet("mid_block.resnets." + std::to_string(j) + ".");
   for (int i = 0; i < n; ++i) {
-    const std::string db = "down_blocks." + std::to_string(i) + ".", ub = "up_blocks." + std::to_string(i) + ".";
+    const std::string db = "down_blocks." + std::to_string(i) + ".",
+                      ub = "up_blocks." + std::to_string(i) + ".";
     for (int j = 0; j < L; ++j) {
       resnet(db + "resnets." + std::to_string(j) + ".");
-      if (uc.down_block_types[i] == "CrossAttnDownBlock2D") add_prefix(p, db + "attentions." + std::to_string(j) + ".", fwd);
+      if (uc.down_block_types[i] == "CrossAttnDownBlock2D")
+        add_prefix(p, db + "attentions." + std::to_string(j) + ".", fwd);
     }
     for (int j = 0; j <= L; ++j) {
       resnet(ub + "resnets." + std::to_string(j) + ".");
@@ -85,7 +91,8 @@ Prefixes vae_prefixes(const VaeConfig& vc) {
       add_prefix(p, side + "mid_block.attentions.0." + a, fwd);
   }
   for (int i = 0; i < n; ++i) {
-    const std::string eb = "encoder.down_blocks." + std::to_string(i) + ".", db = "decoder.up_blocks." + std::to_string(i) + ".";
+    const std::string eb = "encoder.down_blocks." + std::to_string(i) + ".",
+                      db = "decoder.up_blocks." + std::to_string(i) + ".";
     for (int j = 0; j < L; ++j) resnet(eb + "resnets." + std::to_string(j) + ".");
     for (int j = 0; j <= L; ++j) resnet(db + "resnets." + std::to_string(j) + ".");
     if (i + 1 < n) {
@@ -115,22 +122,29 @@ void rename_all(const SafetensorsFile& f, const std::string& root, Prefixes p, O
     if (!hit) fail(ErrorCode::kCorruptFile, "'" + f.path() + "': no diffusers name for '" + name + "'");
     const std::string d = hit->second + name.substr(hit->first.size());
     Shape s = info.shape;
-    if (vae && d.find(".attentions.0.") != std::string::npos && s.size() == 4) s = {s[0], s[1]};  // 1x1 conv -> linear
+    if (vae && d.find(".attentions.0.") != std::string::npos && s.size() == 4)
+      s = {s[0], s[1]};  // 1x1 conv -> linear
     out.tensors.push_back(TensorToWrite{d, info.dtype, s, info.data});
   }
 }
 
-// OpenCLIP tower under P -> transformers' CLIPTextModel(WithProjection) names; layers >= num_layers dropped (SD2).
+// OpenCLIP tower under P -> transformers' CLIPTextModel(WithProjection) names; layers >= num_layers dropped
+// (SD2).
 void openclip_to_hf(const SafetensorsFile& f, const std::string& P, const ClipTextConfig& tc, Out& out) {
   static const std::regex layer(R"(^transformer\.resblocks\.(\d+)\.(.*)$)");
   for (auto& [name, info] : f.tensors()) {
     if (name.rfind(P, 0) != 0) continue;
     const std::string n = name.substr(P.size());
     std::smatch m;
-    auto put = [&](const std::string& d) { out.tensors.push_back(TensorToWrite{d, info.dtype, info.shape, info.data}); };
-    if (n == "token_embedding.weight") put("text_model.embeddings.token_embedding.weight");
-    else if (n == "positional_embedding") put("text_model.embeddings.position_embedding.weight");
-    else if (n.rfind("ln_final.", 0) == 0) put("text_model.final_layer_norm." + n.substr(9));
+    auto put = [&](const std::string& d) {
+      out.tensors.push_back(TensorToWrite{d, info.dtype, info.shape, info.data});
+    };
+    if (n == "token_embedding.weight")
+      put("text_model.embeddings.token_embedding.weight");
+    else if (n == "positional_embedding")
+      put("text_model.embeddings.position_embedding.weight");
+    else if (n.rfind("ln_final.", 0) == 0)
+      put("text_model.final_layer_norm." + n.substr(9));
     else if (n == "text_projection" && tc.projection_dim > 0) {
       const int64_t rows = info.shape.at(0), cols = info.shape.at(1);  // [C,P] -> [P,C]
       const size_t es = dtype_size(info.dtype);
@@ -142,9 +156,11 @@ void openclip_to_hf(const SafetensorsFile& f, const std::string& P, const ClipTe
     } else if (std::regex_match(n, m, layer)) {
       if (std::stoll(m[1].str()) >= tc.num_layers) continue;
       const std::string r = "text_model.encoder.layers." + m[1].str() + ".", part = m[2];
-      static const std::pair<const char*, const char*> kMap[] = {
-          {"ln_1.", "layer_norm1."}, {"ln_2.", "layer_norm2."}, {"mlp.c_fc.", "mlp.fc1."},
-          {"mlp.c_proj.", "mlp.fc2."}, {"attn.out_proj.", "self_attn.out_proj."}};
+      static const std::pair<const char*, const char*> kMap[] = {{"ln_1.", "layer_norm1."},
+                                                                 {"ln_2.", "layer_norm2."},
+                                                                 {"mlp.c_fc.", "mlp.fc1."},
+                                                                 {"mlp.c_proj.", "mlp.fc2."},
+                                                                 {"attn.out_proj.", "self_attn.out_proj."}};
       bool done = false;
       for (auto& [a, b] : kMap)
         if (!done && part.rfind(a, 0) == 0) {
@@ -157,10 +173,12 @@ void openclip_to_hf(const SafetensorsFile& f, const std::string& P, const ClipTe
       const int64_t c = tc.hidden_size;
       const Shape s = bias ? Shape{c} : Shape{c, c};
       const size_t third = static_cast<size_t>(shape_numel(s)) * dtype_size(info.dtype);
-      if (info.nbytes != 3 * third) fail(ErrorCode::kCorruptFile, "'" + f.path() + "': '" + name + "' is not [3C, C]");
+      if (info.nbytes != 3 * third)
+        fail(ErrorCode::kCorruptFile, "'" + f.path() + "': '" + name + "' is not [3C, C]");
       for (int q = 0; q < 3; ++q)
-        out.tensors.push_back(TensorToWrite{r + "self_attn." + "qkv"[q] + std::string("_proj.") + (bias ? "bias" : "weight"),
-                                            info.dtype, s, info.data + q * third});
+        out.tensors.push_back(
+            TensorToWrite{r + "self_attn." + "qkv"[q] + std::string("_proj.") + (bias ? "bias" : "weight"),
+                          info.dtype, s, info.data + q * third});
     }
   }
 }
@@ -173,16 +191,25 @@ void strip_prefix(const SafetensorsFile& f, const std::string& root, const std::
 }
 
 nlohmann::json unet_json(const UNetConfig& c) {
-  nlohmann::json j = {{"_class_name", "UNet2DConditionModel"}, {"act_fn", "silu"},
-                      {"in_channels", c.in_channels}, {"out_channels", c.out_channels},
-                      {"block_out_channels", c.block_out_channels}, {"down_block_types", c.down_block_types},
-                      {"up_block_types", c.up_block_types}, {"mid_block_type", c.mid_block_type},
-                      {"layers_per_block", c.layers_per_block.at(0)}, {"attention_head_dim", c.num_heads},
+  nlohmann::json j = {{"_class_name", "UNet2DConditionModel"},
+                      {"act_fn", "silu"},
+                      {"in_channels", c.in_channels},
+                      {"out_channels", c.out_channels},
+                      {"block_out_channels", c.block_out_channels},
+                      {"down_block_types", c.down_block_types},
+                      {"up_block_types", c.up_block_types},
+                      {"mid_block_type", c.mid_block_type},
+                      {"layers_per_block", c.layers_per_block.at(0)},
+                      {"attention_head_dim", c.num_heads},
                       {"cross_attention_dim", c.cross_attention_dim.at(0)},
                       {"transformer_layers_per_block", c.transformer_layers},
-                      {"use_linear_projection", c.use_linear_projection}, {"flip_sin_to_cos", c.flip_sin_to_cos},
-                      {"freq_shift", c.freq_shift}, {"norm_num_groups", c.norm_num_groups}, {"norm_eps", c.norm_eps},
-                      {"sample_size", c.sample_size}, {"time_embedding_type", "positional"}};
+                      {"use_linear_projection", c.use_linear_projection},
+                      {"flip_sin_to_cos", c.flip_sin_to_cos},
+                      {"freq_shift", c.freq_shift},
+                      {"norm_num_groups", c.norm_num_groups},
+                      {"norm_eps", c.norm_eps},
+                      {"sample_size", c.sample_size},
+                      {"time_embedding_type", "positional"}};
   if (c.has_text_time()) {
     j["addition_embed_type"] = "text_time";
     j["addition_embed_type_num_heads"] = 64;
@@ -194,11 +221,16 @@ nlohmann::json unet_json(const UNetConfig& c) {
 
 nlohmann::json vae_json(const VaeConfig& c, int64_t sample_size) {
   const size_t n = c.block_out_channels.size();
-  return {{"_class_name", "AutoencoderKL"}, {"act_fn", "silu"}, {"in_channels", c.in_channels},
-          {"out_channels", c.out_channels}, {"latent_channels", c.latent_channels},
-          {"block_out_channels", c.block_out_channels}, {"layers_per_block", c.layers_per_block},
+  return {{"_class_name", "AutoencoderKL"},
+          {"act_fn", "silu"},
+          {"in_channels", c.in_channels},
+          {"out_channels", c.out_channels},
+          {"latent_channels", c.latent_channels},
+          {"block_out_channels", c.block_out_channels},
+          {"layers_per_block", c.layers_per_block},
           {"down_block_types", std::vector<std::string>(n, "DownEncoderBlock2D")},
-          {"up_block_types", std::vector<std::string>(n, "UpDecoderBlock2D")}, {"norm_num_groups", c.norm_num_groups},
+          {"up_block_types", std::vector<std::string>(n, "UpDecoderBlock2D")},
+          {"norm_num_groups", c.norm_num_groups},
           {"scaling_factor", c.scaling_factor},
           {"shift_factor", c.shift_factor == 0.0f ? nlohmann::json(nullptr) : nlohmann::json(c.shift_factor)},
           {"sample_size", sample_size}};
@@ -206,43 +238,63 @@ nlohmann::json vae_json(const VaeConfig& c, int64_t sample_size) {
 
 nlohmann::json clip_json(const ClipTextConfig& c) {
   const char* act = c.act == Act::kQuickGelu ? "quick_gelu" : c.act == Act::kGelu ? "gelu" : "gelu_new";
-  nlohmann::json j = {{"architectures", {c.projection_dim > 0 ? "CLIPTextModelWithProjection" : "CLIPTextModel"}},
-                      {"model_type", "clip_text_model"}, {"hidden_size", c.hidden_size},
-                      {"intermediate_size", c.intermediate_size}, {"num_attention_heads", c.num_heads},
-                      {"num_hidden_layers", c.num_layers}, {"max_position_embeddings", c.max_positions},
-                      {"vocab_size", c.vocab_size}, {"layer_norm_eps", c.layer_norm_eps}, {"hidden_act", act},
-                      {"bos_token_id", 0}, {"eos_token_id", 2}, {"pad_token_id", 1}, {"torch_dtype", "float32"}};
+  nlohmann::json j = {
+      {"architectures", {c.projection_dim > 0 ? "CLIPTextModelWithProjection" : "CLIPTextModel"}},
+      {"model_type", "clip_text_model"},
+      {"hidden_size", c.hidden_size},
+      {"intermediate_size", c.intermediate_size},
+      {"num_attention_heads", c.num_heads},
+      {"num_hidden_layers", c.num_layers},
+      {"max_position_embeddings", c.max_positions},
+      {"vocab_size", c.vocab_size},
+      {"layer_norm_eps", c.layer_norm_eps},
+      {"hidden_act", act},
+      {"bos_token_id", 0},
+      {"eos_token_id", 2},
+      {"pad_token_id", 1},
+      {"torch_dtype", "float32"}};
   if (c.projection_dim > 0) j["projection_dim"] = c.projection_dim;
   return j;
 }
 
-void write_json(const std::string& path, const nlohmann::json& j) { write_file_atomic(path, j.dump(2) + "\n"); }
+void write_json(const std::string& path, const nlohmann::json& j) {
+  write_file_atomic(path, j.dump(2) + "\n");
+}
 
 // vocab.json + merges.txt: the config folder's when given, else the built-in CLIP vocabulary.
 void write_tokenizer(const ClipTokenizer& t, const std::string& dir, const std::string& from) {
   fs::create_directories(dir);
   if (!from.empty() && path_exists(from + "/vocab.json") && path_exists(from + "/merges.txt")) {
     for (const char* f : {"vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json"})
-      if (path_exists(from + "/" + f)) fs::copy_file(from + "/" + f, dir + "/" + f, fs::copy_options::overwrite_existing);
+      if (path_exists(from + "/" + f))
+        fs::copy_file(from + "/" + f, dir + "/" + f, fs::copy_options::overwrite_existing);
     return;
   }
   nlohmann::json vocab = nlohmann::json::object();
   for (auto& [tok, id] : t.vocab()) vocab[tok] = id;
   write_file_atomic(dir + "/vocab.json", vocab.dump());
-  write_file_atomic(dir + "/merges.txt", std::string(reinterpret_cast<const char*>(kClipMerges), kClipMerges_size));
+  write_file_atomic(dir + "/merges.txt",
+                    std::string(reinterpret_cast<const char*>(kClipMerges), kClipMerges_size));
   const std::string pad = t.pad_id() == t.eos_id() ? "<|endoftext|>" : "!";
-  write_json(dir + "/tokenizer_config.json",
-             {{"tokenizer_class", "CLIPTokenizer"}, {"model_max_length", t.max_length()}, {"do_lower_case", true},
-              {"bos_token", "<|startoftext|>"}, {"eos_token", "<|endoftext|>"}, {"unk_token", "<|endoftext|>"},
-              {"pad_token", pad}, {"add_prefix_space", false}, {"errors", "replace"}});
-  write_json(dir + "/special_tokens_map.json", {{"bos_token", "<|startoftext|>"}, {"eos_token", "<|endoftext|>"},
-                                                {"unk_token", "<|endoftext|>"}, {"pad_token", pad}});
+  write_json(dir + "/tokenizer_config.json", {{"tokenizer_class", "CLIPTokenizer"},
+                                              {"model_max_length", t.max_length()},
+                                              {"do_lower_case", true},
+                                              {"bos_token", "<|startoftext|>"},
+                                              {"eos_token", "<|endoftext|>"},
+                                              {"unk_token", "<|endoftext|>"},
+                                              {"pad_token", pad},
+                                              {"add_prefix_space", false},
+                                              {"errors", "replace"}});
+  write_json(dir + "/special_tokens_map.json", {{"bos_token", "<|startoftext|>"},
+                                                {"eos_token", "<|endoftext|>"},
+                                                {"unk_token", "<|endoftext|>"},
+                                                {"pad_token", pad}});
 }
 
 }  // namespace
 
-void convert_single_file_to_diffusers(const std::string& path, const std::string& out_dir, const std::string& config_dir,
-                                      const std::string& tokenizer_dir) {
+void convert_single_file_to_diffusers(const std::string& path, const std::string& out_dir,
+                                      const std::string& config_dir, const std::string& tokenizer_dir) {
   auto model = load_ldm_checkpoint(path, tokenizer_dir, false, config_dir);
   auto file = SafetensorsFile::open(path);
   const SafetensorsFile& f = *file;
@@ -250,7 +302,8 @@ void convert_single_file_to_diffusers(const std::string& path, const std::string
   const bool refiner = xl && !model->text_encoder;
   const UNetConfig& uc = model->unet->config();
   fs::create_directories(out_dir);
-  auto write_component = [&](const std::string& comp, const char* weights, const Out& o, const nlohmann::json& cfg) {
+  auto write_component = [&](const std::string& comp, const char* weights, const Out& o,
+                             const nlohmann::json& cfg) {
     if (o.tensors.empty()) fail(ErrorCode::kCorruptFile, "'" + path + "' has no " + comp + " weights");
     fs::create_directories(out_dir + "/" + comp);
     write_json(out_dir + "/" + comp + "/config.json", cfg);
@@ -264,20 +317,24 @@ void convert_single_file_to_diffusers(const std::string& path, const std::string
   {
     Out o;
     rename_all(f, "first_stage_model.", vae_prefixes(model->vae->config()), o, true);
-    write_component("vae", "diffusion_pytorch_model.safetensors", o, vae_json(model->vae->config(), uc.sample_size * 8));
+    write_component("vae", "diffusion_pytorch_model.safetensors", o,
+                    vae_json(model->vae->config(), uc.sample_size * 8));
   }
   const std::string cfg_tok = config_dir.empty() ? "" : config_dir + "/";
   nlohmann::json index = {{"_diffusers_version", "0.30.0"},
-                          {"unet", {"diffusers", "UNet2DConditionModel"}}, {"vae", {"diffusers", "AutoencoderKL"}},
+                          {"unet", {"diffusers", "UNet2DConditionModel"}},
+                          {"vae", {"diffusers", "AutoencoderKL"}},
                           {"scheduler", {"diffusers", model->scheduler.class_name}}};
   if (model->text_encoder) {
     Out o;
-    if (xl) strip_prefix(f, "conditioner.embedders.0.transformer.", "", o);
+    if (xl)
+      strip_prefix(f, "conditioner.embedders.0.transformer.", "", o);
     else if (f.has("cond_stage_model.transformer.text_model.embeddings.token_embedding.weight"))
       strip_prefix(f, "cond_stage_model.transformer.", "", o);
     else if (f.has("cond_stage_model.transformer.embeddings.token_embedding.weight"))
       strip_prefix(f, "cond_stage_model.transformer.", "text_model.", o);
-    else openclip_to_hf(f, "cond_stage_model.model.", model->text_encoder->config(), o);
+    else
+      openclip_to_hf(f, "cond_stage_model.model.", model->text_encoder->config(), o);
     write_component("text_encoder", "model.safetensors", o, clip_json(model->text_encoder->config()));
     write_tokenizer(*model->tokenizer, out_dir + "/tokenizer", cfg_tok.empty() ? "" : cfg_tok + "tokenizer");
     index["text_encoder"] = {"transformers", "CLIPTextModel"};
@@ -291,7 +348,8 @@ void convert_single_file_to_diffusers(const std::string& path, const std::string
     openclip_to_hf(f, refiner ? "conditioner.embedders.0.model." : "conditioner.embedders.1.model.",
                    model->text_encoder_2->config(), o);
     write_component("text_encoder_2", "model.safetensors", o, clip_json(model->text_encoder_2->config()));
-    write_tokenizer(*model->tokenizer_2, out_dir + "/tokenizer_2", cfg_tok.empty() ? "" : cfg_tok + "tokenizer_2");
+    write_tokenizer(*model->tokenizer_2, out_dir + "/tokenizer_2",
+                    cfg_tok.empty() ? "" : cfg_tok + "tokenizer_2");
     index["_class_name"] = refiner ? "StableDiffusionXLImg2ImgPipeline" : "StableDiffusionXLPipeline";
     index["text_encoder_2"] = {"transformers", "CLIPTextModelWithProjection"};
     index["tokenizer_2"] = {"transformers", "CLIPTokenizer"};

@@ -29,9 +29,11 @@ std::string openclip_name(const std::string& n, const std::string& P) {
   if (n == "text_projection.weight") return P + "text_projection";
   if (!std::regex_match(n, m, layer)) return P + n;
   const std::string r = P + "transformer.resblocks." + m[1].str() + ".", part = m[2];
-  static const std::pair<const char*, const char*> kMap[] = {
-      {"layer_norm1.", "ln_1."}, {"layer_norm2.", "ln_2."}, {"mlp.fc1.", "mlp.c_fc."},
-      {"mlp.fc2.", "mlp.c_proj."}, {"self_attn.out_proj.", "attn.out_proj."}};
+  static const std::pair<const char*, const char*> kMap[] = {{"layer_norm1.", "ln_1."},
+                                                             {"layer_norm2.", "ln_2."},
+                                                             {"mlp.fc1.", "mlp.c_fc."},
+                                                             {"mlp.fc2.", "mlp.c_proj."},
+                                                             {"self_attn.out_proj.", "attn.out_proj."}};
   for (auto& [a, b] : kMap)
     if (part.rfind(a, 0) == 0) return r + b + part.substr(std::strlen(a));
   if (part.rfind("self_attn.", 0) == 0 && part.find("_proj.") == 11) return "";
@@ -46,7 +48,8 @@ void convert_sdxl_to_sgm(const std::string& dir, const std::string& out_path) {
   const UNetConfig uc = UNetConfig::from_json(ucj, dir + "/unet/config.json");
   const VaeConfig vc = VaeConfig::from_json_file(dir + "/vae/config.json");
   std::set<int64_t> lpb(uc.layers_per_block.begin(), uc.layers_per_block.end());
-  if (lpb.size() != 1) fail(ErrorCode::kUnsupportedModel, "SGM layout needs the same layers_per_block everywhere");
+  if (lpb.size() != 1)
+    fail(ErrorCode::kUnsupportedModel, "SGM layout needs the same layers_per_block everywhere");
   std::vector<bool> up_attn;
   for (auto& t : uc.up_block_types) up_attn.push_back(t == "CrossAttnUpBlock2D");
   const int L = static_cast<int>(*lpb.begin());
@@ -54,7 +57,7 @@ void convert_sdxl_to_sgm(const std::string& dir, const std::string& out_path) {
   const bool has_te1 = path_exists(dir + "/text_encoder/config.json");  // the refiner has none
   std::vector<TensorToWrite> out;
   std::vector<WeightStore> keep;
-  keep.reserve(4);  // entries() references stay valid
+  keep.reserve(4);                        // entries() references stay valid
   std::list<std::vector<uint8_t>> owned;  // fused / transposed tensors
   std::map<std::string, std::string> meta{{"format", "pt"}, {"converted_by", "visiongen"}};
   auto open = [&](const char* comp) -> const std::map<std::string, const TensorInfo*>& {
@@ -65,9 +68,12 @@ void convert_sdxl_to_sgm(const std::string& dir, const std::string& out_path) {
   };
   for (auto& [name, info] : open("unet")) {
     std::string l;
-    if (name.rfind("add_embedding.linear_1.", 0) == 0) l = "model.diffusion_model.label_emb.0.0." + name.substr(23);
-    else if (name.rfind("add_embedding.linear_2.", 0) == 0) l = "model.diffusion_model.label_emb.0.2." + name.substr(23);
-    else l = unet_to_ldm(name, L, up_attn);
+    if (name.rfind("add_embedding.linear_1.", 0) == 0)
+      l = "model.diffusion_model.label_emb.0.0." + name.substr(23);
+    else if (name.rfind("add_embedding.linear_2.", 0) == 0)
+      l = "model.diffusion_model.label_emb.0.2." + name.substr(23);
+    else
+      l = unet_to_ldm(name, L, up_attn);
     out.push_back(TensorToWrite{l, info->dtype, info->shape, info->data});
   }
   for (auto& [name, info] : open("vae")) {
@@ -78,14 +84,16 @@ void convert_sdxl_to_sgm(const std::string& dir, const std::string& out_path) {
   }
   if (has_te1)
     for (auto& [name, info] : open("text_encoder"))
-      out.push_back(TensorToWrite{"conditioner.embedders.0.transformer." + name, info->dtype, info->shape, info->data});
+      out.push_back(
+          TensorToWrite{"conditioner.embedders.0.transformer." + name, info->dtype, info->shape, info->data});
   const std::string P = has_te1 ? "conditioner.embedders.1.model." : "conditioner.embedders.0.model.";
   const auto& te2 = open("text_encoder_2");
   for (auto& [name, info] : te2) {
     const std::string l = openclip_name(name, P);
     if (l.empty()) continue;
     if (name == "text_projection.weight") {  // [P,C] -> [C,P]: OpenCLIP computes x @ text_projection
-      if (info->shape.size() != 2) fail(ErrorCode::kCorruptFile, "text_encoder_2's text_projection is not 2-D");
+      if (info->shape.size() != 2)
+        fail(ErrorCode::kCorruptFile, "text_encoder_2's text_projection is not 2-D");
       const int64_t rows = info->shape[0], cols = info->shape[1];
       const size_t es = dtype_size(info->dtype);
       auto& buf = owned.emplace_back(info->nbytes);
@@ -107,7 +115,8 @@ void convert_sdxl_to_sgm(const std::string& dir, const std::string& out_path) {
     for (const char* x : {"q", "k", "v"}) {
       auto it = te2.find(base + x + "_proj." + m[2].str());
       if (it == te2.end() || it->second->dtype != info->dtype || it->second->shape != info->shape)
-        fail(ErrorCode::kCorruptFile, "text_encoder_2 layer " + m[1].str() + " lacks a matching " + x + "_proj");
+        fail(ErrorCode::kCorruptFile,
+             "text_encoder_2 layer " + m[1].str() + " lacks a matching " + x + "_proj");
       parts.push_back(it->second);
     }
     auto& buf = owned.emplace_back();
@@ -115,12 +124,14 @@ void convert_sdxl_to_sgm(const std::string& dir, const std::string& out_path) {
     Shape s = info->shape;
     s[0] *= 3;
     const bool bias = m[2] == "bias";
-    out.push_back(TensorToWrite{P + "transformer.resblocks." + m[1].str() + ".attn." + (bias ? "in_proj_bias" : "in_proj_weight"),
-                                info->dtype, s, buf.data()});
+    out.push_back(TensorToWrite{
+        P + "transformer.resblocks." + m[1].str() + ".attn." + (bias ? "in_proj_bias" : "in_proj_weight"),
+        info->dtype, s, buf.data()});
   }
   // What the weights cannot tell (head counts, norm groups, sample size, scheduler): the folder's configs.
   if (path_exists(dir + "/scheduler/scheduler_config.json"))
-    meta["visiongen.scheduler_config"] = read_json_file(dir + "/scheduler/scheduler_config.json", "scheduler").dump();
+    meta["visiongen.scheduler_config"] =
+        read_json_file(dir + "/scheduler/scheduler_config.json", "scheduler").dump();
   meta["visiongen.model_index"] = index.dump();
   write_safetensors(out_path, out, meta);
 }

@@ -18,15 +18,18 @@ std::string loras_to_string(const nlohmann::json& loras) {
   if (loras.is_string()) return loras.get<std::string>();
   if (!loras.is_array())
     fail(ErrorCode::kInvalidArgument,
-         "field 'loras' must be an array of {\"name\": string, \"weight\": number} objects (or a \"name:weight,...\" string)");
+         "field 'loras' must be an array of {\"name\": string, \"weight\": number} objects (or a "
+         "\"name:weight,...\" string)");
   std::string out;
   for (size_t i = 0; i < loras.size(); ++i) {
     const auto& e = loras[i];
     const std::string at = "loras[" + std::to_string(i) + "]";
-    if (!e.is_object()) fail(ErrorCode::kInvalidArgument, at + " must be an object {\"name\": string, \"weight\": number}");
+    if (!e.is_object())
+      fail(ErrorCode::kInvalidArgument, at + " must be an object {\"name\": string, \"weight\": number}");
     for (auto it = e.begin(); it != e.end(); ++it)
       if (it.key() != "name" && it.key() != "weight")
-        fail(ErrorCode::kInvalidArgument, at + " has an unknown field '" + it.key() + "' (allowed: name, weight)");
+        fail(ErrorCode::kInvalidArgument,
+             at + " has an unknown field '" + it.key() + "' (allowed: name, weight)");
     if (!e.contains("name") || !e["name"].is_string() || e["name"].get<std::string>().empty())
       fail(ErrorCode::kInvalidArgument, at + ".name must be a non-empty string");
     const std::string name = e["name"].get<std::string>();
@@ -64,7 +67,8 @@ std::string guess_family(const std::string& path) {
     auto f = SafetensorsFile::open(path);
     bool te = false, te2 = false, sgm_unet = false;
     for (auto& [k, i] : f->tensors()) {
-      te2 |= k.rfind("lora_te2_", 0) == 0 || k.rfind("lora_te1_", 0) == 0 || k.rfind("text_encoder_2.", 0) == 0;
+      te2 |=
+          k.rfind("lora_te2_", 0) == 0 || k.rfind("lora_te1_", 0) == 0 || k.rfind("text_encoder_2.", 0) == 0;
       sgm_unet |= k.rfind("lora_unet_input_blocks_", 0) == 0 || k.rfind("lora_unet_output_blocks_", 0) == 0 ||
                   k.find("add_embedding") != std::string::npos;
       te |= k.rfind("lora_te_", 0) == 0 || k.rfind("text_encoder.", 0) == 0;
@@ -87,7 +91,9 @@ nlohmann::json list_loras(const std::vector<std::string>& folders) {
       if (!e.is_regular_file(ec) || e.path().extension() != ".safetensors") continue;
       const std::string name = e.path().stem().string();
       if (byname.count(name)) continue;
-      byname[name] = {{"name", name}, {"path", e.path().string()}, {"size_bytes", e.file_size(ec)},
+      byname[name] = {{"name", name},
+                      {"path", e.path().string()},
+                      {"size_bytes", e.file_size(ec)},
                       {"family", guess_family(e.path().string())}};
     }
   }
