@@ -27,12 +27,23 @@ std::string default_model_path() {
 void add_convert(CLI::App& app) {
   auto in = std::make_shared<std::string>();
   auto out = std::make_shared<std::string>();
-  auto* cmd = app.add_subcommand("convert", "write a diffusers SD1.x folder as one LDM-layout .safetensors checkpoint");
-  cmd->add_option("input", *in, "diffusers model folder")->required();
-  cmd->add_option("output", *out, "output .safetensors file")->required();
-  cmd->callback([in, out] {
+  auto config = std::make_shared<std::string>();
+  auto tokenizer = std::make_shared<std::string>();
+  auto* cmd = app.add_subcommand(
+      "convert",
+      "convert between a diffusers folder and one .safetensors checkpoint, either way:\n"
+      "  FOLDER OUT.safetensors  SD1.x -> LDM layout, SDXL -> Stability's SGM layout (A1111/ComfyUI);\n"
+      "                          the folder's configs are kept as visiongen.* metadata\n"
+      "  FILE.safetensors OUT_DIR  LDM/SGM single file -> diffusers folder (configs, tokenizers, scheduler)");
+  cmd->add_option("input", *in, "diffusers model folder, or a single-file .safetensors checkpoint")->required();
+  cmd->add_option("output", *out, "output .safetensors file (from a folder) or folder (from a file)")->required();
+  cmd->add_option("--model-config", *config,
+                  "single file -> folder: a diffusers folder of the same architecture whose configs describe it");
+  cmd->add_option("--tokenizer", *tokenizer, "single file -> folder: tokenizer folder (vocab.json + merges.txt)");
+  cmd->callback([in, out, config, tokenizer] {
     auto r = guard([&] {
-      convert_diffusers_to_ldm(*in, *out);
+      if (std::filesystem::is_directory(*in)) convert_diffusers_to_ldm(*in, *out);
+      else convert_single_file_to_diffusers(*in, *out, *config, *tokenizer);
       return 0;
     });
     if (!r) {

@@ -28,6 +28,9 @@ void add_serve(CLI::App& app) {
   cmd->add_option("--api-key-file", *key_file, "read accepted keys from this file, one per line");
   cmd->add_option("--cors-origin", o->cors_origins, "allow browser calls from this origin; repeatable");
   cmd->add_option("--models-dir", o->models_dirs, "serve the models directly inside this directory; repeatable");
+  cmd->add_option("--lora-dir", o->lora_dirs,
+                  "folder of LoRA .safetensors files (names in requests and <lora:name:w>, listed by GET /v1/loras); "
+                  "repeatable, searched before $VG_LORA_DIR");
   cmd->add_option("-m,--default-model", o->default_model, "model used when a request names none (default: the demo model)");
   cmd->add_option("--artifacts-dir", o->artifacts_dir, "keep results in this content-addressed artifact store (default: memory only)");
   cmd->add_option("--max-queue", o->max_queue, "jobs allowed to wait; more get HTTP 429")->capture_default_str();

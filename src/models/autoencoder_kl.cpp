@@ -23,8 +23,9 @@ void alias_legacy_attention(WeightStore& w, const std::string& p) {
 }
 }  // namespace
 
-VaeConfig VaeConfig::from_json_file(const std::string& path) {
-  auto j = read_json_file(path, "VAE");
+VaeConfig VaeConfig::from_json_file(const std::string& path) { return from_json(read_json_file(path, "VAE"), path); }
+
+VaeConfig VaeConfig::from_json(const nlohmann::json& j, const std::string& path) {
   VaeConfig c;
   try {
     c.in_channels = j.value("in_channels", c.in_channels);

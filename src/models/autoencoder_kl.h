@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "core/arena.h"
 #include "models/blocks.h"
 
@@ -18,6 +20,8 @@ struct VaeConfig {
   float scaling_factor = 0.18215f;
   float shift_factor = 0.0f;
   static VaeConfig from_json_file(const std::string& path);
+  // `path` names the source in error messages.
+  static VaeConfig from_json(const nlohmann::json& j, const std::string& path);
 };
 
 struct Posterior {

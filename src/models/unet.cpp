@@ -10,8 +10,9 @@
 
 namespace vg {
 
-UNetConfig UNetConfig::from_json_file(const std::string& path) {
-  auto j = read_json_file(path, "UNet");
+UNetConfig UNetConfig::from_json_file(const std::string& path) { return from_json(read_json_file(path, "UNet"), path); }
+
+UNetConfig UNetConfig::from_json(const nlohmann::json& j, const std::string& path) {
   UNetConfig c;
   try {
     if (j.contains("addition_embed_type") && !j["addition_embed_type"].is_null()) {

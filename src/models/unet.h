@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "core/arena.h"
 #include "models/blocks.h"
 
@@ -34,6 +36,8 @@ struct UNetConfig {
   int64_t projection_class_embeddings_input_dim = 0;
   bool has_text_time() const { return addition_time_embed_dim > 0; }
   static UNetConfig from_json_file(const std::string& path);
+  // `path` names the source in error messages.
+  static UNetConfig from_json(const nlohmann::json& j, const std::string& path);
 };
 
 // SDXL's added conditioning for one UNet batch: text_embeds [B,P] and

@@ -328,12 +328,13 @@ std::unique_ptr<SdModel> load_ldm_checkpoint(const std::string& path, const std:
 }
 
 void convert_diffusers_to_ldm(const std::string& dir, const std::string& out_path) {
+  if (path_exists(dir + "/text_encoder_2/config.json")) return convert_sdxl_to_sgm(dir, out_path);
   // Only the configs are needed to map names; the weights are copied as stored.
   const UNetConfig uc = UNetConfig::from_json_file(dir + "/unet/config.json");
   const ClipTextConfig tc = ClipTextConfig::from_json_file(dir + "/text_encoder/config.json");
   const VaeConfig vc = VaeConfig::from_json_file(dir + "/vae/config.json");
   if (tc.act != Act::kQuickGelu)
-    fail(ErrorCode::kUnsupportedModel, "convert supports SD 1.x folders (CLIP-L text encoder) only");
+    fail(ErrorCode::kUnsupportedModel, "convert supports SD 1.x and SDXL folders only");
   std::set<int64_t> lpb(uc.layers_per_block.begin(), uc.layers_per_block.end());
   if (lpb.size() != 1) fail(ErrorCode::kUnsupportedModel, "LDM layout needs the same layers_per_block everywhere");
   std::vector<bool> up_attn;

@@ -21,7 +21,15 @@ std::unique_ptr<SdModel> load_ldm_checkpoint(const std::string& path, const std:
 std::unique_ptr<SdModel> load_sgm_checkpoint(const std::shared_ptr<class SafetensorsFile>& file,
                                              const std::string& tokenizer_dir, bool bf16, const std::string& config_dir);
 
-// Writes a diffusers SD folder as one LDM-layout .safetensors file.
+// Writes a diffusers SD1 folder as one LDM-layout .safetensors file (SDXL
+// folders: convert_sdxl_to_sgm).
 void convert_diffusers_to_ldm(const std::string& diffusers_dir, const std::string& out_path);
+// Writes a diffusers SDXL folder (base or refiner) as one SGM-layout file; the
+// component configs ride along as visiongen.<component>_config metadata.
+void convert_sdxl_to_sgm(const std::string& diffusers_dir, const std::string& out_path);
+// Writes a single-file checkpoint (LDM or SGM layout) as a diffusers folder;
+// config_dir / tokenizer_dir as for load_ldm_checkpoint.
+void convert_single_file_to_diffusers(const std::string& path, const std::string& out_dir,
+                                      const std::string& config_dir = "", const std::string& tokenizer_dir = "");
 
 }  // namespace vg

@@ -3,6 +3,7 @@
 // bigG), model.diffusion_model (input/middle/output blocks, label_emb) and
 // first_stage_model. The refiner has OpenCLIP alone as embedders.0.
 #include <filesystem>
+#include <optional>
 #include <set>
 
 #include "core/error.h"
@@ -124,9 +125,22 @@ std::unique_ptr<SdModel> load_sgm_checkpoint(const std::shared_ptr<SafetensorsFi
   m->text_encoder_layers = std::make_shared<LayerRegistry>();
   m->text_encoder_2_layers = std::make_shared<LayerRegistry>();
   auto cfg_path = [&](const char* comp) { return config_dir + "/" + comp + "/config.json"; };
+  // Files written by `visiongen convert` carry their folder's configs as metadata.
+  auto meta_json = [&](const std::string& key) -> std::optional<nlohmann::json> {
+    auto it = f.metadata().find("visiongen." + key);
+    if (!config_dir.empty() || it == f.metadata().end()) return std::nullopt;
+    try {
+      return nlohmann::json::parse(it->second);
+    } catch (const nlohmann::json::exception&) {
+      fail(ErrorCode::kCorruptFile, "'" + path + "' metadata 'visiongen." + key + "' is not valid JSON");
+    }
+  };
+  auto meta_where = [&](const std::string& key) { return path + " metadata visiongen." + key; };
 
   // ---- text encoders ----
-  ClipTextConfig c2 = config_dir.empty() ? infer_openclip(f, te2) : ClipTextConfig::from_json_file(cfg_path("text_encoder_2"));
+  const auto m2 = meta_json("text_encoder_2_config");
+  ClipTextConfig c2 = m2 ? ClipTextConfig::from_json(*m2, meta_where("text_encoder_2_config"))
+                   : config_dir.empty() ? infer_openclip(f, te2) : ClipTextConfig::from_json_file(cfg_path("text_encoder_2"));
   c2.projection_transposed = true;
   if (c2.projection_dim <= 0) c2.projection_dim = need(f, te2 + "text_projection").shape[1];
   WeightStore w2 = openclip_store(file, te2, c2.hidden_size);
@@ -135,7 +149,9 @@ std::unique_ptr<SdModel> load_sgm_checkpoint(const std::shared_ptr<SafetensorsFi
   m->text_encoder_2 = std::make_unique<ClipTextModel>(c2, w2, "", /*lazy=*/true);
   m->tokenizer_2 = tokenizer_for(path, config_dir, "tokenizer_2", tokenizer_dir, true);
   if (!refiner) {
-    const ClipTextConfig c1 = config_dir.empty() ? infer_clip_l(f, te1) : ClipTextConfig::from_json_file(cfg_path("text_encoder"));
+    const auto m1 = meta_json("text_encoder_config");
+    const ClipTextConfig c1 = m1 ? ClipTextConfig::from_json(*m1, meta_where("text_encoder_config"))
+                              : config_dir.empty() ? infer_clip_l(f, te1) : ClipTextConfig::from_json_file(cfg_path("text_encoder"));
     WeightStore w1 = renamed_store(file, [](const std::string& n) { return "conditioner.embedders.0.transformer." + n; });
     w1.set_compute_bf16(bf16);
     w1.set_layer_registry(m->text_encoder_layers);
@@ -144,7 +160,9 @@ std::unique_ptr<SdModel> load_sgm_checkpoint(const std::shared_ptr<SafetensorsFi
   }
 
   // ---- UNet ----
-  const UNetConfig uc = config_dir.empty() ? infer_unet(f, c2.projection_dim, refiner) : UNetConfig::from_json_file(cfg_path("unet"));
+  const auto mu = meta_json("unet_config");
+  const UNetConfig uc = mu ? UNetConfig::from_json(*mu, meta_where("unet_config"))
+                        : config_dir.empty() ? infer_unet(f, c2.projection_dim, refiner) : UNetConfig::from_json_file(cfg_path("unet"));
   if (!uc.has_text_time()) fail(ErrorCode::kCorruptFile, "'" + config_dir + "/unet/config.json' is not an SDXL UNet");
   std::set<int64_t> lpb(uc.layers_per_block.begin(), uc.layers_per_block.end());
   if (lpb.size() != 1) fail(ErrorCode::kUnsupportedModel, "SGM layout needs the same layers_per_block everywhere");
@@ -163,7 +181,9 @@ std::unique_ptr<SdModel> load_sgm_checkpoint(const std::shared_ptr<SafetensorsFi
 
   // ---- VAE ----
   VaeConfig vc;
-  if (config_dir.empty()) {
+  if (const auto mv = meta_json("vae_config")) {
+    vc = VaeConfig::from_json(*mv, meta_where("vae_config"));
+  } else if (config_dir.empty()) {
     const int vlevels = count_indices(f, "first_stage_model.encoder.down.");
     if (vlevels <= 0) fail(ErrorCode::kCorruptFile, "'" + path + "' has no VAE (first_stage_model.*)");
     vc.block_out_channels.clear();
@@ -185,15 +205,18 @@ std::unique_ptr<SdModel> load_sgm_checkpoint(const std::shared_ptr<SafetensorsFi
   const std::string sched = config_dir + "/scheduler/scheduler_config.json";
   m->scheduler = !config_dir.empty() && path_exists(sched) ? SchedulerConfig::from_json_file(sched)
                                                            : SchedulerConfig::sdxl_default();
+  if (const auto ms = meta_json("scheduler_config")) m->scheduler = SchedulerConfig::from_json(*ms, meta_where("scheduler_config"));
   // v-prediction finetunes (e.g. NoobAI v-pred) mark themselves with these keys, as ComfyUI reads them.
   if (f.has("v_pred")) m->scheduler.prediction_type = "v_prediction";
   if (f.has("ztsnr")) m->scheduler.rescale_betas_zero_snr = true;
   m->force_zeros_for_empty_prompt = !refiner;
   m->requires_aesthetics_score = refiner;
-  if (!config_dir.empty() && path_exists(config_dir + "/model_index.json")) {
-    auto index = read_json_file(config_dir + "/model_index.json", "pipeline");
-    m->force_zeros_for_empty_prompt = index.value("force_zeros_for_empty_prompt", m->force_zeros_for_empty_prompt);
-    m->requires_aesthetics_score = index.value("requires_aesthetics_score", m->requires_aesthetics_score);
+  std::optional<nlohmann::json> index = meta_json("model_index");
+  if (!config_dir.empty() && path_exists(config_dir + "/model_index.json"))
+    index = read_json_file(config_dir + "/model_index.json", "pipeline");
+  if (index && index->is_object()) {
+    m->force_zeros_for_empty_prompt = index->value("force_zeros_for_empty_prompt", m->force_zeros_for_empty_prompt);
+    m->requires_aesthetics_score = index->value("requires_aesthetics_score", m->requires_aesthetics_score);
   }
   return m;
 }

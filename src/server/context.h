@@ -17,7 +17,12 @@ struct Context {
   std::mutex a1111_mu;
   std::string a1111_model;
   Context(const ServerOptions& o)
-      : opts(o), models(o.default_model, o.models_dirs, LoadOptions{o.threads, "", o.precision, o.keep_text_encoder}), jobs(models, o.max_queue, o.artifacts_dir) {}
+      : opts(o), models(o.default_model, o.models_dirs, load_options(o)), jobs(models, o.max_queue, o.artifacts_dir) {}
+  static LoadOptions load_options(const ServerOptions& o) {
+    LoadOptions l{o.threads, "", o.precision, o.keep_text_encoder};
+    l.lora_dirs = o.lora_dirs;
+    return l;
+  }
 };
 
 // Checks the request against the model before queueing it (so errors get a

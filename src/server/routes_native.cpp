@@ -11,6 +11,7 @@
 #include "sampling/sigma_schedules.h"
 #include "server/context.h"
 #include "server/http_util.h"
+#include "server/lora_list.h"
 
 namespace vg::server {
 
@@ -51,6 +52,12 @@ JobRequest job_request_from_json(const nlohmann::json& body) {
     Image im = decode_image_field(p[f].get<std::string>(), f);
     (std::string(f) == "init_image" ? r.init_image : r.mask) = std::move(im);
     p.erase(f);
+  }
+  // loras may also be [{"name", "weight"}, ...]: the engine takes "name:weight,...".
+  if (p.contains("loras") && !p["loras"].is_string()) {
+    const std::string l = loras_to_string(p["loras"]);
+    if (l.empty()) p.erase("loras");
+    else p["loras"] = l;
   }
   Status st = params_from_json(p, &r.params, true);
   for (auto it = p.begin(); it != p.end(); ++it) r.params.set_fields.push_back(it.key());  // presets fill the rest
@@ -129,6 +136,9 @@ void add_native_routes(httplib::Server& s, Context& ctx) {
                     {"params", params_json_fields()},
                     {"limits", {{"max_width", 4096}, {"max_height", 4096}, {"max_steps", 1000}, {"max_batch", 16},
                                 {"max_queue", ctx.opts.max_queue}}}});
+  });
+  s.Get("/v1/loras", [&ctx](const httplib::Request&, httplib::Response& res) {
+    send_json(res, list_loras(lora_folders(ctx.opts.lora_dirs)));
   });
   s.Get("/engines", [](const httplib::Request&, httplib::Response& res) { send_json(res, engines_json()); });
   s.Get("/v1/models", [&ctx](const httplib::Request&, httplib::Response& res) { send_json(res, models_list(ctx)); });

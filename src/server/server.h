@@ -22,6 +22,7 @@ struct ServerOptions {
   int threads = 0;
   std::string precision = "auto";  // auto | fp32 | bf16 (see LoadOptions)
   bool keep_text_encoder = false;  // see LoadOptions
+  std::vector<std::string> lora_dirs;  // LoRA folders (LoadOptions::lora_dirs; $VG_LORA_DIR is searched after)
 };
 
 class Server {

@@ -18,6 +18,10 @@ ClipTextConfig ClipTextConfig::from_json_file(const std::string& path) {
   } catch (const nlohmann::json::exception& e) {
     fail(ErrorCode::kCorruptFile, "'" + path + "' is not valid JSON: " + e.what());
   }
+  return from_json(j, path);
+}
+
+ClipTextConfig ClipTextConfig::from_json(const nlohmann::json& j, const std::string& path) {
   ClipTextConfig c;
   try {
     c.hidden_size = j.value("hidden_size", c.hidden_size);

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "backend/cpu/layers.h"
 #include "backend/cpu/ops.h"
 #include "io/weights.h"
@@ -23,6 +25,8 @@ struct ClipTextConfig {
   int64_t projection_dim = 0;
   bool projection_transposed = false;
   static ClipTextConfig from_json_file(const std::string& path);
+  // `path` names the source in error messages.
+  static ClipTextConfig from_json(const nlohmann::json& j, const std::string& path);
 };
 
 class ClipTextModel {
