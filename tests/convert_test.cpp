@@ -40,7 +40,7 @@ bool ignorable(const std::string& n) {  // extras real SGM files carry and diffu
   return n.find("position_ids") != std::string::npos || n.find("logit_scale") != std::string::npos;
 }
 
-TEST(ConvertSdxl, FolderToSgmMatchesDiffusersScript) {
+TEST(ConvertSdxlSlow, FolderToSgmMatchesDiffusersScript) {
   const std::string out = testing::TempDir() + "/xl_conv.safetensors";
   convert_diffusers_to_ldm(xl_dir(), out);
   auto a = SafetensorsFile::open(out);
@@ -67,7 +67,7 @@ TEST(ConvertSdxl, FolderToSgmMatchesDiffusersScript) {
   fs::remove(out);
 }
 
-TEST(ConvertSdxl, SgmFileToFolderGivesTheSameImage) {
+TEST(ConvertSdxlSlow, SgmFileToFolderGivesTheSameImage) {
   const std::string out = testing::TempDir() + "/xl_folder";
   fs::remove_all(out);
   convert_single_file_to_diffusers(xl_dir() + ".safetensors", out, xl_dir());
@@ -101,7 +101,7 @@ TEST(ConvertSdxl, SgmFileToFolderGivesTheSameImage) {
   fs::remove_all(out);
 }
 
-TEST(ConvertSdxl, RoundTripWithoutConfigFolder) {
+TEST(ConvertSdxlSlow, RoundTripWithoutConfigFolder) {
   // folder -> file (configs in metadata) -> folder, no --model-config anywhere.
   const std::string file = testing::TempDir() + "/xl_rt.safetensors", out = testing::TempDir() + "/xl_rt";
   fs::remove_all(out);

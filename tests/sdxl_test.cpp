@@ -273,34 +273,34 @@ void expect_edit_case(const std::string& model, GenerateParams p, const std::str
               test::max_abs_diff(image01(r.result.images[0]).data(), ref->load_f32("image").data(), ref->load_f32("image").numel()));
 }
 
-TEST(SdxlPipeline, DpmppKarrasWithPrompt2Matches) {
+TEST(SdxlPipelineSlow, DpmppKarrasWithPrompt2Matches) {
   // The fixture README: this case amplifies float noise (1 vs 2 torch threads: 6.8e-2 final latents).
   const std::string file = "pipelines/txt2img/dpmpp2m_karras_s6_cfg5_prompt2_96x128.safetensors";
   expect_edit_case("sdxl-tiny", params_for(case_of(file)), file, 1e-3, /*text_to_image=*/true);
 }
 
-TEST(SdxlPipeline, Img2ImgMatches) {
+TEST(SdxlPipelineSlow, Img2ImgMatches) {
   const std::string file = "pipelines/img2img/euler_strength0p6_s10_cfg5_128x96.safetensors";
   expect_edit_case("sdxl-tiny", params_for(case_of(file)), file);
 }
-TEST(SdxlPipeline, RefinerImg2ImgMatches) {
+TEST(SdxlPipelineSlow, RefinerImg2ImgMatches) {
   const std::string file = "pipelines/refiner/aesthetic7_neg2_strength0p3_s10_cfg5_128x96.safetensors";
   expect_edit_case("sdxl-tiny-refiner", params_for(case_of(file)), file);
 }
-TEST(SdxlPipeline, NineChannelInpaintMatches) {
+TEST(SdxlPipelineSlow, NineChannelInpaintMatches) {
   const std::string file = "pipelines/inpaint/euler_strength0p9999_s10_cfg5_128x96.safetensors";
   GenerateParams p = params_for(case_of(file));
   p.width = p.height = 128;  // diffusers' default size for this UNet (no size given)
   expect_edit_case("sdxl-tiny-inpaint", p, file);
 }
-TEST(SdxlPipeline, NineChannelInpaintDpmppMatches) {
+TEST(SdxlPipelineSlow, NineChannelInpaintDpmppMatches) {
   const std::string file = "pipelines/inpaint/dpmpp2m_karras_strength0p7_s8_cfg5_128x96.safetensors";
   GenerateParams p = params_for(case_of(file));
   p.width = p.height = 128;
   expect_edit_case("sdxl-tiny-inpaint", p, file);
 }
 
-TEST(SdxlPipeline, BaseToRefinerHandoffMatchesTheEnsemble) {
+TEST(SdxlPipelineSlow, BaseToRefinerHandoffMatchesTheEnsemble) {
   const std::string base = "pipelines/ensemble/base_euler_s10_cfg5_dend0p8_128x128.safetensors";
   const std::string file = "pipelines/ensemble/refiner_euler_s10_cfg5_dstart0p8_128x128.safetensors";
   GenerateParams p = params_for(case_of(base));
