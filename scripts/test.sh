@@ -8,4 +8,5 @@ bash scripts/install-deps.sh --test
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j"$(nproc)"
 ./build/visiongen bench --quick
+./build/visiongen bench --quick --arch sdxl
 ctest --test-dir build --output-on-failure "$@"
