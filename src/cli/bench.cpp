@@ -18,6 +18,8 @@
 #include "backend/cpu/layers.h"
 #include "backend/cpu/ops.h"
 #include "cli/commands.h"
+#include "cli/synth_model.h"
+#include "core/error.h"
 #include "core/profile.h"
 #include "models/autoencoder_kl.h"
 #include "models/unet.h"
@@ -96,6 +98,7 @@ struct BenchOptions {
   std::string precision = "both";
   int vae_tiled = 0;
   std::string model;  // also time loading this model folder/file (page cache warmed first)
+  std::string write_model, tokenizers_from;  // write a synthetic SDXL folder instead of benchmarking
 };
 
 // One precision: builds UNet, VAE decoder and CLIP-L, times them per size.
@@ -266,6 +269,19 @@ nlohmann::json bench_precision(const BenchOptions& o, bool bf16, double peak, Be
 }
 
 void run_bench(const BenchOptions& o) {
+  if (!o.write_model.empty()) {
+    if (o.arch != "sdxl" || o.tokenizers_from.empty()) {
+      set_exit_code(report_error({ErrorCode::kInvalidArgument, "--write-model needs --arch sdxl and --tokenizers-from DIR "
+                                                               "(an SDXL diffusers folder whose tokenizer/ and tokenizer_2/ are copied)"}));
+      return;
+    }
+    try {
+      write_synthetic_sdxl(o.write_model, o.tokenizers_from, 1);
+    } catch (const VgException& e) {
+      set_exit_code(report_error(e.to_error()));
+    }
+    return;
+  }
   set_num_threads(o.threads);
   if (!o.model.empty() && !std::filesystem::exists(o.model)) {  // before minutes of benchmarking
     set_exit_code(report_error({ErrorCode::kFileNotFound, "model path '" + o.model + "' does not exist; check the path"}));
@@ -348,6 +364,9 @@ void add_bench(CLI::App& app) {
   cmd->add_option("--precision", o->precision, "fp32, bf16 or both (speed-up printed)")->capture_default_str()
       ->check(CLI::IsMember({"fp32", "bf16", "both"}));
   cmd->add_option("-m,--model", o->model, "also time loading this model (diffusers folder or .safetensors) from the page cache");
+  cmd->add_option("--write-model", o->write_model, "instead of benchmarking, write a full-size SDXL base diffusers folder "
+                  "with random f16 weights here (about 7 GB), for whole-pipeline measurements");
+  cmd->add_option("--tokenizers-from", o->tokenizers_from, "with --write-model: SDXL folder whose tokenizer/ and tokenizer_2/ are copied");
   cmd->callback([o] { run_bench(*o); });
 }
 

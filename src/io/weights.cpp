@@ -44,7 +44,10 @@ std::string WeightStore::describe() const {
 const TensorInfo* WeightStore::check(const std::string& name, const Shape& expected) const {
   const TensorInfo* ti = find(name);
   if (!ti) {
-    if (synthetic_) return nullptr;
+    if (synthetic_) {
+      if (requests_ && !expected.empty()) (*requests_)[name] = expected;
+      return nullptr;
+    }
     fail(ErrorCode::kShapeMismatch, "weight '" + name + "' is missing from " + describe() +
                                         "; the weights do not match the model config");
   }
@@ -59,6 +62,10 @@ const TensorInfo* WeightStore::check(const std::string& name, const Shape& expec
 Tensor WeightStore::get(const std::string& name, const Shape& expected) const {
   if (synthetic_ && !find(name)) {
     Tensor t = Tensor::unpooled(expected);
+    if (requests_) {  // untouched pages: no memory until someone reads them
+      if (!expected.empty()) (*requests_)[name] = expected;
+      return t;
+    }
     const int64_t fan_in = expected.size() > 1 ? t.numel() / expected[0] : 1;
     const float scale = expected.size() > 1 ? 1.7f / std::sqrt(static_cast<float>(fan_in)) : 0.1f;
     // Seeded by the name, so a weight is the same whenever and however often

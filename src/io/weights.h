@@ -29,6 +29,11 @@ class WeightStore {
   // Benchmark mode: every requested weight exists and is filled with small
   // pseudo-random values of the requested shape (no file needed).
   void make_synthetic(uint32_t seed) { synthetic_ = true; seed_ = seed; }
+  // Synthetic mode only: note the name and shape of every weight asked for
+  // (to write a synthetic model's files) and leave the values unfilled, so
+  // building a full-size model costs address space, not memory.
+  using Requests = std::map<std::string, Shape>;
+  void record_requests(std::shared_ptr<Requests> r) { requests_ = std::move(r); }
   const TensorInfo* find(const std::string& name) const;
   // The entry for `name` after the checks get() makes (present; the shape
   // matches `expected` when given), without converting anything. nullptr in
@@ -58,6 +63,7 @@ class WeightStore {
   std::vector<std::shared_ptr<SafetensorsFile>> files_;
   std::map<std::string, const TensorInfo*> entries_;
   Resolver resolver_;
+  std::shared_ptr<Requests> requests_;
   bool synthetic_ = false, bf16_ = false;
   mutable std::shared_ptr<const WeightStore> shared_;
   uint32_t seed_ = 0;
