@@ -154,6 +154,24 @@ TEST(Cli, BenchQuickReportsRatioToSgemm) {
   EXPECT_EQ(run("bench --quick -m " + tmpdir() + "/no-such-model").code, 12);  // file_not_found, before any work
 }
 
+TEST(Cli, BenchLoraRankTimesMergeAndUnmerge) {
+  // tiny SDXL widths: a rank-4 LoRA over every attention/proj/ff linear
+  auto r = run("bench --quick --json --arch sdxl --precision fp32 --lora-rank 4");
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto j = nlohmann::json::parse(r.out);
+  const auto& l = j["runs"][0]["sizes"][0]["lora"];
+  ASSERT_TRUE(l.is_object()) << r.out;
+  EXPECT_EQ(l["rank"], 4);
+  EXPECT_EQ(l["patched_layers"].get<int>(), l["layers"].get<int>());  // every LoRA layer found its slot
+  EXPECT_GT(l["layers"].get<int>(), 10);
+  EXPECT_TRUE(l["warnings"].empty()) << l["warnings"];
+  EXPECT_GT(l["merge_s"].get<double>(), 0);
+  EXPECT_TRUE(l["lora_changed_output"].get<bool>());
+  EXPECT_TRUE(l["unmerge_restores_bitexact"].get<bool>());  // the synthetic source regenerates the same values
+  auto plain = nlohmann::json::parse(run("bench --quick --json --arch sdxl --precision fp32").out);
+  EXPECT_FALSE(plain["runs"][0]["sizes"][0].contains("lora"));
+}
+
 }  // namespace
 }  // namespace vg
 

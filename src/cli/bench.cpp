@@ -17,10 +17,12 @@
 #include "backend/cpu/dnnl_context.h"
 #include "backend/cpu/layers.h"
 #include "backend/cpu/ops.h"
+#include "cli/bench_lora.h"
 #include "cli/commands.h"
 #include "cli/synth_model.h"
 #include "core/error.h"
 #include "core/profile.h"
+#include "lora/layer_registry.h"
 #include "models/autoencoder_kl.h"
 #include "models/unet.h"
 #include "pipelines/vae_choice.h"
@@ -97,6 +99,7 @@ struct BenchOptions {
   int steps = 3, threads = 0;
   std::string precision = "both";
   int vae_tiled = 0;
+  int lora_rank = 0;  // also time merging a synthetic LoRA of this rank into the UNet
   std::string model;  // also time loading this model folder/file (page cache warmed first)
   std::string write_model, tokenizers_from;  // write a synthetic SDXL folder instead of benchmarking
 };
@@ -134,7 +137,10 @@ nlohmann::json bench_precision(const BenchOptions& o, bool bf16, double peak, Be
     if (xl) uc.transformer_layers = {1, 1, 2}, uc.projection_class_embeddings_input_dim = 64 + 6 * 256;
     sizes = {128};
   }
+  std::shared_ptr<LayerRegistry> unet_layers;  // the UNet's patch slots, for --lora-rank
+  if (o.lora_rank > 0) ws.set_layer_registry(unet_layers = std::make_shared<LayerRegistry>());
   UNet unet(uc, ws);
+  ws.set_layer_registry(nullptr);
   VaeConfig vc;
   if (o.quick) vc.block_out_channels = {32, 32, 64, 64};
   AutoencoderKL vae(vc, ws, false);
@@ -192,10 +198,15 @@ nlohmann::json bench_precision(const BenchOptions& o, bool bf16, double peak, Be
     const int runs = o.quick ? 1 : o.steps;
     profile::reset();
     profile::g_enabled = o.profile;
+    Tensor plain_out;  // the last timed output, for --lora-rank's unmerge check
     for (int s = 0; s < runs; ++s) {
       t = Clock::now();
-      unet.forward(x, {500.0f}, ctx, added);
+      Tensor y = unet.forward(x, {500.0f}, ctx, added);
       best = std::min(best, since(t));
+      if (unet_layers && s + 1 == runs) {  // outside the pool/arena the next call reuses
+        plain_out = Tensor::unpooled(y.shape());
+        std::copy_n(y.data(), y.numel(), plain_out.data());
+      }
     }
     profile::g_enabled = false;
     nlohmann::json prof = nlohmann::json::object();
@@ -212,6 +223,18 @@ nlohmann::json bench_precision(const BenchOptions& o, bool bf16, double peak, Be
         std::printf("[%s] %dx%d TAESD preview: %.3f s = %.1f %% of a UNet step\n", bf16 ? "bf16" : "fp32", size, size,
                     preview_s, 100.0 * preview_s / best);
     }
+    nlohmann::json lora;
+    if (unet_layers && size == sizes.front()) {
+      lora = bench_lora_merge(unet_layers, o.lora_rank, best, plain_out, [&] { return unet.forward(x, {500.0f}, ctx, added); });
+      if (!o.json)
+        std::printf("[%s] rank-%d LoRA on %d UNet linears (%.0f MB file): merge %.3f s (set %.3f s + re-materialising %.3f s, "
+                    "of which the weights' original source %.3f s); unmerge %.3f s, restores bit-exactly: %s\n",
+                    bf16 ? "bf16" : "fp32", o.lora_rank, lora["layers"].get<int>(), lora["file_mb"].get<double>(),
+                    lora["merge_s"].get<double>(), lora["set_s"].get<double>(), lora["rematerialize_s"].get<double>(),
+                    lora["original_source_s"].get<double>(), lora["unmerge_s"].get<double>(),
+                    lora["unmerge_restores_bitexact"].get<bool>() ? "yes" : "NO");
+    }
+    plain_out = Tensor();
     const double rss_unet = peak_rss_gb();
     const double gflop = unet.flops(2, l, l, 77) / 1e9;
     const double gf = gflop / best;
@@ -242,6 +265,7 @@ nlohmann::json bench_precision(const BenchOptions& o, bool bf16, double peak, Be
                         {"vae_decode_gflops", dec_gf}, {"vae_frac_of_sgemm", dec_gf / peak}};
     r["peak_rss_after_unet_gb"] = rss_unet;
     if (preview_s > 0) r["taesd_preview_s"] = preview_s, r["taesd_preview_frac_of_step"] = preview_s / best;
+    if (!lora.is_null()) r["lora"] = lora;
     if (auto st = vae.decode_arena_stats()) r["vae_arena_gb"] = st->arena_bytes / 1073741824.0;
     if (auto st = unet.arena_stats()) {  // activation memory planned before the first step
       r["unet_arena_gb"] = st->arena_bytes / 1073741824.0;
@@ -361,6 +385,9 @@ void add_bench(CLI::App& app) {
   cmd->add_option("--steps", o->steps, "timed UNet calls per size (best is reported)")->capture_default_str();
   cmd->add_option("-t,--threads", o->threads, "threads (0 = all cores)");
   cmd->add_option("--vae-tiled", o->vae_tiled, "also decode SIZE x SIZE in tiles first and report the growth of peak RSS (e.g. 1024)");
+  cmd->add_option("--lora-rank", o->lora_rank,
+                  "also time merging a synthetic rank-R LoRA over the UNet's attention/proj/ff linears, and unmerging it")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--precision", o->precision, "fp32, bf16 or both (speed-up printed)")->capture_default_str()
       ->check(CLI::IsMember({"fp32", "bf16", "both"}));
   cmd->add_option("-m,--model", o->model, "also time loading this model (diffusers folder or .safetensors) from the page cache");
