@@ -74,19 +74,7 @@ std::string addnet_hash(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   uint64_t n = 0;
   if (!f.read(reinterpret_cast<char*>(&n), 8)) return "";
-  f.seekg(static_cast<std::streamoff>(8 + n));
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
-  std::vector<char> buf(1 << 20);
-  while (f) {
-    f.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    EVP_DigestUpdate(ctx, buf.data(), static_cast<size_t>(f.gcount()));
-  }
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(ctx, md, &len);
-  EVP_MD_CTX_free(ctx);
-  return to_hex(md, len).substr(0, 12);
+  return sha256_file_hex(path, 8 + n).substr(0, 12);
 }
 
 // PEFT alpha for a module from lora_adapter_metadata ("unet.lora_alpha",

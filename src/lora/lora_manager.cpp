@@ -92,10 +92,7 @@ std::string extract_prompt_loras(const std::string& prompt, std::vector<LoraSpec
   return rest;
 }
 
-std::string resolve_lora_path(const std::string& name, const std::vector<std::string>& dirs) {
-  if (name.empty()) fail(ErrorCode::kInvalidArgument, "empty LoRA name");
-  std::error_code ec;
-  if (fs::is_regular_file(name, ec)) return name;
+std::vector<std::string> lora_folders(const std::vector<std::string>& dirs) {
   std::vector<std::string> all = dirs;
   if (const char* env = std::getenv("VG_LORA_DIR"); env && *env) {
     std::stringstream ss(env);
@@ -103,6 +100,14 @@ std::string resolve_lora_path(const std::string& name, const std::vector<std::st
     while (std::getline(ss, d, ':'))
       if (!d.empty()) all.push_back(d);
   }
+  return all;
+}
+
+std::string resolve_lora_path(const std::string& name, const std::vector<std::string>& dirs) {
+  if (name.empty()) fail(ErrorCode::kInvalidArgument, "empty LoRA name");
+  std::error_code ec;
+  if (fs::is_regular_file(name, ec)) return name;
+  const std::vector<std::string> all = lora_folders(dirs);
   for (const auto& d : all)
     for (const char* ext : {"", ".safetensors", ".ckpt", ".pt"}) {
       const std::string p = (fs::path(d) / (name + ext)).string();

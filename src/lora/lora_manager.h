@@ -30,6 +30,8 @@ std::string extract_prompt_loras(const std::string& prompt, std::vector<LoraSpec
 // `name` as a path when it exists, else name / name.safetensors in `dirs`
 // and then in $VG_LORA_DIR (':'-separated). lora_not_found otherwise.
 std::string resolve_lora_path(const std::string& name, const std::vector<std::string>& dirs);
+// `dirs` followed by the folders of $VG_LORA_DIR (':'-separated).
+std::vector<std::string> lora_folders(const std::vector<std::string>& dirs);
 
 struct LoraComponent {
   std::string name;  // "unet", "text_encoder", "text_encoder_2"

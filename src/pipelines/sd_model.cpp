@@ -119,20 +119,7 @@ std::function<std::string(const std::string&)> unet_sgm_namer(const UNetConfig& 
 
 std::string model_hash(const std::string& path) {
   if (path.empty()) return "";
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return "";
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
-  std::vector<char> buf(1 << 20);
-  while (f) {
-    f.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    EVP_DigestUpdate(ctx, buf.data(), static_cast<size_t>(f.gcount()));
-  }
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(ctx, md, &len);
-  EVP_MD_CTX_free(ctx);
-  return to_hex(md, std::min(len, 5u));
+  return sha256_file_hex(path).substr(0, 10);
 }
 
 }  // namespace vg

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "lora/lora_manager.h"
 #include "io/safetensors.h"
 
 namespace vg::server {
@@ -48,16 +49,6 @@ std::string loras_to_string(const nlohmann::json& loras) {
   return out;
 }
 
-std::vector<std::string> lora_folders(const std::vector<std::string>& dirs) {
-  std::vector<std::string> all = dirs;
-  if (const char* env = std::getenv("VG_LORA_DIR"); env && *env) {
-    std::stringstream ss(env);
-    std::string d;
-    while (std::getline(ss, d, ':'))
-      if (!d.empty()) all.push_back(d);
-  }
-  return all;
-}
 
 namespace {
 

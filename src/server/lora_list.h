@@ -12,9 +12,6 @@ namespace vg::server {
 // naming the bad entry otherwise.
 std::string loras_to_string(const nlohmann::json& loras);
 
-// The folders searched for LoRA names: `dirs`, then $VG_LORA_DIR (':'-separated).
-std::vector<std::string> lora_folders(const std::vector<std::string>& dirs);
-
 // {"object": "list", "data": [{"name", "path", "size_bytes", "family": "sd1"|"sdxl"|"unknown"}...]}:
 // the .safetensors files directly inside the folders, by name.
 nlohmann::json list_loras(const std::vector<std::string>& folders);

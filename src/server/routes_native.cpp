@@ -6,6 +6,7 @@
 #include "backend/cpu/dnnl_context.h"
 #include "core/error.h"
 #include "core/params_json.h"
+#include "lora/lora_manager.h"
 #include "registry/registry.h"
 #include "sampling/sampler.h"
 #include "sampling/sigma_schedules.h"
