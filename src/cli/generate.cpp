@@ -41,21 +41,6 @@ const ParamField& field(const char* name) {
   throw std::logic_error(std::string("no param field ") + name);
 }
 
-std::string* string_member(GenerateParams& p, const std::string& name) {
-  if (name == "prompt_2") return &p.prompt_2;
-  if (name == "negative_prompt_2") return &p.negative_prompt_2;
-  if (name == "original_size") return &p.original_size;
-  if (name == "target_size") return &p.target_size;
-  if (name == "crop_coords") return &p.crop_coords;
-  if (name == "negative_original_size") return &p.negative_original_size;
-  if (name == "negative_target_size") return &p.negative_target_size;
-  if (name == "negative_crop_coords") return &p.negative_crop_coords;
-  if (name == "refiner") return &p.refiner;
-  if (name == "vae") return &p.vae;
-  if (name == "preview_vae") return &p.preview_vae;
-  throw std::logic_error("no string param " + name);
-}
-
 std::string flags(const ParamField& f) {
   return std::string(f.short_flag).empty() ? f.flag : std::string(f.short_flag) + "," + f.flag;
 }
@@ -236,7 +221,7 @@ void add_generate(CLI::App& app) {
   for (const char* name : {"prompt_2", "negative_prompt_2", "original_size", "target_size", "crop_coords",
                            "negative_original_size", "negative_target_size", "negative_crop_coords", "refiner", "vae",
                            "preview_vae"})
-    cmd->add_option(flags(field(name)), *string_member(p, name), field(name).help);
+    cmd->add_option(flags(field(name)), *params_string_field(p, name), field(name).help);
   cmd->add_option(flags(field("aesthetic_score")), p.aesthetic_score, field("aesthetic_score").help)->capture_default_str();
   cmd->add_option(flags(field("negative_aesthetic_score")), p.negative_aesthetic_score, field("negative_aesthetic_score").help)->capture_default_str();
   cmd->add_option(flags(field("refiner_switch")), p.refiner_switch, field("refiner_switch").help)->capture_default_str();

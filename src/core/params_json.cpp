@@ -71,6 +71,13 @@ std::vector<std::string> params_json_fields() {
   return out;
 }
 
+std::string* params_string_field(GenerateParams& p, const std::string& name) {
+  for (const auto& [n, m] : members())
+    if (name == n)
+      if (auto mp = std::get_if<std::string GenerateParams::*>(&m)) return &(p.**mp);
+  return nullptr;
+}
+
 Status params_from_json(const nlohmann::json& j, GenerateParams* p, bool strict) {
   if (!j.is_object()) return bad("the request body must be a JSON object");
   for (auto it = j.begin(); it != j.end(); ++it) {

@@ -12,5 +12,8 @@ Status params_from_json(const nlohmann::json& j, GenerateParams* p, bool strict)
 nlohmann::json params_to_json(const GenerateParams& p);
 // Names of every JSON field (for docs and error messages).
 std::vector<std::string> params_json_fields();
+// The string field of that JSON name (null when there is none): lets the CLI
+// bind flags through the same table.
+std::string* params_string_field(GenerateParams& p, const std::string& name);
 
 }  // namespace vg

@@ -50,6 +50,19 @@ WeightStore renamed_store(const std::shared_ptr<SafetensorsFile>& file,
   return w;
 }
 
+VaeConfig infer_ldm_vae_config(const SafetensorsFile& f) {
+  VaeConfig vc;
+  const int vlevels = count_indices(f, "first_stage_model.encoder.down.");
+  if (vlevels <= 0) fail(ErrorCode::kCorruptFile, "'" + f.path() + "' has no VAE (first_stage_model.*)");
+  vc.block_out_channels.clear();
+  for (int i = 0; i < vlevels; ++i)
+    vc.block_out_channels.push_back(
+        need(f, "first_stage_model.encoder.down." + std::to_string(i) + ".block.0.conv1.weight").shape[0]);
+  vc.layers_per_block = count_indices(f, "first_stage_model.encoder.down.0.block.");
+  vc.latent_channels = need(f, "first_stage_model.decoder.conv_in.weight").shape[1];
+  return vc;
+}
+
 const TensorInfo& need(const SafetensorsFile& f, const std::string& name) {
   if (!f.has(name))
     fail(ErrorCode::kCorruptFile, "'" + f.path() + "' lacks '" + name + "'; the checkpoint is incomplete");
@@ -259,15 +272,8 @@ std::unique_ptr<SdModel> load_ldm_checkpoint(const std::string& path, const std:
   }
 
   // ---- VAE ----
-  VaeConfig vc;
-  const int vlevels = count_indices(f, "first_stage_model.encoder.down.");
-  if (vlevels <= 0) fail(ErrorCode::kCorruptFile, "'" + path + "' has no VAE (first_stage_model.*)");
-  vc.block_out_channels.clear();
-  for (int i = 0; i < vlevels; ++i)
-    vc.block_out_channels.push_back(
-        need(f, "first_stage_model.encoder.down." + std::to_string(i) + ".block.0.conv1.weight").shape[0]);
-  vc.layers_per_block = count_indices(f, "first_stage_model.encoder.down.0.block.");
-  vc.latent_channels = need(f, "first_stage_model.decoder.conv_in.weight").shape[1];
+  const VaeConfig vc = infer_ldm_vae_config(f);
+  const int vlevels = static_cast<int>(vc.block_out_channels.size());
   m->vae = std::make_unique<AutoencoderKL>(
       vc, with_bf16(renamed_store(file, [vlevels](const std::string& n) { return vae_to_ldm(n, vlevels); }), bf16));
 

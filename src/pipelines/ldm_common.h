@@ -9,6 +9,7 @@
 
 #include "io/safetensors.h"
 #include "io/weights.h"
+#include "models/autoencoder_kl.h"
 
 namespace vg {
 
@@ -36,6 +37,8 @@ const TensorInfo& need(const SafetensorsFile& f, const std::string& name);
 // An OpenCLIP text tower stored under `prefix` (e.g. "cond_stage_model.model.")
 // exposed with transformers' CLIPTextModel names; c = width.
 WeightStore openclip_store(const std::shared_ptr<SafetensorsFile>& file, const std::string& prefix, int64_t c);
+// The VAE's config from the shapes of first_stage_model.* (corrupt_file when there is none).
+VaeConfig infer_ldm_vae_config(const SafetensorsFile& f);
 // Tokenizer folder for a single file: `given`, beside the file, $VG_TOKENIZER_DIR, the HF cache.
 std::string find_tokenizer(const std::string& ckpt, const std::string& given, bool sd2);
 

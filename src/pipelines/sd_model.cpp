@@ -34,6 +34,41 @@ void fill_model_info(SdModel& m, const std::string& path, const std::string& nam
   else m.info.family = m.text_encoder->config().act == Act::kQuickGelu ? "sd1" : "sd2";
 }
 
+std::unique_ptr<ClipTextModel> load_folder_text_encoder(const std::string& dir, const char* comp, bool bf16,
+                                                        const std::shared_ptr<LayerRegistry>& layers) {
+  auto w = open_component_weights(dir + "/" + comp, comp);
+  w.set_compute_bf16(bf16);
+  w.set_layer_registry(layers);
+  return std::make_unique<ClipTextModel>(ClipTextConfig::from_json_file(dir + "/" + comp + "/config.json"), w, "",
+                                         /*lazy=*/true);
+}
+
+void load_folder_denoiser(SdModel& m, const std::string& dir, bool bf16, const SchedulerConfig& fallback) {
+  {
+    auto w = open_component_weights(dir + "/unet", "unet");
+    w.set_compute_bf16(bf16);
+    w.set_layer_registry(m.unet_layers);
+    const UNetConfig uc = UNetConfig::from_json_file(dir + "/unet/config.json");
+    m.unet = std::make_unique<UNet>(uc, w);
+    m.unet_sgm_name = unet_sgm_namer(uc);
+  }
+  {
+    auto w = open_component_weights(dir + "/vae", "vae");
+    w.set_compute_bf16(bf16);
+    m.vae = std::make_unique<AutoencoderKL>(VaeConfig::from_json_file(dir + "/vae/config.json"), w);
+  }
+  m.scheduler = path_exists(dir + "/scheduler/scheduler_config.json")
+                    ? SchedulerConfig::from_json_file(dir + "/scheduler/scheduler_config.json")
+                    : fallback;
+  for (const char* f : {"/unet/diffusion_pytorch_model.safetensors", "/unet/diffusion_pytorch_model.fp16.safetensors"})
+    if (path_exists(dir + f)) {
+      m.hash_source = dir + f;
+      break;
+    }
+  const fs::path p(dir);
+  fill_model_info(m, dir, p.filename().string().empty() ? p.parent_path().filename().string() : p.filename().string());
+}
+
 std::unique_ptr<SdModel> load_diffusers_folder(const std::string& dir, bool bf16) {
   auto index = read_json_file(dir + "/model_index.json", "pipeline");
   std::string cls = index.value("_class_name", std::string());
@@ -48,36 +83,8 @@ std::unique_ptr<SdModel> load_diffusers_folder(const std::string& dir, bool bf16
   m->unet_layers = std::make_shared<LayerRegistry>();
   m->text_encoder_layers = std::make_shared<LayerRegistry>();
   m->tokenizer = std::make_unique<ClipTokenizer>(ClipTokenizer::load(dir + "/tokenizer"));
-  {
-    auto w = open_component_weights(dir + "/text_encoder", "text_encoder");
-    w.set_compute_bf16(bf16);
-    w.set_layer_registry(m->text_encoder_layers);
-    m->text_encoder = std::make_unique<ClipTextModel>(
-        ClipTextConfig::from_json_file(dir + "/text_encoder/config.json"), w, "", /*lazy=*/true);
-  }
-  {
-    auto w = open_component_weights(dir + "/unet", "unet");
-    w.set_compute_bf16(bf16);
-    w.set_layer_registry(m->unet_layers);
-    const UNetConfig uc = UNetConfig::from_json_file(dir + "/unet/config.json");
-    m->unet = std::make_unique<UNet>(uc, w);
-    m->unet_sgm_name = unet_sgm_namer(uc);
-  }
-  {
-    auto w = open_component_weights(dir + "/vae", "vae");
-    w.set_compute_bf16(bf16);
-    m->vae = std::make_unique<AutoencoderKL>(VaeConfig::from_json_file(dir + "/vae/config.json"), w);
-  }
-  m->scheduler = path_exists(dir + "/scheduler/scheduler_config.json")
-                     ? SchedulerConfig::from_json_file(dir + "/scheduler/scheduler_config.json")
-                     : SchedulerConfig::sd15_default();
-  for (const char* f : {"/unet/diffusion_pytorch_model.safetensors", "/unet/diffusion_pytorch_model.fp16.safetensors"})
-    if (path_exists(dir + f)) {
-      m->hash_source = dir + f;
-      break;
-    }
-  fill_model_info(*m, dir, fs::path(dir).filename().string().empty() ? fs::path(dir).parent_path().filename().string()
-                                                                : fs::path(dir).filename().string());
+  m->text_encoder = load_folder_text_encoder(dir, "text_encoder", bf16, m->text_encoder_layers);
+  load_folder_denoiser(*m, dir, bf16, SchedulerConfig::sd15_default());
   return m;
 }
 

@@ -50,6 +50,12 @@ std::unique_ptr<SdModel> load_diffusers_folder(const std::string& dir, bool bf16
 std::unique_ptr<SdModel> load_sdxl_folder(const std::string& dir, bool bf16 = false);
 // Sets info (family, sizes) from the loaded parts.
 void fill_model_info(SdModel& m, const std::string& path, const std::string& name);
+// Parts every diffusers SD-family folder loads the same way: a CLIP text
+// encoder component (lazy, registered for LoRA), and the UNet, VAE,
+// scheduler (else `fallback`), hash source and info of the folder.
+std::unique_ptr<ClipTextModel> load_folder_text_encoder(const std::string& dir, const char* component, bool bf16,
+                                                        const std::shared_ptr<LayerRegistry>& layers);
+void load_folder_denoiser(SdModel& m, const std::string& dir, bool bf16, const SchedulerConfig& fallback);
 
 // First 10 hex chars of the file's sha256 (A1111 "Model hash").
 std::string model_hash(const std::string& path);

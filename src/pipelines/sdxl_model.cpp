@@ -1,8 +1,6 @@
 // SDXL diffusers folders: StableDiffusionXLPipeline (base, Turbo, finetunes),
 // StableDiffusionXLImg2ImgPipeline (the refiner: text_encoder_2 only) and
 // StableDiffusionXLInpaintPipeline (9-channel UNet).
-#include <filesystem>
-
 #include "core/error.h"
 #include "io/atomic_file.h"
 #include "io/weights.h"
@@ -12,22 +10,11 @@
 
 namespace vg {
 
-namespace fs = std::filesystem;
-
 namespace {
 
 bool has_component(const nlohmann::json& index, const std::string& dir, const char* c) {
   return index.contains(c) && index[c].is_array() && !index[c].empty() && !index[c][0].is_null() &&
          is_directory(dir + "/" + c);
-}
-
-std::unique_ptr<ClipTextModel> load_text_encoder(const std::string& dir, const char* comp, bool bf16,
-                                                 const std::shared_ptr<LayerRegistry>& layers) {
-  auto w = open_component_weights(dir + "/" + comp, comp);
-  w.set_compute_bf16(bf16);
-  w.set_layer_registry(layers);
-  return std::make_unique<ClipTextModel>(ClipTextConfig::from_json_file(dir + "/" + comp + "/config.json"), w, "",
-                                         /*lazy=*/true);
 }
 
 }  // namespace
@@ -46,41 +33,19 @@ std::unique_ptr<SdModel> load_sdxl_folder(const std::string& dir, bool bf16) {
   if (has_component(index, dir, "text_encoder") && has_component(index, dir, "tokenizer")) {
     m->tokenizer = std::make_unique<ClipTokenizer>(ClipTokenizer::load(dir + "/tokenizer"));
     m->tokenizer->set_flavor(ClipTokenizer::Flavor::kFast);  // diffusers runs transformers' fast tokenizer
-    m->text_encoder = load_text_encoder(dir, "text_encoder", bf16, m->text_encoder_layers);
+    m->text_encoder = load_folder_text_encoder(dir, "text_encoder", bf16, m->text_encoder_layers);
   }
   m->tokenizer_2 = std::make_unique<ClipTokenizer>(ClipTokenizer::load(dir + "/tokenizer_2"));
   m->tokenizer_2->set_flavor(ClipTokenizer::Flavor::kFast);
-  m->text_encoder_2 = load_text_encoder(dir, "text_encoder_2", bf16, m->text_encoder_2_layers);
+  m->text_encoder_2 = load_folder_text_encoder(dir, "text_encoder_2", bf16, m->text_encoder_2_layers);
   if (m->text_encoder_2->config().projection_dim <= 0)
     fail(ErrorCode::kCorruptFile, "'" + dir + "/text_encoder_2/config.json' is not a CLIPTextModelWithProjection; "
                                   "SDXL's second text encoder needs its text_projection");
-  {
-    auto w = open_component_weights(dir + "/unet", "unet");
-    w.set_compute_bf16(bf16);
-    w.set_layer_registry(m->unet_layers);
-    const UNetConfig uc = UNetConfig::from_json_file(dir + "/unet/config.json");
-    if (!uc.has_text_time())
-      fail(ErrorCode::kCorruptFile, "'" + dir + "/unet/config.json' lacks SDXL's addition_embed_type \"text_time\"");
-    m->unet = std::make_unique<UNet>(uc, w);
-    m->unet_sgm_name = unet_sgm_namer(uc);
-  }
-  {
-    auto w = open_component_weights(dir + "/vae", "vae");
-    w.set_compute_bf16(bf16);
-    m->vae = std::make_unique<AutoencoderKL>(VaeConfig::from_json_file(dir + "/vae/config.json"), w);
-  }
-  m->scheduler = path_exists(dir + "/scheduler/scheduler_config.json")
-                     ? SchedulerConfig::from_json_file(dir + "/scheduler/scheduler_config.json")
-                     : SchedulerConfig::sdxl_default();
   m->force_zeros_for_empty_prompt = index.value("force_zeros_for_empty_prompt", true);
   m->requires_aesthetics_score = index.value("requires_aesthetics_score", false);
-  for (const char* f : {"/unet/diffusion_pytorch_model.safetensors", "/unet/diffusion_pytorch_model.fp16.safetensors"})
-    if (path_exists(dir + f)) {
-      m->hash_source = dir + f;
-      break;
-    }
-  const fs::path p(dir);
-  fill_model_info(*m, dir, p.filename().string().empty() ? p.parent_path().filename().string() : p.filename().string());
+  load_folder_denoiser(*m, dir, bf16, SchedulerConfig::sdxl_default());
+  if (!m->unet->config().has_text_time())
+    fail(ErrorCode::kCorruptFile, "'" + dir + "/unet/config.json' lacks SDXL's addition_embed_type \"text_time\"");
   return m;
 }
 

@@ -184,14 +184,7 @@ std::unique_ptr<SdModel> load_sgm_checkpoint(const std::shared_ptr<SafetensorsFi
   if (const auto mv = meta_json("vae_config")) {
     vc = VaeConfig::from_json(*mv, meta_where("vae_config"));
   } else if (config_dir.empty()) {
-    const int vlevels = count_indices(f, "first_stage_model.encoder.down.");
-    if (vlevels <= 0) fail(ErrorCode::kCorruptFile, "'" + path + "' has no VAE (first_stage_model.*)");
-    vc.block_out_channels.clear();
-    for (int i = 0; i < vlevels; ++i)
-      vc.block_out_channels.push_back(
-          need(f, "first_stage_model.encoder.down." + std::to_string(i) + ".block.0.conv1.weight").shape[0]);
-    vc.layers_per_block = count_indices(f, "first_stage_model.encoder.down.0.block.");
-    vc.latent_channels = need(f, "first_stage_model.decoder.conv_in.weight").shape[1];
+    vc = infer_ldm_vae_config(f);
     vc.scaling_factor = 0.13025f;  // SDXL's VAE
   } else {
     vc = VaeConfig::from_json_file(cfg_path("vae"));
