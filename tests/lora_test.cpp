@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 
 #include "backend/cpu/ops.h"
 #include "core/hash.h"
@@ -259,6 +260,123 @@ TEST(Lora, EngineAppliesFlagsAndPromptTagsAndUnmerges) {
   auto bad = (*eng)->generate(pl);
   ASSERT_FALSE(bad);
   EXPECT_EQ(bad.error().code, ErrorCode::kLoraNotFound);
+}
+
+// --lora-mode runtime: the weights stay as loaded, each layer adds its update
+// to its output (PEFT's unfused adapters). Same results as merging (1e-5),
+// same as diffusers; switching back to nothing leaves the loaded bits.
+TEST(Lora, RuntimeModeMatchesMergedAndDiffusers) {
+  Loaded merged = load(), rt = load();
+  rt.lm->set_runtime(true);
+  const Tensor e0 = embeds(*rt.m), u0 = unet_out(*rt.m, e0);
+  struct Case {
+    const char* tag;
+    std::vector<LoraSpec> specs;
+  };
+  for (const Case& c : {Case{"kohya", {{"sd1_kohya_locon", 1.0f}}}, Case{"peft", {{"sd1_peft", 1.0f}}},
+                        Case{"stack_0p8_m0p4", {{"sd1_kohya_locon", 0.8f}, {"sd1_peft", -0.4f}}}}) {
+    merged.lm->set(c.specs);
+    rt.lm->set(c.specs);
+    size_t runtime_slots = 0;
+    for (const auto& [name, slot] : rt.m->unet_layers->slots()) runtime_slots += slot->runtime();
+    EXPECT_GT(runtime_slots, 0u) << c.tag;
+    const Tensor em = embeds(*merged.m), er = embeds(*rt.m);
+    const Tensor um = unet_out(*merged.m, em), ur = unet_out(*rt.m, er);
+    std::printf("[lora] runtime vs merged %s: embeds %.2e, unet %.2e rel\n", c.tag, test::rel_err(er, em), test::rel_err(ur, um));
+    EXPECT_LE(test::rel_err(er, em), 1e-5) << c.tag;
+    EXPECT_LE(test::rel_err(ur, um), 1e-5) << c.tag;
+    EXPECT_LE(stage_diff(er, std::string("sd1.") + c.tag + ".prompt_embeds"), 1e-4) << c.tag;
+    EXPECT_LE(stage_diff(ur, std::string("sd1.") + c.tag + ".unet_out_t500"), 1e-4) << c.tag;
+  }
+  rt.lm->set({});
+  const Tensor e1 = embeds(*rt.m);
+  EXPECT_TRUE(bitwise_equal(e1, e0));
+  EXPECT_TRUE(bitwise_equal(unet_out(*rt.m, e1), u0));
+  // merged -> runtime -> merged on one model: each switch rebuilds from the loaded weights
+  merged.lm->set({{"sd1_kohya_locon", 1.0f}});
+  const Tensor um = unet_out(*merged.m, embeds(*merged.m));
+  merged.lm->set_runtime(true);
+  merged.lm->set({{"sd1_kohya_locon", 1.0f}});
+  EXPECT_LE(test::rel_err(unet_out(*merged.m, embeds(*merged.m)), um), 1e-5);
+  merged.lm->set_runtime(false);
+  merged.lm->set({{"sd1_kohya_locon", 1.0f}});
+  EXPECT_TRUE(bitwise_equal(unet_out(*merged.m, embeds(*merged.m)), um));
+}
+
+// LyCORIS LoHa and LoKr (no diffusers reference: diffusers cannot load
+// them): each layer's merged weight is W + scale * delta with delta written
+// out here from LyCORIS' definitions, and run time gives the same output.
+TEST(Lora, LohaAndLokrFollowLycorisDefinitions) {
+  Loaded l = load();
+  const std::string lin = "down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q";  // [64, 64]
+  const std::string lin2 = "down_blocks.1.attentions.0.transformer_blocks.0.ff.net.2";   // [64, 256]
+  const std::string conv = "down_blocks.1.resnets.0.conv1";                               // [64, 32, 3, 3]
+  auto slot = [&](const std::string& n) { return l.m->unet_layers->find(n); };
+  ASSERT_TRUE(slot(lin) && slot(lin2) && slot(conv));
+  const Shape sq = slot(lin)->shape, s2 = slot(lin2)->shape, sc = slot(conv)->shape;
+  std::vector<Tensor> keep;
+  std::vector<TensorToWrite> out;
+  uint32_t x = 777;
+  auto add = [&](const std::string& k, Shape s) -> Tensor {
+    Tensor t(s);
+    for (int64_t i = 0; i < t.numel(); ++i) t.data()[i] = (static_cast<float>((x = x * 1664525u + 1013904223u) >> 8) / 16777216.0f - 0.5f) * 0.3f;
+    keep.push_back(t);
+    out.push_back({k, DType::kF32, s, keep.back().data()});
+    return t;
+  };
+  auto under = [](std::string s) {
+    for (char& c : s) c = c == '.' ? '_' : c;
+    return "lora_unet_" + s;
+  };
+  const float alpha = 2.0f;
+  const int64_t r = 4;
+  // LoHa on the linear: (w1a @ w1b) * (w2a @ w2b), times alpha / r
+  const std::string kq = under(lin);
+  Tensor w1a = add(kq + ".hada_w1_a", {sq[0], r}), w1b = add(kq + ".hada_w1_b", {r, sq[1]});
+  Tensor w2a = add(kq + ".hada_w2_a", {sq[0], r}), w2b = add(kq + ".hada_w2_b", {r, sq[1]});
+  Tensor aq = Tensor::from({1}, &alpha).clone();
+  keep.push_back(aq);
+  out.push_back({kq + ".alpha", DType::kF32, {}, keep.back().data()});
+  // LoKr on ff.net.2: kron(w1 [4, 8], w2 [16, 32]) (full factors: no alpha scaling)
+  const std::string k2 = under(lin2);
+  Tensor kw1 = add(k2 + ".lokr_w1", {4, 8}), kw2 = add(k2 + ".lokr_w2", {s2[0] / 4, s2[1] / 8});
+  // LoHa on the conv (plain factors with the kernel in the b factor)
+  const std::string kc = under(conv);
+  Tensor c1a = add(kc + ".hada_w1_a", {sc[0], r}), c1b = add(kc + ".hada_w1_b", {r, sc[1] * 9});
+  Tensor c2a = add(kc + ".hada_w2_a", {sc[0], r}), c2b = add(kc + ".hada_w2_b", {r, sc[1] * 9});
+  const std::string path = temp_dir() + "/lycoris.safetensors";
+  write_safetensors(path, out);
+
+  auto mm = [](const Tensor& a, const Tensor& b, int64_t i, int64_t j) {
+    double s = 0;
+    for (int64_t k = 0; k < a.dim(1); ++k) s += static_cast<double>(a.data()[i * a.dim(1) + k]) * b.data()[k * b.dim(1) + j];
+    return s;
+  };
+  auto check = [&](const std::string& name, const std::function<double(int64_t, int64_t)>& delta) {
+    Tensor w, orig;
+    slot(name)->materialize(&w, nullptr);
+    slot(name)->original(&orig, nullptr);
+    const int64_t rows = w.dim(0), cols = w.numel() / rows;
+    double worst = 0;
+    for (int64_t i = 0; i < rows; ++i)
+      for (int64_t j = 0; j < cols; ++j)
+        worst = std::max(worst, std::abs(w.data()[i * cols + j] - orig.data()[i * cols + j] - delta(i, j)));
+    EXPECT_LE(worst, 1e-5) << name;
+  };
+  for (float weight : {1.0f, -0.5f}) {
+    l.lm->set({{path, weight}});
+    check(lin, [&](int64_t i, int64_t j) { return weight * alpha / r * mm(w1a, w1b, i, j) * mm(w2a, w2b, i, j); });
+    check(lin2, [&](int64_t i, int64_t j) {
+      const int64_t c = kw2.dim(0), d = kw2.dim(1);
+      return weight * static_cast<double>(kw1.data()[(i / c) * 8 + j / d]) * kw2.data()[(i % c) * d + j % d];
+    });
+    check(conv, [&](int64_t i, int64_t j) { return weight * mm(c1a, c1b, i, j) * mm(c2a, c2b, i, j); });  // no alpha
+  }
+  const Tensor um = unet_out(*l.m, embeds(*l.m));
+  Loaded rt = load();
+  rt.lm->set_runtime(true);
+  rt.lm->set({{path, -0.5f}});
+  EXPECT_LE(test::rel_err(unet_out(*rt.m, embeds(*rt.m)), um), 1e-5);
 }
 
 TEST(Lora, MergeTimeOfARank32AttentionLora) {

@@ -82,6 +82,12 @@ struct LoadOptions {
   // Folders searched for LoRA names (--lora / <lora:name:w>) that are not
   // paths, before $VG_LORA_DIR (':'-separated).
   std::vector<std::string> lora_dirs;
+  // How LoRAs reach the layers: "merge" (added into the weights, unmerged
+  // bit-exactly when removed: no per-step cost) or "runtime" (the weights stay
+  // as loaded and each layer adds its low-rank update to its output: no
+  // rewrite of the weights, a small per-step cost). Layers whose weights
+  // cannot be rewritten (quantised) always apply at run time.
+  std::string lora_mode = "merge";
 };
 
 // "fp32" or "bf16" for a LoadOptions::precision value and the model's

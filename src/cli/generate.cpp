@@ -33,6 +33,7 @@ struct GenerateOptions {
   std::string precision = "auto";
   bool quiet = false, progress = false;
   std::vector<std::string> loras, lora_dirs;  // --lora (repeatable), --lora-dir
+  std::string lora_mode = "merge";
 };
 
 const ParamField& field(const char* name) {
@@ -74,6 +75,7 @@ void run_generate(const GenerateOptions& o) {
   lo.tokenizer_dir = o.tokenizer;
   lo.config_dir = o.model_config;
   lo.lora_dirs = o.lora_dirs;
+  lo.lora_mode = o.lora_mode;
   if (o.allow_download && looks_like_repo_ref(model) && !path_exists(model) && !hf_cached_snapshot(model)) {
     hub::PullOptions po;
     const size_t at = model.find('@');
@@ -194,6 +196,8 @@ void add_generate(CLI::App& app) {
   cmd->add_option(flags(field("loras")), opts->loras, field("loras").help)->allow_extra_args(false);
   cmd->add_option("--lora-dir", opts->lora_dirs, "folder searched for --lora / <lora:name> names (repeatable; then $VG_LORA_DIR)")
       ->allow_extra_args(false);
+  cmd->add_option("--lora-mode", opts->lora_mode, "merge: LoRAs added into the weights; runtime: weights kept, updates added per layer output")
+      ->capture_default_str()->check(CLI::IsMember({"merge", "runtime"}));
   cmd->add_option(flags(field("negative_prompt")), p.negative_prompt, field("negative_prompt").help);
   cmd->add_option(flags(field("steps")), p.steps, field("steps").help)->capture_default_str();
   cmd->add_option(flags(field("sampler")), p.sampler, field("sampler").help)->capture_default_str();

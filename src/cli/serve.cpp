@@ -31,6 +31,8 @@ void add_serve(CLI::App& app) {
   cmd->add_option("--lora-dir", o->lora_dirs,
                   "folder of LoRA .safetensors files (names in requests and <lora:name:w>, listed by GET /v1/loras); "
                   "repeatable, searched before $VG_LORA_DIR");
+  cmd->add_option("--lora-mode", o->lora_mode, "merge: LoRAs added into the weights (unmerged exactly between requests); runtime: weights kept, updates added per layer output")
+      ->capture_default_str()->check(CLI::IsMember({"merge", "runtime"}));
   cmd->add_option("-m,--default-model", o->default_model, "model used when a request names none (default: the demo model)");
   cmd->add_option("--artifacts-dir", o->artifacts_dir, "keep results in this content-addressed artifact store (default: memory only)");
   cmd->add_option("--max-queue", o->max_queue, "jobs allowed to wait; more get HTTP 429")->capture_default_str();

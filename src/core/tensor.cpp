@@ -136,6 +136,7 @@ Tensor Tensor::wrap(Shape shape, std::shared_ptr<float> data) {
   t.shape_ = std::move(shape);
   t.numel_ = shape_numel(t.shape_);
   t.data_ = std::move(data);
+  t.borrowed_ = true;
   return t;
 }
 

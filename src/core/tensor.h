@@ -42,11 +42,15 @@ class Tensor {
   Tensor clone() const;
   // No other Tensor shares this buffer (safe to overwrite in place).
   bool sole_owner() const { return data_.use_count() == 1; }
+  // The buffer belongs to someone else (wrap(): e.g. a read-only file
+  // mapping) and must not be written.
+  bool borrowed() const { return borrowed_; }
 
  private:
   Shape shape_;
   int64_t numel_ = 0;
   std::shared_ptr<float> data_;
+  bool borrowed_ = false;
 };
 
 // Bytes currently held by the pool and total fresh allocations (for tests).

@@ -296,6 +296,14 @@ float lora_alpha_scale(const LoraModule& m) {
   return rank > 0 ? m.alpha / static_cast<float>(rank) : 1.0f;
 }
 
+bool lora_low_rank(const LoraModule& m, Tensor* up, Tensor* down) {
+  if (m.kind != LoraKind::kLora) return false;
+  const Tensor d = lora_down(m), u = need(m, "up");
+  *down = d.reshape({d.dim(0), cols(d)});
+  *up = u.reshape({u.dim(0), cols(u)});
+  return true;
+}
+
 void lora_add_delta(const LoraModule& m, float scale, Tensor& w) {
   const int64_t out = w.dim(0), c = w.numel() / out;
   if (m.kind == LoraKind::kLora) {

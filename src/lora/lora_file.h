@@ -41,6 +41,9 @@ std::shared_ptr<const LoraFile> load_lora_file(const std::string& path);
 Shape lora_delta_shape(const LoraModule& m, std::string* why);
 // alpha/rank (LyCORIS rules: 1 when there is no alpha or no low-rank factor).
 float lora_alpha_scale(const LoraModule& m);
+// The factors of a plain LoRA update, delta = up [out, r] @ down [r, fan_in]
+// (lora_mid folded into down); false for LoHa/LoKr/full (no low-rank form).
+bool lora_low_rank(const LoraModule& m, Tensor* up, Tensor* down);
 // w += scale * delta (w has the layer's weight shape; same numel as the delta).
 void lora_add_delta(const LoraModule& m, float scale, Tensor& w);
 

@@ -158,7 +158,7 @@ LoraApplied LoraManager::set(const std::vector<LoraSpec>& loras) {
     std::shared_ptr<const LoraFile> file;
   };
   std::vector<Req> reqs;
-  std::string sig;
+  std::string sig = runtime_ ? "runtime;" : "";
   for (const auto& s : loras) {
     Req r{s, resolve_lora_path(s.name, dirs_), nullptr};
     std::error_code ec;
@@ -173,7 +173,7 @@ LoraApplied LoraManager::set(const std::vector<LoraSpec>& loras) {
   const auto& table = lookup();
   bool has_te2 = false;
   for (const auto& c : components_) has_te2 |= c.name == "text_encoder_2";
-  std::map<std::shared_ptr<LayerPatch>, std::vector<LayerPatch::Delta>> deltas;
+  std::map<std::shared_ptr<LayerPatch>, std::vector<WeightDelta>> deltas;
   LoraApplied applied;
   for (const auto& r : reqs) {
     const std::string& who = r.spec.name;
@@ -210,7 +210,11 @@ LoraApplied LoraManager::set(const std::vector<LoraSpec>& loras) {
       ++matched;
       const float scale = r.spec.weight * lora_alpha_scale(m);
       auto file = r.file;
-      deltas[t.slot].push_back([file, i, scale](Tensor& w) { lora_add_delta(file->modules[i], scale, w); });
+      WeightDelta d;
+      d.add = [file, i, scale](Tensor& w) { lora_add_delta(file->modules[i], scale, w); };
+      d.scale = scale;
+      lora_low_rank(m, &d.up, &d.down);
+      deltas[t.slot].push_back(std::move(d));
     }
     if (matched == 0 && !r.file->modules.empty())
       incompatible(who, "matches none of this " + family_ + " model's layers (its " + std::to_string(r.file->modules.size()) +
@@ -231,7 +235,7 @@ LoraApplied LoraManager::set(const std::vector<LoraSpec>& loras) {
     if (!deltas.count(slot)) slot->set_deltas({});
   patched_.clear();
   for (auto& [slot, d] : deltas) {
-    slot->set_deltas(std::move(d));
+    slot->set_deltas(std::move(d), runtime_);
     patched_.insert(slot);
   }
   signature_ = sig;

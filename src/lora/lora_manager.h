@@ -50,6 +50,11 @@ class LoraManager {
  public:
   LoraManager(std::string family, std::vector<LoraComponent> components);
   void set_dirs(std::vector<std::string> dirs) { dirs_ = std::move(dirs); }
+  // true: LoRAs are applied at run time (the layers keep their loaded
+  // weights and add x @ (scale * B @ A)^T to their output) instead of being
+  // merged into the weights. Takes effect at the next set().
+  void set_runtime(bool on) { runtime_ = on; }
+  bool runtime() const { return runtime_; }
   // Throws lora_not_found / lora_incompatible / corrupt_file /
   // unsupported_format before changing any weight. No-op when unchanged.
   LoraApplied set(const std::vector<LoraSpec>& loras);
@@ -72,6 +77,7 @@ class LoraManager {
   std::set<std::shared_ptr<LayerPatch>> patched_;
   std::string signature_;
   LoraApplied applied_;
+  bool runtime_ = false;
 };
 
 }  // namespace vg

@@ -21,6 +21,7 @@ struct Context {
   static LoadOptions load_options(const ServerOptions& o) {
     LoadOptions l{o.threads, "", o.precision, o.keep_text_encoder};
     l.lora_dirs = o.lora_dirs;
+    l.lora_mode = o.lora_mode;
     return l;
   }
 };

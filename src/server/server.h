@@ -22,7 +22,8 @@ struct ServerOptions {
   int threads = 0;
   std::string precision = "auto";  // auto | fp32 | bf16 (see LoadOptions)
   bool keep_text_encoder = false;  // see LoadOptions
-  std::vector<std::string> lora_dirs;  // LoRA folders (LoadOptions::lora_dirs; $VG_LORA_DIR is searched after)
+  std::vector<std::string> lora_dirs;
+  std::string lora_mode = "merge";  // LoadOptions::lora_mode  // LoRA folders (LoadOptions::lora_dirs; $VG_LORA_DIR is searched after)
 };
 
 class Server {

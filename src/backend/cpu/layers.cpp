@@ -13,40 +13,6 @@ namespace vg {
 using dt = dnnl::memory::data_type;
 using tag = dnnl::memory::format_tag;
 
-void LayerPatch::set_deltas(std::vector<Delta> d) {
-  std::lock_guard<std::mutex> lock(mu_);
-  deltas_ = std::move(d);
-  ++version;
-}
-
-bool LayerPatch::patched() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return !deltas_.empty();
-}
-
-void LayerPatch::materialize(Tensor* f32, std::vector<uint16_t>* bf16) const {
-  std::vector<Delta> deltas;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    deltas = deltas_;
-  }
-  if (deltas.empty()) return original(f32, bf16);
-  Tensor src;
-  original(&src, nullptr);
-  // a private copy: the original may be float32 used in place from the mapping
-  Tensor w = Tensor::unpooled(shape);
-  if (src.numel() != w.numel()) fail(ErrorCode::kInternal, "patched weight size mismatch");
-  std::copy_n(src.data(), src.numel(), w.data());
-  src = Tensor();
-  for (const Delta& d : deltas) d(w);
-  if (f32) {
-    *f32 = std::move(w);
-  } else {
-    bf16->resize(static_cast<size_t>(w.numel()));
-    to_bf16(w.data(), bf16->data(), w.numel());
-  }
-}
-
 Conv2d::Conv2d(Tensor weight, Tensor bias, int stride, int pad_l, int pad_r, int groups, bool bf16)
     : weight_(std::move(weight)), bias_(std::move(bias)), stride_(stride), pad_l_(pad_l),
       pad_r_(pad_r), groups_(groups), bf16_(bf16) {
@@ -75,21 +41,21 @@ Conv2d::Conv2d(const Shape& shape, Source source, Tensor bias, int stride, int p
   if (!bias_.empty() && bias_.numel() != oc_) fail(ErrorCode::kShapeMismatch, "conv bias size mismatch");
 }
 
-void Conv2d::attach_patch(std::shared_ptr<LayerPatch> patch) {
-  patch_ = std::move(patch);
-  // as loaded = the slot unpatched; otherwise rebuild on first use
-  patch_seen_ = patch_->patched() ? ~uint64_t{0} : patch_->version.load();
-}
-
 void Conv2d::refresh_patch() const {
-  const uint64_t v = patch_->version.load();
-  if (v == patch_seen_) return;
-  cache_.clear();
-  weight_ = Tensor();
-  std::vector<uint16_t>().swap(weight_bf16_);
-  auto patch = patch_;
-  source_ = [patch](Tensor* f32, std::vector<uint16_t>* bf16) { patch->materialize(f32, bf16); };
-  patch_seen_ = v;
+  if (!patch_.changed()) return;
+  const LayerPatch& p = *patch_.slot;
+  rt_conv_.reset();
+  const bool merge = p.patched() && !p.runtime();
+  if (merged_ || merge) {  // rebuild the weight on next use: as loaded, or with the deltas
+    cache_.clear();
+    weight_ = Tensor();
+    std::vector<uint16_t>().swap(weight_bf16_);
+    auto slot = patch_.slot;
+    source_ = merge ? Source([slot](Tensor* f32, std::vector<uint16_t>* bf16) { slot->materialize(f32, bf16); })
+                    : slot->original;
+    merged_ = merge;
+  }
+  if (p.runtime()) rt_conv_ = std::make_shared<Conv2d>(p.dense_delta(), Tensor(), stride_, pad_l_, pad_r_, groups_, bf16_);
 }
 
 double Conv2d::flops(int64_t n, int64_t h, int64_t w) const {
@@ -178,7 +144,7 @@ Tensor Conv2d::forward_bf16_input(const uint16_t* xb, int64_t n, int64_t h, int6
 }
 
 Tensor Conv2d::run(void* src_ptr, int64_t n, int64_t h, int64_t w, Tensor* accumulate) const {
-  if (patch_) refresh_patch();
+  if (patch_.slot) refresh_patch();
   const Prim& p = get_prim(n, h, w, accumulate != nullptr);
   Tensor out;
   if (accumulate) {
@@ -188,17 +154,19 @@ Tensor Conv2d::run(void* src_ptr, int64_t n, int64_t h, int64_t w, Tensor* accum
   } else {
     out = Tensor({n, out_size(h), out_size(w), oc_});
   }
-  if (dry_run_active()) return out;  // planning pass (the primitive and its weights are made above)
-  auto& eng = dnnl_engine();
-  dnnl::memory src(p.src_md, eng, src_ptr);
-  dnnl::memory dst(p.dst_md, eng, out.data());
-  std::unordered_map<int, dnnl::memory> args{
-      {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, p.weights}, {DNNL_ARG_DST, dst}};
-  if (!bias_.empty())
-    args.emplace(DNNL_ARG_BIAS, dnnl::memory({{oc_}, dt::f32, tag::x}, eng,
-                                             const_cast<float*>(bias_.data())));
-  p.prim.execute(dnnl_stream(), args);
-  dnnl_stream().wait();
+  if (!dry_run_active()) {  // a planning pass makes the primitive and its weights (above) only
+    auto& eng = dnnl_engine();
+    dnnl::memory src(p.src_md, eng, src_ptr);
+    dnnl::memory dst(p.dst_md, eng, out.data());
+    std::unordered_map<int, dnnl::memory> args{
+        {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, p.weights}, {DNNL_ARG_DST, dst}};
+    if (!bias_.empty())
+      args.emplace(DNNL_ARG_BIAS, dnnl::memory({{oc_}, dt::f32, tag::x}, eng,
+                                               const_cast<float*>(bias_.data())));
+    p.prim.execute(dnnl_stream(), args);
+    dnnl_stream().wait();
+  }
+  if (rt_conv_) rt_conv_->run(src_ptr, n, h, w, &out);  // run-time LoRA: + conv(x, delta)
   return out;
 }
 
@@ -224,21 +192,54 @@ Linear::Linear(std::vector<uint16_t> weight_bf16, int64_t out, int64_t in, Tenso
   if (!bias_.empty() && bias_.numel() != out_) fail(ErrorCode::kShapeMismatch, "linear bias size mismatch");
 }
 
-void Linear::attach_patch(std::shared_ptr<LayerPatch> patch) {
-  patch_ = std::move(patch);
-  patch_seen_ = patch_->patched() ? ~uint64_t{0} : patch_->version.load();
-}
-
-void Linear::refresh_patch() const {
-  const uint64_t v = patch_->version.load();
-  if (v == patch_seen_) return;
+void Linear::restore_original() const {
   cache_.clear();
   weight_ = Tensor();
   std::vector<uint16_t>().swap(weight_bf16_);
-  if (bf16_) patch_->materialize(nullptr, &weight_bf16_);
-  else patch_->materialize(&weight_, nullptr);
+  patch_.slot->original(bf16_ ? nullptr : &weight_, bf16_ ? &weight_bf16_ : nullptr);
   if (!bf16_ && weight_.rank() == 4) weight_ = weight_.reshape({out_, in_});
-  patch_seen_ = v;
+  merged_ = false;
+}
+
+void Linear::refresh_patch() const {
+  if (!patch_.changed()) return;
+  const LayerPatch& p = *patch_.slot;
+  const std::vector<WeightDelta> deltas = p.deltas();
+  rt_.clear();
+  rt_dense_ = Tensor();
+  if (deltas.empty() || p.runtime()) {
+    if (merged_) restore_original();
+    for (const WeightDelta& d : deltas) {
+      if (!d.up.empty()) {
+        rt_.push_back(d);
+        continue;
+      }
+      if (rt_dense_.empty()) rt_dense_ = Tensor::unpooled(p.shape), std::fill_n(rt_dense_.data(), rt_dense_.numel(), 0.0f);
+      d.add(rt_dense_);
+    }
+    if (!rt_dense_.empty()) rt_dense_ = rt_dense_.reshape({out_, in_});
+    return;
+  }
+  // Merge. A float32 weight of our own is rewritten in place (no new memory,
+  // no page faults): as loaded + the deltas, the same bits materialize() gives.
+  if (!bf16_ && !weight_.empty() && !weight_.borrowed() && weight_.sole_owner()) {
+    Tensor w = weight_.reshape(p.shape);
+    if (merged_) {
+      Tensor src;
+      p.original(&src, nullptr);
+      std::copy_n(src.data(), src.numel(), w.data());
+    }
+    for (const WeightDelta& d : deltas) d.add(w);
+    merged_ = true;
+    return;
+  }
+  cache_.clear();
+  weight_ = Tensor();
+  std::vector<uint16_t>().swap(weight_bf16_);
+  if (bf16_) p.materialize(nullptr, &weight_bf16_);
+  else p.materialize(&weight_, nullptr);
+  if (!bf16_ && weight_.rank() == 4) weight_ = weight_.reshape({out_, in_});
+  merged_ = true;
 }
 
 const Linear::Prim& Linear::get_prim(int64_t m) const {
@@ -290,6 +291,7 @@ Tensor Linear::forward_bf16(const Tensor& x) const {
   if (!bias_.empty()) args.emplace(DNNL_ARG_BIAS, dnnl::memory({{1, out_}, dt::f32, tag::ab}, eng, const_cast<float*>(bias_.data())));
   p.prim.execute(dnnl_stream(), args);
   dnnl_stream().wait();
+  if (!rt_.empty() || !rt_dense_.empty()) add_runtime_deltas(rt_, rt_dense_, x.data(), m, in_, out.data(), out_);
   return out;
 }
 
@@ -298,7 +300,7 @@ Tensor Linear::forward(const Tensor& x) const {
   if (x.dim(-1) != in_)
     fail(ErrorCode::kShapeMismatch, "linear expects last dim " + std::to_string(in_) + ", got " +
                                         shape_str(x.shape()));
-  if (patch_) refresh_patch();
+  if (patch_.slot) refresh_patch();
   if (bf16_) return forward_bf16(x);
   Shape os = x.shape();
   os.back() = out_;
@@ -313,6 +315,7 @@ Tensor Linear::forward(const Tensor& x) const {
   }
   sgemm(false, true, m, out_, in_, 1.0f, x.data(), in_, weight_.data(), in_,
         bias_.empty() ? 0.0f : 1.0f, o, out_);
+  if (!rt_.empty() || !rt_dense_.empty()) add_runtime_deltas(rt_, rt_dense_, x.data(), m, in_, o, out_);
   return out;
 }
 

@@ -11,35 +11,28 @@
 #include <tuple>
 #include <vector>
 
+#include "backend/cpu/layer_patch.h"
 #include "core/tensor.h"
 
 namespace vg {
 
-// A slot that lets weight patches (LoRA) reach a layer after load. Shared by
-// the layer (and its later rebuilds, e.g. CLIP's per-prompt weights) and the
-// model's LayerRegistry, because layers are moved around while models are
-// built. A layer rebuilds its weights on its next forward when `version`
-// differs from the one it last built from.
-struct LayerPatch {
-  // Fills the plain weight ([out,in] or OIHW) exactly as load does: the float32
-  // tensor, or the bf16 vector for a bf16 layer.
-  using Source = std::function<void(Tensor* f32, std::vector<uint16_t>* bf16)>;
-  // Adds one contribution (already scaled) into the float32 weight.
-  using Delta = std::function<void(Tensor& w)>;
-  LayerPatch(Shape s, Source src) : shape(std::move(s)), original(std::move(src)) {}
-  const Shape shape;
-  const Source original;
-  std::atomic<uint64_t> version{0};
-
-  void set_deltas(std::vector<Delta> d);
-  bool patched() const;
-  // original + deltas in float32 (then bf16 when `bf16` is given). With no
-  // deltas this is `original` itself, so unpatching restores load's bits.
-  void materialize(Tensor* f32, std::vector<uint16_t>* bf16) const;
-
- private:
-  mutable std::mutex mu_;
-  std::vector<Delta> deltas_;
+// The patch slot a layer follows (see layer_patch.h) and the version it last
+// brought itself up to.
+struct PatchLink {
+  std::shared_ptr<LayerPatch> slot;
+  uint64_t seen = 0;
+  void attach(std::shared_ptr<LayerPatch> p) {
+    slot = std::move(p);
+    // as loaded = the slot unpatched; otherwise rebuild on first use
+    seen = slot->patched() ? ~uint64_t{0} : slot->version.load();
+  }
+  // True once per change of the slot (and records it as seen).
+  bool changed() {
+    const uint64_t v = slot->version.load();
+    if (v == seen) return false;
+    seen = v;
+    return true;
+  }
 };
 
 class Conv2d {
@@ -68,7 +61,7 @@ class Conv2d {
   double flops(int64_t n, int64_t h, int64_t w) const;
   bool loaded() const { return oc_ > 0; }
   bool bf16() const { return bf16_; }
-  void attach_patch(std::shared_ptr<LayerPatch> patch);
+  void attach_patch(std::shared_ptr<LayerPatch> patch) { patch_.attach(std::move(patch)); }
 
  private:
   void refresh_patch() const;
@@ -89,8 +82,9 @@ class Conv2d {
   int stride_ = 1, pad_l_ = 0, pad_r_ = 0, groups_ = 1;
   bool bf16_ = false;
   mutable std::map<std::tuple<int64_t, int64_t, int64_t, bool>, std::unique_ptr<Prim>> cache_;
-  std::shared_ptr<LayerPatch> patch_;
-  mutable uint64_t patch_seen_ = 0;
+  mutable PatchLink patch_;
+  mutable bool merged_ = false;              // the weight holds patch deltas
+  mutable std::shared_ptr<Conv2d> rt_conv_;  // run-time deltas: a second conv, added
 };
 
 class Linear {
@@ -107,10 +101,11 @@ class Linear {
   int64_t out_features() const { return out_; }
   bool loaded() const { return out_ > 0; }
   bool bf16() const { return bf16_; }
-  void attach_patch(std::shared_ptr<LayerPatch> patch);
+  void attach_patch(std::shared_ptr<LayerPatch> patch) { patch_.attach(std::move(patch)); }
 
  private:
   void refresh_patch() const;
+  void restore_original() const;
   struct Prim {
     dnnl::matmul prim;
     dnnl::memory weights;
@@ -125,8 +120,10 @@ class Linear {
   int64_t in_ = 0, out_ = 0;
   bool bf16_ = false;
   mutable std::map<int64_t, std::unique_ptr<Prim>> cache_;
-  std::shared_ptr<LayerPatch> patch_;
-  mutable uint64_t patch_seen_ = 0;
+  mutable PatchLink patch_;
+  mutable bool merged_ = false;            // the weight holds patch deltas
+  mutable std::vector<WeightDelta> rt_;    // run-time deltas (low-rank ones)
+  mutable Tensor rt_dense_;                // run-time deltas without a low-rank form, summed
 };
 
 // C[M,N] = A[M,K] * B(^T) with row-major storage; thin wrapper on oneDNN sgemm.
