@@ -82,6 +82,10 @@ struct LoadOptions {
   // Folders searched for LoRA names (--lora / <lora:name:w>) that are not
   // paths, before $VG_LORA_DIR (':'-separated).
   std::vector<std::string> lora_dirs;
+  // A denoiser-only file (GGUF or .safetensors) whose UNet replaces the
+  // model's (same architecture): stable-diffusion.cpp / city96 UNet GGUFs
+  // ("model.diffusion_model." prefix or none) or diffusers UNet weights.
+  std::string unet_file;
 };
 
 // "fp32" or "bf16" for a LoadOptions::precision value and the model's
