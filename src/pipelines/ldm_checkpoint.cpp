@@ -260,6 +260,11 @@ std::unique_ptr<SdModel> load_ldm_checkpoint(const std::string& path, const std:
   uc.sample_size = meta_int("visiongen.unet_sample_size", uc.sample_size);
   for (size_t i = 0; i < n; ++i)
     uc.num_heads[i] = meta_int(("visiongen.unet_heads." + std::to_string(i)).c_str(), uc.num_heads[i]);
+  if (!config_dir.empty() && path_exists(config_dir + "/unet/config.json")) {
+    const UNetConfig given = UNetConfig::from_json_file(config_dir + "/unet/config.json");
+    if (given.num_heads.size() == n) uc.num_heads = given.num_heads;
+    uc.sample_size = given.sample_size;
+  }
   std::vector<bool> up_attn;
   for (auto& t : uc.up_block_types) up_attn.push_back(t == "CrossAttnUpBlock2D");
   m->unet_layers = std::make_shared<LayerRegistry>();
@@ -309,10 +314,15 @@ std::unique_ptr<SdModel> load_ldm_checkpoint(const std::string& path, const std:
     tw = openclip_store(file, P, c);
   }
   tc.num_heads = std::max<int64_t>(1, meta_int("visiongen.text_heads", tc.num_heads));
+  // A config folder (diffusers' from_single_file(config=)) gives what shapes cannot: heads.
+  if (!config_dir.empty() && path_exists(config_dir + "/text_encoder/config.json"))
+    tc.num_heads = ClipTextConfig::from_json_file(config_dir + "/text_encoder/config.json").num_heads;
   tw.set_compute_bf16(bf16);
   tw.set_layer_registry(m->text_encoder_layers);
   m->text_encoder = std::make_unique<ClipTextModel>(tc, tw, "", /*lazy=*/true);
-  const std::string tok_dir = find_tokenizer(path, tokenizer_dir, sd2);
+  const std::string tok_dir = find_tokenizer(path, tokenizer_dir.empty() && !config_dir.empty() &&
+                                                    path_exists(config_dir + "/tokenizer/vocab.json")
+                                                ? config_dir + "/tokenizer" : tokenizer_dir, sd2);
   m->tokenizer = std::make_unique<ClipTokenizer>(
       tok_dir.empty() ? ClipTokenizer::builtin(sd2 ? "!" : "<|endoftext|>") : ClipTokenizer::load(tok_dir));
   if (sd2 && m->tokenizer->pad_id() == m->tokenizer->eos_id()) m->tokenizer->set_pad_token("!");
