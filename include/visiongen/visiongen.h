@@ -88,6 +88,10 @@ struct LoadOptions {
   // rewrite of the weights, a small per-step cost). Layers whose weights
   // cannot be rewritten (quantised) always apply at run time.
   std::string lora_mode = "merge";
+  // A denoiser-only file (GGUF or .safetensors) whose UNet replaces the
+  // model's (same architecture): stable-diffusion.cpp / city96 UNet GGUFs
+  // ("model.diffusion_model." prefix or none) or diffusers UNet weights.
+  std::string unet_file;
 };
 
 // "fp32" or "bf16" for a LoadOptions::precision value and the model's

@@ -236,7 +236,7 @@ void add_hf_commands(CLI::App& app) {
   hf->add_subcommand("tree", "what the Hub ecosystem offers and what visiongen reads")->callback([] {
     std::printf(
         "formats:   safetensors (read; diffusers folders, sharded, fp16 variants, single-file SD checkpoints)\n"
-        "           gguf (listed and pulled with --quantization; not run yet: model_not_converted)\n"
+        "           gguf (listed and pulled with --quantization; SD1/SD2/SDXL GGUFs run with -m or --unet)\n"
         "           pickle .bin/.pt/.ckpt (never opened; pulled only with --allow-unsafe)\n"
         "libraries: diffusers (StableDiffusionPipeline layouts: run), transformers CLIP text encoders (run),\n"
         "           others (pull/push only)\n"

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/error.h"
+
 namespace vg {
 
 size_t dtype_size(DType t) {
@@ -13,6 +15,7 @@ size_t dtype_size(DType t) {
     case DType::kF32: case DType::kI32: return 4;
     case DType::kF16: case DType::kBF16: case DType::kI16: return 2;
     case DType::kI8: case DType::kU8: case DType::kBool: return 1;
+    case DType::kQuant: return 0;
   }
   return 0;
 }
@@ -29,6 +32,7 @@ const char* dtype_name(DType t) {
     case DType::kI8: return "I8";
     case DType::kU8: return "U8";
     case DType::kBool: return "BOOL";
+    case DType::kQuant: return "GGML";
   }
   return "?";
 }
@@ -130,6 +134,8 @@ void convert_to_f32(DType t, const void* src, float* dst, size_t n) {
       for (size_t i = 0; i < n; ++i) dst[i] = s[i];
       return;
     }
+    case DType::kQuant:
+      fail(ErrorCode::kInternal, "convert_to_f32 got a block-quantised tensor; use tensor_to_f32");
   }
 }
 

@@ -6,7 +6,9 @@
 
 namespace vg {
 
-enum class DType { kF32, kF16, kBF16, kF64, kI64, kI32, kI16, kI8, kU8, kBool };
+// kQuant: ggml block-quantised (GGUF); the block layout is TensorInfo::ggml_type,
+// dtype_size() is 0 and convert_to_f32 refuses it (use tensor_to_f32).
+enum class DType { kF32, kF16, kBF16, kF64, kI64, kI32, kI16, kI8, kU8, kBool, kQuant };
 
 size_t dtype_size(DType t);
 const char* dtype_name(DType t);        // safetensors spelling, e.g. "F16"

@@ -1,12 +1,6 @@
 #include "io/safetensors.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
@@ -28,33 +22,9 @@ constexpr uint64_t kMaxHeader = 100ull << 20;  // 100 MiB, as the reference libr
 }  // namespace
 
 std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT)
-      fail(ErrorCode::kFileNotFound, "model file '" + path + "' does not exist; check the path");
-    fail(ErrorCode::kIoError, "cannot open '" + path + "': " + std::strerror(errno));
-  }
-  struct stat st;
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    fail(ErrorCode::kIoError, "'" + path + "' is not a regular file");
-  }
   std::shared_ptr<SafetensorsFile> f(new SafetensorsFile());
-  f->path_ = path;
-  f->size_ = static_cast<size_t>(st.st_size);
-  if (f->size_ < 8) {
-    ::close(fd);
-    corrupt(path, "it is only " + std::to_string(f->size_) + " bytes long");
-  }
-  // Private and writable: float32 weights are used in place, and a write
-  // through one (none is intended) gets a private copy of that page instead
-  // of a fault or a change to the file.
-  f->map_ = ::mmap(nullptr, f->size_, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
-  ::close(fd);
-  if (f->map_ == MAP_FAILED) {
-    f->map_ = nullptr;
-    fail(ErrorCode::kIoError, "cannot map '" + path + "' into memory: " + std::strerror(errno));
-  }
+  f->map_file(path);
+  if (f->size_ < 8) corrupt(path, "it is only " + std::to_string(f->size_) + " bytes long");
   const auto* bytes = static_cast<const uint8_t*>(f->map_);
   uint64_t n = 0;
   std::memcpy(&n, bytes, 8);
@@ -122,35 +92,6 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
   for (size_t i = 1; i < ranges.size(); ++i)
     if (ranges[i].first < ranges[i - 1].second) corrupt(path, "two tensors' data overlap");
   return f;
-}
-
-void SafetensorsFile::release_pages(const void* p, size_t n) const {
-  const auto* base = static_cast<const uint8_t*>(map_);
-  const auto* b = static_cast<const uint8_t*>(p);
-  if (!map_ || b < base || b + n > base + size_) return;
-  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
-  const uintptr_t lo = (reinterpret_cast<uintptr_t>(b) + page - 1) / page * page;
-  const uintptr_t hi = (reinterpret_cast<uintptr_t>(b) + n) / page * page;
-  if (hi > lo) ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
-}
-
-SafetensorsFile::~SafetensorsFile() {
-  if (map_) ::munmap(map_, size_);
-}
-
-const TensorInfo& SafetensorsFile::info(const std::string& name) const {
-  auto it = tensors_.find(name);
-  if (it == tensors_.end())
-    fail(ErrorCode::kShapeMismatch, "tensor '" + name + "' is missing from '" + path_ +
-                                        "'; the file does not match the model config");
-  return it->second;
-}
-
-Tensor SafetensorsFile::load_f32(const std::string& name) const {
-  const TensorInfo& ti = info(name);
-  Tensor t(ti.shape);
-  convert_to_f32(ti.dtype, ti.data, t.data(), static_cast<size_t>(t.numel()));
-  return t;
 }
 
 void write_safetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,

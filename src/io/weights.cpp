@@ -13,7 +13,7 @@ namespace vg {
 
 namespace fs = std::filesystem;
 
-void WeightStore::add_file(std::shared_ptr<SafetensorsFile> file, const std::string& strip) {
+void WeightStore::add_file(std::shared_ptr<TensorFile> file, const std::string& strip) {
   for (auto& [name, info] : file->tensors()) {
     if (!strip.empty()) {
       if (name.rfind(strip, 0) != 0) continue;
@@ -95,7 +95,7 @@ Tensor WeightStore::get(const std::string& name, const Shape& expected) const {
     }
   }
   Tensor t = Tensor::unpooled(shape);
-  convert_to_f32(ti->dtype, ti->data, t.data(), static_cast<size_t>(t.numel()));
+  tensor_to_f32(*ti, t.data(), static_cast<size_t>(t.numel()));
   for (const auto& f : files_) f->release_pages(ti->data, ti->nbytes);
   return t;
 }

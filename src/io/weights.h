@@ -1,4 +1,5 @@
-// A named view of weights spread over one or more safetensors files. Models
+// A named view of weights spread over one or more tensor files (safetensors
+// or GGUF; GGUF block types are dequantised when a layer asks for them). Models
 // ask for tensors by their diffusers/transformers name; single-file LDM
 // checkpoints are exposed under those names through a rename map.
 #pragma once
@@ -16,7 +17,7 @@ class LayerRegistry;
 
 class WeightStore {
  public:
-  void add_file(std::shared_ptr<SafetensorsFile> file, const std::string& strip_prefix = "");
+  void add_file(std::shared_ptr<TensorFile> file, const std::string& strip_prefix = "");
   // Exposes `source` (a name already in the store's files) as `name`.
   void add_alias(const std::string& name, const TensorInfo* source);
 
@@ -60,7 +61,7 @@ class WeightStore {
 
  private:
   std::shared_ptr<LayerRegistry> registry_;
-  std::vector<std::shared_ptr<SafetensorsFile>> files_;
+  std::vector<std::shared_ptr<TensorFile>> files_;
   std::map<std::string, const TensorInfo*> entries_;
   Resolver resolver_;
   std::shared_ptr<Requests> requests_;

@@ -295,6 +295,9 @@ void write_tokenizer(const ClipTokenizer& t, const std::string& dir, const std::
 
 void convert_single_file_to_diffusers(const std::string& path, const std::string& out_dir,
                                       const std::string& config_dir, const std::string& tokenizer_dir) {
+  if (is_gguf_file(path))  // quantised tensors have no safetensors dtype to copy them as
+    fail(ErrorCode::kUnsupportedFormat, "'" + path + "' is a GGUF file; converting GGUF to a diffusers folder is not "
+                                            "supported, load it directly with -m (or --unet for a UNet-only file)");
   auto model = load_ldm_checkpoint(path, tokenizer_dir, false, config_dir);
   auto file = SafetensorsFile::open(path);
   const SafetensorsFile& f = *file;

@@ -59,8 +59,6 @@ Result<std::unique_ptr<Engine>> Engine::load(const std::string& path, const Load
     set_num_threads(opts.threads);
     auto t0 = Clock::now();
     auto impl = std::make_unique<Impl>();
-    if (path.size() > 5 && path.compare(path.size() - 5, 5, ".gguf") == 0)
-      fail(ErrorCode::kModelNotConverted, "'" + path + "' is a GGUF file, which this engine does not read yet; use the model's .safetensors release");
     const std::string resolved = resolve_model_reference(path);
     const std::string precision = resolve_precision(opts.precision, opts.precision == "auto" ? weight_bytes(resolved) : -1);
     if (precision.empty())
@@ -68,6 +66,7 @@ Result<std::unique_ptr<Engine>> Engine::load(const std::string& path, const Load
     if (precision == "bf16" && !cpu_can_bf16())
       fail(ErrorCode::kCapabilityNotSupported, "precision bf16 needs a CPU with AVX-512 (this one has none); use --precision fp32");
     auto model = load_sd_model(resolved, opts.tokenizer_dir, precision == "bf16", opts.config_dir);
+    if (!opts.unet_file.empty()) load_unet_file(*model, opts.unet_file, precision == "bf16");
     model->info.precision = precision;
     impl->family = model->info.family == "sdxl" ? make_sdxl_engine(std::move(model), opts)
                                                : make_sd_engine(std::move(model), opts);

@@ -28,7 +28,7 @@ const char* kUnet = "model.diffusion_model.";
 
 }  // namespace
 
-int count_indices(const SafetensorsFile& f, const std::string& prefix) {
+int count_indices(const TensorFile& f, const std::string& prefix) {
   int mx = -1;
   for (auto& [name, info] : f.tensors()) {
     if (name.rfind(prefix, 0) != 0) continue;
@@ -39,7 +39,7 @@ int count_indices(const SafetensorsFile& f, const std::string& prefix) {
 }
 
 // The checkpoint's tensors under the diffusers names our models ask for.
-WeightStore renamed_store(const std::shared_ptr<SafetensorsFile>& file,
+WeightStore renamed_store(const std::shared_ptr<TensorFile>& file,
                           std::function<std::string(const std::string&)> to_ldm) {
   WeightStore w;
   w.add_file(file);  // keeps the file open and names it in error messages
@@ -50,7 +50,7 @@ WeightStore renamed_store(const std::shared_ptr<SafetensorsFile>& file,
   return w;
 }
 
-VaeConfig infer_ldm_vae_config(const SafetensorsFile& f) {
+VaeConfig infer_ldm_vae_config(const TensorFile& f) {
   VaeConfig vc;
   const int vlevels = count_indices(f, "first_stage_model.encoder.down.");
   if (vlevels <= 0) fail(ErrorCode::kCorruptFile, "'" + f.path() + "' has no VAE (first_stage_model.*)");
@@ -63,7 +63,7 @@ VaeConfig infer_ldm_vae_config(const SafetensorsFile& f) {
   return vc;
 }
 
-const TensorInfo& need(const SafetensorsFile& f, const std::string& name) {
+const TensorInfo& need(const TensorFile& f, const std::string& name) {
   if (!f.has(name))
     fail(ErrorCode::kCorruptFile, "'" + f.path() + "' lacks '" + name + "'; the checkpoint is incomplete");
   return f.info(name);
@@ -71,7 +71,7 @@ const TensorInfo& need(const SafetensorsFile& f, const std::string& name) {
 
 namespace {
 
-[[noreturn]] void unknown_family(const SafetensorsFile& f) {
+[[noreturn]] void unknown_family(const TensorFile& f) {
   auto has_prefix = [&](const std::string& p) {
     for (auto& [n, i] : f.tensors())
       if (n.rfind(p, 0) == 0) return true;
@@ -144,12 +144,12 @@ std::string find_tokenizer(const std::string& ckpt, const std::string& given, bo
 
 // OpenCLIP text towers (SD2's ViT-H, SDXL's bigG) under transformers' CLIP
 // names: fused in_proj split into q/k/v views, renamed norms and MLPs.
-WeightStore openclip_store(const std::shared_ptr<SafetensorsFile>& file, const std::string& P, int64_t c) {
+WeightStore openclip_store(const std::shared_ptr<TensorFile>& file, const std::string& P, int64_t c) {
   WeightStore tw;
   auto owned = std::make_shared<SliceViews>();
   tw.add_file(file);
   tw.set_resolver([fp = file.get(), owned, P, c](const std::string& name) -> const TensorInfo* {
-    const SafetensorsFile& f = *fp;
+    const TensorFile& f = *fp;
       static const std::regex layer(R"(^text_model\.encoder\.layers\.(\d+)\.(.*)$)");
       std::smatch mm;
       std::string l;
@@ -192,8 +192,8 @@ WeightStore with_bf16(WeightStore w, bool bf16) {
 
 std::unique_ptr<SdModel> load_ldm_checkpoint(const std::string& path, const std::string& tokenizer_dir, bool bf16,
                                              const std::string& config_dir) {
-  auto file = SafetensorsFile::open(path);
-  const SafetensorsFile& f = *file;
+  auto file = open_tensor_file(path);  // .safetensors or GGUF (stable-diffusion.cpp keeps the CompVis names)
+  const TensorFile& f = *file;
   if (f.has("conditioner.embedders.0.transformer.text_model.embeddings.token_embedding.weight") ||
       f.has("conditioner.embedders.0.model.token_embedding.weight"))
     return load_sgm_checkpoint(file, tokenizer_dir, bf16, config_dir);
@@ -260,6 +260,11 @@ std::unique_ptr<SdModel> load_ldm_checkpoint(const std::string& path, const std:
   uc.sample_size = meta_int("visiongen.unet_sample_size", uc.sample_size);
   for (size_t i = 0; i < n; ++i)
     uc.num_heads[i] = meta_int(("visiongen.unet_heads." + std::to_string(i)).c_str(), uc.num_heads[i]);
+  if (!config_dir.empty() && path_exists(config_dir + "/unet/config.json")) {
+    const UNetConfig given = UNetConfig::from_json_file(config_dir + "/unet/config.json");
+    if (given.num_heads.size() == n) uc.num_heads = given.num_heads;
+    uc.sample_size = given.sample_size;
+  }
   std::vector<bool> up_attn;
   for (auto& t : uc.up_block_types) up_attn.push_back(t == "CrossAttnUpBlock2D");
   m->unet_layers = std::make_shared<LayerRegistry>();
@@ -309,10 +314,15 @@ std::unique_ptr<SdModel> load_ldm_checkpoint(const std::string& path, const std:
     tw = openclip_store(file, P, c);
   }
   tc.num_heads = std::max<int64_t>(1, meta_int("visiongen.text_heads", tc.num_heads));
+  // A config folder (diffusers' from_single_file(config=)) gives what shapes cannot: heads.
+  if (!config_dir.empty() && path_exists(config_dir + "/text_encoder/config.json"))
+    tc.num_heads = ClipTextConfig::from_json_file(config_dir + "/text_encoder/config.json").num_heads;
   tw.set_compute_bf16(bf16);
   tw.set_layer_registry(m->text_encoder_layers);
   m->text_encoder = std::make_unique<ClipTextModel>(tc, tw, "", /*lazy=*/true);
-  const std::string tok_dir = find_tokenizer(path, tokenizer_dir, sd2);
+  const std::string tok_dir = find_tokenizer(path, tokenizer_dir.empty() && !config_dir.empty() &&
+                                                    path_exists(config_dir + "/tokenizer/vocab.json")
+                                                ? config_dir + "/tokenizer" : tokenizer_dir, sd2);
   m->tokenizer = std::make_unique<ClipTokenizer>(
       tok_dir.empty() ? ClipTokenizer::builtin(sd2 ? "!" : "<|endoftext|>") : ClipTokenizer::load(tok_dir));
   if (sd2 && m->tokenizer->pad_id() == m->tokenizer->eos_id()) m->tokenizer->set_pad_token("!");

@@ -18,7 +18,7 @@ struct SdModel;
 std::unique_ptr<SdModel> load_ldm_checkpoint(const std::string& path, const std::string& tokenizer_dir = "",
                                              bool bf16 = false, const std::string& config_dir = "");
 // SDXL base/refiner single files (conditioner.embedders.*, model.diffusion_model.*, first_stage_model.*).
-std::unique_ptr<SdModel> load_sgm_checkpoint(const std::shared_ptr<class SafetensorsFile>& file,
+std::unique_ptr<SdModel> load_sgm_checkpoint(const std::shared_ptr<class TensorFile>& file,
                                              const std::string& tokenizer_dir, bool bf16, const std::string& config_dir);
 
 // Writes a diffusers SD1 folder as one LDM-layout .safetensors file (SDXL

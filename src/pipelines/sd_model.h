@@ -38,6 +38,11 @@ struct SdModel {
   std::function<std::string(const std::string&)> unet_sgm_name;
 };
 
+// Replaces m.unet (same architecture) with the UNet in `path`: a UNet-only
+// GGUF or safetensors file, LDM names with or without "model.diffusion_model."
+// or diffusers names (--unet).
+void load_unet_file(SdModel& m, const std::string& path, bool bf16);
+
 // The SGM/LDM module name ("input_blocks.4.1.proj_in") of a diffusers UNet
 // module name, for this UNet config.
 std::function<std::string(const std::string&)> unet_sgm_namer(const UNetConfig& cfg);

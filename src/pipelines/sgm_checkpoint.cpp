@@ -24,7 +24,7 @@ namespace {
 const std::string kUnetP = "model.diffusion_model.";
 
 // UNet config from tensor shapes (SDXL conventions: 64-dim heads, 1024² native size).
-UNetConfig infer_unet(const SafetensorsFile& f, int64_t pooled_dim, bool refiner) {
+UNetConfig infer_unet(const TensorFile& f, int64_t pooled_dim, bool refiner) {
   UNetConfig uc;
   uc.in_channels = need(f, kUnetP + "input_blocks.0.0.weight").shape[1];
   uc.out_channels = need(f, kUnetP + "out.2.weight").shape[0];
@@ -70,7 +70,7 @@ UNetConfig infer_unet(const SafetensorsFile& f, int64_t pooled_dim, bool refiner
   return uc;
 }
 
-ClipTextConfig infer_clip_l(const SafetensorsFile& f, const std::string& base) {
+ClipTextConfig infer_clip_l(const TensorFile& f, const std::string& base) {
   ClipTextConfig tc;
   const auto& tok = need(f, base + "embeddings.token_embedding.weight");
   tc.vocab_size = tok.shape[0];
@@ -83,7 +83,7 @@ ClipTextConfig infer_clip_l(const SafetensorsFile& f, const std::string& base) {
   return tc;
 }
 
-ClipTextConfig infer_openclip(const SafetensorsFile& f, const std::string& P) {
+ClipTextConfig infer_openclip(const TensorFile& f, const std::string& P) {
   ClipTextConfig tc;
   const auto& tok = need(f, P + "token_embedding.weight");
   tc.vocab_size = tok.shape[0];
@@ -110,9 +110,9 @@ std::unique_ptr<ClipTokenizer> tokenizer_for(const std::string& ckpt, const std:
 
 }  // namespace
 
-std::unique_ptr<SdModel> load_sgm_checkpoint(const std::shared_ptr<SafetensorsFile>& file,
+std::unique_ptr<SdModel> load_sgm_checkpoint(const std::shared_ptr<TensorFile>& file,
                                              const std::string& tokenizer_dir, bool bf16, const std::string& config_dir) {
-  const SafetensorsFile& f = *file;
+  const TensorFile& f = *file;
   const std::string& path = f.path();
   if (!config_dir.empty() && !path_exists(config_dir + "/unet/config.json"))
     fail(ErrorCode::kMissingComponent, "model config folder '" + config_dir +
