@@ -304,6 +304,17 @@ TEST(LoraSdxl, EngineUnmergesAndRefusesAnSd1Lora) {
   GenerateResult again = e->generate(p, ImageInputs{}, nullptr);
   EXPECT_EQ(again.images[0].pixels, base.images[0].pixels);
 
+  // a <lora:...> tag in prompt_2 applies the LoRA and leaves the encoded text
+  const std::string kohya = xl() + "/models/lora/sdxl_kohya_locon.safetensors";
+  p.prompt_2 = "a cat";
+  p.loras = kohya + ":0.7";
+  GenerateResult flag = e->generate(p, ImageInputs{}, nullptr);
+  p.loras = "";
+  p.prompt_2 = "a cat <lora:" + kohya + ":0.7>";
+  GenerateResult tag = e->generate(p, ImageInputs{}, nullptr);
+  EXPECT_EQ(tag.images[0].pixels, flag.images[0].pixels);
+  p.prompt_2 = "";
+
   // SD1's kohya file has one text encoder (lora_te_) and SD1-sized layers
   p.loras = test::fixtures() + "/sdxl-tiny/models/lora/sd1_kohya_locon.safetensors";
   try {

@@ -228,11 +228,13 @@ nlohmann::json bench_precision(const BenchOptions& o, bool bf16, double peak, Be
       lora = bench_lora_merge(unet_layers, o.lora_rank, best, plain_out, [&] { return unet.forward(x, {500.0f}, ctx, added); });
       if (!o.json)
         std::printf("[%s] rank-%d LoRA on %d UNet linears (%.0f MB file): merge %.3f s (set %.3f s + re-materialising %.3f s, "
-                    "of which the weights' original source %.3f s); unmerge %.3f s, restores bit-exactly: %s\n",
+                    "of which the weights' original source %.3f s); unmerge %.3f s, restores bit-exactly: %s; "
+                    "at run time instead: set %.3f s, step +%.1f %%, output vs merged %.1e rel\n",
                     bf16 ? "bf16" : "fp32", o.lora_rank, lora["layers"].get<int>(), lora["file_mb"].get<double>(),
                     lora["merge_s"].get<double>(), lora["set_s"].get<double>(), lora["rematerialize_s"].get<double>(),
                     lora["original_source_s"].get<double>(), lora["unmerge_s"].get<double>(),
-                    lora["unmerge_restores_bitexact"].get<bool>() ? "yes" : "NO");
+                    lora["unmerge_restores_bitexact"].get<bool>() ? "yes" : "NO", lora["runtime_set_s"].get<double>(),
+                    100.0 * lora["runtime_step_overhead"].get<double>(), lora["runtime_vs_merged_rel"].get<double>());
     }
     plain_out = Tensor();
     const double rss_unet = peak_rss_gb();

@@ -238,6 +238,13 @@ GenerateResult SdEngine::generate(const GenerateParams& p, const ImageInputs& im
   std::vector<LoraSpec> lora_specs = parse_lora_list(p.loras);
   GenerateParams pe = p;
   pe.prompt = extract_prompt_loras(p.prompt, &lora_specs);
+  if (!p.prompt_2.empty()) {  // tags there count too (once: a name already listed keeps its weight)
+    std::vector<LoraSpec> second;
+    pe.prompt_2 = extract_prompt_loras(p.prompt_2, &second);
+    for (const LoraSpec& s2 : second)
+      if (std::none_of(lora_specs.begin(), lora_specs.end(), [&](const LoraSpec& x) { return x.name == s2.name; }))
+        lora_specs.push_back(s2);
+  }
   const LoraApplied lora = loras_->set(lora_specs);
   res.warnings.insert(res.warnings.end(), lora.warnings.begin(), lora.warnings.end());
   std::string lora_info;
