@@ -226,7 +226,7 @@ TEST(Lora, HashIsTheA1111ShortHash) {
   std::string bytes((std::istreambuf_iterator<char>(in)), {});
   uint64_t n = 0;
   std::memcpy(&n, bytes.data(), 8);
-  EXPECT_EQ(f->hash, sha256_hex(std::string_view(bytes).substr(8 + n)).substr(0, 12));
+  EXPECT_EQ(f->hash(), sha256_hex(std::string_view(bytes).substr(8 + n)).substr(0, 12));
 }
 
 TEST(Lora, EngineAppliesFlagsAndPromptTagsAndUnmerges) {
@@ -248,8 +248,8 @@ TEST(Lora, EngineAppliesFlagsAndPromptTagsAndUnmerges) {
   ASSERT_TRUE(with) << with.error().to_string();
   EXPECT_NE(with->images[0].pixels, base->images[0].pixels);
   const std::string info = with->infotext[0];
-  EXPECT_NE(info.find("Lora hashes: \"sd1_peft: " + load_lora_file(lora_path("sd1_peft"))->hash + ", sd1_kohya_locon: " +
-                      load_lora_file(lora_path("sd1_kohya_locon"))->hash + "\""),
+  EXPECT_NE(info.find("Lora hashes: \"sd1_peft: " + load_lora_file(lora_path("sd1_peft"))->hash() + ", sd1_kohya_locon: " +
+                      load_lora_file(lora_path("sd1_kohya_locon"))->hash() + "\""),
             std::string::npos) << info;
   EXPECT_NE(info.find("<lora:sd1_kohya_locon:0.8>"), std::string::npos) << info;  // the prompt as written
   auto again = (*eng)->generate(p);  // no LoRA: the loaded weights again

@@ -110,7 +110,13 @@ std::shared_ptr<const LoraFile> load_lora_file(const std::string& path) {
   out->path = path;
   const auto& meta = file->metadata();
   auto sh = meta.find("sshs_model_hash");  // A1111 prefers the hash the trainer stored
-  out->hash = sh != meta.end() && sh->second.size() >= 12 ? sh->second.substr(0, 12) : addnet_hash(path);
+  if (sh != meta.end() && sh->second.size() >= 12) {
+    std::promise<std::string> stored;
+    stored.set_value(sh->second.substr(0, 12));
+    out->hash_ = stored.get_future().share();
+  } else {
+    out->hash_ = std::async(std::launch::async, addnet_hash, path).share();
+  }
   nlohmann::json peft_meta;
   if (auto it = meta.find("lora_adapter_metadata"); it != meta.end()) {
     try {

@@ -4,6 +4,7 @@
 // the older diffusers attention-processor names. Each layer's update is
 // scale * (alpha/rank) * delta, delta built from the factors in float32.
 #pragma once
+#include <future>
 #include <map>
 #include <memory>
 #include <string>
@@ -28,7 +29,11 @@ struct LoraModule {
 
 struct LoraFile {
   std::string path;
-  std::string hash;  // A1111 "Lora hashes": sha256 of the data after the header, 12 hex
+  // A1111 "Lora hashes": sha256 of the data after the header, 12 hex. Hashed
+  // on a thread of its own from load on (a large file takes ~0.3 s), so
+  // applying a LoRA does not wait for it; the first call waits if needed.
+  std::string hash() const { return hash_.get(); }
+  std::shared_future<std::string> hash_;
   std::vector<LoraModule> modules;
   std::vector<std::string> ignored_keys;  // tensors of no format we know (e.g. dora_scale)
 };

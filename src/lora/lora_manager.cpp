@@ -228,7 +228,7 @@ LoraApplied LoraManager::set(const std::vector<LoraSpec>& loras) {
       applied.warnings.push_back("LoRA '" + who + "': " + std::to_string(unmatched.size()) +
                                  " keys match no layer of this model and were ignored: " + list);
     }
-    applied.hashes.emplace_back(fs::path(who).stem().string(), r.file->hash);
+    applied.hashes.emplace_back(fs::path(who).stem().string(), r.file);
   }
   // Apply: new deltas, and the loaded weights back where a LoRA was removed.
   for (const auto& slot : patched_)

@@ -43,7 +43,8 @@ struct LoraComponent {
 
 struct LoraApplied {
   std::vector<std::string> warnings;
-  std::vector<std::pair<std::string, std::string>> hashes;  // name, A1111 short hash
+  // name and file, for the A1111 short hash (LoraFile::hash(); ready later)
+  std::vector<std::pair<std::string, std::shared_ptr<const LoraFile>>> hashes;
 };
 
 class LoraManager {

@@ -247,9 +247,9 @@ GenerateResult SdEngine::generate(const GenerateParams& p, const ImageInputs& im
   }
   const LoraApplied lora = loras_->set(lora_specs);
   res.warnings.insert(res.warnings.end(), lora.warnings.begin(), lora.warnings.end());
-  std::string lora_info;
-  for (const auto& [name, hash] : lora.hashes) lora_info += (lora_info.empty() ? "" : ", ") + name + ": " + hash;
   auto infotext = [&](uint64_t s, int iw, int ih) {
+    std::string lora_info;  // hashed while the image was made
+    for (const auto& [name, file] : lora.hashes) lora_info += (lora_info.empty() ? "" : ", ") + name + ": " + file->hash();
     std::string t = format_infotext(p, s, iw, ih, m.info.name, hash_);
     const auto at = t.rfind(", Version: ");
     if (!lora_info.empty() && at != std::string::npos) t.insert(at, ", Lora hashes: \"" + lora_info + "\"");
