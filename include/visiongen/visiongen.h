@@ -66,9 +66,11 @@ struct LoadOptions {
   // Compute precision: "fp32" (faithful to diffusers' float32 results),
   // "bf16" (bf16 weights and GEMM inputs, float32 accumulation; about 1.75x
   // faster on CPUs with AVX512_BF16, images ~40 dB PSNR from fp32), or
-  // "auto" = $VG_PRECISION when set, else bf16 for full-size models (weights
-  // of 500 MB and more) on CPUs that compute bf16 natively, else fp32 (small
-  // models gain nothing from bf16, so they keep exact parity).
+  // "auto" = $VG_PRECISION when set; else fp32 for small models (under 500
+  // MB of weights: nothing to gain, so they keep exact parity); else the
+  // faster of fp32 and bf16 on this CPU for the model's architecture, timed
+  // once on its layer shapes and cached in $XDG_CACHE_HOME/visiongen/
+  // precision.json (never decided by CPU flags alone).
   std::string precision = "auto";
   // The text encoder's weights are converted when a prompt is encoded and
   // dropped afterwards (recent prompts' embeddings are cached), so they do
@@ -96,7 +98,8 @@ struct LoadOptions {
 
 // "fp32" or "bf16" for a LoadOptions::precision value and the model's
 // weight bytes (< 0 = unknown, treated as full-size); "" for an unknown value.
-std::string resolve_precision(const std::string& precision, double model_bytes = -1);
+// `arch` ("sd", "sdxl") selects the measured choice for full-size models.
+std::string resolve_precision(const std::string& precision, double model_bytes = -1, const std::string& arch = "sd");
 
 struct ModelInfo {
   std::string name;        // folder or file stem
@@ -107,6 +110,9 @@ struct ModelInfo {
   int size_multiple = 8;   // width/height must be multiples of this
   int vae_scale = 8;
   std::string precision = "fp32";  // effective compute precision
+  // How it was chosen: "requested", "env" ($VG_PRECISION), "small model",
+  // "measured" (this load timed fp32 vs bf16) or "cached measurement".
+  std::string precision_source = "requested";
 };
 
 // Decoded images for image-to-image / inpainting, instead of the paths in

@@ -143,7 +143,8 @@ void run_generate(const GenerateOptions& o) {
                                {"applied_preset_patch", nlohmann::json::parse(res->applied_preset_patch.empty() ? "{}" : res->applied_preset_patch)},
                                {"timings", {{"load", t.load_s}, {"text_encode", t.text_encode_s}, {"denoise", t.denoise_s}, {"decode", t.decode_s}}},
                                {"peak_rss_mb", ru.ru_maxrss / 1024.0}, {"warnings", res->warnings},
-                               {"precision", (*engine)->info().precision}};
+                               {"precision", (*engine)->info().precision},
+                               {"precision_source", (*engine)->info().precision_source}};
         return ArtifactStore(o.artifact_dir).put(read_file(path), "image/png", res->images[i].width, res->images[i].height, info);
       });
       if (!ref) {
@@ -165,12 +166,14 @@ void run_generate(const GenerateOptions& o) {
                           {"sampler", res->sampling.sampler_effective}, {"scheduler", res->sampling.scheduler_effective},
                           {"t_load", t.load_s}, {"t_text_encode", t.text_encode_s}, {"t_denoise", t.denoise_s},
                           {"t_decode", t.decode_s}, {"peak_rss_mb", rss_mb}, {"precision", (*engine)->info().precision},
+                          {"precision_source", (*engine)->info().precision_source},
                           {"applied_preset_patch", nlohmann::json::parse(res->applied_preset_patch.empty() ? "{}" : res->applied_preset_patch)}};
       std::fprintf(stderr, "%s\n", j.dump().c_str());
     } else {
-      std::fprintf(stderr, "[GEN][cpu] model=%s task=%s size=%dx%d steps=%d sampler=%s precision=%s t_load=%.2f t_text_encode=%.2f t_denoise=%.2f t_decode=%.2f peak_rss=%.0fMB preset_patch=%s\n",
+      std::fprintf(stderr, "[GEN][cpu] model=%s task=%s size=%dx%d steps=%d sampler=%s precision=%s precision_by=\"%s\" t_load=%.2f t_text_encode=%.2f t_denoise=%.2f t_decode=%.2f peak_rss=%.0fMB preset_patch=%s\n",
                    model.c_str(), o.params.task.c_str(), im.width, im.height, o.params.steps,
-                   res->sampling.sampler_effective.c_str(), (*engine)->info().precision.c_str(), t.load_s, t.text_encode_s, t.denoise_s, t.decode_s, rss_mb,
+                   res->sampling.sampler_effective.c_str(), (*engine)->info().precision.c_str(),
+                   (*engine)->info().precision_source.c_str(), t.load_s, t.text_encode_s, t.denoise_s, t.decode_s, rss_mb,
                    res->applied_preset_patch.empty() ? "{}" : res->applied_preset_patch.c_str());
     }
   }

@@ -1,11 +1,13 @@
 // `visiongen models`, `models show`, `engines`, `system`: the registry and
 // what this build can run.
+#include <fstream>
 #include <sys/utsname.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <memory>
 
+#include "backend/cpu/precision_probe.h"
 #include "backend/cpu/dnnl_context.h"
 #include "cli/commands.h"
 #include "core/error.h"
@@ -123,6 +125,17 @@ void add_registry_commands(CLI::App& app) {
                                  {"note", "nothing is downloaded implicitly: use visiongen hf pull or generate --allow-download"}}},
                         {"engines", nlohmann::json::array()}};
     for (const auto& e : engines()) j["engines"].push_back(e.name);
+    // --precision auto's measured choices for this machine (written by model loads)
+    j["precision_auto"] = {{"cache", precision_cache_path()}, {"cpu", cpu_model_name()}, {"choices", nlohmann::json::object()}};
+    try {
+      std::ifstream in(precision_cache_path());
+      if (in) {
+        const auto c = nlohmann::json::parse(in);
+        for (const auto& [k, v] : c.items())
+          if (v.is_object() && v.value("cpu", "") == cpu_model_name()) j["precision_auto"]["choices"][v.value("arch", k)] = v;
+      }
+    } catch (const std::exception&) {
+    }
     if (*sj) {
       std::printf("%s\n", j.dump(1).c_str());
       return;
@@ -132,6 +145,15 @@ void add_registry_commands(CLI::App& app) {
                 cpu_has("avx512bf16") ? "yes" : "no", static_cast<double>(pages) * psz / 1e9);
     std::printf("devices: cpu; CUDA devices found: %d (no CUDA engine in this build yet)\nHugging Face cache: %s\n", cuda_device_count(),
                 hf_cache_dir().c_str());
+    std::printf("precision auto (cache %s):", precision_cache_path().c_str());
+    if (j["precision_auto"]["choices"].empty()) std::printf(" nothing measured yet (the first full-size model load per architecture measures)");
+    for (const auto& [arch, v] : j["precision_auto"]["choices"].items()) {
+      std::printf(" %s -> %s", arch.c_str(), v.value("choice", "?").c_str());
+      if (v.contains("seconds"))
+        for (const auto& [n, sec] : v["seconds"].items()) std::printf(" (%s %.3f s)", n.c_str(), sec.get<double>());
+      std::printf(";");
+    }
+    std::printf("\n");
     std::printf("missing: video (no video engine or FFmpeg encoder yet), upscale (no upscaler yet)\n");
     std::printf("hub: %s%s (nothing is downloaded implicitly: visiongen hf pull, or generate --allow-download)\n",
                 j["hub"]["endpoint"].get<std::string>().c_str(), j["hub"]["offline"].get<bool>() ? ", offline (HF_HUB_OFFLINE)" : "");

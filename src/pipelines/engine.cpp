@@ -8,6 +8,8 @@
 
 #include "backend/cpu/bf16.h"
 #include "backend/cpu/dnnl_context.h"
+#include "backend/cpu/precision_probe.h"
+#include "io/tensor_file.h"
 #include "core/error.h"
 #include "io/hf_cache.h"
 #include "io/image_io.h"
@@ -31,15 +33,39 @@ double seconds_since(Clock::time_point t) { return std::chrono::duration<double>
 Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Engine::~Engine() = default;
 
-std::string resolve_precision(const std::string& p, double model_bytes) {
-  if (p == "fp32" || p == "bf16") return p;
-  if (p != "auto" && !p.empty()) return "";
+namespace {
+// fp32/bf16 and how it was chosen ("" when `p` is unknown).
+std::pair<std::string, std::string> precision_with_source(const std::string& p, double model_bytes, const std::string& arch) {
+  if (p == "fp32" || p == "bf16") return {p, "requested"};
+  if (p != "auto" && !p.empty()) return {"", ""};
   if (const char* env = std::getenv("VG_PRECISION"); env && *env) {
     const std::string e = env;
-    return e == "fp32" || e == "bf16" ? e : "";
+    return {e == "fp32" || e == "bf16" ? e : "", "env"};
   }
-  if (model_bytes >= 0 && model_bytes < 5e8) return "fp32";
-  return cpu_has_native_bf16() ? "bf16" : "fp32";
+  if (model_bytes >= 0 && model_bytes < 5e8) return {"fp32", "small model"};
+  if (!cpu_can_bf16()) return {"fp32", "no bf16 on this CPU"};
+  const PrecisionProbe probe = choose_precision(arch);
+  return {probe.choice, probe.cached ? "cached measurement" : "measured"};
+}
+
+// "sdxl" or "sd" from the model's files without loading it (for the probe).
+std::string probe_arch(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    return std::filesystem::exists(std::filesystem::path(path) / "text_encoder_2", ec) ? "sdxl" : "sd";
+  try {
+    auto f = open_tensor_file(path);
+    for (const auto& [name, info] : f->tensors())
+      if (name.rfind("conditioner.embedders.1.", 0) == 0) return "sdxl";
+  } catch (const std::exception&) {
+    // unreadable: the loader reports it properly
+  }
+  return "sd";
+}
+}  // namespace
+
+std::string resolve_precision(const std::string& p, double model_bytes, const std::string& arch) {
+  return precision_with_source(p, model_bytes, arch).first;
 }
 
 namespace {
@@ -60,7 +86,9 @@ Result<std::unique_ptr<Engine>> Engine::load(const std::string& path, const Load
     auto t0 = Clock::now();
     auto impl = std::make_unique<Impl>();
     const std::string resolved = resolve_model_reference(path);
-    const std::string precision = resolve_precision(opts.precision, opts.precision == "auto" ? weight_bytes(resolved) : -1);
+    const bool is_auto = opts.precision == "auto" || opts.precision.empty();
+    const auto [precision, source] =
+        precision_with_source(opts.precision, is_auto ? weight_bytes(resolved) : -1, is_auto ? probe_arch(resolved) : "sd");
     if (precision.empty())
       fail(ErrorCode::kInvalidArgument, "precision '" + opts.precision + "' is unknown; use auto, fp32 or bf16");
     if (precision == "bf16" && !cpu_can_bf16())
@@ -68,6 +96,7 @@ Result<std::unique_ptr<Engine>> Engine::load(const std::string& path, const Load
     auto model = load_sd_model(resolved, opts.tokenizer_dir, precision == "bf16", opts.config_dir);
     if (!opts.unet_file.empty()) load_unet_file(*model, opts.unet_file, precision == "bf16");
     model->info.precision = precision;
+    model->info.precision_source = source;
     impl->family = model->info.family == "sdxl" ? make_sdxl_engine(std::move(model), opts)
                                                : make_sd_engine(std::move(model), opts);
     impl->load_s = seconds_since(t0);

@@ -1,0 +1,75 @@
+// --precision auto decides by measurement (not CPU flags) and caches it.
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "backend/cpu/bf16.h"
+#include "backend/cpu/precision_probe.h"
+#include "test_util.h"
+#include "visiongen/visiongen.h"
+
+namespace vg {
+namespace {
+
+std::string fresh_cache() {
+  const std::string d = testing::TempDir() + "/precision_probe_" + std::to_string(::getpid());
+  std::filesystem::remove_all(d);
+  std::filesystem::create_directories(d);
+  return d + "/precision.json";
+}
+
+TEST(PrecisionProbe, ChoiceFollowsTheMeasurementNotTheFlags) {
+  // the same CPU (whatever its flags) picks what its timings say
+  int calls = 0;
+  auto slow_bf16 = [&](const std::vector<ProbeShape>& shapes) {
+    ++calls;
+    EXPECT_FALSE(shapes.empty());
+    return std::map<std::string, double>{{"fp32", 1.0}, {"bf16", 1.7}};  // the Xeon without AMX
+  };
+  auto fast_bf16 = [&](const std::vector<ProbeShape>&) {
+    ++calls;
+    return std::map<std::string, double>{{"fp32", 1.75}, {"bf16", 1.0}};  // Zen 4
+  };
+  const std::string cache = fresh_cache();
+  PrecisionProbe a = choose_precision("sd", slow_bf16, cache);
+  EXPECT_EQ(a.choice, "fp32");
+  EXPECT_FALSE(a.cached);
+  PrecisionProbe b = choose_precision("sdxl", fast_bf16, cache);
+  EXPECT_EQ(b.choice, "bf16");
+  EXPECT_EQ(calls, 2);
+  // cached per (cpu, arch): no new measurement, same answers
+  PrecisionProbe a2 = choose_precision("sd", fast_bf16, cache);
+  PrecisionProbe b2 = choose_precision("sdxl", slow_bf16, cache);
+  EXPECT_EQ(calls, 2);
+  EXPECT_TRUE(a2.cached && b2.cached);
+  EXPECT_EQ(a2.choice, "fp32");
+  EXPECT_EQ(b2.choice, "bf16");
+  EXPECT_DOUBLE_EQ(b2.seconds.at("fp32"), 1.75);
+  // a damaged cache is measured again, not trusted
+  { std::ofstream(cache) << "{not json"; }
+  PrecisionProbe c = choose_precision("sd", fast_bf16, cache);
+  EXPECT_EQ(calls, 3);
+  EXPECT_EQ(c.choice, "bf16");
+  // near-ties keep fp32 (exact parity with diffusers)
+  EXPECT_EQ(faster_candidate({{"fp32", 1.0}, {"bf16", 0.99}}), "fp32");
+  EXPECT_EQ(faster_candidate({{"fp32", 1.0}}), "fp32");
+}
+
+TEST(PrecisionProbe, RealTimingsGiveAChoiceBothWaysConsistent) {
+  if (!cpu_can_bf16()) GTEST_SKIP() << "no bf16 path on this CPU";
+  const std::map<std::string, double> s = time_candidates({{256, 128, 128}, {1, 64, 64, 16, 16, true}});
+  ASSERT_TRUE(s.count("fp32") && s.count("bf16"));
+  EXPECT_GT(s.at("fp32"), 0);
+  EXPECT_GT(s.at("bf16"), 0);
+  EXPECT_EQ(faster_candidate(s), s.at("bf16") < 0.97 * s.at("fp32") ? "bf16" : "fp32");
+}
+
+TEST(PrecisionProbe, SmallModelsAndExplicitChoicesSkipTheProbe) {
+  EXPECT_EQ(resolve_precision("fp32", 1e10), "fp32");
+  EXPECT_EQ(resolve_precision("bf16", 1e3), "bf16");
+  EXPECT_EQ(resolve_precision("auto", 1e6), "fp32");  // tiny model: parity
+  EXPECT_EQ(resolve_precision("fast", 1e10), "");
+}
+
+}  // namespace
+}  // namespace vg
