@@ -5,6 +5,7 @@
 
 #include "backend/cpu/bf16.h"
 #include "backend/cpu/precision_probe.h"
+#include "pipelines/family_engine.h"
 #include "test_util.h"
 #include "visiongen/visiongen.h"
 
@@ -69,6 +70,33 @@ TEST(PrecisionProbe, SmallModelsAndExplicitChoicesSkipTheProbe) {
   EXPECT_EQ(resolve_precision("bf16", 1e3), "bf16");
   EXPECT_EQ(resolve_precision("auto", 1e6), "fp32");  // tiny model: parity
   EXPECT_EQ(resolve_precision("fast", 1e10), "");
+}
+
+// Weights that cannot fit are refused before loading, naming what would fit.
+TEST(WeightsFit, RefusedBeforeLoadingWithTheQuantisationThatFits) {
+  const std::string model = test::tiny_model();
+  const double f32 = weight_bytes_in_memory(model, false, false);
+  EXPECT_GT(f32, 1e6);
+  EXPECT_NEAR(weight_bytes_in_memory(model, true, false), f32 / 2, f32 * 0.01);
+  const char* saved = std::getenv("VG_MEMORY_LIMIT_BYTES");
+  LoadOptions lo;
+  lo.precision = "fp32";
+  setenv("VG_MEMORY_LIMIT_BYTES", std::to_string(f32 * 0.4).c_str(), 1);  // bf16 does not fit, q8_0 does
+  auto e = Engine::load(model, lo);
+  ASSERT_FALSE(e);
+  EXPECT_EQ(e.error().code, ErrorCode::kOutOfMemory);
+  EXPECT_NE(e.error().message.find("--type q8_0"), std::string::npos) << e.error().message;
+  setenv("VG_MEMORY_LIMIT_BYTES", std::to_string(f32 * 0.6).c_str(), 1);
+  e = Engine::load(model, lo);
+  ASSERT_FALSE(e);
+  EXPECT_NE(e.error().message.find("--precision bf16"), std::string::npos) << e.error().message;
+  setenv("VG_MEMORY_LIMIT_BYTES", std::to_string(f32 * 0.05).c_str(), 1);
+  e = Engine::load(model, lo);
+  ASSERT_FALSE(e);
+  EXPECT_NE(e.error().message.find("does not fit"), std::string::npos) << e.error().message;
+  if (saved) setenv("VG_MEMORY_LIMIT_BYTES", saved, 1);
+  else unsetenv("VG_MEMORY_LIMIT_BYTES");
+  EXPECT_TRUE(Engine::load(model, lo));
 }
 
 }  // namespace

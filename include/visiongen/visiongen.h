@@ -26,6 +26,9 @@ struct Image {
 
 struct StageTimings {
   double load_s = 0, text_encode_s = 0, denoise_s = 0, decode_s = 0;
+  // Peak resident memory of the process during each phase, MB (each phase
+  // starts a new peak where Linux allows; else the peak so far).
+  double load_peak_rss_mb = 0, text_encode_peak_rss_mb = 0, denoise_peak_rss_mb = 0, decode_peak_rss_mb = 0;
 };
 
 // How the request's names were understood (A1111/ComfyUI/diffusers names

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -142,7 +143,7 @@ void run_generate(const GenerateOptions& o) {
                                {"scheduler_in", res->sampling.scheduler_in}, {"scheduler_effective", res->sampling.scheduler_effective},
                                {"applied_preset_patch", nlohmann::json::parse(res->applied_preset_patch.empty() ? "{}" : res->applied_preset_patch)},
                                {"timings", {{"load", t.load_s}, {"text_encode", t.text_encode_s}, {"denoise", t.denoise_s}, {"decode", t.decode_s}}},
-                               {"peak_rss_mb", ru.ru_maxrss / 1024.0}, {"warnings", res->warnings},
+                               {"peak_rss_mb", std::max({ru.ru_maxrss / 1024.0, t.load_peak_rss_mb, t.text_encode_peak_rss_mb, t.denoise_peak_rss_mb, t.decode_peak_rss_mb})}, {"warnings", res->warnings},
                                {"precision", (*engine)->info().precision},
                                {"precision_source", (*engine)->info().precision_source}};
         return ArtifactStore(o.artifact_dir).put(read_file(path), "image/png", res->images[i].width, res->images[i].height, info);
@@ -158,22 +159,25 @@ void run_generate(const GenerateOptions& o) {
     const auto& t = res->timings;
     rusage ru{};
     getrusage(RUSAGE_SELF, &ru);
-    const double rss_mb = ru.ru_maxrss / 1024.0;
+    const double rss_mb = std::max({ru.ru_maxrss / 1024.0, t.load_peak_rss_mb, t.text_encode_peak_rss_mb, t.denoise_peak_rss_mb, t.decode_peak_rss_mb});
     const Image& im = res->images.front();
     if (o.log_format == "json") {
       nlohmann::json j = {{"event", "generate"}, {"engine", "cpu"}, {"model", model}, {"task", o.params.task},
                           {"width", im.width}, {"height", im.height}, {"steps", o.params.steps},
                           {"sampler", res->sampling.sampler_effective}, {"scheduler", res->sampling.scheduler_effective},
                           {"t_load", t.load_s}, {"t_text_encode", t.text_encode_s}, {"t_denoise", t.denoise_s},
-                          {"t_decode", t.decode_s}, {"peak_rss_mb", rss_mb}, {"precision", (*engine)->info().precision},
+                          {"t_decode", t.decode_s}, {"peak_rss_mb", rss_mb},
+                          {"peak_rss_mb_by_phase", {{"load", t.load_peak_rss_mb}, {"text_encode", t.text_encode_peak_rss_mb},
+                                                    {"denoise", t.denoise_peak_rss_mb}, {"decode", t.decode_peak_rss_mb}}}, {"precision", (*engine)->info().precision},
                           {"precision_source", (*engine)->info().precision_source},
                           {"applied_preset_patch", nlohmann::json::parse(res->applied_preset_patch.empty() ? "{}" : res->applied_preset_patch)}};
       std::fprintf(stderr, "%s\n", j.dump().c_str());
     } else {
-      std::fprintf(stderr, "[GEN][cpu] model=%s task=%s size=%dx%d steps=%d sampler=%s precision=%s precision_by=\"%s\" t_load=%.2f t_text_encode=%.2f t_denoise=%.2f t_decode=%.2f peak_rss=%.0fMB preset_patch=%s\n",
+      std::fprintf(stderr, "[GEN][cpu] model=%s task=%s size=%dx%d steps=%d sampler=%s precision=%s precision_by=\"%s\" t_load=%.2f t_text_encode=%.2f t_denoise=%.2f t_decode=%.2f peak_rss=%.0fMB rss_load=%.0fMB rss_text=%.0fMB rss_denoise=%.0fMB rss_decode=%.0fMB preset_patch=%s\n",
                    model.c_str(), o.params.task.c_str(), im.width, im.height, o.params.steps,
                    res->sampling.sampler_effective.c_str(), (*engine)->info().precision.c_str(),
                    (*engine)->info().precision_source.c_str(), t.load_s, t.text_encode_s, t.denoise_s, t.decode_s, rss_mb,
+                   t.load_peak_rss_mb, t.text_encode_peak_rss_mb, t.denoise_peak_rss_mb, t.decode_peak_rss_mb,
                    res->applied_preset_patch.empty() ? "{}" : res->applied_preset_patch.c_str());
     }
   }

@@ -11,6 +11,7 @@
 #include "backend/cpu/precision_probe.h"
 #include "io/tensor_file.h"
 #include "core/error.h"
+#include "core/memory.h"
 #include "io/hf_cache.h"
 #include "io/image_io.h"
 #include "pipelines/family_engine.h"
@@ -22,7 +23,7 @@ namespace vg {
 
 struct Engine::Impl {
   std::unique_ptr<FamilyEngine> family;
-  double load_s = 0;
+  double load_s = 0, load_peak_rss_mb = 0;
 };
 
 namespace {
@@ -84,6 +85,7 @@ Result<std::unique_ptr<Engine>> Engine::load(const std::string& path, const Load
   return guard([&]() -> std::unique_ptr<Engine> {
     set_num_threads(opts.threads);
     auto t0 = Clock::now();
+    reset_peak_rss();
     auto impl = std::make_unique<Impl>();
     const std::string resolved = resolve_model_reference(path);
     const bool is_auto = opts.precision == "auto" || opts.precision.empty();
@@ -93,6 +95,7 @@ Result<std::unique_ptr<Engine>> Engine::load(const std::string& path, const Load
       fail(ErrorCode::kInvalidArgument, "precision '" + opts.precision + "' is unknown; use auto, fp32 or bf16");
     if (precision == "bf16" && !cpu_can_bf16())
       fail(ErrorCode::kCapabilityNotSupported, "precision bf16 needs a CPU with AVX-512 (this one has none); use --precision fp32");
+    check_weights_fit(resolved, precision, false);
     auto model = load_sd_model(resolved, opts.tokenizer_dir, precision == "bf16", opts.config_dir);
     if (!opts.unet_file.empty()) load_unet_file(*model, opts.unet_file, precision == "bf16");
     model->info.precision = precision;
@@ -100,6 +103,7 @@ Result<std::unique_ptr<Engine>> Engine::load(const std::string& path, const Load
     impl->family = model->info.family == "sdxl" ? make_sdxl_engine(std::move(model), opts)
                                                : make_sd_engine(std::move(model), opts);
     impl->load_s = seconds_since(t0);
+    impl->load_peak_rss_mb = peak_rss_bytes() / 1048576.0;
     return std::unique_ptr<Engine>(new Engine(std::move(impl)));
   });
 }
@@ -136,6 +140,7 @@ Result<GenerateResult> Engine::generate(const GenerateParams& p_in, const ImageI
   return guard([&]() -> GenerateResult {
     GenerateResult res = impl_->family->generate(p, images, cb);
     res.timings.load_s = impl_->load_s;
+    res.timings.load_peak_rss_mb = impl_->load_peak_rss_mb;
     res.applied_preset_patch = preset.applied_patch.dump();
     res.mode_ignored_reason = preset.mode_ignored_reason;
     if (!preset.mode_ignored_reason.empty()) res.warnings.insert(res.warnings.begin(), preset.mode_ignored_reason);

@@ -39,6 +39,12 @@ class FamilyEngine {
 };
 
 // Stable Diffusion 1.x / 2.x (sd_engine.cpp) and XL (sdxl_engine.cpp).
+// Weight bytes once loaded at this precision (block-quantised GGUF tensors
+// at their own size when computed natively), and the out_of_memory check
+// made before loading: it names a precision or GGUF type that would fit.
+double weight_bytes_in_memory(const std::string& path, bool bf16, bool quant_native);
+void check_weights_fit(const std::string& path, const std::string& precision, bool quant_native);
+
 std::unique_ptr<FamilyEngine> make_sd_engine(std::unique_ptr<SdModel> model, const LoadOptions& opts);
 std::unique_ptr<FamilyEngine> make_sdxl_engine(std::unique_ptr<SdModel> model, const LoadOptions& opts);
 

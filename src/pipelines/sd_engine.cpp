@@ -6,6 +6,7 @@
 
 #include "backend/cpu/ops.h"
 #include "core/error.h"
+#include "core/memory.h"
 #include "io/image_decode.h"
 #include "io/image_io.h"
 #include "pipelines/img2img.h"
@@ -232,6 +233,7 @@ GenerateResult SdEngine::generate(const GenerateParams& p, const ImageInputs& im
     if (cb && !cb(Progress{stage, step, total, seconds_since(t0)})) fail(ErrorCode::kCancelled, "generation was cancelled");
   };
   auto t0 = Clock::now();
+  reset_peak_rss();
   report("text_encode", 0, 1, t0);
   // LoRAs: --lora plus the prompt's <lora:name:w> tags (removed from the text
   // encoded, kept in the infotext as A1111 does).
@@ -263,6 +265,8 @@ GenerateResult SdEngine::generate(const GenerateParams& p, const ImageInputs& im
     trace_->time_ids = cond.added.time_ids;
   }
   res.timings.text_encode_s = seconds_since(t0);
+  res.timings.text_encode_peak_rss_mb = peak_rss_bytes() / 1048576.0;
+  reset_peak_rss();
   report("text_encode", 1, 1, t0);
   const int64_t lh = h / vscale, lw = w / vscale;
   const int64_t lc = m.vae->config().latent_channels;
@@ -290,6 +294,7 @@ GenerateResult SdEngine::generate(const GenerateParams& p, const ImageInputs& im
       if (tiny) job.decode = decode_tiny;
       res.images.push_back(run_edit_job(m, p, job, *sampler, cond.cond, cond.uncond, rng, hooks, &res.warnings));
       res.timings.denoise_s += seconds_since(t0);
+      res.timings.denoise_peak_rss_mb = std::max(res.timings.denoise_peak_rss_mb, peak_rss_bytes() / 1048576.0);
     } else {
       Tensor noise = rng.randn_nhwc({1, lh, lw, lc});
       scale_inplace(noise, sampler->init_noise_sigma());
@@ -302,6 +307,8 @@ GenerateResult SdEngine::generate(const GenerateParams& p, const ImageInputs& im
         lat = lat.clone();
       }
       res.timings.denoise_s += seconds_since(t0);
+      res.timings.denoise_peak_rss_mb = std::max(res.timings.denoise_peak_rss_mb, peak_rss_bytes() / 1048576.0);
+      reset_peak_rss();
       t0 = Clock::now();
       report("decode", 0, 1, t0);
       tensor_pool_trim();  // the UNet's cached buffers are not what the VAE needs: peak = max, not sum
@@ -313,6 +320,8 @@ GenerateResult SdEngine::generate(const GenerateParams& p, const ImageInputs& im
         img = m.vae->decode_with(lat, p.vae_tiling);
       }
       res.timings.decode_s += seconds_since(t0);
+      res.timings.decode_peak_rss_mb = std::max(res.timings.decode_peak_rss_mb, peak_rss_bytes() / 1048576.0);
+      reset_peak_rss();
       report("decode", 1, 1, t0);
       res.images.push_back(tensor_to_image(img, 0));
     }

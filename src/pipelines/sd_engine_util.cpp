@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "core/memory.h"
 #include "pipelines/sd_engine.h"
 
 namespace vg {
@@ -27,23 +28,6 @@ Image tensor_to_image(const Tensor& nhwc, int64_t index) {
 }
 
 namespace {
-
-// Memory the kernel can give without swapping (MemAvailable), else the
-// physical total.
-double available_memory_bytes() {
-  if (FILE* f = std::fopen("/proc/meminfo", "r")) {
-    char line[256];
-    while (std::fgets(line, sizeof line, f)) {
-      long long kb = 0;
-      if (std::sscanf(line, "MemAvailable: %lld kB", &kb) == 1) {
-        std::fclose(f);
-        return static_cast<double>(kb) * 1024.0;
-      }
-    }
-    std::fclose(f);
-  }
-  return static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGE_SIZE));
-}
 
 std::string format_gb(double bytes) {
   char buf[32];
@@ -83,9 +67,7 @@ Status check_model_params(const SdModel& m, const GenerateParams& p, int w, int 
     return std::max(unet, vae);
   };
   const double need = need_for(w, h);
-  double avail = available_memory_bytes();
-  // VG_MEMORY_LIMIT_BYTES: a smaller budget than the machine (shared hosts, containers)
-  if (const char* lim = std::getenv("VG_MEMORY_LIMIT_BYTES"); lim && std::atof(lim) > 0) avail = std::min(avail, std::atof(lim));
+  const double avail = memory_budget_bytes();
   if (avail > 0 && need > avail) {
     int side = (std::min(w, h) / mult) * mult;
     while (side > mult && need_for(side, side) > avail) side -= mult;
