@@ -167,6 +167,46 @@ TEST(GgufConvert, ConvertedFileGeneratesAndUnetOnlyFileLoads) {
   EXPECT_EQ(a->images[0].pixels.size(), r->images[0].pixels.size());
 }
 
+// sd.cpp's per-tensor rule, against the type of every tensor of its f16,
+// q4_0 and q4_K sd1-tiny files (float32 source: unconverted tensors are F32).
+TEST(GgufConvert, PerTensorRuleMatchesStableDiffusionCppForF16Q4_0Q4_K) {
+  const auto j = nlohmann::json::parse(read_file(gdir() + "/sd1/sdcpp_tensor_types.json"));
+  int checked = 0;
+  for (const auto& [file, tensors] : j["files"].items()) {
+    const std::string type = file.substr(file.rfind('-') + 1, file.size() - file.rfind('-') - 6);  // "q4_K"
+    const int target = gguf_type_from_name(type);
+    for (const auto& [name, desc] : tensors.items()) {
+      const std::string d = desc;  // "Q4_0 ne=[32, 77]"
+      std::vector<int64_t> ne;
+      for (size_t p = d.find('[') + 1; p < d.size() && d[p] != ']';) {
+        size_t q = d.find_first_of(",]", p);
+        ne.push_back(std::stoll(d.substr(p, q - p)));
+        p = d[q] == ',' ? q + 2 : q;
+      }
+      const std::string want = d.substr(0, d.find(' '));
+      EXPECT_EQ(ggml_type_name(sdcpp_should_convert(name, ne, target) ? target : kGgmlF32), want)
+          << file << " " << name;
+      ++checked;
+    }
+  }
+  EXPECT_EQ(checked, 3 * 512);
+}
+
+TEST(GgufConvert, WholeFolderAsUnetNamesTheConvertCommand) {
+  LoadOptions lo;
+  lo.unet_file = test::tiny_model();
+  auto e = Engine::load(test::tiny_model(), lo);
+  ASSERT_FALSE(e);
+  EXPECT_EQ(e.error().code, ErrorCode::kModelNotConverted);
+  EXPECT_NE(e.error().message.find("visiongen convert " + test::tiny_model() + " "), std::string::npos)
+      << e.error().message;
+  EXPECT_NE(e.error().message.find("--unet-only"), std::string::npos);
+  lo.unet_file = test::tiny_model() + "/unet/";  // a component folder: pass its file
+  e = Engine::load(test::tiny_model(), lo);
+  ASSERT_FALSE(e);
+  EXPECT_EQ(e.error().code, ErrorCode::kInvalidArgument);
+}
+
 ErrorCode convert_error(const std::string& src, const std::string& out, const std::string& type) {
   GgufConvertOptions o;
   o.type = type;

@@ -102,6 +102,14 @@ int gguf_type_from_name(const std::string& name) {
   fail(ErrorCode::kInvalidArgument, "unknown --type '" + name + "'; choose one of " + all);
 }
 
+std::string gguf_convert_command(const std::string& src, const std::string& out, const std::string& type,
+                                 bool unet_only) {
+  auto q = [](const std::string& s) {
+    return s.find_first_of(" '\"$\\") == std::string::npos ? s : "'" + s + "'";
+  };
+  return "visiongen convert " + q(src) + " " + q(out) + " --type " + type + (unet_only ? " --unet-only" : "");
+}
+
 bool sdcpp_should_convert(const std::string& name, const std::vector<int64_t>& ne, int target) {
   const GgmlTypeInfo* info = ggml_type_info(target);
   if (!info || ne.empty()) return false;

@@ -21,6 +21,10 @@ const std::vector<std::string>& gguf_convert_type_names();
 // keeps its source type.
 bool sdcpp_should_convert(const std::string& name, const std::vector<int64_t>& ne, int target_type);
 
+// The command line that converts `src` (for model_not_converted messages).
+std::string gguf_convert_command(const std::string& src, const std::string& out, const std::string& type,
+                                 bool unet_only = false);
+
 struct GgufConvertOptions {
   std::string type = "q8_0";
   bool unet_only = false;  // only model.diffusion_model.* tensors
