@@ -233,6 +233,21 @@ TEST(GgufConvert, BadTypeAndOutputPathsFailWithoutPartialFiles) {
   EXPECT_TRUE(files_in(dir).empty()) << files_in(dir).front();
 }
 
+TEST(GgufConvert, CliTypeFlagWritesGgufAndManifestOrFailsCleanly) {
+  const std::string dir = work() + "/cli";
+  fs::create_directories(dir);
+  auto r = test::run_cli("convert " + work() + "/sd1-tiny.safetensors " + dir + "/m.gguf --type Q8_0");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(sha256_file_hex(dir + "/m.gguf"), sha256_file_hex(work() + "/sd1-tiny-q8_0.gguf"));
+  EXPECT_TRUE(fs::exists(dir + "/m.gguf.json"));
+  r = test::run_cli("convert " + work() + "/sd1-tiny.safetensors " + dir + "/bad.gguf --type q9_k");
+  EXPECT_EQ(r.code, 10 + static_cast<int>(ErrorCode::kInvalidArgument)) << r.out;  // exit 10 + code
+  EXPECT_NE(r.out.find("q4_k"), std::string::npos) << r.out;  // lists the choices
+  r = test::run_cli("convert " + work() + "/sd1-tiny.safetensors " + dir + "/no/such/x.gguf --type q8_0");
+  EXPECT_EQ(r.code, 10 + static_cast<int>(ErrorCode::kIoError)) << r.out;
+  EXPECT_EQ(files_in(dir).size(), 2u);  // m.gguf and its manifest only
+}
+
 TEST(GgufConvert, WriterKeepsKvAndAlignmentAsGgmlReads) {
   const std::string path = work() + "/kv.gguf";
   std::vector<float> v(64);
