@@ -15,8 +15,6 @@ namespace vg {
 
 namespace {
 
-constexpr int kQK = 256;            // K super-block
-constexpr float kGroupMaxEps = 1e-15f;
 
 inline uint32_t bits_of(float f) {
   uint32_t u;
