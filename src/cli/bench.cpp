@@ -201,7 +201,7 @@ nlohmann::json bench_precision(const BenchOptions& o, bool bf16, double peak, Be
     tensor_pool_trim();
   }
   if (!o.json)
-    std::printf("[%s] weights built in %.1f s, RSS %.2f GB; text encode: %.3f s\n", bf16 ? "bf16" : "fp32", out["build_s"].get<double>(),
+    std::printf("[%s] weights built in %.1f s, RSS %.2f GB; text encode: %.3f s\n", label.c_str(), out["build_s"].get<double>(),
                 out["rss_after_build_gb"].get<double>(), out["text_encode_s"].get<double>());
   for (int size : sizes) {
     const int64_t l = size / 8;

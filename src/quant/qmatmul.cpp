@@ -38,12 +38,8 @@ QmmPath qmm_choose(int type, int64_t m, int64_t out, int64_t in) {
 
 namespace {
 
-// Rows of W per tile of the dequantise path: big enough for sgemm, small
-// enough for L2 (128 x 1280 floats = 640 KB).
-int64_t tile_rows(int64_t in) { return in <= 1280 ? 128 : 64; }
-
 void run_tile(const QMatrix& w, const float* x, int64_t m, float* y, const float* bias) {
-  const int64_t nt = tile_rows(w.in), ntiles = (w.out + nt - 1) / nt;
+  const int64_t nt = qmm::tile_rows(w.in), ntiles = (w.out + nt - 1) / nt;
   const size_t rb = w.row_bytes();
   if (bias) {
 #pragma omp parallel for schedule(static)

@@ -8,6 +8,9 @@ namespace vg::qmm {
 
 constexpr int kCols = 32;  // columns (output features) per packed block
 
+// Rows of W per tile of the dequantise-tile path.
+inline int64_t tile_rows(int64_t in) { return in <= 1280 ? 128 : 64; }
+
 // Elements sharing one weight scale: 16 for Q2_K/Q3_K/Q6_K, 32 otherwise;
 // 0 for types the int8 path does not handle.
 int group_size(int type);
