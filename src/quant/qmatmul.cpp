@@ -31,9 +31,11 @@ QmmPath qmm_choose(int type, int64_t m, int64_t out, int64_t in) {
   const bool int8_ok = qmm_int8_supports(type) && in % 32 == 0;
   if (env == "tile" || !int8_ok) return QmmPath::kTile;
   if (env == "int8") return QmmPath::kInt8;
-  // Measured on AMD Zen 4 (docs/performance.md): the VNNI kernel beats sgemm
-  // on dequantised tiles at every UNet shape; without VNNI the tile path wins.
-  return qmm_int8_native() ? QmmPath::kInt8 : QmmPath::kTile;
+  // Measured on AMD Zen 4 (docs/performance.md, one thread): the VNNI kernel
+  // is ~2x sgemm from m = 64 rows on (UNet shapes), even at m = 32; below,
+  // packing the weight codes costs more than dequantising tiles. Without
+  // VNNI the tile path wins everywhere.
+  return qmm_int8_native() && m >= 32 ? QmmPath::kInt8 : QmmPath::kTile;
 }
 
 namespace {
