@@ -6,8 +6,10 @@
 #include <string>
 
 #include "core/error.h"
+#include "io/atomic_file.h"
 #include "io/tensor_file.h"
 #include "lora/layer_registry.h"
+#include "pipelines/gguf_convert.h"
 #include "pipelines/ldm_common.h"
 #include "pipelines/ldm_names.h"
 #include "pipelines/sd_model.h"
@@ -16,6 +18,18 @@ namespace vg {
 
 void load_unet_file(SdModel& m, const std::string& path, bool bf16) {
   if (is_pickle_path(path)) refuse_pickle(path);
+  if (is_directory(path)) {
+    std::string base = path;
+    while (base.size() > 1 && base.back() == '/') base.pop_back();
+    // A whole diffusers model: convert can extract its UNet into one file.
+    if (path_exists(base + "/model_index.json"))
+      fail(ErrorCode::kModelNotConverted,
+           "'" + path + "' is a whole model folder; --unet takes one UNet file. Convert its UNet first: " +
+               gguf_convert_command(base, base + "-unet-f16.gguf", "f16", true) + " (or --type q8_0 to quantise)");
+    for (const char* f : {"/diffusion_pytorch_model.safetensors", "/diffusion_pytorch_model.fp16.safetensors"})
+      if (path_exists(base + f))
+        fail(ErrorCode::kInvalidArgument, "--unet takes a file, not the folder '" + path + "'; pass " + base + f);
+  }
   auto file = open_tensor_file(path);
   const UNetConfig uc = m.unet->config();
   const int L = uc.layers_per_block.empty() ? 2 : static_cast<int>(uc.layers_per_block.front());
