@@ -29,7 +29,7 @@
 #include "pipelines/vae_choice.h"
 #include "quant/ggml_types.h"
 #include "quant/qmatmul.h"
-#include "quant/qmm_synth.h"
+#include "quant/quantize.h"
 #include "text/clip_text_model.h"
 #include "visiongen/visiongen.h"
 
@@ -261,6 +261,9 @@ nlohmann::json bench_precision(const BenchOptions& o, bool bf16, double peak, Be
       if (!o.json)
         std::printf("[%s] %dx%d batch 2: UNet %.3f s/step, %.0f GFLOP/step, %.1f GFLOP/s = %.0f%% of sgemm; peak RSS %.2f GB\n",
                     label.c_str(), size, size, best, gflop, gf, 100 * gf / peak, rss_unet);
+      if (o.profile) out["sizes"].back()["unet_profile_s"] = prof;
+      if (!o.json && o.profile)
+        for (const auto& [k, v] : prof.items()) std::printf("  UNet %-12s %.3f s/step\n", k.c_str(), v.get<double>());
       continue;
     }
     AutoencoderKL& vae = *vae_box;
@@ -342,10 +345,10 @@ void run_bench(const BenchOptions& o) {
   out["native_bf16"] = cpu_has_native_bf16();
   if (!o.json) std::printf("sgemm %lldx%lld: %.1f GFLOP/s (%d threads)\n", (long long)gemm_n, (long long)gemm_n, peak, num_threads());
   if (!o.quant.empty()) {
-    const int qt = ggml_type_from_name(o.quant.c_str());
-    if (qt < 0 || !synth_quantize_supports(qt)) {
+    const int qt = ggml_type_from_name(o.quant);
+    if (qt < 0 || !can_quantize(qt)) {
       set_exit_code(report_error({ErrorCode::kInvalidArgument, "--quant '" + o.quant + "' is not a type the benchmark can "
-                                                               "quantise to; use q8_0, q6_k, q5_k, q4_k, q5_1, q5_0, q4_1 or q4_0"}));
+                                                               "quantise to; use q8_0, q6_k, q5_k, q4_k, q3_k, q2_k, q5_1, q5_0, q4_1, q4_0 or f16"}));
       return;
     }
     // quantised first: its peak RSS is its own (getrusage's peak only grows)
@@ -439,7 +442,7 @@ void add_bench(CLI::App& app) {
   cmd->add_option("--precision", o->precision, "fp32, bf16 or both (speed-up printed)")->capture_default_str()
       ->check(CLI::IsMember({"fp32", "bf16", "both"}));
   cmd->add_option("--quant", o->quant, "UNet only: synthetic weights of every linear sd.cpp would quantise quantised to "
-                  "TYPE (q8_0, q6_k, q5_k, q4_k, q5_1, q5_0, q4_1, q4_0) and computed from the blocks, vs the same weights in fp32");
+                  "TYPE (q8_0, q6_k, q5_k, q4_k, q3_k, q2_k, q5_1, q5_0, q4_1, q4_0, f16) with ggml's reference quantisers and computed from the blocks, vs the same weights in fp32");
   cmd->add_option("-m,--model", o->model, "also time loading this model (diffusers folder or .safetensors) from the page cache");
   cmd->add_option("--write-model", o->write_model, "instead of benchmarking, write a full-size SDXL base diffusers folder "
                   "with random f16 weights here (about 7 GB), for whole-pipeline measurements");

@@ -4,7 +4,7 @@
 #include "core/error.h"
 #include "lora/layer_registry.h"
 #include "quant/ggml_types.h"
-#include "quant/qmm_synth.h"
+#include "quant/quantize.h"
 
 #include <optional>
 
@@ -39,7 +39,7 @@ std::optional<QMatrix> quantized_weight(const WeightStore& w, const std::string&
     const size_t rb = ggml_row_bytes(st, in);
     auto buf = std::shared_ptr<uint8_t[]>(new uint8_t[rb * static_cast<size_t>(out)]);
 #pragma omp parallel for schedule(dynamic)
-    for (int64_t r = 0; r < out; ++r) synth_quantize_row(st, f.data() + r * in, buf.get() + rb * static_cast<size_t>(r), in);
+    for (int64_t r = 0; r < out; ++r) quantize_row(st, f.data() + r * in, buf.get() + rb * static_cast<size_t>(r), in);
     return QMatrix{st, buf.get(), out, in, buf};
   }
   if (w.dequantize_blocks()) return std::nullopt;

@@ -2,6 +2,7 @@
 
 #include <omp.h>
 
+#include <cctype>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -21,6 +22,14 @@ bool qmm_int8_native() { return qmm::cpu_vnni(); }
 
 const char* qmm_path_name(QmmPath p) {
   return p == QmmPath::kInt8 ? "int8" : p == QmmPath::kTile ? "tile" : "auto";
+}
+
+int ggml_type_from_name(const std::string& name) {
+  std::string s(name);
+  for (auto& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  for (int id = 0; id < 40; ++id)
+    if (const GgmlTypeInfo* t = ggml_type_info(id); t && s == t->name) return id;
+  return -1;
 }
 
 QmmPath qmm_choose(int type, int64_t m, int64_t out, int64_t in) {

@@ -9,6 +9,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <string>
 
 namespace vg {
 
@@ -32,6 +33,8 @@ bool qmm_int8_native();
 // What kAuto runs for this shape here ($VG_QMM=int8|tile overrides).
 QmmPath qmm_choose(int type, int64_t m, int64_t out, int64_t in);
 const char* qmm_path_name(QmmPath p);
+// ggml type id for a name such as "q8_0" or "Q4_K" (any case); -1 when unknown.
+int ggml_type_from_name(const std::string& name);
 
 // y[m, out] = x[m, in] @ W^T (+ bias[out] when given). Parallel over output
 // rows (OpenMP). Throws invalid_argument for an unusable type/shape.
