@@ -97,6 +97,13 @@ struct LoadOptions {
   // model's (same architecture): stable-diffusion.cpp / city96 UNet GGUFs
   // ("model.diffusion_model." prefix or none) or diffusers UNet weights.
   std::string unet_file;
+  // Linear layers whose GGUF weights are block-quantised (Q8_0, Q4_K...):
+  // "native" computes straight from the blocks (int8 dot products or
+  // dequantised tiles, whichever is faster here; activations quantised to
+  // int8 per 32 values, so results move by ~1-5% vs float32, like ggml's);
+  // "dequant" dequantises them exactly to float32 at load (diffusers parity,
+  // 4-8x the memory of the blocks).
+  std::string quant_compute = "native";
 };
 
 // "fp32" or "bf16" for a LoadOptions::precision value and the model's

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <vector>
 
@@ -26,6 +27,9 @@
 #include "models/autoencoder_kl.h"
 #include "models/unet.h"
 #include "pipelines/vae_choice.h"
+#include "quant/ggml_types.h"
+#include "quant/qmatmul.h"
+#include "quant/quantize.h"
 #include "text/clip_text_model.h"
 #include "visiongen/visiongen.h"
 
@@ -102,6 +106,7 @@ struct BenchOptions {
   int lora_rank = 0;  // also time merging a synthetic LoRA of this rank into the UNet
   std::string model;  // also time loading this model folder/file (page cache warmed first)
   std::string write_model, tokenizers_from;  // write a synthetic SDXL folder instead of benchmarking
+  std::string quant;  // ggml type: UNet with synthetic weights quantised to it vs the same weights in fp32
 };
 
 // One precision: builds UNet, VAE decoder and CLIP-L, times them per size.
@@ -120,12 +125,16 @@ double psnr_pm1(const Tensor& a, const Tensor& b) {  // images in [-1, 1], 8-bit
   return se == 0 ? 99.0 : 10 * std::log10(255.0 * 255.0 / (se / static_cast<double>(a.numel())));
 }
 
-nlohmann::json bench_precision(const BenchOptions& o, bool bf16, double peak, BenchOutputs* keep) {
+// qtype >= 0: linears quantised to that ggml type (computed natively), UNet only.
+nlohmann::json bench_precision(const BenchOptions& o, bool bf16, double peak, BenchOutputs* keep, int qtype = -1) {
   nlohmann::json out;
-  out["precision"] = bf16 ? "bf16" : "fp32";
+  const std::string label = qtype >= 0 ? ggml_type_name(qtype) : bf16 ? "bf16" : "fp32";
+  out["precision"] = label;
   WeightStore ws;
   ws.make_synthetic(1);
   ws.set_compute_bf16(bf16);
+  ws.set_synthetic_quant(qtype);
+  const bool unet_only = !o.quant.empty();
   auto t = Clock::now();
   const bool xl = o.arch == "sdxl";
   UNetConfig uc = xl ? sdxl_unet() : sd15_unet();
@@ -143,23 +152,27 @@ nlohmann::json bench_precision(const BenchOptions& o, bool bf16, double peak, Be
   ws.set_layer_registry(nullptr);
   VaeConfig vc;
   if (o.quick) vc.block_out_channels = {32, 32, 64, 64};
-  AutoencoderKL vae(vc, ws, false);
+  ws.set_synthetic_quant(-1);  // quantised linears: the UNet's (the only part timed with --quant)
+  std::optional<AutoencoderKL> vae_box;
+  if (!unet_only) vae_box.emplace(vc, ws, false);
   ClipTextConfig tc;
   if (xl) {  // the larger of SDXL's two encoders: OpenCLIP bigG with its projection
     tc.hidden_size = 1280, tc.intermediate_size = 5120, tc.num_heads = 20, tc.num_layers = 32;
     tc.act = Act::kGelu, tc.projection_dim = 1280;
   }
   if (o.quick) tc.hidden_size = 64, tc.intermediate_size = 128, tc.num_heads = 2, tc.num_layers = 2, tc.projection_dim = xl ? 64 : 0;
-  ClipTextModel te(tc, ws);
+  std::optional<ClipTextModel> te_box;
+  if (!unet_only) te_box.emplace(tc, ws);
   out["build_s"] = since(t);
   out["rss_after_build_gb"] = current_rss_gb();
   std::vector<int32_t> ids(77, 49407);
   ids[0] = 49406;
-  te.encode({ids}, 1);  // warm-up
+  if (!unet_only) te_box->encode({ids}, 1);  // warm-up
   t = Clock::now();
-  Tensor ctx1 = te.encode({ids}, 1);
+  Tensor ctx1 = unet_only ? Tensor::zeros({1, 77, tc.hidden_size}) : te_box->encode({ids}, 1);
+  for (int64_t i = 0; unet_only && i < ctx1.numel(); ++i) ctx1.data()[i] = static_cast<float>((i * 37) % 200) / 100.0f - 1.0f;
   out["text_encode_s"] = since(t);
-  te.release_weights();  // as the pipeline does after encoding (LoadOptions::keep_text_encoder)
+  if (te_box) te_box->release_weights();  // as the pipeline does after encoding (LoadOptions::keep_text_encoder)
   Tensor ctx = concat_batch(ctx1, ctx1);
   AddedCond added;
   if (xl) {  // CLIP-L (768) + bigG (1280) states side by side; pooled bigG and 6 time ids
@@ -171,7 +184,8 @@ nlohmann::json bench_precision(const BenchOptions& o, bool bf16, double peak, Be
     for (int64_t i = 0; i < 2; ++i)
       for (int k = 0; k < 6; ++k) added.time_ids.data()[i * 6 + k] = k == 2 || k == 3 ? 0.0f : 1024.0f;
   }
-  if (o.vae_tiled > 0) {  // first, so the growth of peak RSS is the decode's own memory
+  if (o.vae_tiled > 0 && vae_box) {
+    AutoencoderKL& vae = *vae_box;  // first, so the growth of peak RSS is the decode's own memory
     tensor_pool_trim();
     const double before = peak_rss_gb();
     const int64_t l = o.vae_tiled / 8;
@@ -187,7 +201,7 @@ nlohmann::json bench_precision(const BenchOptions& o, bool bf16, double peak, Be
     tensor_pool_trim();
   }
   if (!o.json)
-    std::printf("[%s] weights built in %.1f s, RSS %.2f GB; text encode: %.3f s\n", bf16 ? "bf16" : "fp32", out["build_s"].get<double>(),
+    std::printf("[%s] weights built in %.1f s, RSS %.2f GB; text encode: %.3f s\n", label.c_str(), out["build_s"].get<double>(),
                 out["rss_after_build_gb"].get<double>(), out["text_encode_s"].get<double>());
   for (int size : sizes) {
     const int64_t l = size / 8;
@@ -212,7 +226,7 @@ nlohmann::json bench_precision(const BenchOptions& o, bool bf16, double peak, Be
     nlohmann::json prof = nlohmann::json::object();
     for (const auto& [k, v] : profile::totals()) prof[k] = v / runs;
     double preview_s = 0;
-    if (!xl && !o.quick) {  // --preview taesd: one preview of this size with real TAESD widths
+    if (!xl && !o.quick && !unet_only) {  // --preview taesd: one preview of this size with real TAESD widths
       static const AutoencoderTiny taesd(TinyVaeConfig{}, ws);
       Tensor one = Tensor::from({1, l, l, 4}, x.data());
       VaeChoice::taesd_preview(one, taesd);  // warm-up
@@ -243,6 +257,18 @@ nlohmann::json bench_precision(const BenchOptions& o, bool bf16, double peak, Be
     if (keep && keep->unet.empty()) keep->unet = first_out.clone();
     first_out = Tensor();
     tensor_pool_trim();  // as the pipeline does between denoising and decoding
+    if (unet_only) {
+      out["sizes"].push_back({{"size", size}, {"unet_s_per_step", best}, {"unet_gflop", gflop}, {"unet_gflops", gf},
+                              {"unet_frac_of_sgemm", gf / peak}, {"peak_rss_after_unet_gb", rss_unet}});
+      if (!o.json)
+        std::printf("[%s] %dx%d batch 2: UNet %.3f s/step, %.0f GFLOP/step, %.1f GFLOP/s = %.0f%% of sgemm; peak RSS %.2f GB\n",
+                    label.c_str(), size, size, best, gflop, gf, 100 * gf / peak, rss_unet);
+      if (o.profile) out["sizes"].back()["unet_profile_s"] = prof;
+      if (!o.json && o.profile)
+        for (const auto& [k, v] : prof.items()) std::printf("  UNet %-12s %.3f s/step\n", k.c_str(), v.get<double>());
+      continue;
+    }
+    AutoencoderKL& vae = *vae_box;
     Tensor z({1, l, l, 4});
     for (int64_t i = 0; i < z.numel(); ++i) z.data()[i] = static_cast<float>((i * 104729) % 2000) / 1000.0f - 1.0f;
     vae.decode_with(z, "off");
@@ -320,6 +346,31 @@ void run_bench(const BenchOptions& o) {
   out["sgemm_gflops"] = peak;
   out["native_bf16"] = cpu_has_native_bf16();
   if (!o.json) std::printf("sgemm %lldx%lld: %.1f GFLOP/s (%d threads)\n", (long long)gemm_n, (long long)gemm_n, peak, num_threads());
+  if (!o.quant.empty()) {
+    const int qt = ggml_type_from_name(o.quant);
+    if (qt < 0 || !can_quantize(qt)) {
+      set_exit_code(report_error({ErrorCode::kInvalidArgument, "--quant '" + o.quant + "' is not a type the benchmark can "
+                                                               "quantise to; use q8_0, q6_k, q5_k, q4_k, q3_k, q2_k, q5_1, q5_0, q4_1, q4_0 or f16"}));
+      return;
+    }
+    // quantised first: its peak RSS is its own (getrusage's peak only grows)
+    BenchOutputs q, f;
+    out["runs"].push_back(bench_precision(o, false, peak, &q, qt));
+    out["runs"].push_back(bench_precision(o, false, peak, &f));
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < f.unet.numel(); ++i) {
+      const double d = static_cast<double>(q.unet.data()[i]) - f.unet.data()[i];
+      num += d * d, den += static_cast<double>(f.unet.data()[i]) * f.unet.data()[i];
+    }
+    const double rel = std::sqrt(num / std::max(den, 1e-30));
+    const double tq = out["runs"][0]["sizes"][0]["unet_s_per_step"], tf = out["runs"][1]["sizes"][0]["unet_s_per_step"];
+    out["quant_vs_fp32"] = {{"type", ggml_type_name(qt)}, {"unet_relative_rms", rel}, {"speedup", tf / tq},
+                            {"path", qmm_path_name(qmm_choose(qt, 4096, 1280, 1280))}};
+    if (o.json) std::printf("%s\n", out.dump(2).c_str());
+    else std::printf("%s vs fp32 (first size): UNet step %.2fx faster (%s path), output relative RMS %.2e\n",
+                     ggml_type_name(qt), tf / tq, qmm_path_name(qmm_choose(qt, 4096, 1280, 1280)), rel);
+    return;
+  }
   std::vector<bool> modes;
   if (o.precision != "bf16") modes.push_back(false);
   if (o.precision != "fp32") {
@@ -392,6 +443,8 @@ void add_bench(CLI::App& app) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--precision", o->precision, "fp32, bf16 or both (speed-up printed)")->capture_default_str()
       ->check(CLI::IsMember({"fp32", "bf16", "both"}));
+  cmd->add_option("--quant", o->quant, "UNet only: synthetic weights of every linear sd.cpp would quantise quantised to "
+                  "TYPE (q8_0, q6_k, q5_k, q4_k, q3_k, q2_k, q5_1, q5_0, q4_1, q4_0, f16) with ggml's reference quantisers and computed from the blocks, vs the same weights in fp32");
   cmd->add_option("-m,--model", o->model, "also time loading this model (diffusers folder or .safetensors) from the page cache");
   cmd->add_option("--write-model", o->write_model, "instead of benchmarking, write a full-size SDXL base diffusers folder "
                   "with random f16 weights here (about 7 GB), for whole-pipeline measurements");

@@ -28,6 +28,7 @@ int g_exit = 0;
 struct GenerateOptions {
   GenerateParams params;
   std::string preview_path;
+  std::string quant_compute = "native";
   std::string model, output = "output.png", tokenizer, model_config, unet_file, log_format = "text", artifact_dir, device = "auto";
   bool log_format_given = false, allow_download = false;
   int threads = 0;
@@ -76,6 +77,7 @@ void run_generate(const GenerateOptions& o) {
   lo.tokenizer_dir = o.tokenizer;
   lo.config_dir = o.model_config;
   lo.unet_file = o.unet_file;
+  lo.quant_compute = o.quant_compute;
   lo.lora_dirs = o.lora_dirs;
   lo.lora_mode = o.lora_mode;
   if (o.allow_download && looks_like_repo_ref(model) && !path_exists(model) && !hf_cached_snapshot(model)) {
@@ -250,6 +252,9 @@ void add_generate(CLI::App& app) {
   cmd->add_option("--tokenizer", opts->tokenizer, "tokenizer folder for single-file checkpoints");
   cmd->add_option("--unet", opts->unet_file,
                   "a UNet-only file (GGUF or .safetensors, e.g. stable-diffusion.cpp / city96 quantised UNets) that replaces the model's UNet");
+  cmd->add_option("--quant-compute", opts->quant_compute,
+                  "GGUF block-quantised linears: native (computed from the blocks, int8 activations: fast, small) or dequant (exact float32 copies: diffusers parity)")
+      ->check(CLI::IsMember({"native", "dequant"}))->capture_default_str();
   cmd->add_flag("-q,--quiet", opts->quiet, "print nothing but errors");
   cmd->add_flag("--progress", opts->progress, "show progress even when stderr is not a terminal");
   cmd->add_option("--precision", opts->precision,

@@ -1,6 +1,7 @@
 #include "backend/cpu/bf16.h"
 #include "io/weights.h"
 
+#include <atomic>
 #include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -12,6 +13,17 @@
 namespace vg {
 
 namespace fs = std::filesystem;
+
+namespace {
+thread_local bool t_dequant_blocks = false;
+std::atomic<uint64_t> g_dequantized_bytes{0};
+}  // namespace
+
+uint64_t WeightStore::dequantized_bytes() { return g_dequantized_bytes.load(); }
+
+ScopedDequantizeBlocks::ScopedDequantizeBlocks(bool on) : prev_(t_dequant_blocks) { t_dequant_blocks = on; }
+ScopedDequantizeBlocks::~ScopedDequantizeBlocks() { t_dequant_blocks = prev_; }
+bool ScopedDequantizeBlocks::current() { return t_dequant_blocks; }
 
 void WeightStore::add_file(std::shared_ptr<TensorFile> file, const std::string& strip) {
   for (auto& [name, info] : file->tensors()) {
@@ -96,6 +108,7 @@ Tensor WeightStore::get(const std::string& name, const Shape& expected) const {
   }
   Tensor t = Tensor::unpooled(shape);
   tensor_to_f32(*ti, t.data(), static_cast<size_t>(t.numel()));
+  if (ti->dtype == DType::kQuant) g_dequantized_bytes += static_cast<uint64_t>(t.numel()) * sizeof(float);
   for (const auto& f : files_) f->release_pages(ti->data, ti->nbytes);
   return t;
 }

@@ -15,6 +15,21 @@ namespace vg {
 
 class LayerRegistry;
 
+// While one is alive, WeightStores made on this thread start with
+// set_dequantize_blocks(on) (LoadOptions::quant_compute = "dequant" reaches
+// every loader this way).
+class ScopedDequantizeBlocks {
+ public:
+  explicit ScopedDequantizeBlocks(bool on);
+  ~ScopedDequantizeBlocks();
+  ScopedDequantizeBlocks(const ScopedDequantizeBlocks&) = delete;
+  ScopedDequantizeBlocks& operator=(const ScopedDequantizeBlocks&) = delete;
+  static bool current();
+
+ private:
+  bool prev_;
+};
+
 class WeightStore {
  public:
   void add_file(std::shared_ptr<TensorFile> file, const std::string& strip_prefix = "");
@@ -54,6 +69,17 @@ class WeightStore {
   // Layers built from this store compute in bf16 (weights held in bf16).
   void set_compute_bf16(bool on) { bf16_ = on; }
   bool compute_bf16() const { return bf16_; }
+  // Linears whose weights are GGUF block types are built dequantised to
+  // float32 (exact; the parity path) instead of computing from the blocks.
+  void set_dequantize_blocks(bool on) { dequant_blocks_ = on; }
+  bool dequantize_blocks() const { return dequant_blocks_; }
+  // Benchmark mode: linears sd.cpp would quantise get synthetic weights
+  // quantised to this ggml type (-1 = float32, the default).
+  void set_synthetic_quant(int ggml_type) { synth_quant_ = ggml_type; }
+  int synthetic_quant() const { return synthetic_ ? synth_quant_ : -1; }
+  // Bytes of float32 made from GGUF block types by get(), process-wide (tests
+  // check that native quantised compute makes no float copies of its weights).
+  static uint64_t dequantized_bytes();
   // Layers built from this store register their patch slots here (for LoRA);
   // copies share it. shared() copies leave it out (they live inside slots).
   void set_layer_registry(std::shared_ptr<LayerRegistry> r) { registry_ = std::move(r); }
@@ -65,7 +91,8 @@ class WeightStore {
   std::map<std::string, const TensorInfo*> entries_;
   Resolver resolver_;
   std::shared_ptr<Requests> requests_;
-  bool synthetic_ = false, bf16_ = false;
+  bool synthetic_ = false, bf16_ = false, dequant_blocks_ = ScopedDequantizeBlocks::current();
+  int synth_quant_ = -1;
   mutable std::shared_ptr<const WeightStore> shared_;
   uint32_t seed_ = 0;
 };

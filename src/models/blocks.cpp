@@ -3,6 +3,10 @@
 #include "backend/cpu/bf16.h"
 #include "core/error.h"
 #include "lora/layer_registry.h"
+#include "quant/ggml_types.h"
+#include "quant/quantize.h"
+
+#include <optional>
 
 namespace vg {
 
@@ -18,11 +22,43 @@ Conv2d load_conv(const WeightStore& w, const std::string& name, int64_t out, int
   return conv;
 }
 
+namespace {
+
+// The weight of a linear as ggml blocks when it should compute from them: a
+// GGUF block-type entry (unless the store asks for dequantised float32), or,
+// in benchmark mode with a synthetic quant type, the synthetic weight
+// quantised as stable-diffusion.cpp would (whole blocks per row; not the
+// time/label embeddings).
+std::optional<QMatrix> quantized_weight(const WeightStore& w, const std::string& wn, int64_t out, int64_t in) {
+  if (const int st = w.synthetic_quant(); st >= 0) {
+    const GgmlTypeInfo* t = ggml_type_info(st);
+    if (!t || in % t->block_elems != 0 || w.find(wn) || wn.find("time_embedding") != std::string::npos ||
+        wn.find("add_embedding") != std::string::npos)
+      return std::nullopt;
+    const Tensor f = w.get(wn, {out, in});
+    const size_t rb = ggml_row_bytes(st, in);
+    auto buf = std::shared_ptr<uint8_t[]>(new uint8_t[rb * static_cast<size_t>(out)]);
+#pragma omp parallel for schedule(dynamic)
+    for (int64_t r = 0; r < out; ++r) quantize_row(st, f.data() + r * in, buf.get() + rb * static_cast<size_t>(r), in);
+    return QMatrix{st, buf.get(), out, in, buf};
+  }
+  if (w.dequantize_blocks()) return std::nullopt;
+  const TensorInfo* ti = w.check(wn, {out, in});
+  if (!ti || ti->dtype != DType::kQuant || shape_numel(ti->shape) != out * in) return std::nullopt;
+  const GgmlTypeInfo* t = ggml_type_info(ti->ggml_type);
+  if (!t || !t->dequantizable || ti->shape.back() != in || in % t->block_elems != 0) return std::nullopt;
+  return QMatrix{ti->ggml_type, ti->data, out, in, w.shared()};
+}
+
+}  // namespace
+
 Linear load_linear(const WeightStore& w, const std::string& name, int64_t out, int64_t in,
                    bool bias) {
   Tensor b = (bias && w.has(name + ".bias")) ? w.get(name + ".bias", {out}) : Tensor();
-  Linear lin = w.compute_bf16() ? Linear(w.get_bf16(name + ".weight", {out, in}), out, in, std::move(b))
-                                : Linear(w.get(name + ".weight", {out, in}), std::move(b));
+  std::optional<QMatrix> q = quantized_weight(w, name + ".weight", out, in);
+  Linear lin = q                ? Linear(std::move(*q), std::move(b))
+               : w.compute_bf16() ? Linear(w.get_bf16(name + ".weight", {out, in}), out, in, std::move(b))
+                                  : Linear(w.get(name + ".weight", {out, in}), std::move(b));
   if (const auto& reg = w.layer_registry())
     lin.attach_patch(reg->get_or_add(name, {out, in}, weight_source(w, name + ".weight", {out, in})));
   return lin;

@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "core/memory.h"
 #include "io/hf_cache.h"
+#include "io/weights.h"
 #include "io/image_io.h"
 #include "pipelines/family_engine.h"
 #include "pipelines/sd_model.h"
@@ -95,7 +96,10 @@ Result<std::unique_ptr<Engine>> Engine::load(const std::string& path, const Load
       fail(ErrorCode::kInvalidArgument, "precision '" + opts.precision + "' is unknown; use auto, fp32 or bf16");
     if (precision == "bf16" && !cpu_can_bf16())
       fail(ErrorCode::kCapabilityNotSupported, "precision bf16 needs a CPU with AVX-512 (this one has none); use --precision fp32");
-    check_weights_fit(resolved, precision, false);
+    if (opts.quant_compute != "native" && opts.quant_compute != "dequant")
+      fail(ErrorCode::kInvalidArgument, "quant_compute '" + opts.quant_compute + "' is unknown; use native or dequant");
+    check_weights_fit(resolved, precision, opts.quant_compute == "native");
+    ScopedDequantizeBlocks dequant_blocks(opts.quant_compute == "dequant");
     auto model = load_sd_model(resolved, opts.tokenizer_dir, precision == "bf16", opts.config_dir);
     if (!opts.unet_file.empty()) load_unet_file(*model, opts.unet_file, precision == "bf16");
     model->info.precision = precision;

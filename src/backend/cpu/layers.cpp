@@ -192,6 +192,13 @@ Linear::Linear(std::vector<uint16_t> weight_bf16, int64_t out, int64_t in, Tenso
   if (!bias_.empty() && bias_.numel() != out_) fail(ErrorCode::kShapeMismatch, "linear bias size mismatch");
 }
 
+Linear::Linear(QMatrix q, Tensor bias, QmmPath path) : bias_(std::move(bias)), q_(std::move(q)), qpath_(path) {
+  in_ = q_.in;
+  out_ = q_.out;
+  if (!q_.data || out_ <= 0 || in_ <= 0) fail(ErrorCode::kInternal, "quantised linear without weights");
+  if (!bias_.empty() && bias_.numel() != out_) fail(ErrorCode::kShapeMismatch, "linear bias size mismatch");
+}
+
 void Linear::restore_original() const {
   cache_.clear();
   weight_ = Tensor();
@@ -207,7 +214,7 @@ void Linear::refresh_patch() const {
   const std::vector<WeightDelta> deltas = p.deltas();
   rt_.clear();
   rt_dense_ = Tensor();
-  if (deltas.empty() || p.runtime()) {
+  if (deltas.empty() || p.runtime() || quantized()) {  // quantised weights are never rewritten
     if (merged_) restore_original();
     for (const WeightDelta& d : deltas) {
       if (!d.up.empty()) {
@@ -308,6 +315,11 @@ Tensor Linear::forward(const Tensor& x) const {
   if (dry_run_active()) return out;
   int64_t m = x.numel() / in_;
   float* o = out.data();
+  if (quantized()) {
+    qmatmul(q_, x.data(), m, o, bias_.empty() ? nullptr : bias_.data(), qpath_);
+    if (!rt_.empty() || !rt_dense_.empty()) add_runtime_deltas(rt_, rt_dense_, x.data(), m, in_, o, out_);
+    return out;
+  }
   if (!bias_.empty()) {
     const float* b = bias_.data();
 #pragma omp parallel for

@@ -13,6 +13,7 @@
 
 #include "backend/cpu/layer_patch.h"
 #include "core/tensor.h"
+#include "quant/qmatmul.h"
 
 namespace vg {
 
@@ -95,12 +96,17 @@ class Linear {
   Linear(Tensor weight, Tensor bias, bool bf16 = false);
   // A bf16 layer from weights already in bf16 ([out, in]).
   Linear(std::vector<uint16_t> weight_bf16, int64_t out, int64_t in, Tensor bias);
+  // A quantised layer: the weight stays as ggml blocks (q.owner keeps them
+  // mapped) and is multiplied by qmatmul; LoRA patches apply at run time.
+  Linear(QMatrix q, Tensor bias, QmmPath path = QmmPath::kAuto);
   // x: [..., in] -> [..., out]
   Tensor forward(const Tensor& x) const;
   int64_t in_features() const { return in_; }
   int64_t out_features() const { return out_; }
   bool loaded() const { return out_ > 0; }
   bool bf16() const { return bf16_; }
+  bool quantized() const { return q_.data != nullptr; }
+  const QMatrix& qmatrix() const { return q_; }
   void attach_patch(std::shared_ptr<LayerPatch> patch) { patch_.attach(std::move(patch)); }
 
  private:
@@ -117,6 +123,8 @@ class Linear {
   mutable Tensor weight_;
   Tensor bias_;
   mutable std::vector<uint16_t> weight_bf16_;  // plain [out, in] until the first reorder
+  QMatrix q_;                                  // quantised mode: the blocks
+  QmmPath qpath_ = QmmPath::kAuto;
   int64_t in_ = 0, out_ = 0;
   bool bf16_ = false;
   mutable std::map<int64_t, std::unique_ptr<Prim>> cache_;
