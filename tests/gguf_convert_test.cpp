@@ -288,7 +288,9 @@ TEST(GgufConvert, SdxlGgufLoadsThroughTheSgmLoader) {
     const std::string out = work() + "/sdxl-tiny-" + t + ".gguf";
     convert_to_gguf(xl + "/sdxl-tiny.safetensors", out, o);
     EXPECT_TRUE(GgufFile::open(out)->has("conditioner.embedders.1.model.ln_final.weight")) << t;
-    auto e = Engine::load(out, lo);
+    LoadOptions exact = lo;  // blocks dequantised exactly (native compute is QuantModel's subject)
+    exact.quant_compute = "dequant";
+    auto e = Engine::load(out, exact);
     ASSERT_TRUE(e) << t << ": " << e.error().to_string();
     EXPECT_EQ((*e)->info().family, "sdxl");
     auto r = (*e)->generate(p);

@@ -100,8 +100,9 @@ TEST(Contract, ErrorCodesThroughTheCli) {
   EXPECT_EQ(r.code, 10 + static_cast<int>(ErrorCode::kModelNotAvailableOffline)) << r.out;
   const std::string gguf = testing::TempDir() + "/m.gguf";
   write_file_atomic(gguf, "GGUF");
-  r = run_cli("generate -m " + gguf + " -p x");
-  EXPECT_EQ(r.code, 10 + static_cast<int>(ErrorCode::kModelNotConverted)) << r.out;
+  r = run_cli("generate -m " + gguf + " -p x");  // GGUF files are read now: this one is cut short
+  EXPECT_EQ(r.code, 10 + static_cast<int>(ErrorCode::kCorruptFile)) << r.out;
+  EXPECT_NE(r.out.find("truncated"), std::string::npos) << r.out;
   r = run_cli("generate -m " + test::tiny_model() + " -p x -W 8192 -H 8192");
   EXPECT_EQ(r.code, 11) << r.out;  // above the 4096 limit: invalid_argument
   r = run_cli("generate -m " + test::tiny_model() + " -p x --task inpaint");
