@@ -49,19 +49,6 @@ Loaded load() {
   return l;
 }
 
-// [1,77,a] and [1,77,b] side by side -> [1,77,a+b]
-Tensor concat_last(const Tensor& a, const Tensor& b) {
-  const int64_t rows = a.numel() / a.shape().back(), ca = a.shape().back(), cb = b.shape().back();
-  Shape s = a.shape();
-  s.back() = ca + cb;
-  Tensor out(s);
-  for (int64_t r = 0; r < rows; ++r) {
-    std::copy_n(a.data() + r * ca, ca, out.data() + r * (ca + cb));
-    std::copy_n(b.data() + r * cb, cb, out.data() + r * (ca + cb) + ca);
-  }
-  return out;
-}
-
 // diffusers' encode_prompt (clip_skip None): both encoders' penultimate
 // hidden states side by side, and text_encoder_2's pooled projection.
 Tensor embeds(SdModel& m, Tensor* pooled) {
@@ -69,7 +56,7 @@ Tensor embeds(SdModel& m, Tensor* pooled) {
   const int64_t n1 = m.text_encoder->config().num_layers, n2 = m.text_encoder_2->config().num_layers;
   Tensor h1 = m.text_encoder->hidden_and_pooled({m.tokenizer->encode_padded(prompt)}, n1 - 1, nullptr);
   Tensor h2 = m.text_encoder_2->hidden_and_pooled({m.tokenizer_2->encode_padded(prompt)}, n2 - 1, pooled);
-  return concat_last(h1, h2);
+  return concat_channels(h1, h2);
 }
 
 // unet(sample_sdxl, t, embeds, text_embeds = pooled, time ids) in NCHW
@@ -231,13 +218,6 @@ GenerateParams params_for(const nlohmann::json& c) {
   return p;
 }
 
-Tensor image01(const Image& img) {
-  Tensor t({1, 3, img.height, img.width});
-  for (int c = 0; c < 3; ++c)
-    for (int i = 0; i < img.width * img.height; ++i) t.data()[c * img.width * img.height + i] = img.pixels[i * 3 + c] / 255.0f;
-  return t;
-}
-
 struct PipelineRun {
   double lat = 0, px = 0;  // vs diffusers: latents rel, image fraction within 1/255
   Tensor latents, image;
@@ -260,10 +240,10 @@ PipelineRun run_pipeline(const std::string& name, const std::string& lora_mode) 
   EXPECT_LE(test::rel_err(trace.text_embeds, ref->load_f32("unet0.text_embeds")), 1e-4) << name;
   const double lat = test::rel_err(nhwc_to_nchw(trace.final_latents), ref->load_f32("latents_final"));
   if (r.images.size() != 1) throw std::runtime_error(name + ": no image");
-  Tensor png = image01(decode_png(read_file(xl() + "/" + c["png"].get<std::string>()), "ref"));
-  const double px = test::frac_within(image01(r.images[0]), png, 1.0 / 255 + 1e-6);
+  Tensor png = test::image01(decode_png(read_file(xl() + "/" + c["png"].get<std::string>()), "ref"));
+  const double px = test::frac_within(test::image01(r.images[0]), png, 1.0 / 255 + 1e-6);
   std::printf("[lora-sdxl] %s (%s): latents rel %.2e, image within 1/255 %.4f\n", name.c_str(), lora_mode.c_str(), lat, px);
-  return {lat, px, nhwc_to_nchw(trace.final_latents), image01(r.images[0])};
+  return {lat, px, nhwc_to_nchw(trace.final_latents), test::image01(r.images[0])};
 }
 
 void expect_pipeline(const std::string& name) {

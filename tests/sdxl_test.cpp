@@ -165,13 +165,6 @@ XlRun run_case(const std::string& model, GenerateParams p) {
   return r;
 }
 
-Tensor image01(const Image& img) {
-  Tensor t({1, 3, img.height, img.width});
-  for (int c = 0; c < 3; ++c)
-    for (int i = 0; i < img.width * img.height; ++i) t.data()[c * img.width * img.height + i] = img.pixels[i * 3 + c] / 255.0f;
-  return t;
-}
-
 void expect_matches(const XlRun& r, const std::string& file, double step_tol = 1e-3, double final_tol = 1e-3,
                     double image_frac = 0.99) {
   auto ref = SafetensorsFile::open(xl() + "/" + file);
@@ -193,8 +186,8 @@ void expect_matches(const XlRun& r, const std::string& file, double step_tol = 1
   EXPECT_LE(test::rel_err(nhwc_to_nchw(r.trace.step_latents.back()), ref->load_f32("latents_final")), final_tol) << file;
   if (!ref->has("image")) return;
   ASSERT_EQ(r.result.images.size(), 1u);
-  Tensor png = image01(decode_png(read_file(xl() + "/" + file.substr(0, file.size() - 12) + ".png"), "ref"));
-  EXPECT_GE(test::frac_within(image01(r.result.images[0]), png, 1.0 / 255 + 1e-6), image_frac) << file;
+  Tensor png = test::image01(decode_png(read_file(xl() + "/" + file.substr(0, file.size() - 12) + ".png"), "ref"));
+  EXPECT_GE(test::frac_within(test::image01(r.result.images[0]), png, 1.0 / 255 + 1e-6), image_frac) << file;
 }
 
 void expect_pipeline(const std::string& file, const std::string& model = "sdxl-tiny") {
@@ -270,7 +263,7 @@ void expect_edit_case(const std::string& model, GenerateParams p, const std::str
   }
   std::printf("%s free-running: final latents %.3g relative, image max diff %.3g\n", file.c_str(),
               test::rel_err(nhwc_to_nchw(r.trace.step_latents.back()), ref->load_f32("latents_final")),
-              test::max_abs_diff(image01(r.result.images[0]).data(), ref->load_f32("image").data(), ref->load_f32("image").numel()));
+              test::max_abs_diff(test::image01(r.result.images[0]).data(), ref->load_f32("image").data(), ref->load_f32("image").numel()));
 }
 
 TEST(SdxlPipelineSlow, DpmppKarrasWithPrompt2Matches) {
@@ -314,8 +307,8 @@ TEST(SdxlPipelineSlow, BaseToRefinerHandoffMatchesTheEnsemble) {
   // the fixture README's tolerance for these pipelines' latents: 2e-3 (measured 1.1e-3)
   EXPECT_LE(test::rel_err(nhwc_to_nchw(r.trace.step_latents[nb - 1]), bref->load_f32("latents_final")), 2e-3);
   EXPECT_LE(test::rel_err(nhwc_to_nchw(r.trace.final_latents), rref->load_f32("latents_final")), 2e-3);
-  Tensor png = image01(decode_png(read_file(xl() + "/pipelines/ensemble/refiner_euler_s10_cfg5_dstart0p8_128x128.png"), "ref"));
-  EXPECT_GE(test::frac_within(image01(r.result.images[0]), png, 1.0 / 255 + 1e-6), 0.99);
+  Tensor png = test::image01(decode_png(read_file(xl() + "/pipelines/ensemble/refiner_euler_s10_cfg5_dstart0p8_128x128.png"), "ref"));
+  EXPECT_GE(test::frac_within(test::image01(r.result.images[0]), png, 1.0 / 255 + 1e-6), 0.99);
 }
 
 TEST(SdxlPipeline, RefinerThatIsNotARefinerIsRefused) {
@@ -380,8 +373,8 @@ void expect_taesd_case(const std::string& model, const std::string& file, const 
   ASSERT_TRUE(e) << e.error().to_string();
   auto r = (*e)->generate(p);
   ASSERT_TRUE(r) << r.error().to_string();
-  Tensor png = image01(decode_png(read_file(xl() + "/" + file.substr(0, file.size() - 12) + ".png"), "ref"));
-  EXPECT_GE(test::frac_within(image01(r->images[0]), png, 1.0 / 255 + 1e-6), 0.99) << file;
+  Tensor png = test::image01(decode_png(read_file(xl() + "/" + file.substr(0, file.size() - 12) + ".png"), "ref"));
+  EXPECT_GE(test::frac_within(test::image01(r->images[0]), png, 1.0 / 255 + 1e-6), 0.99) << file;
   EXPECT_NE(r->infotext[0].find("VAE: " + taesd), std::string::npos);
 }
 

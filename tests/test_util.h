@@ -17,6 +17,7 @@
 #include "core/error.h"
 #include "core/tensor.h"
 #include "io/safetensors.h"
+#include "visiongen/visiongen.h"
 
 namespace vg::test {
 
@@ -45,6 +46,14 @@ inline double max_abs_diff(const float* a, const float* b, int64_t n) {
   return m;
 }
 // max|a-ref| / max|ref|
+// An RGB8 image as [1, 3, H, W] in [0, 1] (diffusers' output layout).
+inline Tensor image01(const Image& img) {
+  Tensor t({1, 3, img.height, img.width});
+  for (int c = 0; c < 3; ++c)
+    for (int i = 0; i < img.width * img.height; ++i) t.data()[c * img.width * img.height + i] = img.pixels[i * 3 + c] / 255.0f;
+  return t;
+}
+
 inline double rel_err(const Tensor& a, const Tensor& ref) {
   EXPECT_EQ(a.numel(), ref.numel());
   return max_abs_diff(a.data(), ref.data(), std::min(a.numel(), ref.numel())) /

@@ -71,13 +71,11 @@ std::string resolve_precision(const std::string& p, double model_bytes, const st
 }
 
 namespace {
-// Bytes of weights on disk: the file, or every .safetensors under the folder.
+// Bytes of weights on disk (one variant of each file; see weight_files).
 double weight_bytes(const std::string& path) {
   std::error_code ec;
-  if (std::filesystem::is_regular_file(path, ec)) return static_cast<double>(std::filesystem::file_size(path, ec));
   double total = 0;
-  for (const auto& f : std::filesystem::recursive_directory_iterator(path, ec))
-    if (f.path().extension() == ".safetensors") total += static_cast<double>(f.file_size(ec));
+  for (const std::string& f : weight_files(path)) total += static_cast<double>(std::filesystem::file_size(f, ec));
   return total;
 }
 }  // namespace

@@ -28,18 +28,6 @@ std::pair<float, float> top_left(const std::string& s) {
   return {static_cast<float>(v.second), static_cast<float>(v.first)};
 }
 
-Tensor concat_last(const Tensor& a, const Tensor& b) {
-  const int64_t rows = a.numel() / a.dim(-1), ca = a.dim(-1), cb = b.dim(-1);
-  Shape s = a.shape();
-  s.back() = ca + cb;
-  Tensor out(s);
-  for (int64_t r = 0; r < rows; ++r) {
-    std::copy_n(a.data() + r * ca, ca, out.data() + r * (ca + cb));
-    std::copy_n(b.data() + r * cb, cb, out.data() + r * (ca + cb) + ca);
-  }
-  return out;
-}
-
 Tensor rows(const std::vector<std::vector<float>>& r) {
   Tensor t({static_cast<int64_t>(r.size()), static_cast<int64_t>(r[0].size())});
   for (size_t i = 0; i < r.size(); ++i) std::copy(r[i].begin(), r[i].end(), t.data() + i * r[0].size());
@@ -112,7 +100,7 @@ PromptConditioning SdxlEngine::encode_prompts(const GenerateParams& p, int w, in
   auto encode = [&](const std::string& text, const std::string& text_2, Tensor* pooled, int clip_skip) {
     Tensor h2 = encode_one(p, *m.text_encoder_2, *m.tokenizer_2, text_2, clip_skip, pooled);
     if (!m.text_encoder) return h2;
-    return concat_last(encode_one(p, *m.text_encoder, *m.tokenizer, text, clip_skip, nullptr), h2);
+    return concat_channels(encode_one(p, *m.text_encoder, *m.tokenizer, text, clip_skip, nullptr), h2);
   };
   PromptConditioning c;
   Tensor pooled, neg_pooled;
