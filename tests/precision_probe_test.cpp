@@ -46,6 +46,13 @@ TEST(PrecisionProbe, ChoiceFollowsTheMeasurementNotTheFlags) {
   EXPECT_EQ(a2.choice, "fp32");
   EXPECT_EQ(b2.choice, "bf16");
   EXPECT_DOUBLE_EQ(b2.seconds.at("fp32"), 1.75);
+  // system --measure-precision: a new measurement replaces the cached one
+  PrecisionProbe b3 = choose_precision("sdxl", slow_bf16, cache, /*remeasure=*/true);
+  EXPECT_EQ(calls, 3);
+  EXPECT_FALSE(b3.cached);
+  EXPECT_EQ(b3.choice, "fp32");
+  EXPECT_EQ(choose_precision("sdxl", fast_bf16, cache).choice, "fp32");
+  calls = 2;  // the counts below start from the two first measurements
   // a damaged cache is measured again, not trusted
   { std::ofstream(cache) << "{not json"; }
   PrecisionProbe c = choose_precision("sd", fast_bf16, cache);

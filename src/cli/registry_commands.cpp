@@ -1,6 +1,5 @@
 // `visiongen models`, `models show`, `engines`, `system`: the registry and
 // what this build can run.
-#include <filesystem>
 #include <fstream>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -12,7 +11,6 @@
 #include "backend/cpu/dnnl_context.h"
 #include "cli/commands.h"
 #include "core/error.h"
-#include "io/atomic_file.h"
 #include "io/hf_cache.h"
 #include "hub/hub.h"
 #include "registry/registry.h"
@@ -110,20 +108,7 @@ void add_registry_commands(CLI::App& app) {
                 "time fp32 against bf16 on the SD and SDXL layer shapes now and cache the choices --precision auto uses");
   sys->callback([sj, measure] {
     if (*measure)
-      for (const char* arch : {"sd", "sdxl"}) {
-        std::error_code ec;
-        std::ifstream in(precision_cache_path());
-        nlohmann::json c = nlohmann::json::object();
-        try {
-          if (in) c = nlohmann::json::parse(in);
-        } catch (const std::exception&) {
-        }
-        if (c.is_object()) c.erase(cpu_model_name() + "|" + arch);  // measure again, not the cached figure
-        in.close();
-        if (!c.empty()) write_file_atomic(precision_cache_path(), c.dump(1));
-        else std::filesystem::remove(precision_cache_path(), ec);
-        choose_precision(arch);
-      }
+      for (const char* arch : {"sd", "sdxl"}) choose_precision(arch, {}, "", /*remeasure=*/true);
     __builtin_cpu_init();
     const long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGE_SIZE);
     const size_t cores = physical_core_cpus().size();

@@ -42,6 +42,9 @@ class FamilyEngine {
 // Weight bytes once loaded at this precision (block-quantised GGUF tensors
 // at their own size when computed natively), and the out_of_memory check
 // made before loading: it names a precision or GGUF type that would fit.
+// The weight files a load reads: the file, or per folder one variant of each
+// safetensors file (a ".fp16" twin is the same weights).
+std::vector<std::string> weight_files(const std::string& path);
 double weight_bytes_in_memory(const std::string& path, bool bf16, bool quant_native);
 void check_weights_fit(const std::string& path, const std::string& precision, bool quant_native);
 

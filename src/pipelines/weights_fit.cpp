@@ -21,8 +21,8 @@ std::string gb(double b) {
   return buf;
 }
 
-// The weight files a load reads: the file, or per folder one variant of each
-// safetensors file (a ".fp16" twin is the same weights).
+}  // namespace
+
 std::vector<std::string> weight_files(const std::string& path) {
   std::error_code ec;
   if (fs::is_regular_file(path, ec)) return {path};
@@ -40,10 +40,17 @@ std::vector<std::string> weight_files(const std::string& path) {
   return out;
 }
 
-}  // namespace
+namespace {
 
-double weight_bytes_in_memory(const std::string& path, bool bf16, bool quant_native) {
-  double total = 0;
+// One pass over the headers: float tensors (their in-memory size depends on
+// the precision) and everything kept as stored.
+struct WeightCensus {
+  double float_elems = 0, fixed_bytes = 0;
+  double bytes(bool bf16) const { return float_elems * (bf16 ? 2.0 : 4.0) + fixed_bytes; }
+};
+
+WeightCensus census(const std::string& path, bool quant_native) {
+  WeightCensus c;
   for (const std::string& f : weight_files(path)) {
     std::shared_ptr<TensorFile> file;
     try {
@@ -52,22 +59,28 @@ double weight_bytes_in_memory(const std::string& path, bool bf16, bool quant_nat
       continue;  // the loader reports unreadable files with their own error
     }
     for (const auto& [name, t] : file->tensors()) {
-      const double n = static_cast<double>(shape_numel(t.shape));
-      if (t.dtype == DType::kQuant && quant_native) total += static_cast<double>(t.nbytes);
+      if (t.dtype == DType::kQuant && quant_native) c.fixed_bytes += static_cast<double>(t.nbytes);
       else if (t.dtype == DType::kF32 || t.dtype == DType::kF16 || t.dtype == DType::kBF16 || t.dtype == DType::kQuant)
-        total += n * (bf16 ? 2.0 : 4.0);
+        c.float_elems += static_cast<double>(shape_numel(t.shape));
       else
-        total += static_cast<double>(t.nbytes);
+        c.fixed_bytes += static_cast<double>(t.nbytes);
     }
   }
-  return total;
+  return c;
+}
+
+}  // namespace
+
+double weight_bytes_in_memory(const std::string& path, bool bf16, bool quant_native) {
+  return census(path, quant_native).bytes(bf16);
 }
 
 void check_weights_fit(const std::string& path, const std::string& precision, bool quant_native) {
-  const double need = weight_bytes_in_memory(path, precision == "bf16", quant_native);
   const double avail = memory_budget_bytes();
+  const WeightCensus c = census(path, quant_native);
+  const double need = c.bytes(precision == "bf16");
   if (avail <= 0 || need <= avail) return;
-  const double f32 = weight_bytes_in_memory(path, false, quant_native);
+  const double f32 = c.bytes(false);
   std::string advice;
   if (precision != "bf16" && f32 / 2 <= avail) advice = "use --precision bf16 (about " + gb(f32 / 2) + ")";
   for (const auto& [type, bits] : {std::pair<const char*, double>{"q8_0", 8.5}, {"q6_k", 6.5625}, {"q5_k", 5.5}, {"q4_k", 4.5}}) {

@@ -94,15 +94,21 @@ float affine_search(int n, int nmax, const float* x, const float* w, uint8_t* L,
   return scale;
 }
 
-// Symmetric search (Q6_K): L in [0, 2*nmax), x ~ scale * (L - nmax), weights x^2.
-float symmetric_search(int n, int nmax, const float* x, int8_t* L) {
+// The value of largest magnitude (the first one on ties), sign kept.
+float largest_magnitude(int n, const float* x) {
   float amax = 0, max = 0;
   for (int i = 0; i < n; ++i)
     if (std::fabs(x[i]) > amax) {
       amax = std::fabs(x[i]);
       max = x[i];
     }
-  if (amax < kGroupMaxEps) {
+  return max;
+}
+
+// Symmetric search (Q6_K): L in [0, 2*nmax), x ~ scale * (L - nmax), weights x^2.
+float symmetric_search(int n, int nmax, const float* x, int8_t* L) {
+  const float max = largest_magnitude(n, x);
+  if (std::fabs(max) < kGroupMaxEps) {
     std::fill(L, L + n, 0);
     return 0.f;
   }
@@ -140,13 +146,8 @@ float symmetric_search(int n, int nmax, const float* x, int8_t* L) {
 // Q3_K's search: start from the plain rounding, then move single values while
 // that raises the weighted fit (weights x^2). L in [0, 2*nmax).
 float q3_search(int n, int nmax, const float* x, int8_t* L) {
-  float amax = 0, max = 0;
-  for (int i = 0; i < n; ++i)
-    if (std::fabs(x[i]) > amax) {
-      amax = std::fabs(x[i]);
-      max = x[i];
-    }
-  if (amax < kGroupMaxEps) {
+  const float max = largest_magnitude(n, x);
+  if (std::fabs(max) < kGroupMaxEps) {
     std::fill(L, L + n, 0);
     return 0.f;
   }
@@ -228,14 +229,9 @@ void q2_k(const float* x, uint8_t* b) {
 
 void q3_k(const float* x, uint8_t* b) {
   int8_t L[kQK];
-  float scales[16], max_scale = 0, amax = 0;
-  for (int j = 0; j < 16; ++j) {
-    scales[j] = q3_search(16, 4, x + 16 * j, L + 16 * j);
-    if (std::fabs(scales[j]) > amax) {
-      amax = std::fabs(scales[j]);
-      max_scale = scales[j];
-    }
-  }
+  float scales[16];
+  for (int j = 0; j < 16; ++j) scales[j] = q3_search(16, 4, x + 16 * j, L + 16 * j);
+  const float max_scale = largest_magnitude(16, scales);
   uint8_t* hmask = b;
   uint8_t* qs = b + 32;
   uint8_t* sc = b + 96;

@@ -49,10 +49,13 @@ void LayerPatch::materialize(Tensor* f32, std::vector<uint16_t>* bf16) const {
   }
 }
 
-Tensor LayerPatch::dense_delta() const {
-  Tensor w = Tensor::unpooled(shape);
-  std::fill_n(w.data(), w.numel(), 0.0f);
-  for (const WeightDelta& x : deltas()) x.add(w);
+Tensor LayerPatch::dense_delta(bool low_rank_too) const {
+  Tensor w;
+  for (const WeightDelta& x : deltas()) {
+    if (!low_rank_too && !x.up.empty()) continue;
+    if (w.empty()) w = Tensor::unpooled(shape), std::fill_n(w.data(), w.numel(), 0.0f);
+    x.add(w);
+  }
   return w;
 }
 

@@ -43,8 +43,10 @@ struct LayerPatch {
   // original + deltas in float32 (then bf16 when `bf16` is given). With no
   // deltas this is `original` itself, so unpatching restores load's bits.
   void materialize(Tensor* f32, std::vector<uint16_t>* bf16) const;
-  // The sum of the deltas as one dense float32 tensor of `shape`.
-  Tensor dense_delta() const;
+  // The sum of the deltas as one dense float32 tensor of `shape`; with
+  // low_rank_too false only of those without a low-rank form. Empty when
+  // nothing is summed.
+  Tensor dense_delta(bool low_rank_too = true) const;
 
  private:
   mutable std::mutex mu_;

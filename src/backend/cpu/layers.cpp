@@ -216,14 +216,10 @@ void Linear::refresh_patch() const {
   rt_dense_ = Tensor();
   if (deltas.empty() || p.runtime() || quantized()) {  // quantised weights are never rewritten
     if (merged_) restore_original();
-    for (const WeightDelta& d : deltas) {
-      if (!d.up.empty()) {
-        rt_.push_back(d);
-        continue;
-      }
-      if (rt_dense_.empty()) rt_dense_ = Tensor::unpooled(p.shape), std::fill_n(rt_dense_.data(), rt_dense_.numel(), 0.0f);
-      d.add(rt_dense_);
-    }
+    if (deltas.empty()) return;
+    for (const WeightDelta& d : deltas)
+      if (!d.up.empty()) rt_.push_back(d);
+    rt_dense_ = p.dense_delta(/*low_rank_too=*/false);
     if (!rt_dense_.empty()) rt_dense_ = rt_dense_.reshape({out_, in_});
     return;
   }

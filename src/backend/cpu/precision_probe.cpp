@@ -58,22 +58,16 @@ double time_shapes(const std::vector<ProbeShape>& shapes, bool bf16) {
     fill(w);
     Tensor in = Tensor::unpooled(s.conv ? Shape{s.rows_or_n, s.h, s.w, s.in} : Shape{s.rows_or_n, s.in});
     fill(in);
-    double best = 1e30;
-    if (s.conv) {
-      Conv2d conv(w, Tensor(), 1, 1, 1, 1, bf16);
-      for (int rep = 0; rep < 3; ++rep) {  // the first also makes the primitive
-        const auto t = Clock::now();
-        (void)conv.forward(in);
-        if (rep) best = std::min(best, std::chrono::duration<double>(Clock::now() - t).count());
-      }
-    } else {
-      Linear lin(w, Tensor(), bf16);
+    auto best_of = [&](const auto& layer) {  // the first call also makes the primitive
+      double best = 1e30;
       for (int rep = 0; rep < 3; ++rep) {
         const auto t = Clock::now();
-        (void)lin.forward(in);
+        (void)layer.forward(in);
         if (rep) best = std::min(best, std::chrono::duration<double>(Clock::now() - t).count());
       }
-    }
+      return best;
+    };
+    const double best = s.conv ? best_of(Conv2d(w, Tensor(), 1, 1, 1, 1, bf16)) : best_of(Linear(w, Tensor(), bf16));
     total += best;
   }
   return total;
@@ -95,7 +89,8 @@ std::string faster_candidate(const std::map<std::string, double>& seconds) {
   return best;
 }
 
-PrecisionProbe choose_precision(const std::string& arch, const ProbeTimer& timer, const std::string& cache_file) {
+PrecisionProbe choose_precision(const std::string& arch, const ProbeTimer& timer, const std::string& cache_file,
+                                bool remeasure) {
   const std::string path = cache_file.empty() ? precision_cache_path() : cache_file;
   PrecisionProbe p;
   p.arch = arch;
@@ -112,7 +107,7 @@ PrecisionProbe choose_precision(const std::string& arch, const ProbeTimer& timer
       cache = nlohmann::json::object();  // a damaged cache is measured again and rewritten
     }
   }
-  if (cache.contains(key) && cache[key].is_object() && cache[key].contains("choice")) {
+  if (!remeasure && cache.contains(key) && cache[key].is_object() && cache[key].contains("choice")) {
     const std::string c = cache[key]["choice"].is_string() ? cache[key]["choice"].get<std::string>() : "";
     if (c == "fp32" || c == "bf16") {
       p.choice = c;

@@ -36,8 +36,10 @@ using ProbeTimer = std::function<std::map<std::string, double>(const std::vector
 std::map<std::string, double> time_candidates(const std::vector<ProbeShape>& shapes);
 
 // The cached choice for (this CPU, arch), or a new measurement saved there.
-// `timer` defaults to time_candidates; `cache_file` "" = the default path.
-PrecisionProbe choose_precision(const std::string& arch, const ProbeTimer& timer = {}, const std::string& cache_file = "");
+// `timer` defaults to time_candidates; `cache_file` "" = the default path;
+// `remeasure` ignores a cached entry (and replaces it).
+PrecisionProbe choose_precision(const std::string& arch, const ProbeTimer& timer = {}, const std::string& cache_file = "",
+                                bool remeasure = false);
 // The faster candidate; ties and missing figures keep fp32.
 std::string faster_candidate(const std::map<std::string, double>& seconds);
 std::string precision_cache_path();
