@@ -103,6 +103,14 @@ TEST(WeightsFit, RefusedBeforeLoadingWithTheQuantisationThatFits) {
   EXPECT_NE(e.error().message.find("does not fit"), std::string::npos) << e.error().message;
   if (saved) setenv("VG_MEMORY_LIMIT_BYTES", saved, 1);
   else unsetenv("VG_MEMORY_LIMIT_BYTES");
+  // unknown load options are refused before anything is read
+  for (auto set : {+[](LoadOptions& o) { o.quant_compute = "fast"; }, +[](LoadOptions& o) { o.lora_mode = "fused"; }}) {
+    LoadOptions bad = lo;
+    set(bad);
+    auto r = Engine::load(model, bad);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument) << r.error().message;
+  }
   EXPECT_TRUE(Engine::load(model, lo));
 }
 

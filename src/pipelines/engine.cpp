@@ -96,6 +96,8 @@ Result<std::unique_ptr<Engine>> Engine::load(const std::string& path, const Load
       fail(ErrorCode::kCapabilityNotSupported, "precision bf16 needs a CPU with AVX-512 (this one has none); use --precision fp32");
     if (opts.quant_compute != "native" && opts.quant_compute != "dequant")
       fail(ErrorCode::kInvalidArgument, "quant_compute '" + opts.quant_compute + "' is unknown; use native or dequant");
+    if (opts.lora_mode != "merge" && opts.lora_mode != "runtime")
+      fail(ErrorCode::kInvalidArgument, "lora_mode '" + opts.lora_mode + "' is unknown; use merge or runtime");
     check_weights_fit(resolved, precision, opts.quant_compute == "native");
     ScopedDequantizeBlocks dequant_blocks(opts.quant_compute == "dequant");
     auto model = load_sd_model(resolved, opts.tokenizer_dir, precision == "bf16", opts.config_dir);
