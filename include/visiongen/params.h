@@ -64,6 +64,15 @@ struct GenerateParams {
   std::string preview = "auto";        // auto | latent2rgb | taesd | none: how previews are drawn
   std::string preview_vae;             // TAESD folder for --preview taesd
   std::string prompt_syntax = "diffusers";  // diffusers (plain, 77 tokens) | a1111 ((word:1.2), [word], BREAK, long prompts)
+  // Diffusion transformers (FLUX, SD3).
+  float guidance = -1.0f;              // FLUX-dev distilled guidance (diffusers' guidance_scale); -1 = the model's default
+  int max_sequence_length = 0;         // T5 tokens (diffusers' max_sequence_length); 0 = the model's default
+  std::string prompt_3;                // SD3: the T5 prompt ("" = prompt)
+  std::string negative_prompt_3;       // SD3: "" = negative_prompt
+  std::string skip_layers;             // SD3.5 skip-layer guidance: block indices "7,8,9"; "" = off
+  float skip_layer_scale = 2.8f;
+  float skip_layer_start = 0.01f;      // fraction of the steps where skip-layer guidance starts
+  float skip_layer_stop = 0.2f;        // and stops
 };
 
 // Describes one field for CLI/HTTP/metadata generation.

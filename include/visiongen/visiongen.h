@@ -104,6 +104,17 @@ struct LoadOptions {
   // "dequant" dequantises them exactly to float32 at load (diffusers parity,
   // 4-8x the memory of the blocks).
   std::string quant_compute = "native";
+  // Diffusion-transformer components (FLUX, SD3), each a file (safetensors
+  // or GGUF) or a diffusers component folder, supplying or replacing what
+  // the model (-m: a diffusers folder or a single file) has. By diffusers
+  // slot: FLUX text_encoder = CLIP-L, text_encoder_2 = T5; SD3 text_encoder
+  // = CLIP-L, text_encoder_2 = CLIP-G, text_encoder_3 = T5.
+  std::string transformer_file, text_encoder, text_encoder_2, text_encoder_3;
+  // The same by role, as ComfyUI users keep them (clip_l.safetensors, ...).
+  std::string clip_l, clip_g, t5;
+  std::string vae_file;  // the VAE (BFL ae.safetensors, a diffusers vae/ folder, an SD3 VAE file)
+  // SD3: load no T5; its part of the prompt is zeros, as diffusers without text_encoder_3.
+  bool no_t5 = false;
 };
 
 // "fp32" or "bf16" for a LoadOptions::precision value and the model's
@@ -113,7 +124,7 @@ std::string resolve_precision(const std::string& precision, double model_bytes =
 
 struct ModelInfo {
   std::string name;        // folder or file stem
-  std::string family;      // "sd1", "sd2", "sdxl"
+  std::string family;      // "sd1", "sd2", "sdxl", "flux", "sd3"
   std::string path;
   std::string prediction_type;
   int default_width = 512, default_height = 512;

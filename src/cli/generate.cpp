@@ -36,6 +36,9 @@ struct GenerateOptions {
   bool quiet = false, progress = false;
   std::vector<std::string> loras, lora_dirs;  // --lora (repeatable), --lora-dir
   std::string lora_mode = "merge";
+  // diffusion-transformer components (LoadOptions)
+  std::string transformer, text_encoder, text_encoder_2, text_encoder_3, clip_l, clip_g, t5;
+  bool no_t5 = false;
 };
 
 const ParamField& field(const char* name) {
@@ -77,6 +80,15 @@ void run_generate(const GenerateOptions& o) {
   lo.tokenizer_dir = o.tokenizer;
   lo.config_dir = o.model_config;
   lo.unet_file = o.unet_file;
+  lo.transformer_file = o.transformer;
+  lo.text_encoder = o.text_encoder;
+  lo.text_encoder_2 = o.text_encoder_2;
+  lo.text_encoder_3 = o.text_encoder_3;
+  lo.clip_l = o.clip_l;
+  lo.clip_g = o.clip_g;
+  lo.t5 = o.t5;
+  lo.vae_file = o.params.vae;  // FLUX/SD3 load their VAE with the model (SD swaps it per request)
+  lo.no_t5 = o.no_t5;
   lo.quant_compute = o.quant_compute;
   lo.lora_dirs = o.lora_dirs;
   lo.lora_mode = o.lora_mode;
@@ -234,8 +246,11 @@ void add_generate(CLI::App& app) {
   cmd->add_option(flags(field("batch_size")), p.batch_size, field("batch_size").help)->capture_default_str();
   for (const char* name : {"prompt_2", "negative_prompt_2", "original_size", "target_size", "crop_coords",
                            "negative_original_size", "negative_target_size", "negative_crop_coords", "refiner", "vae",
-                           "preview_vae"})
+                           "preview_vae", "prompt_3", "negative_prompt_3", "skip_layers"})
     cmd->add_option(flags(field(name)), *params_string_field(p, name), field(name).help);
+  for (const char* name : {"guidance", "skip_layer_scale", "skip_layer_start", "skip_layer_stop"})
+    cmd->add_option(flags(field(name)), *params_float_field(p, name), field(name).help)->capture_default_str();
+  cmd->add_option(flags(field("max_sequence_length")), p.max_sequence_length, field("max_sequence_length").help)->capture_default_str();
   cmd->add_option(flags(field("aesthetic_score")), p.aesthetic_score, field("aesthetic_score").help)->capture_default_str();
   cmd->add_option(flags(field("negative_aesthetic_score")), p.negative_aesthetic_score, field("negative_aesthetic_score").help)->capture_default_str();
   cmd->add_option(flags(field("refiner_switch")), p.refiner_switch, field("refiner_switch").help)->capture_default_str();
@@ -245,7 +260,16 @@ void add_generate(CLI::App& app) {
   cmd->add_option("--preview-path", opts->preview_path, "write each preview to this image file (replaced atomically; default with --preview-every: preview.png beside the output)");
   cmd->add_option(flags(field("prompt_syntax")), p.prompt_syntax, field("prompt_syntax").help)->capture_default_str()
       ->check(CLI::IsMember({"diffusers", "a1111"}));
-  cmd->add_option("--model-config", opts->model_config,
+  cmd->add_option("--transformer", opts->transformer,
+                  "FLUX/SD3: the transformer from this file (BFL/Stability .safetensors, city96 GGUF) or diffusers transformer/ folder");
+  cmd->add_option("--text-encoder", opts->text_encoder, "FLUX/SD3: the first text encoder (CLIP-L): a file or a diffusers component folder");
+  cmd->add_option("--text-encoder-2", opts->text_encoder_2, "FLUX: the T5 encoder; SD3: CLIP-G (file or folder)");
+  cmd->add_option("--text-encoder-3", opts->text_encoder_3, "SD3: the T5 encoder (file or folder)");
+  cmd->add_option("--clip-l", opts->clip_l, "CLIP-L text encoder file (ComfyUI's clip_l.safetensors); = --text-encoder");
+  cmd->add_option("--clip-g", opts->clip_g, "SD3: CLIP-G text encoder file (clip_g.safetensors); = --text-encoder-2");
+  cmd->add_option("--t5", opts->t5, "T5-XXL encoder file (t5xxl_fp16.safetensors); FLUX --text-encoder-2, SD3 --text-encoder-3");
+  cmd->add_flag("--no-t5", opts->no_t5, "SD3: load no T5 encoder (its prompt part is zeros, as diffusers without text_encoder_3): saves its memory");
+  cmd->add_option("--model-config,--config", opts->model_config,
                   "a diffusers folder of the same architecture whose configs and tokenizers describe a single-file checkpoint (diffusers' from_single_file config=)");
   cmd->add_option("-o,--output", opts->output, "output file (.png, .jpg, .webp); batches add -0, -1, ...")->capture_default_str();
   cmd->add_option("-t,--threads", opts->threads, "CPU threads (0 = all cores)")->capture_default_str();

@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <sstream>
 
@@ -52,6 +53,14 @@ const std::vector<ParamField>& param_fields() {
       {"preview", "--preview", "", "", "live previews: auto (taesd when a TAESD folder is given, else latent2rgb), latent2rgb, taesd, none"},
       {"preview_vae", "--preview-vae", "", "", "TAESD folder (madebyollin/taesd or taesdxl) for --preview taesd"},
       {"preview_every", "--preview-every", "", "", "draw a preview every N steps (0 = none)"},
+      {"guidance", "--guidance", "", "Guidance", "FLUX-dev distilled guidance (diffusers' guidance_scale of FluxPipeline; -1 = the model's default: 3.5 dev); ignored with a warning by models without a guidance embedding"},
+      {"max_sequence_length", "--max-sequence-length", "", "", "T5 prompt tokens for FLUX/SD3 (0 = the model's default: 512 FLUX-dev, 256 FLUX-schnell and SD3); at most 512"},
+      {"prompt_3", "--prompt-3", "", "", "SD3: prompt for the T5 encoder (default: the prompt)"},
+      {"negative_prompt_3", "--negative-prompt-3", "", "", "SD3: negative prompt for the T5 encoder (default: the negative prompt)"},
+      {"skip_layers", "--skip-layers", "", "Skip layers", "SD3.5 skip-layer guidance: transformer blocks to skip, e.g. 7,8,9 (diffusers' skip_guidance_layers; empty = off)"},
+      {"skip_layer_scale", "--skip-layer-scale", "", "Skip layer scale", "SD3.5 skip-layer guidance scale (diffusers' skip_layer_guidance_scale)"},
+      {"skip_layer_start", "--skip-layer-start", "", "Skip layer start", "fraction of the steps where skip-layer guidance starts"},
+      {"skip_layer_stop", "--skip-layer-stop", "", "Skip layer stop", "fraction of the steps where skip-layer guidance stops"},
       {"prompt_syntax", "--prompt-syntax", "", "", "diffusers (plain text, 77 tokens, seeds match diffusers) or a1111 ((word:1.2), (word), [word], BREAK, prompts over 77 tokens)"},
   };
   return kFields;
@@ -134,6 +143,18 @@ Status validate_params(const GenerateParams& p) {
     return bad("prompt_syntax must be diffusers or a1111 (got '" + p.prompt_syntax + "')");
   if (!std::isfinite(p.refiner_switch) || p.refiner_switch <= 0 || p.refiner_switch > 1)
     return bad("refiner_switch must be in (0, 1] (the fraction of the schedule the base model runs)");
+  if (!std::isfinite(p.guidance) || (p.guidance < 0 && p.guidance != -1.0f) || p.guidance > 100)
+    return bad("guidance must be -1 (the model's default) or between 0 and 100");
+  if (p.max_sequence_length < 0 || p.max_sequence_length > 512)
+    return bad("max_sequence_length must be between 1 and 512 T5 tokens (0 = the model's default)");
+  for (char ch : p.skip_layers)
+    if (!std::isdigit(static_cast<unsigned char>(ch)) && ch != ',' && ch != ' ')
+      return bad("skip_layers is a comma-separated list of block indices, e.g. 7,8,9 (got '" + p.skip_layers + "')");
+  if (!std::isfinite(p.skip_layer_scale) || p.skip_layer_scale < 0 || p.skip_layer_scale > 100)
+    return bad("skip_layer_scale must be between 0 and 100");
+  if (!std::isfinite(p.skip_layer_start) || !std::isfinite(p.skip_layer_stop) || p.skip_layer_start < 0 ||
+      p.skip_layer_stop > 1 || p.skip_layer_start > p.skip_layer_stop)
+    return bad("skip_layer_start and skip_layer_stop are fractions of the steps with 0 <= start <= stop <= 1");
   for (const std::string* path : {&p.init_image, &p.mask})
     if (path->find('\0') != std::string::npos) return bad("image paths must not contain NUL bytes");
   if (p.seed < -1) return bad("seed must be -1 (random) or a non-negative integer");
@@ -162,6 +183,8 @@ std::string format_infotext(const GenerateParams& p, uint64_t seed, int width, i
     if (p.invert_mask) os << ", Mask mode: Inpaint not masked";
     if (p.inpaint_full_res) os << ", Inpaint area: Only masked, Masked area padding: " << p.inpaint_full_res_padding;
   }
+  if (p.guidance >= 0) os << ", Guidance: " << p.guidance;
+  if (!p.skip_layers.empty()) os << ", Skip layers: " << p.skip_layers << ", Skip layer scale: " << p.skip_layer_scale;
   if (!p.init_image.empty() && p.resize_mode != "just_resize") os << ", Resize mode: " << p.resize_mode;
   if (p.rng == "philox" || p.rng == "gpu" || p.rng == "nv") os << ", RNG: NV";
   if (!p.refiner.empty()) os << ", Refiner: " << p.refiner << ", Refiner switch at: " << p.refiner_switch;

@@ -57,6 +57,14 @@ const std::vector<std::pair<const char*, Member>>& members() {
       {"preview", &P::preview},
       {"preview_vae", &P::preview_vae},
       {"prompt_syntax", &P::prompt_syntax},
+      {"guidance", &P::guidance},
+      {"max_sequence_length", &P::max_sequence_length},
+      {"prompt_3", &P::prompt_3},
+      {"negative_prompt_3", &P::negative_prompt_3},
+      {"skip_layers", &P::skip_layers},
+      {"skip_layer_scale", &P::skip_layer_scale},
+      {"skip_layer_start", &P::skip_layer_start},
+      {"skip_layer_stop", &P::skip_layer_stop},
   };
   return k;
 }
@@ -75,6 +83,13 @@ std::string* params_string_field(GenerateParams& p, const std::string& name) {
   for (const auto& [n, m] : members())
     if (name == n)
       if (auto mp = std::get_if<std::string GenerateParams::*>(&m)) return &(p.**mp);
+  return nullptr;
+}
+
+float* params_float_field(GenerateParams& p, const std::string& name) {
+  for (const auto& [n, m] : members())
+    if (name == n)
+      if (auto mp = std::get_if<float GenerateParams::*>(&m)) return &(p.**mp);
   return nullptr;
 }
 

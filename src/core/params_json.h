@@ -15,5 +15,6 @@ std::vector<std::string> params_json_fields();
 // The string field of that JSON name (null when there is none): lets the CLI
 // bind flags through the same table.
 std::string* params_string_field(GenerateParams& p, const std::string& name);
+float* params_float_field(GenerateParams& p, const std::string& name);
 
 }  // namespace vg

@@ -38,6 +38,8 @@ VaeConfig VaeConfig::from_json(const nlohmann::json& j, const std::string& path)
       c.scaling_factor = j["scaling_factor"].get<float>();
     if (j.contains("shift_factor") && j["shift_factor"].is_number())
       c.shift_factor = j["shift_factor"].get<float>();
+    c.use_quant_conv = j.value("use_quant_conv", true);
+    c.use_post_quant_conv = j.value("use_post_quant_conv", true);
   } catch (const nlohmann::json::exception& e) {
     fail(ErrorCode::kCorruptFile, "'" + path + "' has a field of the wrong type: " + e.what());
   }
@@ -81,9 +83,9 @@ AutoencoderKL::AutoencoderKL(const VaeConfig& cfg, const WeightStore& w_in, bool
     enc_mid_ = make_mid("encoder.mid_block.");
     enc_norm_.load(w, "encoder.conv_norm_out", top, g, kVaeEps);
     enc_out_ = load_conv(w, "encoder.conv_out", 2 * lc, top, 3, 1, 1, 1);
-    quant_ = load_conv(w, "quant_conv", 2 * lc, 2 * lc, 1, 1, 0, 0);
+    if (cfg.use_quant_conv) quant_ = load_conv(w, "quant_conv", 2 * lc, 2 * lc, 1, 1, 0, 0);
   }
-  post_quant_ = load_conv(w, "post_quant_conv", lc, lc, 1, 1, 0, 0);
+  if (cfg.use_post_quant_conv) post_quant_ = load_conv(w, "post_quant_conv", lc, lc, 1, 1, 0, 0);
   dec_in_ = load_conv(w, "decoder.conv_in", top, lc, 3, 1, 1, 1);
   dec_mid_ = make_mid("decoder.mid_block.");
   int64_t prev = top;
@@ -111,7 +113,7 @@ Tensor AutoencoderKL::decode_pass(const Tensor& z) const {
   if (z.rank() != 4 || z.dim(3) != cfg_.latent_channels)
     fail(ErrorCode::kShapeMismatch, "VAE decode expects " + std::to_string(cfg_.latent_channels) +
                                         " latent channels, got " + shape_str(z.shape()));
-  Tensor h = dec_in_.forward(post_quant_.forward(z));
+  Tensor h = dec_in_.forward(post_quant_.loaded() ? post_quant_.forward(z) : z);
   h = dec_mid_.resnets[0].forward(std::move(h), Tensor());
   h = dec_mid_.attn[0].forward(h);
   h = dec_mid_.resnets[1].forward(std::move(h), Tensor());
@@ -269,7 +271,8 @@ Tensor AutoencoderKL::encode_moments(const Tensor& image) const {
   h = enc_mid_.resnets[0].forward(std::move(h), Tensor());
   h = enc_mid_.attn[0].forward(h);
   h = enc_mid_.resnets[1].forward(std::move(h), Tensor());
-  return quant_.forward(enc_out_.forward(enc_norm_(h, true)));
+  Tensor moments = enc_out_.forward(enc_norm_(h, true));
+  return quant_.loaded() ? quant_.forward(moments) : moments;
 }
 
 Posterior AutoencoderKL::encode(const Tensor& image) const {

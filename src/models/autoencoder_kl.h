@@ -19,6 +19,8 @@ struct VaeConfig {
   int norm_num_groups = 32;
   float scaling_factor = 0.18215f;
   float shift_factor = 0.0f;
+  // FLUX/SD3's 16-channel VAEs have no 1x1 quant convs around the latent.
+  bool use_quant_conv = true, use_post_quant_conv = true;
   static VaeConfig from_json_file(const std::string& path);
   // `path` names the source in error messages.
   static VaeConfig from_json(const nlohmann::json& j, const std::string& path);

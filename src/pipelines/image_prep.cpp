@@ -4,8 +4,27 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "io/image_decode.h"
 
 namespace vg {
+
+RequestImages::RequestImages(const GenerateParams& p, const ImageInputs& in) {
+  pi = in.init_image;
+  if (!pi && !p.init_image.empty()) {
+    init = read_image_file(p.init_image);
+    pi = &init;
+  }
+  pm = in.mask;
+  if (!pm && !p.mask.empty()) {
+    mask = read_image_file(p.mask);
+    pm = &mask;
+  }
+  if (pm && !pi) fail(ErrorCode::kInvalidArgument, "a mask needs an init image");
+  for (const Image* im : {pi, pm})
+    if (im && (im->width <= 0 || im->height <= 0 ||
+               im->pixels.size() != static_cast<size_t>(im->width) * im->height * im->channels))
+      fail(ErrorCode::kInvalidArgument, "an input image's pixel buffer does not match its size");
+}
 
 namespace {
 

@@ -10,6 +10,18 @@
 
 namespace vg {
 
+// A request's init image and mask: ImageInputs, else the files the params
+// name (pi/pm null when absent). Checks a mask has an init image and that
+// pixel buffers match their sizes.
+struct RequestImages {
+  RequestImages(const GenerateParams& p, const ImageInputs& in);
+  RequestImages(const RequestImages&) = delete;  // pi/pm may point into this object
+  RequestImages& operator=(const RequestImages&) = delete;
+  Image init, mask;
+  const Image* pi = nullptr;
+  const Image* pm = nullptr;
+};
+
 // Lanczos-3 resampling (PIL's filter, antialiased when shrinking); any channel count.
 Image resize_image(const Image& img, int w, int h);
 // mode: just_resize | crop_and_resize | resize_and_fill (A1111 semantics).

@@ -50,16 +50,17 @@ WeightStore renamed_store(const std::shared_ptr<TensorFile>& file,
   return w;
 }
 
-VaeConfig infer_ldm_vae_config(const TensorFile& f) {
+VaeConfig infer_ldm_vae_config(const TensorFile& f, const std::string& p) {
   VaeConfig vc;
-  const int vlevels = count_indices(f, "first_stage_model.encoder.down.");
-  if (vlevels <= 0) fail(ErrorCode::kCorruptFile, "'" + f.path() + "' has no VAE (first_stage_model.*)");
+  const int vlevels = count_indices(f, p + "encoder.down.");
+  if (vlevels <= 0) fail(ErrorCode::kCorruptFile, "'" + f.path() + "' has no VAE (" + p + "encoder.*)");
   vc.block_out_channels.clear();
   for (int i = 0; i < vlevels; ++i)
-    vc.block_out_channels.push_back(
-        need(f, "first_stage_model.encoder.down." + std::to_string(i) + ".block.0.conv1.weight").shape[0]);
-  vc.layers_per_block = count_indices(f, "first_stage_model.encoder.down.0.block.");
-  vc.latent_channels = need(f, "first_stage_model.decoder.conv_in.weight").shape[1];
+    vc.block_out_channels.push_back(need(f, p + "encoder.down." + std::to_string(i) + ".block.0.conv1.weight").shape[0]);
+  vc.layers_per_block = count_indices(f, p + "encoder.down.0.block.");
+  vc.latent_channels = need(f, p + "decoder.conv_in.weight").shape[1];
+  vc.use_quant_conv = f.has(p + "quant_conv.weight");
+  vc.use_post_quant_conv = f.has(p + "post_quant_conv.weight");
   return vc;
 }
 

@@ -37,8 +37,9 @@ const TensorInfo& need(const TensorFile& f, const std::string& name);
 // An OpenCLIP text tower stored under `prefix` (e.g. "cond_stage_model.model.")
 // exposed with transformers' CLIPTextModel names; c = width.
 WeightStore openclip_store(const std::shared_ptr<TensorFile>& file, const std::string& prefix, int64_t c);
-// The VAE's config from the shapes of first_stage_model.* (corrupt_file when there is none).
-VaeConfig infer_ldm_vae_config(const TensorFile& f);
+// The VAE's config from the shapes of <prefix>* (LDM names; corrupt_file when
+// there is none). BFL's ae.safetensors is the same layout without a prefix.
+VaeConfig infer_ldm_vae_config(const TensorFile& f, const std::string& prefix = "first_stage_model.");
 // Tokenizer folder for a single file: `given`, beside the file, $VG_TOKENIZER_DIR, the HF cache.
 std::string find_tokenizer(const std::string& ckpt, const std::string& given, bool sd2);
 

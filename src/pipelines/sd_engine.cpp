@@ -9,6 +9,7 @@
 #include "core/memory.h"
 #include "io/image_decode.h"
 #include "io/image_io.h"
+#include "pipelines/image_prep.h"
 #include "pipelines/img2img.h"
 #include "text/prompt_syntax.h"
 
@@ -18,33 +19,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
-// Init image and mask from ImageInputs, else from the paths in the params.
-struct LoadedImages {
-  Image init, mask;
-  const Image* pi = nullptr;
-  const Image* pm = nullptr;
-};
-
-LoadedImages load_images(const GenerateParams& p, const ImageInputs& in) {
-  LoadedImages l;
-  l.pi = in.init_image;
-  if (!l.pi && !p.init_image.empty()) {
-    l.init = read_image_file(p.init_image);
-    l.pi = &l.init;
-  }
-  l.pm = in.mask;
-  if (!l.pm && !p.mask.empty()) {
-    l.mask = read_image_file(p.mask);
-    l.pm = &l.mask;
-  }
-  if (l.pm && !l.pi) fail(ErrorCode::kInvalidArgument, "a mask needs an init image");
-  for (const Image* im : {l.pi, l.pm})
-    if (im && (im->width <= 0 || im->height <= 0 ||
-               im->pixels.size() != static_cast<size_t>(im->width) * im->height * im->channels))
-      fail(ErrorCode::kInvalidArgument, "an input image's pixel buffer does not match its size");
-  return l;
-}
 
 // Width/height with 0 meaning the model's native size.
 std::pair<int, int> resolved_size(const SdModel& m, const GenerateParams& p) {
@@ -116,7 +90,7 @@ std::unique_ptr<Sampler> SdEngine::make_request_sampler(const GenerateParams& p,
 Status SdEngine::validate(const GenerateParams& p, const ImageInputs& images) const {
   const SdModel& m = *model_;
   auto sized = guard([&] {
-    LoadedImages l = load_images(p, images);
+    const RequestImages l(p, images);
     if (l.pi && !m.vae->has_encoder())
       fail(ErrorCode::kMissingComponent, "this model's VAE has no encoder weights; image-to-image needs a full VAE");
     return l.pi ? edit_size(p, *l.pi, m.info.size_multiple) : resolved_size(m, p);
@@ -212,7 +186,7 @@ PromptConditioning SdEngine::encode_prompts(const GenerateParams& p, int, int) {
 GenerateResult SdEngine::generate(const GenerateParams& p, const ImageInputs& images, const ProgressCallback& cb) {
   SdModel& m = *model_;
   GenerateResult res;
-  const LoadedImages li = load_images(p, images);
+  const RequestImages li(p, images);
   const auto [w, h] = li.pi ? edit_size(p, *li.pi, m.info.size_multiple) : resolved_size(m, p);
   vae_.prepare(m, p);
   VaeSwap swap(m.vae, vae_.kl_override());  // --vae with a full VAE: encode and decode with it

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "sampling/flow_shift.h"
 #include "sampling/sampler_registry.h"
 #include "sampling/sigma_sampler.h"
 
@@ -15,11 +16,13 @@ struct AlphaSigma {
   float alpha, sigma, lambda;
 };
 
-AlphaSigma vp(float s) {
+AlphaSigma vp_of(float s) {
   const float a = 1.0f / std::sqrt(s * s + 1.0f);
   const float sg = s * a;
   return {a, sg, std::log(a) - std::log(sg)};
 }
+// Rectified flow (use_flow_sigmas): x_t = (1 - s) x0 + s noise.
+AlphaSigma flow(float s) { return {1.0f - s, s, std::log(1.0f - s) - std::log(s)}; }
 
 class DpmSolverSampler : public SigmaSampler {
  public:
@@ -35,12 +38,19 @@ class DpmSolverSampler : public SigmaSampler {
     if (order_ < 1 || order_ > 3) fail(ErrorCode::kInvalidArgument, "DPM-Solver solver_order must be 1, 2 or 3");
     if (algo_ == "sde-dpmsolver++" && order_ == 3) order_ = 2;  // diffusers has no third-order SDE update
     if (solver_type_ != "midpoint" && solver_type_ != "heun") solver_type_ = "midpoint";
+    flow_ = cfg.get("use_flow_sigmas", false);
+    if (flow_ && algo_ == "dpmsolver")
+      fail(ErrorCode::kInvalidArgument, "DPM-Solver (algorithm_type dpmsolver) has no flow-matching form; use dpmpp_2m");
   }
   std::string name() const override { return algo_ == "sde-dpmsolver++" ? "dpmpp_2m_sde" : "dpmpp_2m"; }
 
   void set_timesteps(int steps) override {
-    make_schedule(steps);
-    single_call_schedule();
+    if (flow_) {
+      flow_schedule(steps);
+    } else {
+      make_schedule(steps);
+      single_call_schedule();
+    }
     outputs_.clear();
     lower_order_nums_ = 0;
   }
@@ -62,10 +72,39 @@ class DpmSolverSampler : public SigmaSampler {
     return out;
   }
 
+  Tensor add_noise(const Tensor& x0, const Tensor& noise, size_t i) const override {
+    if (!flow_) return SigmaSampler::add_noise(x0, noise, i);
+    return lincomb(sigmas_[i], noise, 1 - sigmas_[i], x0);
+  }
+  Tensor scale_model_input(const Tensor& x, size_t i) const override { return flow_ ? x : SigmaSampler::scale_model_input(x, i); }
+  float init_noise_sigma() const override { return flow_ ? 1.0f : SigmaSampler::init_noise_sigma(); }
+
  private:
+  AlphaSigma vp(float s) const { return flow_ ? flow(s) : vp_of(s); }
+
+  // diffusers' use_flow_sigmas grid: 1 - linspace(1, 1/N_train, N+1), shifted
+  // by flow_shift (exp(mu) with dynamic shifting), reversed, the 0 dropped;
+  // integer timesteps = floor(sigma * N_train); final sigma 0.
+  void flow_schedule(int steps) {
+    const int n = cfg_.num_train_timesteps;
+    double shift = cfg_.get("flow_shift", 1.0);
+    if (flow_dynamic(cfg_) && opt_.image_seq_len > 0) shift = std::exp(flow_mu(cfg_, opt_.image_seq_len));
+    sigmas_.clear();
+    timesteps_.clear();
+    for (int i = steps; i >= 1; --i) {
+      const double alpha = 1.0 + (1.0 / n - 1.0) * i / steps;
+      const double s = 1.0 - alpha;
+      const double sh = shift * s / (1 + (shift - 1) * s);
+      sigmas_.push_back(static_cast<float>(sh));
+      timesteps_.push_back(static_cast<float>(static_cast<int64_t>(sh * n)));
+    }
+    sigmas_.push_back(0.0f);
+  }
+
   // x0 (DPM-Solver++) or epsilon (DPM-Solver) prediction.
   Tensor convert(const Tensor& m, const Tensor& x, float s) const {
     const AlphaSigma a = vp(s);
+    if (flow_) return lincomb(1.0f, x, -a.sigma, m);
     const std::string& p = cfg_.prediction_type;
     const bool plus = algo_ != "dpmsolver";
     if (p == "epsilon") return plus ? lincomb(1.0f / a.alpha, x, -a.sigma / a.alpha, m) : m.clone();
@@ -143,6 +182,7 @@ class DpmSolverSampler : public SigmaSampler {
   }
 
   std::string algo_, solver_type_;
+  bool flow_ = false;
   int order_ = 2;
   bool lower_order_final_ = true, euler_at_final_ = false;
   std::vector<Tensor> outputs_;

@@ -28,7 +28,20 @@ nlohmann::json variant_overrides(const std::string& id) {
   return nlohmann::json::object();
 }
 
+// The flow-matching form of a sampler on a rectified-flow model ("" = none).
+std::string flow_form(const std::string& id) {
+  if (id == "euler" || id == "flow_euler") return "flow_euler";
+  if (id == "heun" || id == "flow_heun") return "flow_heun";
+  if (id == "dpmpp_2m" || id == "dpmpp_3m" || id == "dpmpp_2m_sde") return id;
+  return "";
+}
+
 }  // namespace
+
+bool is_flow_config(const SchedulerConfig& c) {
+  return c.class_name.rfind("FlowMatch", 0) == 0 || c.prediction_type == "flow_prediction" ||
+         c.get("use_flow_sigmas", false);
+}
 
 const std::vector<SamplerInfo>& sampler_table() {
   // id, A1111 name, diffusers class, aliases (ComfyUI and others),
@@ -51,7 +64,8 @@ const std::vector<SamplerInfo>& sampler_table() {
       {"plms", "PLMS", "PNDMScheduler", {"pndm", "pndm_plms"}, false, false, false, false, false, "N steps = N+1 model calls"},
       {"lcm", "LCM", "LCMScheduler", {}, false, true, false, true, false, "for LCM-distilled models; at most 50 steps"},
       {"tcd", "TCD", "TCDScheduler", {}, false, true, true, true, false, "eta is TCD's gamma (default 0.3)"},
-      {"flow_euler", "Euler (flow)", "FlowMatchEulerDiscreteScheduler", {"flow_match_euler", "flowmatch_euler"}, false, false, false, false, false, "for rectified-flow (DiT) models"},
+      {"flow_euler", "Euler (flow)", "FlowMatchEulerDiscreteScheduler", {"flow_match_euler", "flowmatch_euler"}, false, false, false, false, false, "rectified-flow (DiT) models; 'euler' on such a model"},
+      {"flow_heun", "Heun (flow)", "FlowMatchHeunDiscreteScheduler", {"flow_match_heun", "flowmatch_heun"}, false, false, false, false, false, "rectified-flow models; 'heun' on such a model; 2 calls per step"},
   };
   return k;
 }
@@ -115,12 +129,19 @@ SamplerChoice resolve_sampler(const std::string& sampler_in, const std::string& 
   if (!info) fail(ErrorCode::kInvalidArgument, "unknown sampler '" + sampler_in + "'; run 'visiongen samplers' to list them");
   c.sampler = info->id;
   c.class_name = is_class;
+  if (is_flow_config(model_cfg)) {
+    c.sampler = flow_form(info->id);
+    if (c.sampler.empty())
+      fail(ErrorCode::kInvalidArgument, "sampler '" + sampler_in + "' has no flow-matching form for this rectified-flow model; use euler, heun or dpmpp_2m");
+  } else if (info->id == "flow_euler" || info->id == "flow_heun") {
+    fail(ErrorCode::kInvalidArgument, "sampler '" + sampler_in + "' is for rectified-flow models (FLUX, SD3); pick another for this model");
+  }
   if (sched != "default" && !is_spacing_schedule(sched) && !info->sigma_schedules) {
     c.warnings.push_back("scheduler '" + sched + "' is not supported by sampler '" + info->id +
                          "' (it has no sigma schedule); using its default timesteps");
     sched = "default";
   }
-  const bool own_grid = info->id == "lcm" || info->id == "tcd" || info->id == "flow_euler";
+  const bool own_grid = info->id == "lcm" || info->id == "tcd" || c.sampler == "flow_euler" || c.sampler == "flow_heun";
   if (own_grid && sched != "default") {
     c.warnings.push_back("sampler '" + info->id + "' uses its own timestep grid; scheduler '" + sched + "' is ignored");
     sched = "default";
@@ -144,6 +165,14 @@ std::unique_ptr<Sampler> make_sampler(const SamplerChoice& c, const SchedulerCon
     const nlohmann::json over = variant_overrides(c.sampler);
     for (auto it = over.begin(); it != over.end(); ++it) cfg.raw[it.key()] = it.value();
   }
+  if (is_flow_config(model_cfg) && c.sampler.rfind("flow_", 0) != 0) {
+    // diffusers' flow form of a multistep solver: flow sigmas, velocity
+    // prediction, the model's static shift (dynamic models: exp(mu) at run time)
+    cfg.raw["use_flow_sigmas"] = true;
+    cfg.raw["prediction_type"] = "flow_prediction";
+    cfg.prediction_type = "flow_prediction";
+    if (!model_cfg.has("flow_shift")) cfg.raw["flow_shift"] = model_cfg.get("shift", 1.0);
+  }
   SamplerOptions o = opts_in;
   o.schedule = c.schedule;
   std::unique_ptr<Sampler> s;
@@ -160,6 +189,7 @@ std::unique_ptr<Sampler> make_sampler(const SamplerChoice& c, const SchedulerCon
   else if (id == "plms") s = make_plms_sampler(cfg, o);
   else if (id == "lcm" || id == "tcd") s = make_lcm_sampler(cfg, o, id == "tcd");
   else if (id == "flow_euler") s = make_flow_euler_sampler(cfg, o);
+  else if (id == "flow_heun") s = make_flow_heun_sampler(cfg, o);
   else fail(ErrorCode::kInternal, "sampler '" + id + "' has no implementation");
   return s;
 }

@@ -23,6 +23,9 @@ struct SamplerOptions {
   float s_noise = 1.0f;              // scale of injected noise (ancestral/SDE samplers)
   float s_churn = 0.0f, s_tmin = 0.0f, s_tmax = INFINITY;  // Euler (Karras et al. churn)
   int image_seq_len = 0;             // flow-matching dynamic shift (0 = static shift)
+  // Flow models whose pipeline passes sigmas = linspace(1, 1/N, N) (FLUX,
+  // Qwen-Image) instead of the scheduler's own 1 .. 1/N_train grid (SD3).
+  bool flow_linear_sigmas = false;
 };
 
 class Sampler {
@@ -73,6 +76,10 @@ std::vector<std::string> sampler_names();
 // for unknown names. Options the sampler ignores become warnings.
 SamplerChoice resolve_sampler(const std::string& sampler, const std::string& scheduler,
                               const SchedulerConfig& model_cfg, const SamplerOptions& opts = {});
+
+// Rectified-flow scheduler configs (FlowMatch* classes, flow_prediction):
+// samplers run in their flow forms on them.
+bool is_flow_config(const SchedulerConfig& cfg);
 
 std::unique_ptr<Sampler> make_sampler(const SamplerChoice& choice, const SchedulerConfig& cfg,
                                       const SamplerOptions& opts = {});

@@ -9,9 +9,11 @@ import json
 import re
 import sys
 
-# Models this build's engine runs (SD 1.x / 2.x UNet + AutoencoderKL + CLIP).
+# Models this build's engines run (SD 1.x / 2.x / XL UNets, FLUX.1 and SD3/3.5 transformers).
 RUNNABLE = {"sd15": "cpu", "sd15_inpaint": "cpu", "sd21": "cpu", "sd_turbo": "cpu",
-            "sdxl_base": "cpu", "sdxl_refiner": "cpu", "sdxl_turbo": "cpu", "sdxl_inpaint": "cpu", "sdxl_lightning": "cpu"}
+            "sdxl_base": "cpu", "sdxl_refiner": "cpu", "sdxl_turbo": "cpu", "sdxl_inpaint": "cpu", "sdxl_lightning": "cpu",
+            "flux1_schnell": "cpu", "flux1_dev": "cpu", "sd3_medium": "cpu", "sd35_medium": "cpu", "sd35_large": "cpu",
+            "sd35_large_turbo": "cpu"}
 TASKS = {"inpainting": "inpaint"}
 
 

@@ -36,6 +36,8 @@ std::string precision_cache_path() {
 std::vector<ProbeShape> probe_shapes(const std::string& arch) {
   // a 64^2-latent transformer block and resnet conv at the first and
   // deepest widths: the GEMM and convolution sizes that dominate a step
+  if (arch == "dit")  // a FLUX/SD3.5-large-wide transformer block: attention and MLP linears
+    return {{512, 3072, 3072}, {512, 3072, 12288}, {512, 12288, 3072}};
   if (arch == "sdxl")
     return {{2048, 640, 640}, {2048, 640, 5120}, {512, 1280, 1280}, {512, 5120, 1280}, {2, 640, 640, 32, 32, true}};
   return {{2048, 320, 320}, {2048, 320, 2560}, {512, 640, 640}, {512, 1280, 1280}, {2, 320, 320, 32, 32, true}};

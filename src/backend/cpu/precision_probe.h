@@ -27,7 +27,7 @@ struct ProbeShape {
   bool conv = false;
 };
 
-// The shapes that dominate a step of `arch` ("sd", "sdxl"; others fall back
+// The shapes that dominate a step of `arch` ("sd", "sdxl", "dit"; others fall back
 // to "sd"), scaled down so a probe takes well under a second.
 std::vector<ProbeShape> probe_shapes(const std::string& arch);
 

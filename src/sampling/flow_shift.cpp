@@ -1,0 +1,26 @@
+#include "sampling/flow_shift.h"
+
+#include <cmath>
+
+namespace vg {
+
+bool flow_dynamic(const SchedulerConfig& cfg) { return cfg.get("use_dynamic_shifting", false); }
+
+double flow_mu(const SchedulerConfig& cfg, int image_seq_len) {
+  const double base_len = cfg.get("base_image_seq_len", 256.0), max_len = cfg.get("max_image_seq_len", 4096.0);
+  const double base = cfg.get("base_shift", 0.5), mx = cfg.get("max_shift", 1.15);
+  const double m = (mx - base) / (max_len - base_len);
+  return image_seq_len * m + (base - m * base_len);
+}
+
+double flow_shifted(const SchedulerConfig& cfg, int image_seq_len, double s) {
+  if (flow_dynamic(cfg) && image_seq_len > 0) {
+    const double mu = flow_mu(cfg, image_seq_len);
+    if (cfg.get<std::string>("time_shift_type", "exponential") == "linear") return mu / (mu + (1 / s - 1));
+    return std::exp(mu) / (std::exp(mu) + (1 / s - 1));
+  }
+  const double shift = cfg.get("shift", 1.0);
+  return shift * s / (1 + (shift - 1) * s);
+}
+
+}  // namespace vg

@@ -1,0 +1,78 @@
+// Rectified-flow schedules vs diffusers 0.40 (flux-tiny and sd3-tiny
+// fixtures): FLUX's pipeline sigmas with dynamic shift from the token count,
+// schnell unshifted, SD3's static shift applied twice at the low end,
+// FlowMatchHeun's interleaved calls and DPM-Solver++'s flow form.
+#include "sampling/sampler.h"
+#include "test_util.h"
+
+namespace vg {
+namespace {
+
+void expect_schedule(const Sampler& s, const SafetensorsFile& ref, const std::string& key) {
+  const Tensor ts = ref.load_f32(key + ".timesteps"), sg = ref.load_f32(key + ".sigmas");
+  ASSERT_EQ(s.timesteps().size(), static_cast<size_t>(ts.numel())) << key;
+  ASSERT_EQ(s.sigmas().size(), static_cast<size_t>(sg.numel())) << key;
+  for (int64_t i = 0; i < ts.numel(); ++i) EXPECT_NEAR(s.timesteps()[i], ts.data()[i], 2e-3) << key << " t" << i;
+  for (int64_t i = 0; i < sg.numel(); ++i) EXPECT_NEAR(s.sigmas()[i], sg.data()[i], 2e-6) << key << " s" << i;
+}
+
+SchedulerConfig config(const std::string& model) {
+  return SchedulerConfig::from_json_file(model + "/scheduler/scheduler_config.json");
+}
+
+TEST(FlowSchedule, FluxDevAndSchnellMatchDiffusers) {
+  const std::string root = test::fixtures() + "/flux-tiny";
+  auto ref = SafetensorsFile::open(root + "/scheduler/schedules.safetensors");
+  for (const char* variant : {"dev", "schnell"}) {
+    const SchedulerConfig cfg = config(root + "/models/flux-tiny-" + variant);
+    for (int steps : std::string(variant) == "dev" ? std::vector<int>{4, 8, 28} : std::vector<int>{1, 2, 4})
+      for (auto [w, h] : {std::pair{64, 64}, {96, 64}, {1024, 1024}}) {
+        SamplerOptions o;
+        o.image_seq_len = (w / 16) * (h / 16);
+        o.flow_linear_sigmas = true;
+        auto s = make_sampler(resolve_sampler("euler", "default", cfg, o), cfg, o);
+        s->set_timesteps(steps);
+        EXPECT_EQ(s->name(), "flow_euler");
+        expect_schedule(*s, *ref, std::string(variant) + ".steps" + std::to_string(steps) + "." +
+                                      std::to_string(w) + "x" + std::to_string(h));
+      }
+  }
+  // DPM-Solver++ 2M in its flow form (FluxPipeline drops its sigmas; flow_shift = exp(mu))
+  const SchedulerConfig cfg = config(root + "/models/flux-tiny-dev");
+  for (int steps : {4, 8}) {
+    SamplerOptions o;
+    o.image_seq_len = 24;
+    o.flow_linear_sigmas = true;
+    auto s = make_sampler(resolve_sampler("DPMSolverMultistepScheduler", "default", cfg, o), cfg, o);
+    s->set_timesteps(steps);
+    expect_schedule(*s, *ref, "dev_dpmpp2m_flow.steps" + std::to_string(steps) + ".96x64");
+  }
+}
+
+TEST(FlowSchedule, Sd3EulerAndHeunMatchDiffusers) {
+  const std::string root = test::fixtures() + "/sd3-tiny";
+  auto ref = SafetensorsFile::open(root + "/scheduler/schedules.safetensors");
+  const SchedulerConfig cfg = config(root + "/models/sd3-tiny");
+  for (const char* name : {"euler", "heun"})
+    for (int steps : {4, 8, 28}) {
+      auto s = make_sampler(resolve_sampler(name, "default", cfg), cfg);
+      s->set_timesteps(steps);
+      EXPECT_EQ(s->order(), std::string(name) == "heun" ? 2 : 1);
+      expect_schedule(*s, *ref, std::string(name) + ".steps" + std::to_string(steps));
+    }
+}
+
+TEST(FlowSchedule, SdOnlySamplersAreRefusedOnFlowModels) {
+  const SchedulerConfig cfg = config(test::fixtures() + "/sd3-tiny/models/sd3-tiny");
+  try {
+    resolve_sampler("euler_a", "default", cfg);
+    FAIL() << "euler_a has no flow form";
+  } catch (const VgException& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("flow-matching"), std::string::npos);
+  }
+  EXPECT_THROW(resolve_sampler("flow_euler", "default", SchedulerConfig::sd15_default()), VgException);
+}
+
+}  // namespace
+}  // namespace vg
