@@ -58,7 +58,8 @@ void expect_fixture_ids(const T5Tokenizer& tok) {
     full.push_back(tok.eos_id());
     EXPECT_EQ(full, c["t5_untruncated_ids"].get<std::vector<int32_t>>()) << name << ": " << prompt;
     for (int msl : {32, 512})
-      EXPECT_EQ(tok.encode_padded(prompt, msl), ids_of(*f, name + ".t5.msl" + std::to_string(msl) + ".input_ids"))
+      EXPECT_EQ(tok.encode_padded(prompt, msl),
+                ids_of(*f, name + ".t5.msl" + std::to_string(msl) + ".input_ids"))
           << name << " msl " << msl << ": " << prompt;
     ++checked;
   }
@@ -114,7 +115,8 @@ TEST(T5Tokenizer, MissingOrCorruptFilesAreReported) {
 }
 
 TEST(T5Tokenizer, RelativeBucketsFollowTransformers) {
-  // small distances are exact, larger ones logarithmic up to the last bucket; keys after the query use the upper half
+  // small distances are exact, larger ones logarithmic up to the last bucket; keys after the query use the
+  // upper half
   EXPECT_EQ(t5_relative_bucket(0, 32, 128), 0);
   EXPECT_EQ(t5_relative_bucket(-7, 32, 128), 7);
   EXPECT_EQ(t5_relative_bucket(7, 32, 128), 23);
@@ -147,14 +149,16 @@ double check_model(const std::string& model_dir, const std::string& ref_path, co
 }
 
 TEST(T5Encoder, FluxT5MatchesTransformers) {
-  const double err = check_model(flux_model() + "/text_encoder_2", flux() + "/text_encoder/text_encoders.safetensors", {32, 512});
+  const double err = check_model(flux_model() + "/text_encoder_2",
+                                 flux() + "/text_encoder/text_encoders.safetensors", {32, 512});
   RecordProperty("max_rel_err", std::to_string(err));
   EXPECT_LE(err, 1e-4);
 }
 
 TEST(T5Encoder, FluxT5FirstBlockMatchesHiddenStates) {
   const std::string dir = flux_model() + "/text_encoder_2";
-  T5Encoder enc(T5Config::from_json_file(dir + "/config.json"), open_component_weights(dir, "text_encoder_2"));
+  T5Encoder enc(T5Config::from_json_file(dir + "/config.json"),
+                open_component_weights(dir, "text_encoder_2"));
   auto ref = SafetensorsFile::open(flux() + "/text_encoder/text_encoders.safetensors");
   auto ids = ids_of(*ref, "t5.simple.msl32.input_ids");
   Tensor hs = ref->load_f32("t5.simple.msl32.hidden_states");  // [3,1,32,64]: embeddings, block 0, final
@@ -165,13 +169,15 @@ TEST(T5Encoder, FluxT5FirstBlockMatchesHiddenStates) {
 }
 
 TEST(T5Encoder, Sd3T5MatchesTransformers) {
-  const double err = check_model(sd3() + "/models/sd3-tiny/text_encoder_3", sd3() + "/text_encoder/text_encoders.safetensors", {32, 256});
+  const double err = check_model(sd3() + "/models/sd3-tiny/text_encoder_3",
+                                 sd3() + "/text_encoder/text_encoders.safetensors", {32, 256});
   RecordProperty("max_rel_err", std::to_string(err));
   EXPECT_LE(err, 1e-4);
 }
 
 TEST(T5Encoder, Bf16ComputeStaysClose) {
-  const double err = check_model(flux_model() + "/text_encoder_2", flux() + "/text_encoder/text_encoders.safetensors", {32}, true);
+  const double err = check_model(flux_model() + "/text_encoder_2",
+                                 flux() + "/text_encoder/text_encoders.safetensors", {32}, true);
   EXPECT_LE(err, 3e-2);
   EXPECT_GT(err, 0.0);  // really computed in bf16
 }
@@ -207,13 +213,22 @@ TEST(T5Encoder, WrongWidthIsShapeMismatch) {
   }
   cfg = T5Config::from_json_file(dir + "/config.json");
   cfg.d_model = 32;
-  EXPECT_EQ(code_of([&] { T5Encoder(cfg, open_component_weights(dir, "text_encoder_2")); }), ErrorCode::kShapeMismatch);
-  EXPECT_EQ(code_of([&] { T5Config::from_json(nlohmann::json{{"model_type", "bert"}}, "x"); }), ErrorCode::kUnsupportedModel);
+  EXPECT_EQ(code_of([&] { T5Encoder(cfg, open_component_weights(dir, "text_encoder_2")); }),
+            ErrorCode::kShapeMismatch);
+  EXPECT_EQ(code_of([&] {
+              T5Config::from_json(nlohmann::json{{"model_type", "bert"}}, "x");
+            }),
+            ErrorCode::kUnsupportedModel);
 }
 
 T5Config umt5_config() {
-  return T5Config::from_json(nlohmann::json{{"model_type", "umt5"}, {"d_model", 32}, {"d_kv", 8}, {"num_heads", 4},
-                                            {"d_ff", 48}, {"num_layers", 3}, {"vocab_size", 50},
+  return T5Config::from_json(nlohmann::json{{"model_type", "umt5"},
+                                            {"d_model", 32},
+                                            {"d_kv", 8},
+                                            {"num_heads", 4},
+                                            {"d_ff", 48},
+                                            {"num_layers", 3},
+                                            {"vocab_size", 50},
                                             {"feed_forward_proj", "gated-gelu"}},
                              "umt5 test config");
 }

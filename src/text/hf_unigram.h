@@ -6,13 +6,14 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
-#include <nlohmann/json_fwd.hpp>
-
 namespace vg {
+
+struct HfNormalizer;
 
 class HfUnigram {
  public:
@@ -32,14 +33,11 @@ class HfUnigram {
   int32_t token_id(const std::string& piece) const;  // -1 when absent
   int vocab_size() const;
 
-  // Public for the Precompiled normalizer's implementation.
-  struct Step;
-
  private:
   std::string normalize(const std::string& s) const;
   void viterbi(const std::string& word, std::vector<int32_t>* out) const;
 
-  std::vector<std::shared_ptr<const Step>> normalizers_;
+  std::vector<std::shared_ptr<const HfNormalizer>> normalizers_;
   // pre-tokenizer: whitespace split first?, then Metaspace settings
   bool whitespace_split_ = false, metaspace_ = false, metaspace_split_ = true;
   enum class Prepend { kAlways, kFirst, kNever } prepend_ = Prepend::kAlways;

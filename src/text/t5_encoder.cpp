@@ -11,7 +11,8 @@
 namespace vg {
 
 T5Config T5Config::from_json_file(const std::string& path) {
-  if (!path_exists(path)) fail(ErrorCode::kFileNotFound, "'" + path + "' does not exist; the T5 folder needs its config.json");
+  if (!path_exists(path))
+    fail(ErrorCode::kFileNotFound, "'" + path + "' does not exist; the T5 folder needs its config.json");
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(read_file(path));
@@ -30,8 +31,10 @@ T5Config T5Config::from_json(const nlohmann::json& j, const std::string& path) {
     c.d_ff = j.value("d_ff", c.d_ff);
     c.num_layers = j.value("num_layers", c.num_layers);
     c.num_heads = j.value("num_heads", c.num_heads);
-    c.relative_attention_num_buckets = j.value("relative_attention_num_buckets", c.relative_attention_num_buckets);
-    c.relative_attention_max_distance = j.value("relative_attention_max_distance", c.relative_attention_max_distance);
+    c.relative_attention_num_buckets =
+        j.value("relative_attention_num_buckets", c.relative_attention_num_buckets);
+    c.relative_attention_max_distance =
+        j.value("relative_attention_max_distance", c.relative_attention_max_distance);
     c.vocab_size = j.value("vocab_size", c.vocab_size);
     c.layer_norm_epsilon = j.value("layer_norm_epsilon", c.layer_norm_epsilon);
     ff = j.value("feed_forward_proj", std::string("relu"));
@@ -39,20 +42,31 @@ T5Config T5Config::from_json(const nlohmann::json& j, const std::string& path) {
   } catch (const nlohmann::json::exception& e) {
     fail(ErrorCode::kCorruptFile, "'" + path + "' has a field of the wrong type: " + e.what());
   }
-  if (type == "umt5") c.per_layer_bias = true;
-  else if (type != "t5") fail(ErrorCode::kUnsupportedModel, "'" + path + "' is a '" + type + "' model; only t5 and umt5 encoders are supported");
+  if (type == "umt5")
+    c.per_layer_bias = true;
+  else if (type != "t5")
+    fail(ErrorCode::kUnsupportedModel,
+         "'" + path + "' is a '" + type + "' model; only t5 and umt5 encoders are supported");
   // transformers: "gated-<act>" or "<act>"; "gated-gelu" means gelu_new
   std::string act = ff;
   c.gated = ff.rfind("gated-", 0) == 0;
   if (c.gated) act = ff.substr(6);
-  if (ff == "gated-gelu" || act == "gelu_new" || act == "gelu_pytorch_tanh") c.act = Act::kGeluTanh;
-  else if (act == "relu") c.act = Act::kRelu;
-  else if (act == "gelu") c.act = Act::kGelu;
-  else if (act == "silu" || act == "swish") c.act = Act::kSilu;
-  else fail(ErrorCode::kUnsupportedModel, "'" + path + "': feed_forward_proj '" + ff + "' is not supported (gated-gelu, relu, gelu, silu are)");
-  if (c.d_model <= 0 || c.d_kv <= 0 || c.d_ff <= 0 || c.num_layers <= 0 || c.num_heads <= 0 || c.vocab_size <= 0 ||
-      c.relative_attention_num_buckets < 4 || c.relative_attention_max_distance < c.relative_attention_num_buckets / 4)
-    fail(ErrorCode::kCorruptFile, "'" + path + "' has inconsistent sizes; re-download the text encoder's config.json");
+  if (ff == "gated-gelu" || act == "gelu_new" || act == "gelu_pytorch_tanh")
+    c.act = Act::kGeluTanh;
+  else if (act == "relu")
+    c.act = Act::kRelu;
+  else if (act == "gelu")
+    c.act = Act::kGelu;
+  else if (act == "silu" || act == "swish")
+    c.act = Act::kSilu;
+  else
+    fail(ErrorCode::kUnsupportedModel, "'" + path + "': feed_forward_proj '" + ff +
+                                           "' is not supported (gated-gelu, relu, gelu, silu are)");
+  if (c.d_model <= 0 || c.d_kv <= 0 || c.d_ff <= 0 || c.num_layers <= 0 || c.num_heads <= 0 ||
+      c.vocab_size <= 0 || c.relative_attention_num_buckets < 4 ||
+      c.relative_attention_max_distance < c.relative_attention_num_buckets / 4)
+    fail(ErrorCode::kCorruptFile,
+         "'" + path + "' has inconsistent sizes; re-download the text encoder's config.json");
   return c;
 }
 
@@ -63,7 +77,8 @@ int64_t t5_relative_bucket(int64_t rel, int64_t num_buckets, int64_t max_distanc
   if (n < max_exact) return bucket + n;
   // float32 like torch: log(n / max_exact) / log(max_distance / max_exact) * (nb - max_exact), truncated
   const float denom = static_cast<float>(std::log(static_cast<double>(max_distance) / max_exact));
-  const float v = std::log(static_cast<float>(n) / static_cast<float>(max_exact)) / denom * static_cast<float>(nb - max_exact);
+  const float v = std::log(static_cast<float>(n) / static_cast<float>(max_exact)) / denom *
+                  static_cast<float>(nb - max_exact);
   return bucket + std::min(max_exact + static_cast<int64_t>(v), nb - 1);
 }
 
@@ -86,19 +101,20 @@ void T5Encoder::check_shape(const std::string& n, const Shape& s) const {
   // exact shapes (WeightStore::check accepts any shape of the same size), named with the config's widths
   const TensorInfo* ti = src_.find(n);
   if (!ti && !src_.has(n))
-    fail(ErrorCode::kShapeMismatch, "T5 weight '" + n + "' is missing from " + src_.describe() +
-                                        "; these are not the weights of a " + std::to_string(cfg_.num_layers) +
-                                        "-block T5 encoder as config.json describes");
+    fail(ErrorCode::kShapeMismatch,
+         "T5 weight '" + n + "' is missing from " + src_.describe() + "; these are not the weights of a " +
+             std::to_string(cfg_.num_layers) + "-block T5 encoder as config.json describes");
   if (!ti) {
     src_.check(n, s);  // synthetic store: records the request
     return;
   }
   if (ti->shape != s)
-    fail(ErrorCode::kShapeMismatch,
-         "T5 weight '" + n + "' has shape " + shape_str(ti->shape) + " but config.json (d_model " +
-             std::to_string(cfg_.d_model) + ", " + std::to_string(cfg_.num_heads) + " heads x d_kv " +
-             std::to_string(cfg_.d_kv) + ", d_ff " + std::to_string(cfg_.d_ff) + ", vocab " +
-             std::to_string(cfg_.vocab_size) + ") needs " + shape_str(s) + "; config.json and the weights disagree");
+    fail(ErrorCode::kShapeMismatch, "T5 weight '" + n + "' has shape " + shape_str(ti->shape) +
+                                        " but config.json (d_model " + std::to_string(cfg_.d_model) + ", " +
+                                        std::to_string(cfg_.num_heads) + " heads x d_kv " +
+                                        std::to_string(cfg_.d_kv) + ", d_ff " + std::to_string(cfg_.d_ff) +
+                                        ", vocab " + std::to_string(cfg_.vocab_size) + ") needs " +
+                                        shape_str(s) + "; config.json and the weights disagree");
 }
 
 std::string T5Encoder::embed_name() const {
@@ -152,11 +168,13 @@ Tensor T5Encoder::position_bias(const Tensor& table, int64_t s) const {
   const int64_t h = cfg_.num_heads;
   std::vector<int64_t> bucket(2 * s - 1);  // by key - query + s - 1
   for (int64_t r = -(s - 1); r <= s - 1; ++r)
-    bucket[r + s - 1] = t5_relative_bucket(r, cfg_.relative_attention_num_buckets, cfg_.relative_attention_max_distance);
+    bucket[r + s - 1] =
+        t5_relative_bucket(r, cfg_.relative_attention_num_buckets, cfg_.relative_attention_max_distance);
   Tensor bias({h, s, s});
   for (int64_t hh = 0; hh < h; ++hh)
     for (int64_t q = 0; q < s; ++q)
-      for (int64_t k = 0; k < s; ++k) bias.data()[(hh * s + q) * s + k] = table.data()[bucket[k - q + s - 1] * h + hh];
+      for (int64_t k = 0; k < s; ++k)
+        bias.data()[(hh * s + q) * s + k] = table.data()[bucket[k - q + s - 1] * h + hh];
   return bias;
 }
 
@@ -214,9 +232,15 @@ void activate(Tensor& x, T5Config::Act a) {
     case T5Config::Act::kRelu:
       for (int64_t i = 0; i < n; ++i) p[i] = std::max(p[i], 0.0f);
       return;
-    case T5Config::Act::kGeluTanh: activate_inplace(x, vg::Act::kGeluTanh); return;
-    case T5Config::Act::kGelu: activate_inplace(x, vg::Act::kGelu); return;
-    case T5Config::Act::kSilu: activate_inplace(x, vg::Act::kSilu); return;
+    case T5Config::Act::kGeluTanh:
+      activate_inplace(x, vg::Act::kGeluTanh);
+      return;
+    case T5Config::Act::kGelu:
+      activate_inplace(x, vg::Act::kGelu);
+      return;
+    case T5Config::Act::kSilu:
+      activate_inplace(x, vg::Act::kSilu);
+      return;
   }
 }
 
@@ -226,7 +250,8 @@ Tensor T5Encoder::run(const std::vector<std::vector<int32_t>>& ids, const std::v
                       int64_t n_blocks, bool final_norm) const {
   const int64_t b = static_cast<int64_t>(ids.size()), c = cfg_.d_model;
   const int64_t s = b ? static_cast<int64_t>(ids[0].size()) : 0;
-  if (s == 0) fail(ErrorCode::kInvalidArgument, "the T5 encoder needs at least one row of at least one token");
+  if (s == 0)
+    fail(ErrorCode::kInvalidArgument, "the T5 encoder needs at least one row of at least one token");
   std::vector<int64_t> lens(static_cast<size_t>(b), s);
   if (valid) {
     if (static_cast<int64_t>(valid->size()) != b)
@@ -234,7 +259,8 @@ Tensor T5Encoder::run(const std::vector<std::vector<int32_t>>& ids, const std::v
                                             " lengths for " + std::to_string(b) + " token rows");
     for (int64_t i = 0; i < b; ++i) {
       if ((*valid)[i] < 1 || (*valid)[i] > s)
-        fail(ErrorCode::kInvalidArgument, "valid length " + std::to_string((*valid)[i]) + " is outside 1.." + std::to_string(s));
+        fail(ErrorCode::kInvalidArgument,
+             "valid length " + std::to_string((*valid)[i]) + " is outside 1.." + std::to_string(s));
       lens[i] = (*valid)[i];
     }
   }
@@ -248,11 +274,13 @@ Tensor T5Encoder::run(const std::vector<std::vector<int32_t>>& ids, const std::v
   w.blocks.resize(static_cast<size_t>(cfg_.num_layers));
   Tensor x({b, s, c});
   for (int64_t i = 0; i < b; ++i) {
-    if (static_cast<int64_t>(ids[i].size()) != s) fail(ErrorCode::kInvalidArgument, "token rows have different lengths");
+    if (static_cast<int64_t>(ids[i].size()) != s)
+      fail(ErrorCode::kInvalidArgument, "token rows have different lengths");
     for (int64_t j = 0; j < s; ++j) {
       const int32_t id = ids[i][j];
       if (id < 0 || id >= cfg_.vocab_size)
-        fail(ErrorCode::kInvalidArgument, "token id " + std::to_string(id) + " is outside the T5 vocabulary (" +
+        fail(ErrorCode::kInvalidArgument, "token id " + std::to_string(id) +
+                                              " is outside the T5 vocabulary (" +
                                               std::to_string(cfg_.vocab_size) + ")");
       std::copy_n(w.embed.data() + id * c, c, x.data() + (i * s + j) * c);
     }
@@ -268,7 +296,8 @@ Tensor T5Encoder::run(const std::vector<std::vector<int32_t>>& ids, const std::v
     }
     if (!blk->rel_bias.empty()) bias = position_bias(blk->rel_bias, s);
     Tensor h = rms_norm(x, blk->ln_attn, cfg_.layer_norm_epsilon);
-    Tensor a = t5_attention(blk->q.forward(h), blk->k.forward(h), blk->v.forward(h), bias, cfg_.num_heads, lens);
+    Tensor a =
+        t5_attention(blk->q.forward(h), blk->k.forward(h), blk->v.forward(h), bias, cfg_.num_heads, lens);
     add_inplace(x, blk->o.forward(a));
     h = rms_norm(x, blk->ln_ff, cfg_.layer_norm_epsilon);
     Tensor g = blk->wi0.forward(h);
@@ -288,14 +317,15 @@ Tensor T5Encoder::encode(const std::vector<std::vector<int32_t>>& ids) const {
   return run(ids, nullptr, cfg_.num_layers, true);
 }
 
-Tensor T5Encoder::encode(const std::vector<std::vector<int32_t>>& ids, const std::vector<int64_t>& valid_lengths) const {
+Tensor T5Encoder::encode(const std::vector<std::vector<int32_t>>& ids,
+                         const std::vector<int64_t>& valid_lengths) const {
   return run(ids, &valid_lengths, cfg_.num_layers, true);
 }
 
 Tensor T5Encoder::hidden_after(const std::vector<std::vector<int32_t>>& ids, int64_t blocks) const {
   if (blocks < 0 || blocks > cfg_.num_layers)
-    fail(ErrorCode::kInvalidArgument, "the T5 encoder has " + std::to_string(cfg_.num_layers) + " blocks, not " +
-                                          std::to_string(blocks));
+    fail(ErrorCode::kInvalidArgument,
+         "the T5 encoder has " + std::to_string(cfg_.num_layers) + " blocks, not " + std::to_string(blocks));
   return run(ids, nullptr, blocks, false);
 }
 

@@ -3,10 +3,9 @@
 #pragma once
 #include <memory>
 #include <mutex>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json_fwd.hpp>
 
 #include "backend/cpu/layers.h"
 #include "backend/cpu/ops.h"
@@ -19,7 +18,8 @@ struct T5Config {
   int64_t relative_attention_num_buckets = 32, relative_attention_max_distance = 128;
   int64_t vocab_size = 32128;
   float layer_norm_epsilon = 1e-6f;
-  // feed_forward_proj "gated-gelu" (v1.1, UMT5): wo(act(wi_0 x) * wi_1 x); "relu" (original T5): wo(relu(wi x)).
+  // feed_forward_proj "gated-gelu" (v1.1, UMT5): wo(act(wi_0 x) * wi_1 x); "relu" (original T5): wo(relu(wi
+  // x)).
   bool gated = true;
   enum class Act { kRelu, kGeluTanh, kGelu, kSilu } act = Act::kGeluTanh;
   // model_type "umt5": every block has its own relative_attention_bias (T5: block 0's, shared).
@@ -41,7 +41,8 @@ class T5Encoder {
   Tensor encode(const std::vector<std::vector<int32_t>>& ids) const;
   // With an attention mask given as each row's number of valid (leading)
   // tokens, as Wan passes it for UMT5: keys at or past valid_lengths[b] get no weight.
-  Tensor encode(const std::vector<std::vector<int32_t>>& ids, const std::vector<int64_t>& valid_lengths) const;
+  Tensor encode(const std::vector<std::vector<int32_t>>& ids,
+                const std::vector<int64_t>& valid_lengths) const;
   // The hidden state after `blocks` blocks (0 = the embeddings), without the final norm (tests, debugging).
   Tensor hidden_after(const std::vector<std::vector<int32_t>>& ids, int64_t blocks) const;
   const T5Config& config() const { return cfg_; }
@@ -79,7 +80,8 @@ class T5Encoder {
   mutable std::unique_ptr<Weights> w_;
 };
 
-// T5's bidirectional relative position bucket for key - query = rel (as transformers computes it, float32 log).
+// T5's bidirectional relative position bucket for key - query = rel (as transformers computes it, float32
+// log).
 int64_t t5_relative_bucket(int64_t rel, int64_t num_buckets, int64_t max_distance);
 
 }  // namespace vg

@@ -19,7 +19,8 @@ nlohmann::json read_json_or_null(const std::string& path) {
   try {
     return nlohmann::json::parse(read_file(path));
   } catch (const nlohmann::json::exception& e) {
-    fail(ErrorCode::kCorruptFile, "'" + path + "' is not valid JSON (" + e.what() + "); re-download the tokenizer");
+    fail(ErrorCode::kCorruptFile,
+         "'" + path + "' is not valid JSON (" + e.what() + "); re-download the tokenizer");
   }
 }
 
@@ -28,7 +29,8 @@ std::string token_string(const nlohmann::json& cfg, const char* key) {
   if (!cfg.is_object() || !cfg.contains(key)) return "";
   const auto& v = cfg[key];
   if (v.is_string()) return v.get<std::string>();
-  if (v.is_object() && v.contains("content") && v["content"].is_string()) return v["content"].get<std::string>();
+  if (v.is_object() && v.contains("content") && v["content"].is_string())
+    return v["content"].get<std::string>();
   return "";
 }
 
@@ -74,17 +76,20 @@ T5Tokenizer T5Tokenizer::from_dir(const std::string& dir) {
       if (cfg.is_object() && cfg.contains("added_tokens_decoder"))
         for (const auto& [id, a] : cfg["added_tokens_decoder"].items()) {
           const int32_t i = std::stoi(id);
-          t.add_special(a.at("content").get<std::string>(), i, a.value("lstrip", false), a.value("rstrip", false));
+          t.add_special(a.at("content").get<std::string>(), i, a.value("lstrip", false),
+                        a.value("rstrip", false));
           t.vocab_size_ = std::max(t.vocab_size_, i + 1);
           listed = true;
         }
       if (!listed) {  // T5Tokenizer: <extra_id_i> = vocab_size - 1 - i, after the sentencepiece pieces
         const int extra = cfg.is_object() ? cfg.value("extra_ids", 100) : 100;
-        for (int i = 0; i < extra; ++i) t.add_special("<extra_id_" + std::to_string(i) + ">", n + extra - 1 - i);
+        for (int i = 0; i < extra; ++i)
+          t.add_special("<extra_id_" + std::to_string(i) + ">", n + extra - 1 - i);
         t.vocab_size_ = n + std::max(extra, 0);
       }
     } catch (const std::exception& e) {
-      fail(ErrorCode::kCorruptFile, "'" + dir + "/tokenizer_config.json' has a malformed added_tokens_decoder (" +
+      fail(ErrorCode::kCorruptFile, "'" + dir +
+                                        "/tokenizer_config.json' has a malformed added_tokens_decoder (" +
                                         e.what() + "); re-download the tokenizer");
     }
     t.sp_ = sp;
@@ -94,7 +99,8 @@ T5Tokenizer T5Tokenizer::from_dir(const std::string& dir) {
     try {
       j = nlohmann::json::parse(read_file(tj));
     } catch (const nlohmann::json::exception& e) {
-      fail(ErrorCode::kCorruptFile, "'" + tj + "' is not valid JSON (" + e.what() + "); re-download the tokenizer");
+      fail(ErrorCode::kCorruptFile,
+           "'" + tj + "' is not valid JSON (" + e.what() + "); re-download the tokenizer");
     }
     auto u = std::make_shared<HfUnigram>(HfUnigram::from_json(j, tj));
     for (const auto& a : u->added_tokens()) t.add_special(a.content, a.id, a.lstrip, a.rstrip);
@@ -102,8 +108,9 @@ T5Tokenizer T5Tokenizer::from_dir(const std::string& dir) {
     t.unigram_ = u;
     t.source_ = "tokenizer.json";
   } else {
-    fail(ErrorCode::kFileNotFound, "'" + dir + "' holds neither spiece.model nor tokenizer.json; point to the T5 "
-                                   "tokenizer folder (tokenizer_2 for FLUX, tokenizer_3 for SD3)");
+    fail(ErrorCode::kFileNotFound, "'" + dir +
+                                       "' holds neither spiece.model nor tokenizer.json; point to the T5 "
+                                       "tokenizer folder (tokenizer_2 for FLUX, tokenizer_3 for SD3)");
   }
   // longest first, so "<extra_id_10>" wins over a shorter token sharing its start
   std::stable_sort(t.specials_.begin(), t.specials_.end(),
@@ -172,7 +179,8 @@ std::vector<int32_t> T5Tokenizer::encode(const std::string& raw) const {
 
 std::vector<int32_t> T5Tokenizer::encode_padded(const std::string& text, int max_len) const {
   if (max_len < 1)
-    fail(ErrorCode::kInvalidArgument, "max_sequence_length " + std::to_string(max_len) + " must be at least 1");
+    fail(ErrorCode::kInvalidArgument,
+         "max_sequence_length " + std::to_string(max_len) + " must be at least 1");
   std::vector<int32_t> ids = encode(text);
   if (static_cast<int>(ids.size()) > max_len - 1) ids.resize(max_len - 1);
   ids.push_back(eos_);

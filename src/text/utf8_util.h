@@ -28,7 +28,8 @@ inline uint32_t utf8_decode(const std::string& s, size_t i) {
 // Unicode White_Space (Rust's char::is_whitespace, which the tokenizers library uses).
 inline bool is_unicode_whitespace(uint32_t c) {
   return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
-         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
+         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F ||
+         c == 0x3000;
 }
 
 // Malformed bytes become U+FFFD (as sentencepiece reads them; Python strings cannot hold them).
@@ -37,8 +38,10 @@ inline std::string utf8_sanitize(const std::string& s) {
   out.reserve(s.size());
   for (size_t i = 0; i < s.size();) {
     const size_t len = utf8_char_len(s, i);
-    if (len == 1 && static_cast<uint8_t>(s[i]) >= 0x80) out += "\xEF\xBF\xBD";
-    else out.append(s, i, len);
+    if (len == 1 && static_cast<uint8_t>(s[i]) >= 0x80)
+      out += "\xEF\xBF\xBD";
+    else
+      out.append(s, i, len);
     i += len;
   }
   return out;
