@@ -80,6 +80,28 @@ TEST(T5Tokenizer, TokenizerJsonAloneMatchesTransformers) {
   expect_fixture_ids(tok);
 }
 
+// transformers' current converter writes T5's tokenizer.json this way (Precompiled, then runs of spaces
+// collapsed and trailing ones stripped; Metaspace without WhitespaceSplit): the same ids for every prompt
+// here.
+TEST(T5Tokenizer, TokenizerJsonReplaceStripMetaspaceVariant) {
+  nlohmann::json j = nlohmann::json::parse(read_file(flux_model() + "/tokenizer_2/tokenizer.json"));
+  j["normalizer"] = {{"type", "Sequence"},
+                     {"normalizers",
+                      {j["normalizer"],
+                       {{"type", "Replace"}, {"pattern", {{"Regex", " {2,}"}}}, {"content", " "}},
+                       {{"type", "Strip"}, {"strip_left", false}, {"strip_right", true}}}}};
+  j["pre_tokenizer"] = {
+      {"type", "Metaspace"}, {"replacement", "\u2581"}, {"prepend_scheme", "always"}, {"split", true}};
+  const std::string d = temp_dir("t5_tokenizer_json_variant");
+  std::ofstream(d + "/tokenizer.json") << j.dump();
+  expect_fixture_ids(T5Tokenizer::from_dir(d));
+  // "never" really leaves the first word without its word-start marker
+  j["pre_tokenizer"]["prepend_scheme"] = "never";
+  std::ofstream(d + "/tokenizer.json") << j.dump();
+  const auto never = T5Tokenizer::from_dir(d);
+  EXPECT_NE(never.encode("a cat"), T5Tokenizer::from_dir(flux_model() + "/tokenizer_2").encode("a cat"));
+}
+
 TEST(T5Tokenizer, SpecialIdsAndVocabularyAgreeAcrossSources) {
   const std::string d = temp_dir("t5_tokenizer_json_ids");
   fs::copy_file(flux_model() + "/tokenizer_2/tokenizer.json", d + "/tokenizer.json");
@@ -114,7 +136,7 @@ TEST(T5Tokenizer, MissingOrCorruptFilesAreReported) {
   EXPECT_EQ(code_of([&] { tok.encode_padded("a cat", 0); }), ErrorCode::kInvalidArgument);
 }
 
-TEST(T5Tokenizer, RelativeBucketsFollowTransformers) {
+TEST(T5Encoder, RelativeBucketsFollowTransformers) {
   // small distances are exact, larger ones logarithmic up to the last bucket; keys after the query use the
   // upper half
   EXPECT_EQ(t5_relative_bucket(0, 32, 128), 0);
