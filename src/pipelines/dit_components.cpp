@@ -1,0 +1,186 @@
+#include "pipelines/dit_components.h"
+
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+
+#include "core/error.h"
+#include "io/atomic_file.h"
+#include "io/tensor_file.h"
+#include "pipelines/ldm_common.h"
+#include "pipelines/ldm_names.h"
+
+namespace vg {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+bool is_dir(const std::string& p) {
+  std::error_code ec;
+  return fs::is_directory(p, ec);
+}
+
+std::string config_of(const ComponentRef& c) {
+  if (is_dir(c.path) && path_exists(c.path + "/config.json")) return c.path + "/config.json";
+  if (!c.config_dir.empty() && path_exists(c.config_dir + "/config.json")) return c.config_dir + "/config.json";
+  return "";
+}
+
+const TensorInfo* need_info(const WeightStore& w, const std::string& name, const char* what) {
+  const TensorInfo* t = w.find(name);
+  if (!t)
+    fail(ErrorCode::kMissingComponent, std::string(what) + " lacks '" + name + "' (" + w.describe() +
+                                           "); pass the right file for this component");
+  return t;
+}
+
+int count_prefixed(const WeightStore& w, const std::string& head, const std::string& tail) {
+  int n = 0;
+  while (w.find(head + std::to_string(n) + tail)) ++n;
+  return n;
+}
+
+}  // namespace
+
+WeightStore open_component(const ComponentRef& c, const char* what) {
+  if (is_dir(c.path)) return open_component_weights(c.path, what);
+  if (!path_exists(c.path))
+    fail(ErrorCode::kFileNotFound, std::string(what) + " file '" + c.path + "' does not exist; check the path");
+  WeightStore w;
+  w.add_file(open_tensor_file(c.path), c.prefix);
+  return w;
+}
+
+std::unique_ptr<ClipTextModel> load_clip_component(const ComponentRef& c, bool bf16, const char* what) {
+  WeightStore w = open_component(c, what);
+  w.set_compute_bf16(bf16);
+  ClipTextConfig cfg;
+  const std::string json = config_of(c);
+  if (!json.empty()) {
+    cfg = ClipTextConfig::from_json_file(json);
+  } else {  // a single file: CLIP-L (quick_gelu) or OpenCLIP bigG (gelu), 64-wide heads
+    const std::string P = "text_model.";
+    const TensorInfo* tok = need_info(w, P + "embeddings.token_embedding.weight", what);
+    cfg.vocab_size = tok->shape[0];
+    cfg.hidden_size = tok->shape[1];
+    cfg.num_layers = count_prefixed(w, P + "encoder.layers.", ".mlp.fc1.weight");
+    cfg.intermediate_size = need_info(w, P + "encoder.layers.0.mlp.fc1.weight", what)->shape[0];
+    cfg.num_heads = std::max<int64_t>(1, cfg.hidden_size / 64);
+    cfg.max_positions = need_info(w, P + "embeddings.position_embedding.weight", what)->shape[0];
+    cfg.act = cfg.hidden_size >= 1024 ? Act::kGelu : Act::kQuickGelu;
+    if (const TensorInfo* proj = w.find("text_projection.weight")) cfg.projection_dim = proj->shape[0];
+  }
+  // SD3 single files keep CLIP-L without its projection: diffusers uses the identity
+  if (cfg.projection_dim > 0 && !w.find("text_projection.weight")) cfg.projection_dim = 0;
+  return std::make_unique<ClipTextModel>(cfg, w, "", /*lazy=*/true);
+}
+
+std::unique_ptr<T5Encoder> load_t5_component(const ComponentRef& c, bool bf16, const char* what) {
+  WeightStore w = open_component(c, what);
+  w.set_compute_bf16(bf16);
+  T5Config cfg;
+  const std::string json = config_of(c);
+  if (!json.empty()) {
+    cfg = T5Config::from_json_file(json);
+  } else {  // a single file (t5xxl_fp16.safetensors): the widths from the shapes
+    const std::string B = "encoder.block.";
+    const TensorInfo* emb = w.find("shared.weight");
+    if (!emb) emb = need_info(w, "encoder.embed_tokens.weight", what);
+    cfg.vocab_size = emb->shape[0];
+    cfg.d_model = emb->shape[1];
+    cfg.num_layers = count_prefixed(w, B, ".layer.0.SelfAttention.q.weight");
+    const TensorInfo* bias = need_info(w, B + "0.layer.0.SelfAttention.relative_attention_bias.weight", what);
+    cfg.relative_attention_num_buckets = bias->shape[0];
+    cfg.num_heads = bias->shape[1];
+    cfg.d_kv = need_info(w, B + "0.layer.0.SelfAttention.q.weight", what)->shape[0] / cfg.num_heads;
+    const bool gated = w.find(B + "0.layer.1.DenseReluDense.wi_0.weight") != nullptr;
+    cfg.gated = gated;
+    cfg.act = gated ? T5Config::Act::kGeluTanh : T5Config::Act::kRelu;
+    cfg.d_ff = need_info(w, B + "0.layer.1.DenseReluDense." + std::string(gated ? "wi_0" : "wi") + ".weight", what)->shape[0];
+    cfg.per_layer_bias = w.find(B + "1.layer.0.SelfAttention.relative_attention_bias.weight") != nullptr;
+  }
+  return std::make_unique<T5Encoder>(cfg, w, "", /*lazy=*/true);
+}
+
+std::unique_ptr<AutoencoderKL> load_vae_component(const ComponentRef& c, bool bf16, const VaeConfig& defaults) {
+  const std::string json = config_of(c);
+  if (is_dir(c.path)) {
+    WeightStore w = open_component_weights(c.path, "vae");
+    w.set_compute_bf16(bf16);
+    return std::make_unique<AutoencoderKL>(VaeConfig::from_json_file(c.path + "/config.json"), w);
+  }
+  if (!path_exists(c.path)) fail(ErrorCode::kFileNotFound, "VAE file '" + c.path + "' does not exist; check the path");
+  auto file = open_tensor_file(c.path);
+  const std::string& P = c.prefix;
+  if (file->has(P + "decoder.up_blocks.0.resnets.0.conv1.weight")) {  // diffusers names in one file
+    WeightStore w;
+    w.add_file(file, P);
+    w.set_compute_bf16(bf16);
+    if (json.empty())
+      fail(ErrorCode::kMissingComponent, "the VAE file '" + c.path + "' has diffusers names but no config; pass --config "
+                                         "with a diffusers folder of this model");
+    return std::make_unique<AutoencoderKL>(VaeConfig::from_json_file(json), w);
+  }
+  // LDM / BFL names (ae.safetensors, first_stage_model.* of a single file)
+  VaeConfig vc = infer_ldm_vae_config(*file, P);
+  if (!json.empty()) {
+    const VaeConfig from = VaeConfig::from_json_file(json);
+    vc.norm_num_groups = from.norm_num_groups;
+    vc.scaling_factor = from.scaling_factor;
+    vc.shift_factor = from.shift_factor;
+  } else {
+    vc.norm_num_groups = defaults.norm_num_groups;
+    vc.scaling_factor = defaults.scaling_factor;
+    vc.shift_factor = defaults.shift_factor;
+  }
+  const int levels = static_cast<int>(vc.block_out_channels.size());
+  const std::string ldm = "first_stage_model.";
+  WeightStore w = renamed_store(file, [levels, P, ldm](const std::string& n) {
+    std::string l = vae_to_ldm(n, levels);
+    if (l.rfind(ldm, 0) == 0) l = l.substr(ldm.size());
+    return P + l;
+  });
+  w.set_compute_bf16(bf16);
+  return std::make_unique<AutoencoderKL>(vc, w);
+}
+
+std::string find_component(const std::string& given, const std::string& folder, const char* sub,
+                           const std::string& model_path, std::initializer_list<const char*> patterns) {
+  if (!given.empty()) {
+    if (!path_exists(given))
+      fail(ErrorCode::kFileNotFound, "component '" + given + "' does not exist; check the path");
+    return given;
+  }
+  if (!folder.empty() && is_dir(folder + "/" + sub)) return folder + "/" + sub;
+  if (model_path.empty() || is_dir(model_path)) return "";
+  std::error_code ec;
+  std::vector<std::string> found;
+  for (const auto& e : fs::directory_iterator(fs::path(model_path).parent_path(), ec)) {
+    std::string name = e.path().filename().string();
+    std::transform(name.begin(), name.end(), name.begin(), [](unsigned char ch) { return std::tolower(ch); });
+    const std::string ext = e.path().extension().string();
+    if (ext != ".safetensors" && ext != ".gguf") continue;
+    for (const char* pat : patterns)
+      if (name.rfind(pat, 0) == 0) found.push_back(e.path().string());
+  }
+  std::sort(found.begin(), found.end());
+  return found.empty() ? "" : found.front();
+}
+
+std::unique_ptr<ClipTokenizer> load_clip_tokenizer(const std::string& dir, const std::string& pad_token) {
+  if (!dir.empty() && path_exists(dir + "/vocab.json") && path_exists(dir + "/merges.txt"))
+    return std::make_unique<ClipTokenizer>(ClipTokenizer::load(dir));
+  return std::make_unique<ClipTokenizer>(ClipTokenizer::builtin(pad_token));
+}
+
+std::unique_ptr<T5Tokenizer> load_t5_tokenizer(std::initializer_list<std::string> candidates, const std::string& family) {
+  for (const std::string& d : candidates)
+    if (!d.empty() && (path_exists(d + "/spiece.model") || path_exists(d + "/tokenizer.json")))
+      return std::make_unique<T5Tokenizer>(T5Tokenizer::from_dir(d));
+  fail(ErrorCode::kMissingComponent, "no T5 tokenizer (spiece.model or tokenizer.json) was found for this " + family +
+                                         " model; pass --tokenizer with a folder holding one (e.g. the tokenizer_2 "
+                                         "folder of black-forest-labs/FLUX.1-dev) or --config with a diffusers folder");
+}
+
+}  // namespace vg

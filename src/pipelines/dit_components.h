@@ -1,0 +1,48 @@
+// Components of the diffusion-transformer families as users hold them: a
+// diffusers component folder, or a single file (ComfyUI's clip_l /
+// clip_g / t5xxl files, BFL's ae.safetensors, SD3 single files with their
+// encoders inside under a prefix). Configs come from the folder, else from
+// a --config folder, else from the tensor shapes.
+#pragma once
+#include <memory>
+#include <string>
+
+#include "io/weights.h"
+#include "models/autoencoder_kl.h"
+#include "text/clip_text_model.h"
+#include "text/clip_tokenizer.h"
+#include "text/t5_encoder.h"
+#include "text/t5_tokenizer.h"
+
+namespace vg {
+
+// Where one component comes from: `path` is a folder with config.json or a
+// tensor file; `prefix` selects its tensors inside a file holding more.
+struct ComponentRef {
+  std::string path, prefix;
+  std::string config_dir;  // a diffusers component folder whose config.json describes it ("" = infer)
+  bool empty() const { return path.empty(); }
+};
+
+// The tensors of a component (folder or file; the prefix stripped).
+WeightStore open_component(const ComponentRef& c, const char* what);
+// A CLIP text encoder (lazy; CLIP-L quick_gelu, OpenCLIP-G gelu when inferred).
+std::unique_ptr<ClipTextModel> load_clip_component(const ComponentRef& c, bool bf16, const char* what);
+std::unique_ptr<T5Encoder> load_t5_component(const ComponentRef& c, bool bf16, const char* what);
+// A VAE from diffusers names (folder or file) or LDM/BFL names (file);
+// `defaults` gives scaling/shift/groups the weights cannot tell.
+std::unique_ptr<AutoencoderKL> load_vae_component(const ComponentRef& c, bool bf16, const VaeConfig& defaults);
+
+// A component given by the user (LoadOptions), else `folder/sub` when that
+// exists, else a file beside the model matching one of `patterns`
+// (glob-like prefixes, e.g. "clip_l", "t5xxl") — "" when none.
+std::string find_component(const std::string& given, const std::string& folder, const char* sub,
+                           const std::string& model_path, std::initializer_list<const char*> patterns);
+
+// CLIP BPE tokenizer from a folder (vocab.json + merges.txt), else the built-in one.
+std::unique_ptr<ClipTokenizer> load_clip_tokenizer(const std::string& dir, const std::string& pad_token);
+// T5 tokenizer folder (spiece.model or tokenizer.json) among the candidates,
+// else missing_component naming what to pass.
+std::unique_ptr<T5Tokenizer> load_t5_tokenizer(std::initializer_list<std::string> candidates, const std::string& family);
+
+}  // namespace vg
