@@ -39,7 +39,10 @@ class WeightStore {
   // Fallback lookup for names not stored directly (e.g. LDM renames). The
   // resolver may return tensors it owns; they must outlive the store.
   using Resolver = std::function<const TensorInfo*(const std::string&)>;
-  void set_resolver(Resolver r) { resolver_ = std::move(r); }
+  void set_resolver(Resolver r) {
+    resolver_ = std::move(r);
+    shared_.reset();  // a shared copy made before would lack the new names
+  }
 
   bool has(const std::string& name) const { return synthetic_ || find(name) != nullptr; }
   // Benchmark mode: every requested weight exists and is filled with small

@@ -6,6 +6,7 @@
 #include "quant/ggml_types.h"
 #include "quant/quantize.h"
 
+#include <cmath>
 #include <optional>
 
 namespace vg {
@@ -62,6 +63,26 @@ Linear load_linear(const WeightStore& w, const std::string& name, int64_t out, i
   if (const auto& reg = w.layer_registry())
     lin.attach_patch(reg->get_or_add(name, {out, in}, weight_source(w, name + ".weight", {out, in})));
   return lin;
+}
+
+// diffusers get_timestep_embedding for `n` values of dimension `dim`.
+Tensor timestep_sinusoid(const float* values, int64_t n, int64_t dim, bool flip, float shift) {
+  const int64_t half = dim / 2;
+  Tensor out = Tensor::zeros({n, dim});
+  const float log_max = static_cast<float>(std::log(10000.0));
+  for (int64_t b = 0; b < n; ++b) {
+    const float t = values[b];
+    for (int64_t i = 0; i < half; ++i) {
+      // float32 arithmetic in the same order as diffusers' get_timestep_embedding.
+      float exponent = -log_max * static_cast<float>(i);
+      exponent = exponent / (static_cast<float>(half) - shift);
+      const float arg = t * std::exp(exponent);
+      const float s = std::sin(arg), c = std::cos(arg);
+      out.data()[b * dim + i] = flip ? c : s;
+      out.data()[b * dim + half + i] = flip ? s : c;
+    }
+  }
+  return out;
 }
 
 LayerPatch::Source weight_source(const WeightStore& w, const std::string& weight_name, const Shape& shape) {

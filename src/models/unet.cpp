@@ -134,27 +134,6 @@ UNet::UNet(const UNetConfig& cfg, const WeightStore& w) : cfg_(cfg) {
 
 int64_t UNet::size_multiple() const { return int64_t{1} << (cfg_.block_out_channels.size() - 1); }
 
-namespace {
-// diffusers get_timestep_embedding for `n` values of dimension `dim`.
-Tensor sinusoid(const float* values, int64_t n, int64_t dim, bool flip, float shift) {
-  const int64_t half = dim / 2;
-  Tensor out = Tensor::zeros({n, dim});
-  const float log_max = static_cast<float>(std::log(10000.0));
-  for (int64_t b = 0; b < n; ++b) {
-    const float t = values[b];
-    for (int64_t i = 0; i < half; ++i) {
-      // float32 arithmetic in the same order as diffusers' get_timestep_embedding.
-      float exponent = -log_max * static_cast<float>(i);
-      exponent = exponent / (static_cast<float>(half) - shift);
-      const float arg = t * std::exp(exponent);
-      const float s = std::sin(arg), c = std::cos(arg);
-      out.data()[b * dim + i] = flip ? c : s;
-      out.data()[b * dim + half + i] = flip ? s : c;
-    }
-  }
-  return out;
-}
-}  // namespace
 
 Tensor UNet::added_embedding(const AddedCond& a, Tensor* time_id_proj) const {
   const int64_t b = a.text_embeds.dim(0), n = a.time_ids.dim(-1), d = cfg_.addition_time_embed_dim;
@@ -165,7 +144,7 @@ Tensor UNet::added_embedding(const AddedCond& a, Tensor* time_id_proj) const {
                                         std::to_string(cfg_.projection_class_embeddings_input_dim) +
                                         " inputs this UNet's add_embedding takes (base vs refiner model?)");
   // time_proj of every id with flip_sin_to_cos/freq_shift of the UNet, as diffusers' add_time_proj
-  Tensor tp = sinusoid(a.time_ids.data(), b * n, d, cfg_.flip_sin_to_cos, cfg_.freq_shift);
+  Tensor tp = timestep_sinusoid(a.time_ids.data(), b * n, d, cfg_.flip_sin_to_cos, cfg_.freq_shift);
   if (time_id_proj) *time_id_proj = tp;
   Tensor in({b, p + n * d});
   for (int64_t i = 0; i < b; ++i) {
@@ -180,7 +159,7 @@ Tensor UNet::added_embedding(const AddedCond& a, Tensor* time_id_proj) const {
 Tensor UNet::time_proj(const std::vector<float>& ts, int64_t batch) const {
   std::vector<float> values(static_cast<size_t>(batch));
   for (int64_t b = 0; b < batch; ++b) values[b] = ts.size() == 1 ? ts[0] : ts[b];
-  return sinusoid(values.data(), batch, cfg_.block_out_channels[0], cfg_.flip_sin_to_cos, cfg_.freq_shift);
+  return timestep_sinusoid(values.data(), batch, cfg_.block_out_channels[0], cfg_.flip_sin_to_cos, cfg_.freq_shift);
 }
 
 Tensor UNet::time_embedding(const Tensor& proj) const {
