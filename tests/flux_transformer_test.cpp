@@ -68,7 +68,8 @@ void check_variant(const std::string& v, const FluxTransformer& model, CaseRun& 
       ASSERT_EQ(tr.double_img.size(), 2u);
       ASSERT_EQ(tr.single_img.size(), 2u);
       for (int i = 0; i < 2; ++i) {
-        const std::string d = "double_block" + std::to_string(i) + ".", s = "single_block" + std::to_string(i) + ".";
+        const std::string d = "double_block" + std::to_string(i) + ".",
+                          s = "single_block" + std::to_string(i) + ".";
         cmp(tr.double_img[i], d + "hidden_states");
         cmp(tr.double_txt[i], d + "encoder_hidden_states");
         cmp(tr.single_img[i], s + "hidden_states");
@@ -124,7 +125,8 @@ TEST(FluxTransformer, DiffusersFolderEqualsBflFile) {
     const FluxTransformer mb(cfg, b), md(cfg, d);
     auto ref = open_tensor_file(flux() + "/transformer/transformer_" + v + ".safetensors");
     const std::string p = "b2_lat12x8.";
-    const std::vector<float> ts{0.4375f, 0.25f}, gd = cfg.guidance_embeds ? std::vector<float>{3.5f} : std::vector<float>{};
+    const std::vector<float> ts{0.4375f, 0.25f},
+        gd = cfg.guidance_embeds ? std::vector<float>{3.5f} : std::vector<float>{};
     auto run = [&](const FluxTransformer& m) {
       return m.forward(ref->load_f32(p + "hidden_states"), ref->load_f32(p + "encoder_hidden_states"),
                        ref->load_f32(p + "pooled_projections"), ts, gd, ref->load_f32(p + "img_ids"),
@@ -139,7 +141,8 @@ TEST(FluxTransformer, DiffusersFolderEqualsBflFile) {
 struct B1 {
   std::shared_ptr<TensorFile> ref;
   Tensor img, txt, pooled, img_ids, txt_ids;
-  explicit B1(const std::string& v) : ref(open_tensor_file(flux() + "/transformer/transformer_" + v + ".safetensors")) {
+  explicit B1(const std::string& v)
+      : ref(open_tensor_file(flux() + "/transformer/transformer_" + v + ".safetensors")) {
     img = ref->load_f32("b1_lat8x12.hidden_states");
     txt = ref->load_f32("b1_lat8x12.encoder_hidden_states");
     pooled = ref->load_f32("b1_lat8x12.pooled_projections");
@@ -167,7 +170,9 @@ TEST(FluxTransformer, GuidanceRulesAndBadInputs) {
             ErrorCode::kShapeMismatch);
   EXPECT_EQ(code_of([&] { dev.forward(d.img, d.txt, d.pooled, {1.0f}, {3.5f}, d.txt_ids, d.img_ids); }),
             ErrorCode::kShapeMismatch);
-  EXPECT_EQ(code_of([&] { dev.forward(d.img, d.txt, d.pooled, {1.0f, 2.0f, 3.0f}, {3.5f}, d.img_ids, d.txt_ids); }),
+  EXPECT_EQ(code_of([&] {
+              dev.forward(d.img, d.txt, d.pooled, {1.0f, 2.0f, 3.0f}, {3.5f}, d.img_ids, d.txt_ids);
+            }),
             ErrorCode::kInvalidArgument);
   // weights that do not fit the config: a missing block, a wrong width
   FluxConfig more = config_json("dev");
@@ -177,8 +182,11 @@ TEST(FluxTransformer, GuidanceRulesAndBadInputs) {
   wider.num_attention_heads = 4;
   EXPECT_EQ(code_of([&] { FluxTransformer m(wider, wd); }), ErrorCode::kShapeMismatch);
   // a SD file is not a FLUX transformer
-  EXPECT_EQ(code_of([&] { flux_bfl_weights(open_tensor_file(model_dir("dev") + "/vae/diffusion_pytorch_model.safetensors")); }),
-            ErrorCode::kCorruptFile);
+  EXPECT_EQ(
+      code_of([&] {
+        flux_bfl_weights(open_tensor_file(model_dir("dev") + "/vae/diffusion_pytorch_model.safetensors"));
+      }),
+      ErrorCode::kCorruptFile);
 }
 
 TEST(FluxTransformer, Bf16ComputeStaysClose) {

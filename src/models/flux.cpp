@@ -162,7 +162,8 @@ Tensor mlp(const Linear& a, const Linear& b, const Tensor& x) {
 
 }  // namespace
 
-FluxTransformer::FluxTransformer(const FluxConfig& cfg, const WeightStore& w) : cfg_(cfg), bf16_(w.compute_bf16()) {
+FluxTransformer::FluxTransformer(const FluxConfig& cfg, const WeightStore& w)
+    : cfg_(cfg), bf16_(w.compute_bf16()) {
   cfg.validate("FLUX transformer config");
   const int64_t d = cfg.inner_dim(), hd = cfg.attention_head_dim, m = 4 * d;  // diffusers: mlp ratio 4
   img_in_ = load_linear(w, "img_in", d, cfg.in_channels);
@@ -240,8 +241,8 @@ void FluxTransformer::double_block(const DoubleBlock& blk, Tensor& img, Tensor& 
   gated_add(txt, mlp(blk.txt.mlp0, blk.txt.mlp2, modulated_norm(txt, mt, 3, 4)), mt, 5);
 }
 
-void FluxTransformer::single_block(const SingleBlock& blk, Tensor& x, const Tensor& temb_silu, const Tensor& cos,
-                                   const Tensor& sin) const {
+void FluxTransformer::single_block(const SingleBlock& blk, Tensor& x, const Tensor& temb_silu,
+                                   const Tensor& cos, const Tensor& sin) const {
   const int64_t b = x.dim(0), t = x.dim(1), d = x.dim(2), m = 4 * d;
   const Tensor mod = blk.mod.forward(temb_silu);
   const Tensor h = blk.linear1.forward(modulated_norm(x, mod, 0, 1));  // [B, T, 3D + M]
@@ -273,7 +274,8 @@ Tensor FluxTransformer::forward(const Tensor& img_in, const Tensor& txt_in, cons
         shape_str(img_in.shape()));
   if (txt_in.rank() != 3 || txt_in.dim(0) != b || txt_in.dim(2) != cfg_.joint_attention_dim)
     bad("text states must be [B, S, " + std::to_string(cfg_.joint_attention_dim) + "] (T5 output), got " +
-        shape_str(txt_in.shape()) + " for batch " + std::to_string(b) + "; is the right text encoder loaded?");
+        shape_str(txt_in.shape()) + " for batch " + std::to_string(b) +
+        "; is the right text encoder loaded?");
   if (pooled.rank() != 2 || pooled.dim(0) != b || pooled.dim(1) != cfg_.pooled_projection_dim)
     bad("pooled text must be [B, " + std::to_string(cfg_.pooled_projection_dim) + "] (CLIP pooled), got " +
         shape_str(pooled.shape()));
@@ -281,14 +283,17 @@ Tensor FluxTransformer::forward(const Tensor& img_in, const Tensor& txt_in, cons
       txt_ids.dim(0) != s || txt_ids.dim(1) != na)
     bad("position ids must be [L, " + std::to_string(na) + "] and [S, " + std::to_string(na) + "], got " +
         shape_str(img_ids.shape()) + " and " + shape_str(txt_ids.shape()));
-  auto per_batch = [&](const std::vector<float>& v) { return v.size() == 1 || static_cast<int64_t>(v.size()) == b; };
+  auto per_batch = [&](const std::vector<float>& v) {
+    return v.size() == 1 || static_cast<int64_t>(v.size()) == b;
+  };
   if (!per_batch(timestep))
-    fail(ErrorCode::kInvalidArgument, "FLUX transformer: give 1 or " + std::to_string(b) + " timesteps, got " +
-                                          std::to_string(timestep.size()));
+    fail(ErrorCode::kInvalidArgument, "FLUX transformer: give 1 or " + std::to_string(b) +
+                                          " timesteps, got " + std::to_string(timestep.size()));
   if (cfg_.guidance_embeds && !per_batch(guidance))
-    fail(ErrorCode::kInvalidArgument, "this FLUX transformer is guidance-distilled (FLUX.1-dev style) and needs a "
-                                      "guidance value (1 or batch many, e.g. 3.5); got " +
-                                          std::to_string(guidance.size()));
+    fail(ErrorCode::kInvalidArgument,
+         "this FLUX transformer is guidance-distilled (FLUX.1-dev style) and needs a "
+         "guidance value (1 or batch many, e.g. 3.5); got " +
+             std::to_string(guidance.size()));
   Tensor temb = conditioning(pooled, timestep, guidance, b);
   Tensor temb_silu = activate(temb, Act::kSilu);  // every modulation applies SiLU first
   Tensor cos, sin;

@@ -3,10 +3,9 @@
 // linear1). A diffusers folder is exposed under those names by
 // flux_weights_from_diffusers (models/flux_names.h).
 #pragma once
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json_fwd.hpp>
 
 #include "models/blocks.h"
 
@@ -14,12 +13,12 @@ namespace vg {
 
 struct FluxConfig {
   int64_t in_channels = 64;
-  int64_t num_layers = 19;          // double-stream blocks
+  int64_t num_layers = 19;  // double-stream blocks
   int64_t num_single_layers = 38;
   int64_t attention_head_dim = 128;
   int64_t num_attention_heads = 24;
-  int64_t joint_attention_dim = 4096;  // T5 width
-  int64_t pooled_projection_dim = 768; // CLIP pooled width
+  int64_t joint_attention_dim = 4096;   // T5 width
+  int64_t pooled_projection_dim = 768;  // CLIP pooled width
   bool guidance_embeds = true;
   std::vector<int64_t> axes_dims_rope{16, 56, 56};
   int64_t out_channels = 64;  // config null -> in_channels
@@ -45,13 +44,13 @@ struct FluxConfig {
 
 // Optional captures of intermediate stages (diffusers' names in comments).
 struct FluxTrace {
-  Tensor temb;              // conditioning vector [B, D]
-  Tensor x_embedder;        // img_in(img) [B, L, D]
-  Tensor context_embedder;  // txt_in(txt) [B, S, D]
-  Tensor rope_cos, rope_sin;  // [S+L, head_dim]
+  Tensor temb;                                 // conditioning vector [B, D]
+  Tensor x_embedder;                           // img_in(img) [B, L, D]
+  Tensor context_embedder;                     // txt_in(txt) [B, S, D]
+  Tensor rope_cos, rope_sin;                   // [S+L, head_dim]
   std::vector<Tensor> double_img, double_txt;  // after each double block: hidden / encoder_hidden
   std::vector<Tensor> single_img, single_txt;  // after each single block (the joint stream split)
-  Tensor norm_out;          // final modulated norm of the image tokens [B, L, D]
+  Tensor norm_out;                             // final modulated norm of the image tokens [B, L, D]
 };
 
 class FluxTransformer {
@@ -62,9 +61,9 @@ class FluxTransformer {
   // model multiplies by 1000); guidance: B (or 1) values, or empty for a model
   // without guidance_embeds (ignored by such a model); img_ids [L, 3],
   // txt_ids [S, 3]. Returns [B, L, out_channels].
-  Tensor forward(const Tensor& img, const Tensor& txt, const Tensor& pooled, const std::vector<float>& timestep,
-                 const std::vector<float>& guidance, const Tensor& img_ids, const Tensor& txt_ids,
-                 FluxTrace* trace = nullptr) const;
+  Tensor forward(const Tensor& img, const Tensor& txt, const Tensor& pooled,
+                 const std::vector<float>& timestep, const std::vector<float>& guidance,
+                 const Tensor& img_ids, const Tensor& txt_ids, FluxTrace* trace = nullptr) const;
   const FluxConfig& config() const { return cfg_; }
 
  private:
@@ -79,8 +78,8 @@ class FluxTransformer {
     Linear mod, linear1, linear2;
     Tensor q_norm, k_norm;
   };
-  Tensor conditioning(const Tensor& pooled, const std::vector<float>& timestep, const std::vector<float>& guidance,
-                      int64_t batch) const;
+  Tensor conditioning(const Tensor& pooled, const std::vector<float>& timestep,
+                      const std::vector<float>& guidance, int64_t batch) const;
   void double_block(const DoubleBlock& blk, Tensor& img, Tensor& txt, const Tensor& temb_silu,
                     const Tensor& cos, const Tensor& sin) const;
   void single_block(const SingleBlock& blk, Tensor& x, const Tensor& temb_silu, const Tensor& cos,

@@ -16,7 +16,8 @@ FluxConfig FluxConfig::from_json(const nlohmann::json& j, const std::string& pat
   FluxConfig c;
   try {
     if (j.value("patch_size", int64_t{1}) != 1)
-      fail(ErrorCode::kUnsupportedModel, "'" + path + "': FLUX transformers with patch_size != 1 are not supported");
+      fail(ErrorCode::kUnsupportedModel,
+           "'" + path + "': FLUX transformers with patch_size != 1 are not supported");
     c.in_channels = j.value("in_channels", c.in_channels);
     c.num_layers = j.value("num_layers", c.num_layers);
     c.num_single_layers = j.value("num_single_layers", c.num_single_layers);
@@ -27,7 +28,8 @@ FluxConfig FluxConfig::from_json(const nlohmann::json& j, const std::string& pat
     c.guidance_embeds = j.value("guidance_embeds", false);  // diffusers' default
     c.axes_dims_rope = j.value("axes_dims_rope", c.axes_dims_rope);
     c.out_channels = (j.contains("out_channels") && !j["out_channels"].is_null())
-                         ? j["out_channels"].get<int64_t>() : c.in_channels;
+                         ? j["out_channels"].get<int64_t>()
+                         : c.in_channels;
   } catch (const nlohmann::json::exception& e) {
     fail(ErrorCode::kCorruptFile, "'" + path + "' has a field of the wrong type: " + e.what());
   }
@@ -60,7 +62,8 @@ const Shape& shape_of(const WeightStore& w, const std::string& name, size_t rank
                                       "'; the file is incomplete or not a FLUX.1 transformer");
   if (t->shape.size() != rank)
     fail(ErrorCode::kCorruptFile, "FLUX weight '" + name + "' has shape " + shape_str(t->shape) +
-                                      ", expected " + std::to_string(rank) + " dimensions; the file is damaged");
+                                      ", expected " + std::to_string(rank) +
+                                      " dimensions; the file is damaged");
   return t->shape;
 }
 
@@ -84,11 +87,13 @@ FluxConfig FluxConfig::from_weights(const WeightStore& w, const std::vector<int6
   c.num_layers = count_blocks(w, "double_blocks.", ".img_attn.qkv.weight");
   c.num_single_layers = count_blocks(w, "single_blocks.", ".linear1.weight");
   if (c.num_layers == 0)
-    fail(ErrorCode::kCorruptFile, "FLUX weights " + w.describe() + " have no double_blocks.0; not a FLUX.1 transformer");
+    fail(ErrorCode::kCorruptFile,
+         "FLUX weights " + w.describe() + " have no double_blocks.0; not a FLUX.1 transformer");
   const int64_t hd = shape_of(w, "double_blocks.0.img_attn.norm.query_norm.scale", 1)[0];
   if (hd <= 0 || inner % hd)
-    fail(ErrorCode::kCorruptFile, "FLUX weights: width " + std::to_string(inner) + " is not a multiple of the head dim " +
-                                      std::to_string(hd) + " (query_norm.scale); the file is damaged");
+    fail(ErrorCode::kCorruptFile, "FLUX weights: width " + std::to_string(inner) +
+                                      " is not a multiple of the head dim " + std::to_string(hd) +
+                                      " (query_norm.scale); the file is damaged");
   c.attention_head_dim = hd;
   c.num_attention_heads = inner / hd;
   if (!axes_hint.empty()) {

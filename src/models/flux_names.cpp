@@ -32,10 +32,13 @@ std::optional<DiffusersSource> diffusers_source(const std::string& bfl) {
     if (part == "mod.lin") return DiffusersSource{{p + (img ? "norm1.linear" : "norm1_context.linear") + x}};
     if (part == "attn.qkv") {
       if (img) return DiffusersSource{{p + "attn.to_q" + x, p + "attn.to_k" + x, p + "attn.to_v" + x}};
-      return DiffusersSource{{p + "attn.add_q_proj" + x, p + "attn.add_k_proj" + x, p + "attn.add_v_proj" + x}};
+      return DiffusersSource{
+          {p + "attn.add_q_proj" + x, p + "attn.add_k_proj" + x, p + "attn.add_v_proj" + x}};
     }
-    if (part == "attn.norm.query_norm") return DiffusersSource{{p + (img ? "attn.norm_q" : "attn.norm_added_q") + ".weight"}};
-    if (part == "attn.norm.key_norm") return DiffusersSource{{p + (img ? "attn.norm_k" : "attn.norm_added_k") + ".weight"}};
+    if (part == "attn.norm.query_norm")
+      return DiffusersSource{{p + (img ? "attn.norm_q" : "attn.norm_added_q") + ".weight"}};
+    if (part == "attn.norm.key_norm")
+      return DiffusersSource{{p + (img ? "attn.norm_k" : "attn.norm_added_k") + ".weight"}};
     if (part == "attn.proj") return DiffusersSource{{p + (img ? "attn.to_out.0" : "attn.to_add_out") + x}};
     if (part == "mlp.0") return DiffusersSource{{p + (img ? "ff.net.0.proj" : "ff_context.net.0.proj") + x}};
     if (part == "mlp.2") return DiffusersSource{{p + (img ? "ff.net.2" : "ff_context.net.2") + x}};
@@ -44,7 +47,8 @@ std::optional<DiffusersSource> diffusers_source(const std::string& bfl) {
   if (std::regex_match(bfl, m, sgl)) {
     const std::string p = "single_transformer_blocks." + m[1].str() + ".", x = "." + m[3].str(), part = m[2];
     if (part == "linear1")
-      return DiffusersSource{{p + "attn.to_q" + x, p + "attn.to_k" + x, p + "attn.to_v" + x, p + "proj_mlp" + x}};
+      return DiffusersSource{
+          {p + "attn.to_q" + x, p + "attn.to_k" + x, p + "attn.to_v" + x, p + "proj_mlp" + x}};
     if (part == "linear2") return DiffusersSource{{p + "proj_out" + x}};
     if (part == "modulation.lin") return DiffusersSource{{p + "norm.linear" + x}};
     if (part == "norm.query_norm") return DiffusersSource{{p + "attn.norm_q.weight"}};
@@ -89,9 +93,11 @@ const TensorInfo* build(const WeightStore& inner, OwnedTensors& owned, const std
   for (size_t i = 0; i < parts.size(); ++i) {
     const TensorInfo* p = parts[i];
     if (!p || p->dtype != first.dtype || p->ggml_type != first.ggml_type || p->shape.empty() ||
-        p->shape.size() != first.shape.size() || !std::equal(p->shape.begin() + 1, p->shape.end(), first.shape.begin() + 1))
+        p->shape.size() != first.shape.size() ||
+        !std::equal(p->shape.begin() + 1, p->shape.end(), first.shape.begin() + 1))
       fail(ErrorCode::kCorruptFile, "FLUX transformer weights " + inner.describe() + ": '" + src.parts[i] +
-                                        "' is missing or does not match its siblings (dtype/shape), so '" + bfl +
+                                        "' is missing or does not match its siblings (dtype/shape), so '" +
+                                        bfl +
                                         "' cannot be formed; the diffusers folder is incomplete or damaged");
     if (i) shape[0] += p->shape[0];
   }
@@ -101,12 +107,14 @@ const TensorInfo* build(const WeightStore& inner, OwnedTensors& owned, const std
   if (src.swap_halves) {
     if (shape.empty() || shape[0] % 2)
       fail(ErrorCode::kCorruptFile, "FLUX weight '" + src.parts[0] + "' has an odd number of rows " +
-                                        shape_str(shape) + "; expected (scale, shift) halves; the file is damaged");
+                                        shape_str(shape) +
+                                        "; expected (scale, shift) halves; the file is damaged");
     const size_t half = tensor_bytes(first, shape_numel(shape) / 2);
     bytes.assign(first.data + half, first.data + 2 * half);
     bytes.insert(bytes.end(), first.data, first.data + half);
   } else {
-    for (auto* p : parts) bytes.insert(bytes.end(), p->data, p->data + tensor_bytes(*p, shape_numel(p->shape)));
+    for (auto* p : parts)
+      bytes.insert(bytes.end(), p->data, p->data + tensor_bytes(*p, shape_numel(p->shape)));
   }
   info = TensorInfo{bfl, first.dtype, shape, bytes.data(), bytes.size(), first.ggml_type};
   return &info;
@@ -122,8 +130,8 @@ bool is_flux_diffusers(const TensorFile& f) {
 
 WeightStore flux_bfl_weights(std::shared_ptr<TensorFile> f) {
   if (!is_flux_bfl(*f))
-    fail(ErrorCode::kCorruptFile, "'" + f->path() + "' has no '" + kProbe +
-                                      "'; it is not a FLUX.1 transformer in BFL's layout");
+    fail(ErrorCode::kCorruptFile,
+         "'" + f->path() + "' has no '" + kProbe + "'; it is not a FLUX.1 transformer in BFL's layout");
   const bool prefixed = !f->has(kProbe);
   WeightStore w;
   w.add_file(std::move(f), prefixed ? kFluxBflPrefix : "");
