@@ -8,6 +8,7 @@
 #include "core/memory.h"
 #include "pipelines/image_prep.h"
 #include "pipelines/img2img.h"
+#include <algorithm>
 #include "pipelines/sd_engine.h"
 #include "pipelines/sd_model.h"
 
@@ -42,6 +43,17 @@ void blend_known(Tensor& x, const Tensor& known, const std::vector<float>& m) {
     const float a = m[i];
     for (int64_t k = 0; k < c; ++k) x.data()[i * c + k] = (1 - a) * known.data()[i * c + k] + a * x.data()[i * c + k];
   }
+}
+
+// The flow img2img pipelines' start: t_start = int(N - N * strength) with the
+// product kept in floating point (the SD pipelines truncate it first).
+size_t first_call(const Sampler& s, int steps, double strength) {
+  const size_t t_start = static_cast<size_t>(std::max(steps - std::min(steps * strength, double(steps)), 0.0));
+  const size_t first = t_start * static_cast<size_t>(s.order());
+  if (first >= s.timesteps().size())
+    fail(ErrorCode::kInvalidArgument, "strength " + std::to_string(strength) + " with " + std::to_string(steps) +
+                                          " steps runs no denoising step; raise strength or steps");
+  return first;
 }
 
 }  // namespace
@@ -136,7 +148,7 @@ GenerateResult DitEngine::generate(const GenerateParams& p, const ImageInputs& i
     std::vector<float> mask;
     size_t first = 0;
     if (li.pi) {
-      first = first_call_for_strength(*sampler, p.steps, p.strength);
+      first = first_call(*sampler, p.steps, p.strength);
       x0 = encode_image(image_to_tensor(fit_image(*li.pi, w, h, p.resize_mode)), *rng, p.vae_tiling);
       noise = rng->randn_nhwc({1, lh, lw, lc});
       if (li.pm) {

@@ -16,6 +16,8 @@
 #include "io/weights.h"
 #include "io/image_io.h"
 #include "pipelines/family_engine.h"
+#include "pipelines/flux_model.h"
+#include "pipelines/sd3_model.h"
 #include "pipelines/sd_model.h"
 #include "registry/presets.h"
 #include "visiongen/visiongen.h"
@@ -50,9 +52,20 @@ std::pair<std::string, std::string> precision_with_source(const std::string& p, 
   return {probe.choice, probe.cached ? "cached measurement" : "measured"};
 }
 
-// "sdxl" or "sd" from the model's files without loading it (for the probe).
+// The diffusion-transformer family of a model ("flux", "sd3") or "" for the
+// UNet families, from -m or the --transformer file.
+std::string dit_family(const std::string& path, const LoadOptions& opts) {
+  for (const std::string& p : {path, opts.transformer_file})
+    if (!p.empty() && is_flux_model(p)) return "flux";
+  for (const std::string& p : {path, opts.transformer_file})
+    if (!p.empty() && is_sd3_model(p)) return "sd3";
+  return "";
+}
+
+// "sdxl", "sd" or "dit" from the model's files without loading it (for the probe).
 std::string probe_arch(const std::string& path) {
   std::error_code ec;
+  if (is_flux_model(path) || is_sd3_model(path)) return "dit";
   if (std::filesystem::is_directory(path, ec))
     return std::filesystem::exists(std::filesystem::path(path) / "text_encoder_2", ec) ? "sdxl" : "sd";
   try {
@@ -100,12 +113,26 @@ Result<std::unique_ptr<Engine>> Engine::load(const std::string& path, const Load
       fail(ErrorCode::kInvalidArgument, "lora_mode '" + opts.lora_mode + "' is unknown; use merge or runtime");
     check_weights_fit(resolved, precision, opts.quant_compute == "native");
     ScopedDequantizeBlocks dequant_blocks(opts.quant_compute == "dequant");
-    auto model = load_sd_model(resolved, opts.tokenizer_dir, precision == "bf16", opts.config_dir);
-    if (!opts.unet_file.empty()) load_unet_file(*model, opts.unet_file, precision == "bf16");
-    model->info.precision = precision;
-    model->info.precision_source = source;
-    impl->family = model->info.family == "sdxl" ? make_sdxl_engine(std::move(model), opts)
-                                               : make_sd_engine(std::move(model), opts);
+    const std::string dit = dit_family(resolved, opts);
+    auto stamp = [&](ModelInfo& info) {
+      info.precision = precision;
+      info.precision_source = source;
+    };
+    if (dit == "flux") {
+      auto m = load_flux_model(resolved, opts, precision == "bf16");
+      stamp(m->parts.info);
+      impl->family = make_flux_engine(std::move(m), opts);
+    } else if (dit == "sd3") {
+      auto m = load_sd3_model(resolved, opts, precision == "bf16");
+      stamp(m->parts.info);
+      impl->family = make_sd3_engine(std::move(m), opts);
+    } else {
+      auto model = load_sd_model(resolved, opts.tokenizer_dir, precision == "bf16", opts.config_dir);
+      if (!opts.unet_file.empty()) load_unet_file(*model, opts.unet_file, precision == "bf16");
+      stamp(model->info);
+      impl->family = model->info.family == "sdxl" ? make_sdxl_engine(std::move(model), opts)
+                                                 : make_sd_engine(std::move(model), opts);
+    }
     impl->load_s = seconds_since(t0);
     impl->load_peak_rss_mb = peak_rss_bytes() / 1048576.0;
     return std::unique_ptr<Engine>(new Engine(std::move(impl)));

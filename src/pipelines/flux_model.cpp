@@ -1,0 +1,148 @@
+#include "pipelines/flux_model.h"
+
+#include <filesystem>
+
+#include "core/error.h"
+#include "io/atomic_file.h"
+#include "models/config_util.h"
+#include "io/hf_cache.h"
+#include "io/tensor_file.h"
+#include "models/flux_names.h"
+#include "pipelines/family_engine.h"
+
+namespace vg {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+bool is_dir(const std::string& p) {
+  std::error_code ec;
+  return fs::is_directory(p, ec);
+}
+
+std::string class_of(const std::string& dir) {
+  if (!path_exists(dir + "/model_index.json")) return "";
+  return read_json_file(dir + "/model_index.json", "model index").value("_class_name", "");
+}
+
+// The transformer tensors of a single file: BFL names, bare or under the
+// ComfyUI/sd.cpp checkpoint prefix.
+std::string flux_prefix(const TensorFile& f) {
+  for (const char* p : {"", "model.diffusion_model."})
+    if (f.has(std::string(p) + "double_blocks.0.img_attn.qkv.weight")) return p;
+  return "-";
+}
+
+// The published FLUX.1 scheduler configs (dev: dynamic shift; schnell: none).
+SchedulerConfig default_scheduler(bool dev) {
+  nlohmann::json j = {{"_class_name", "FlowMatchEulerDiscreteScheduler"}, {"num_train_timesteps", 1000}};
+  if (dev) {
+    j.update({{"shift", 3.0}, {"use_dynamic_shifting", true}, {"base_shift", 0.5}, {"max_shift", 1.15},
+              {"base_image_seq_len", 256}, {"max_image_seq_len", 4096}});
+  } else {
+    j.update({{"shift", 1.0}, {"use_dynamic_shifting", false}});
+  }
+  return SchedulerConfig::from_json(j, "the FLUX.1 default scheduler");
+}
+
+// BFL's ae.safetensors settings (FLUX.1's VAE config).
+VaeConfig flux_vae_defaults() {
+  VaeConfig v;
+  v.latent_channels = 16;
+  v.norm_num_groups = 32;
+  v.scaling_factor = 0.3611f;
+  v.shift_factor = 0.1159f;
+  return v;
+}
+
+std::string first_of(const std::string& a, const std::string& b) { return a.empty() ? b : a; }
+
+}  // namespace
+
+bool is_flux_model(const std::string& path) {
+  if (is_dir(path)) return class_of(path).rfind("Flux", 0) == 0;
+  try {
+    return flux_prefix(*open_tensor_file(path)) != "-";
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+std::unique_ptr<FluxModel> load_flux_model(const std::string& path, const LoadOptions& opts, bool bf16) {
+  auto m = std::make_unique<FluxModel>();
+  const bool folder = is_dir(path);
+  const std::string cfg_dir = opts.config_dir;
+  const std::string base = folder ? path : cfg_dir;  // where components and configs come from
+  // ---- transformer ----
+  const std::string tpath = !opts.transformer_file.empty() ? opts.transformer_file : folder ? path + "/transformer" : path;
+  std::string tconfig;
+  for (const std::string& d : {tpath, base.empty() ? std::string() : base + "/transformer"})
+    if (!d.empty() && path_exists(d + "/config.json")) {
+      tconfig = d + "/config.json";
+      break;
+    }
+  WeightStore tw;
+  if (is_dir(tpath)) {
+    tw = flux_weights_from_diffusers(open_component_weights(tpath, "transformer"));
+  } else {
+    if (!path_exists(tpath)) fail(ErrorCode::kFileNotFound, "transformer file '" + tpath + "' does not exist");
+    auto f = open_tensor_file(tpath);
+    const std::string prefix = flux_prefix(*f);
+    if (prefix == "-")
+      fail(ErrorCode::kUnsupportedModel, "'" + tpath + "' holds no FLUX transformer (no double_blocks.*); pass "
+                                         "flux1-dev/schnell.safetensors, a city96 FLUX GGUF or a diffusers FLUX folder");
+    tw.add_file(f, prefix);
+  }
+  tw.set_compute_bf16(bf16);
+  m->config = tconfig.empty() ? FluxConfig::from_weights(tw) : FluxConfig::from_json_file(tconfig);
+  m->transformer = std::make_unique<FluxTransformer>(m->config, tw);
+  const bool dev = m->config.guidance_embeds;
+  // ---- text encoders and tokenizers ----
+  const std::string clip = find_component(first_of(opts.text_encoder, opts.clip_l), base, "text_encoder", path, {"clip_l"});
+  const std::string t5 = find_component(first_of(opts.text_encoder_2, opts.t5), base, "text_encoder_2", path, {"t5xxl", "t5"});
+  if (clip.empty() || t5.empty())
+    fail(ErrorCode::kMissingComponent,
+         std::string("this FLUX transformer comes without its ") + (clip.empty() ? "CLIP-L" : "") +
+             (clip.empty() && t5.empty() ? " and " : "") + (t5.empty() ? "T5" : "") +
+             " text encoder; pass --clip-l FILE and --t5 FILE (ComfyUI's clip_l.safetensors / t5xxl_fp16.safetensors), "
+             "put them beside the model, or pass --config with a diffusers FLUX folder");
+  auto sub = [&](const char* s) { return base.empty() ? std::string() : base + "/" + s; };
+  m->clip = load_clip_component({clip, "", sub("text_encoder")}, bf16, "text_encoder");
+  m->t5 = load_t5_component({t5, "", sub("text_encoder_2")}, bf16, "text_encoder_2");
+  if (m->t5->config().d_model != m->config.joint_attention_dim)
+    fail(ErrorCode::kShapeMismatch, "the T5 encoder is " + std::to_string(m->t5->config().d_model) +
+                                        " wide but this FLUX transformer takes " +
+                                        std::to_string(m->config.joint_attention_dim) +
+                                        "-wide text states; pass the T5-XXL encoder FLUX was trained with");
+  if (m->clip->config().hidden_size != m->config.pooled_projection_dim)
+    fail(ErrorCode::kShapeMismatch, "the CLIP text encoder is " + std::to_string(m->clip->config().hidden_size) +
+                                        " wide but this FLUX transformer takes a " +
+                                        std::to_string(m->config.pooled_projection_dim) + "-wide pooled vector; pass CLIP-L");
+  // CLIP: the folder's tokenizer, else --tokenizer when it is a CLIP one, else the built-in vocabulary
+  const bool clip_tok_given = path_exists(opts.tokenizer_dir + "/vocab.json");
+  m->clip_tokenizer = load_clip_tokenizer(path_exists(sub("tokenizer")) ? sub("tokenizer") : clip_tok_given ? opts.tokenizer_dir : "",
+                                          "<|endoftext|>");
+  const std::string t5_parent = fs::path(t5).parent_path().string();
+  m->t5_tokenizer = load_t5_tokenizer({sub("tokenizer_2"), opts.tokenizer_dir, t5_parent + "/tokenizer_2", t5_parent}, "FLUX");
+  // ---- VAE, scheduler, info ----
+  const std::string vae = find_component(opts.vae_file, base, "vae", path, {"ae.", "ae-", "ae_", "flux_vae", "vae"});
+  if (vae.empty())
+    fail(ErrorCode::kMissingComponent, "no VAE for this FLUX model; pass --vae ae.safetensors (BFL's) or a diffusers vae folder");
+  m->parts.vae = load_vae_component({vae, "", sub("vae")}, bf16, flux_vae_defaults());
+  const std::string sched = sub("scheduler") + "/scheduler_config.json";
+  m->parts.scheduler = !base.empty() && path_exists(sched) ? SchedulerConfig::from_json_file(sched) : default_scheduler(dev);
+  ModelInfo& info = m->parts.info;
+  info.family = "flux";
+  info.path = path;
+  info.name = fs::path(path).filename().string();
+  if (info.name.empty()) info.name = fs::path(path).parent_path().filename().string();
+  info.prediction_type = "flow_prediction";
+  info.default_width = info.default_height = 1024;
+  info.vae_scale = static_cast<int>(m->parts.vae->scale());
+  info.size_multiple = info.vae_scale * 2;  // 2x2 latent packing
+  m->parts.hash_source = folder ? weight_files(path + "/transformer").front() : path;
+  return m;
+}
+
+}  // namespace vg
