@@ -145,3 +145,45 @@ TEST(Sd3Pipeline, StabilitySingleFileGivesTheFolderImage) {
 
 }  // namespace
 }  // namespace vg
+
+namespace vg {
+namespace {
+
+// city96's FLUX GGUF (--transformer) on the flux-tiny folder: dequantised
+// exactly, the pipeline gives diffusers' image with the dequantised weights.
+TEST(FluxPipeline, City96GgufTransformerMatchesDiffusers) {
+  const std::string g = test::fixtures() + "/gguf/flux";
+  struct Case {
+    const char* name;
+    const char* prompt;
+    int w, h, steps, msl;
+    int64_t seed;
+  };
+  for (const Case& c : {Case{"flux_q8_0_dev_g3p5_s4_96x64_msl512", "a painting of a squirrel eating a burger", 96, 64, 4, 512, 42},
+                        Case{"flux_q8_0_dev_g3p5_s6_64x96_msl64", "a lighthouse at night, digital art", 64, 96, 6, 64, 5}}) {
+    SCOPED_TRACE(c.name);
+    LoadOptions lo;
+    lo.transformer_file = g + "/flux1-tiny-dev-Q8_0.gguf";
+    lo.quant_compute = "dequant";
+    ScopedDequantizeBlocks exact(true);
+    auto eng = make_flux_engine(load_flux_model(test::fixtures() + "/flux-tiny/models/flux-tiny-dev", lo, false), lo);
+    GenerateParams p;
+    p.prompt = c.prompt;
+    p.width = c.w;
+    p.height = c.h;
+    p.steps = c.steps;
+    p.seed = c.seed;
+    p.guidance = 3.5f;
+    p.cfg_scale = 1;
+    p.max_sequence_length = c.msl;
+    EngineTrace trace;
+    eng->set_trace(&trace);
+    GenerateResult r = eng->generate(p, {}, nullptr);
+    auto ref = SafetensorsFile::open(g + "/" + c.name + ".safetensors");
+    EXPECT_LE(test::rel_err(nhwc_to_nchw(trace.final_latents), ref->load_f32("latents_final")), 1e-3);
+    EXPECT_GE(test::frac_within(test::image01(r.images[0]), ref->load_f32("image"), 1.0 / 255 + 1e-6), 0.99);
+  }
+}
+
+}  // namespace
+}  // namespace vg

@@ -76,3 +76,38 @@ TEST(FlowSchedule, SdOnlySamplersAreRefusedOnFlowModels) {
 
 }  // namespace
 }  // namespace vg
+
+namespace vg {
+namespace {
+
+// ComfyUI's schedules in flow form: sigma table shift(k/N), timestep = sigma.
+TEST(FlowSchedule, ComfyScheduleNamesInFlowForm) {
+  const SchedulerConfig sd3 = config(test::fixtures() + "/sd3-tiny/models/sd3-tiny");
+  const SchedulerConfig schnell = config(test::fixtures() + "/flux-tiny/models/flux-tiny-schnell");
+  auto sigmas = [](const SchedulerConfig& cfg, const char* sched, int steps) {
+    SamplerChoice c = resolve_sampler("euler", sched, cfg);
+    EXPECT_TRUE(c.warnings.empty()) << sched;
+    SamplerOptions o;
+    auto s = make_sampler(c, cfg, o);
+    s->set_timesteps(steps);
+    return s->sigmas();
+  };
+  // normal = linspace(timestep(sigma_max), timestep(sigma_min)) through sigma(): SD3's diffusers default
+  const auto def = sigmas(sd3, "default", 8), normal = sigmas(sd3, "normal", 8);
+  ASSERT_EQ(def.size(), normal.size());
+  for (size_t i = 0; i < def.size(); ++i) EXPECT_NEAR(def[i], normal[i], 1e-6);
+  // simple on an unshifted table: every N/steps-th sigma from the top
+  const auto simple = sigmas(schnell, "simple", 4);
+  ASSERT_EQ(simple.size(), 5u);
+  for (int i = 0; i < 4; ++i) EXPECT_NEAR(simple[i], 1.0 - 0.25 * i, 1e-6);
+  // beta: symmetric ppf spacing, descending, ends at 0
+  const auto beta = sigmas(sd3, "beta", 10);
+  ASSERT_GE(beta.size(), 9u);
+  for (size_t i = 1; i < beta.size(); ++i) EXPECT_LT(beta[i], beta[i - 1]);
+  EXPECT_EQ(beta.back(), 0.0f);
+  // a schedule without a flow form falls back with a warning
+  EXPECT_FALSE(resolve_sampler("euler", "karras", sd3).warnings.empty());
+}
+
+}  // namespace
+}  // namespace vg

@@ -85,9 +85,13 @@ namespace {
   else if (has_prefix("lora_") || has_prefix("lora_unet_")) family = "a LoRA (not a full model)";
   else if (has_prefix("first_stage_model.") && !has_prefix(kUnet)) family = "a VAE only";
   else if (has_prefix("encoder.") && has_prefix("decoder.")) family = "a VAE only";
-  fail(ErrorCode::kUnsupportedModel, "'" + f.path() + "' contains " + family +
-                                         ", which visiongen does not support yet; supported single files "
-                                         "are Stable Diffusion 1.x and 2.x checkpoints");
+  const bool dit = family == "FLUX" || family == "Stable Diffusion 3";
+  fail(ErrorCode::kUnsupportedModel,
+       "'" + f.path() + "' contains " + family +
+           (dit ? ", which 'visiongen generate' and 'serve' run but this command does not handle yet (it takes Stable "
+                  "Diffusion 1.x/2.x/XL checkpoints)"
+                : ", which visiongen does not support yet; supported single files are Stable Diffusion 1.x, 2.x and XL "
+                  "checkpoints and FLUX.1 / SD3 transformers"));
 }
 
 struct YamlHints {

@@ -2,9 +2,13 @@
 // Wan) and its Heun twin FlowMatchHeunDiscreteScheduler: sigmas from 1 down
 // (the scheduler's grid, or the pipeline's linspace(1, 1/N, N)), shifted
 // statically or by exp(mu) from the image token count; x += (s_next - s) * v.
+#include <cmath>
+
+#include "core/error.h"
 #include "sampling/flow_shift.h"
 #include "sampling/sampler_registry.h"
 #include "sampling/sigma_sampler.h"
+#include "sampling/sigma_schedules.h"
 
 namespace vg {
 
@@ -17,28 +21,15 @@ class FlowEulerSampler : public Sampler {
   int order() const override { return heun_ ? 2 : 1; }
 
   void set_timesteps(int steps) override {
-    const int n = cfg_.num_train_timesteps;
-    const bool dynamic = flow_dynamic(cfg_) && opt_.image_seq_len > 0;
-    // The unshifted grid: the pipeline's, or linspace(t(sigma_max), t(sigma_min)) / N_train
-    // where the scheduler's own sigma range is already statically shifted.
-    double t0 = 1.0, t1 = 1.0 / n;
-    if (!opt_.flow_linear_sigmas && !dynamic) {
-      t0 = flow_shifted(cfg_, 0, 1.0);
-      t1 = flow_shifted(cfg_, 0, 1.0 / n);
-    } else if (opt_.flow_linear_sigmas) {
-      t1 = 1.0 / steps;
-    }
-    step_sigmas_.clear();
-    for (int i = 0; i < steps; ++i) {
-      const double s = steps == 1 ? t0 : t0 + (t1 - t0) * i / (steps - 1);
-      step_sigmas_.push_back(static_cast<float>(flow_shifted(cfg_, opt_.image_seq_len, static_cast<float>(s))));
-    }
+    schedule_ = opt_.schedule.empty() ? "default" : opt_.schedule;
+    step_sigmas_ = schedule_ == "default" ? default_sigmas(steps) : comfy_sigmas(schedule_, steps);
     step_sigmas_.push_back(0.0f);
     sigmas_.clear();
     timesteps_.clear();
     calls_.clear();
     // Heun: one call per step at sigma_i, a second at sigma_{i+1} unless that is 0.
-    for (int i = 0; i < steps; ++i) {
+    const int n = cfg_.num_train_timesteps;
+    for (int i = 0; i + 1 < static_cast<int>(step_sigmas_.size()); ++i) {
       calls_.push_back({i, false});
       if (heun_ && step_sigmas_[i + 1] > 0) calls_.push_back({i, true});
     }
@@ -69,6 +60,52 @@ class FlowEulerSampler : public Sampler {
   }
 
  private:
+  double shift(double t) const { return flow_shifted(cfg_, opt_.image_seq_len, t); }
+
+  // diffusers: the pipeline's grid or linspace over the scheduler's own
+  // (statically shifted) sigma range, then shifted.
+  std::vector<float> default_sigmas(int steps) const {
+    const int n = cfg_.num_train_timesteps;
+    const bool dynamic = flow_dynamic(cfg_) && opt_.image_seq_len > 0;
+    double t0 = 1.0, t1 = 1.0 / n;
+    if (opt_.flow_linear_sigmas) t1 = 1.0 / steps;
+    else if (!dynamic) t0 = shift(1.0), t1 = shift(1.0 / n);
+    std::vector<float> out;
+    for (int i = 0; i < steps; ++i) {
+      const double s = steps == 1 ? t0 : t0 + (t1 - t0) * i / (steps - 1);
+      out.push_back(static_cast<float>(shift(static_cast<float>(s))));
+    }
+    return out;
+  }
+
+  // ComfyUI's schedules on a flow model (ModelSamplingDiscreteFlow): its
+  // sigma table is shift(k / N) for k = 1..N and timestep(sigma) = sigma.
+  std::vector<float> comfy_sigmas(const std::string& name, int steps) const {
+    const int n = cfg_.num_train_timesteps;
+    std::vector<double> table(n);
+    for (int k = 0; k < n; ++k) table[k] = shift(static_cast<double>(k + 1) / n);
+    std::vector<float> out;
+    if (name == "normal" || name == "sgm_uniform") {  // linspace(timestep(max), timestep(min)) through sigma()
+      const int pts = name == "sgm_uniform" ? steps + 1 : steps;
+      const double a = table.back(), b = table.front();
+      for (int i = 0; i < steps; ++i) out.push_back(static_cast<float>(shift(pts == 1 ? a : a + (b - a) * i / (pts - 1))));
+    } else if (name == "simple") {
+      const double ss = static_cast<double>(n) / steps;
+      for (int i = 0; i < steps; ++i) out.push_back(static_cast<float>(table[n - 1 - static_cast<int>(i * ss)]));
+    } else if (name == "beta") {  // ComfyUI: rint(ppf(1 - i/steps) * (N-1)), repeats dropped
+      double last = -1;
+      for (int i = 0; i < steps; ++i) {
+        const double t = std::rint(beta_ppf(1.0 - static_cast<double>(i) / steps, 0.6, 0.6) * (n - 1));
+        if (t != last) out.push_back(static_cast<float>(table[static_cast<int>(t)]));
+        last = t;
+      }
+    } else {
+      fail(ErrorCode::kInvalidArgument, "schedule '" + name + "' has no flow-matching form; use default, normal, simple, "
+                                        "beta or sgm_uniform on this model");
+    }
+    return out;
+  }
+
   struct Call {
     int step;
     bool second;

@@ -136,6 +136,17 @@ SamplerChoice resolve_sampler(const std::string& sampler_in, const std::string& 
   } else if (info->id == "flow_euler" || info->id == "flow_heun") {
     fail(ErrorCode::kInvalidArgument, "sampler '" + sampler_in + "' is for rectified-flow models (FLUX, SD3); pick another for this model");
   }
+  if (is_flow_config(model_cfg)) {  // flow schedules as ComfyUI names them (Euler/Heun); solvers keep their own grid
+    const bool euler_like = c.sampler == "flow_euler" || c.sampler == "flow_heun";
+    const bool known = sched == "normal" || sched == "simple" || sched == "beta" || sched == "sgm_uniform";
+    if (sched != "default" && !(euler_like && known)) {
+      c.warnings.push_back("scheduler '" + sched + "' has no flow-matching form for sampler '" + c.sampler +
+                           "'; using the model's default schedule (flow models take default, normal, simple, beta, sgm_uniform with euler/heun)");
+      sched = "default";
+    }
+    c.schedule = sched;
+    return c;
+  }
   if (sched != "default" && !is_spacing_schedule(sched) && !info->sigma_schedules) {
     c.warnings.push_back("scheduler '" + sched + "' is not supported by sampler '" + info->id +
                          "' (it has no sigma schedule); using its default timesteps");
