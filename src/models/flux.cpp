@@ -16,21 +16,11 @@ inline float gelu_tanh(float v) {
   return 0.5f * v * (1.0f + std::tanh(0.7978845608028654f * (v + 0.044715f * v * v * v)));
 }
 
-// diffusers Timesteps(256, flip_sin_to_cos=True, shift 0) of v*1000, float32
-// arithmetic in diffusers' order: [cos, sin].
+// diffusers Timesteps(256, flip_sin_to_cos=True, shift 0) of v*1000: [cos, sin].
 Tensor sinusoid256(const std::vector<float>& values, int64_t batch) {
-  constexpr int64_t kDim = 256, kHalf = 128;
-  Tensor out({batch, kDim});
-  const float log_max = static_cast<float>(std::log(10000.0));
-  for (int64_t b = 0; b < batch; ++b) {
-    const float t = values.size() == 1 ? values[0] * 1000.0f : values[b] * 1000.0f;
-    for (int64_t i = 0; i < kHalf; ++i) {
-      const float arg = t * std::exp(-log_max * static_cast<float>(i) / static_cast<float>(kHalf));
-      out.data()[b * kDim + i] = std::cos(arg);
-      out.data()[b * kDim + kHalf + i] = std::sin(arg);
-    }
-  }
-  return out;
+  std::vector<float> t(static_cast<size_t>(batch));
+  for (int64_t b = 0; b < batch; ++b) t[b] = (values.size() == 1 ? values[0] : values[b]) * 1000.0f;
+  return timestep_sinusoid(t.data(), batch, 256, true, 0.0f);
 }
 
 // LayerNorm without affine (eps 1e-6) then * (1 + scale) + shift, with shift
