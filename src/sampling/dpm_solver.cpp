@@ -46,7 +46,7 @@ class DpmSolverSampler : public SigmaSampler {
 
   void set_timesteps(int steps) override {
     if (flow_) {
-      flow_schedule(steps);
+      flow_multistep_grid(cfg_, opt_.image_seq_len, steps, &sigmas_, &timesteps_);
     } else {
       make_schedule(steps);
       single_call_schedule();
@@ -81,25 +81,6 @@ class DpmSolverSampler : public SigmaSampler {
 
  private:
   AlphaSigma vp(float s) const { return flow_ ? flow(s) : vp_of(s); }
-
-  // diffusers' use_flow_sigmas grid: 1 - linspace(1, 1/N_train, N+1), shifted
-  // by flow_shift (exp(mu) with dynamic shifting), reversed, the 0 dropped;
-  // integer timesteps = floor(sigma * N_train); final sigma 0.
-  void flow_schedule(int steps) {
-    const int n = cfg_.num_train_timesteps;
-    double shift = cfg_.get("flow_shift", 1.0);
-    if (flow_dynamic(cfg_) && opt_.image_seq_len > 0) shift = std::exp(flow_mu(cfg_, opt_.image_seq_len));
-    sigmas_.clear();
-    timesteps_.clear();
-    for (int i = steps; i >= 1; --i) {
-      const double alpha = 1.0 + (1.0 / n - 1.0) * i / steps;
-      const double s = 1.0 - alpha;
-      const double sh = shift * s / (1 + (shift - 1) * s);
-      sigmas_.push_back(static_cast<float>(sh));
-      timesteps_.push_back(static_cast<float>(static_cast<int64_t>(sh * n)));
-    }
-    sigmas_.push_back(0.0f);
-  }
 
   // x0 (DPM-Solver++) or epsilon (DPM-Solver) prediction.
   Tensor convert(const Tensor& m, const Tensor& x, float s) const {

@@ -23,4 +23,20 @@ double flow_shifted(const SchedulerConfig& cfg, int image_seq_len, double s) {
   return shift * s / (1 + (shift - 1) * s);
 }
 
+void flow_multistep_grid(const SchedulerConfig& cfg, int image_seq_len, int steps, std::vector<float>* sigmas,
+                         std::vector<float>* timesteps) {
+  const int n = cfg.num_train_timesteps;
+  double shift = cfg.get("flow_shift", 1.0);
+  if (flow_dynamic(cfg) && image_seq_len > 0) shift = std::exp(flow_mu(cfg, image_seq_len));
+  sigmas->clear();
+  timesteps->clear();
+  for (int i = steps; i >= 1; --i) {
+    const double s = -(1.0 / n - 1.0) * i / steps;  // 1 - alpha
+    const double sh = shift * s / (1 + (shift - 1) * s);
+    sigmas->push_back(static_cast<float>(sh));
+    timesteps->push_back(static_cast<float>(static_cast<int64_t>(sh * n)));
+  }
+  sigmas->push_back(0.0f);
+}
+
 }  // namespace vg

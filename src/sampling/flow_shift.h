@@ -16,4 +16,11 @@ double flow_mu(const SchedulerConfig& cfg, int image_seq_len);
 // else shift*s / (1 + (shift-1)*s).
 double flow_shifted(const SchedulerConfig& cfg, int image_seq_len, double sigma);
 
+// The multistep solvers' use_flow_sigmas grid (DPMSolverMultistep, UniPC):
+// 1 - linspace(1, 1/N_train, N+1) shifted by flow_shift (exp(mu) with dynamic
+// shifting), reversed, the 0 dropped; integer timesteps floor(sigma * N_train);
+// final sigma 0.
+void flow_multistep_grid(const SchedulerConfig& cfg, int image_seq_len, int steps, std::vector<float>* sigmas,
+                         std::vector<float>* timesteps);
+
 }  // namespace vg

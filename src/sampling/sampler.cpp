@@ -32,7 +32,7 @@ nlohmann::json variant_overrides(const std::string& id) {
 std::string flow_form(const std::string& id) {
   if (id == "euler" || id == "flow_euler") return "flow_euler";
   if (id == "heun" || id == "flow_heun") return "flow_heun";
-  if (id == "dpmpp_2m" || id == "dpmpp_3m" || id == "dpmpp_2m_sde") return id;
+  if (id == "dpmpp_2m" || id == "dpmpp_3m" || id == "dpmpp_2m_sde" || id == "unipc" || id == "unipc_bh1") return id;
   return "";
 }
 

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "sampling/flow_shift.h"
 #include "sampling/sampler_registry.h"
 #include "sampling/sigma_sampler.h"
 
@@ -10,10 +11,10 @@ namespace vg {
 
 namespace {
 
-float lambda_of(float s) {
-  const float a = 1.0f / std::sqrt(s * s + 1.0f);
-  return std::log(a) - std::log(s * a);
-}
+struct AlphaSigma {
+  float alpha, sigma;
+  float lambda() const { return std::log(alpha) - std::log(sigma); }
+};
 
 // Solves the small dense system A x = b (Gaussian elimination, partial pivoting).
 std::vector<float> solve(std::vector<std::vector<float>> a, std::vector<float> b) {
@@ -50,12 +51,18 @@ class UniPcSampler : public SigmaSampler {
     lower_order_final_ = cfg.get("lower_order_final", true);
     if (cfg.has("disable_corrector")) disable_corrector_ = cfg.get<std::vector<int>>("disable_corrector", {});
     if (order_ < 1 || order_ > 3) fail(ErrorCode::kInvalidArgument, "UniPC solver_order must be 1, 2 or 3");
+    flow_ = cfg.get("use_flow_sigmas", false);
+    if (flow_ && !predict_x0_) fail(ErrorCode::kInvalidArgument, "UniPC's flow form needs predict_x0");
   }
   std::string name() const override { return bh2_ ? "unipc" : "unipc_bh1"; }
 
   void set_timesteps(int steps) override {
-    make_schedule(steps);
-    single_call_schedule();
+    if (flow_) {  // rectified flow: x_t = (1 - s) x0 + s noise, final sigma 0
+      flow_multistep_grid(cfg_, opt_.image_seq_len, steps, &sigmas_, &timesteps_);
+    } else {
+      make_schedule(steps);
+      single_call_schedule();
+    }
     outputs_.clear();
     lower_order_nums_ = 0;
     last_sample_ = Tensor();
@@ -79,9 +86,25 @@ class UniPcSampler : public SigmaSampler {
     return out;
   }
 
+  Tensor add_noise(const Tensor& x0, const Tensor& noise, size_t i) const override {
+    if (!flow_) return SigmaSampler::add_noise(x0, noise, i);
+    return lincomb(sigmas_[i], noise, 1 - sigmas_[i], x0);
+  }
+  Tensor scale_model_input(const Tensor& x, size_t i) const override { return flow_ ? x : SigmaSampler::scale_model_input(x, i); }
+  float init_noise_sigma() const override { return flow_ ? 1.0f : SigmaSampler::init_noise_sigma(); }
+
  private:
+  AlphaSigma as(float s) const {
+    if (flow_) return {1.0f - s, s};
+    const float a = 1.0f / std::sqrt(s * s + 1.0f);
+    return {a, s * a};
+  }
+  float lambda_of(float s) const { return as(s).lambda(); }
+
   Tensor convert(const Tensor& m, const Tensor& x, float s) const {
-    const float a = 1.0f / std::sqrt(s * s + 1.0f), sg = s * a;
+    const AlphaSigma q = as(s);
+    const float a = q.alpha, sg = q.sigma;
+    if (flow_) return lincomb(1.0f, x, -sg, m);
     const std::string& p = cfg_.prediction_type;
     if (predict_x0_) {
       if (p == "epsilon") return lincomb(1.0f / a, x, -sg / a, m);
@@ -110,8 +133,8 @@ class UniPcSampler : public SigmaSampler {
   Tensor combine(const Tensor& x, float s_t, float s_s0, float h_phi_1, float b_h, const Tensor& m0,
                  const std::vector<Tensor>& d1s, const std::vector<float>& rhos, const Tensor* d1_t,
                  float rho_t) const {
-    const float a_t = 1.0f / std::sqrt(s_t * s_t + 1.0f), sg_t = s_t * a_t;
-    const float a_s0 = 1.0f / std::sqrt(s_s0 * s_s0 + 1.0f), sg_s0 = s_s0 * a_s0;
+    const float a_t = as(s_t).alpha, sg_t = as(s_t).sigma;
+    const float a_s0 = as(s_s0).alpha, sg_s0 = as(s_s0).sigma;
     const float cx = predict_x0_ ? sg_t / sg_s0 : a_t / a_s0;
     const float cm = predict_x0_ ? a_t * h_phi_1 : sg_t * h_phi_1;
     const float cb = predict_x0_ ? a_t * b_h : sg_t * b_h;
@@ -177,6 +200,7 @@ class UniPcSampler : public SigmaSampler {
   }
 
   int order_ = 2, this_order_ = 1, lower_order_nums_ = 0;
+  bool flow_ = false;
   bool bh2_ = true, predict_x0_ = true, lower_order_final_ = true;
   std::vector<int> disable_corrector_;
   std::vector<Tensor> outputs_;
