@@ -1,9 +1,10 @@
 // FlowMatchEulerDiscreteScheduler (rectified-flow DiTs: SD3, FLUX, Z-Image,
-// Wan) and its Heun twin FlowMatchHeunDiscreteScheduler: sigmas from 1 down
+// Wan), its Heun twin FlowMatchHeunDiscreteScheduler and FlowMatchLCMScheduler: sigmas from 1 down
 // (the scheduler's grid, or the pipeline's linspace(1, 1/N, N)), shifted
 // statically or by exp(mu) from the image token count; x += (s_next - s) * v.
 #include <cmath>
 
+#include "backend/cpu/ops.h"
 #include "core/error.h"
 #include "sampling/flow_shift.h"
 #include "sampling/sampler_registry.h"
@@ -16,8 +17,9 @@ namespace {
 
 class FlowEulerSampler : public Sampler {
  public:
-  FlowEulerSampler(const SchedulerConfig& cfg, const SamplerOptions& o, bool heun) : cfg_(cfg), opt_(o), heun_(heun) {}
-  std::string name() const override { return heun_ ? "flow_heun" : "flow_euler"; }
+  FlowEulerSampler(const SchedulerConfig& cfg, const SamplerOptions& o, bool heun, bool lcm = false)
+      : cfg_(cfg), opt_(o), heun_(heun), lcm_(lcm) {}
+  std::string name() const override { return heun_ ? "flow_heun" : lcm_ ? "flow_lcm" : "flow_euler"; }
   int order() const override { return heun_ ? 2 : 1; }
 
   void set_timesteps(int steps) override {
@@ -41,9 +43,16 @@ class FlowEulerSampler : public Sampler {
     sigmas_.push_back(0.0f);
   }
 
-  Tensor step(const Tensor& v, size_t i, const Tensor& x, Rng&) override {
+  Tensor step(const Tensor& v, size_t i, const Tensor& x, Rng& rng) override {
     const Call c = calls_[i];
     const float dt = step_sigmas_[c.step + 1] - step_sigmas_[c.step];
+    if (lcm_) {  // FlowMatchLCMScheduler: x0 = x - s v, re-noised to the next level with a fresh draw
+      const float s = step_sigmas_[c.step], sn = step_sigmas_[c.step + 1];
+      Tensor x0 = lincomb(1.0f, x, -s, v);
+      Tensor noise = rng.randn_nhwc(x.shape());
+      scale_inplace(noise, opt_.s_noise);
+      return lincomb(1 - sn, x0, sn, noise);
+    }
     if (!heun_ || step_sigmas_[c.step + 1] == 0.0f) return lincomb(1.0f, x, dt, v);
     if (!c.second) {  // predictor: remember where the step started and its slope
       prev_ = x.clone();
@@ -116,7 +125,7 @@ class FlowEulerSampler : public Sampler {
   }
   SchedulerConfig cfg_;
   SamplerOptions opt_;
-  bool heun_;
+  bool heun_, lcm_;
   std::vector<float> step_sigmas_;
   std::vector<Call> calls_;
   Tensor prev_, d1_;
@@ -129,6 +138,9 @@ std::unique_ptr<Sampler> make_flow_euler_sampler(const SchedulerConfig& cfg, con
 }
 std::unique_ptr<Sampler> make_flow_heun_sampler(const SchedulerConfig& cfg, const SamplerOptions& o) {
   return std::make_unique<FlowEulerSampler>(cfg, o, true);
+}
+std::unique_ptr<Sampler> make_flow_lcm_sampler(const SchedulerConfig& cfg, const SamplerOptions& o) {
+  return std::make_unique<FlowEulerSampler>(cfg, o, false, true);
 }
 
 }  // namespace vg

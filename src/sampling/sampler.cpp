@@ -32,6 +32,7 @@ nlohmann::json variant_overrides(const std::string& id) {
 std::string flow_form(const std::string& id) {
   if (id == "euler" || id == "flow_euler") return "flow_euler";
   if (id == "heun" || id == "flow_heun") return "flow_heun";
+  if (id == "lcm" || id == "flow_lcm") return "flow_lcm";
   if (id == "dpmpp_2m" || id == "dpmpp_3m" || id == "dpmpp_2m_sde" || id == "unipc" || id == "unipc_bh1") return id;
   return "";
 }
@@ -66,6 +67,7 @@ const std::vector<SamplerInfo>& sampler_table() {
       {"tcd", "TCD", "TCDScheduler", {}, false, true, true, true, false, "eta is TCD's gamma (default 0.3)"},
       {"flow_euler", "Euler (flow)", "FlowMatchEulerDiscreteScheduler", {"flow_match_euler", "flowmatch_euler"}, false, false, false, false, false, "rectified-flow (DiT) models; 'euler' on such a model"},
       {"flow_heun", "Heun (flow)", "FlowMatchHeunDiscreteScheduler", {"flow_match_heun", "flowmatch_heun"}, false, false, false, false, false, "rectified-flow models; 'heun' on such a model; 2 calls per step"},
+      {"flow_lcm", "LCM (flow)", "FlowMatchLCMScheduler", {"flow_match_lcm", "flowmatch_lcm"}, false, true, false, true, false, "rectified-flow LCM/few-step models; 'lcm' on such a model; one draw per step"},
   };
   return k;
 }
@@ -132,12 +134,12 @@ SamplerChoice resolve_sampler(const std::string& sampler_in, const std::string& 
   if (is_flow_config(model_cfg)) {
     c.sampler = flow_form(info->id);
     if (c.sampler.empty())
-      fail(ErrorCode::kInvalidArgument, "sampler '" + sampler_in + "' has no flow-matching form for this rectified-flow model; use euler, heun or dpmpp_2m");
-  } else if (info->id == "flow_euler" || info->id == "flow_heun") {
+      fail(ErrorCode::kInvalidArgument, "sampler '" + sampler_in + "' has no flow-matching form for this rectified-flow model; use euler, heun, lcm, dpmpp_2m or unipc");
+  } else if (info->id.rfind("flow_", 0) == 0) {
     fail(ErrorCode::kInvalidArgument, "sampler '" + sampler_in + "' is for rectified-flow models (FLUX, SD3); pick another for this model");
   }
   if (is_flow_config(model_cfg)) {  // flow schedules as ComfyUI names them (Euler/Heun); solvers keep their own grid
-    const bool euler_like = c.sampler == "flow_euler" || c.sampler == "flow_heun";
+    const bool euler_like = c.sampler == "flow_euler" || c.sampler == "flow_heun" || c.sampler == "flow_lcm";
     const bool known = sched == "normal" || sched == "simple" || sched == "beta" || sched == "sgm_uniform";
     if (sched != "default" && !(euler_like && known)) {
       c.warnings.push_back("scheduler '" + sched + "' has no flow-matching form for sampler '" + c.sampler +
@@ -201,6 +203,7 @@ std::unique_ptr<Sampler> make_sampler(const SamplerChoice& c, const SchedulerCon
   else if (id == "lcm" || id == "tcd") s = make_lcm_sampler(cfg, o, id == "tcd");
   else if (id == "flow_euler") s = make_flow_euler_sampler(cfg, o);
   else if (id == "flow_heun") s = make_flow_heun_sampler(cfg, o);
+  else if (id == "flow_lcm") s = make_flow_lcm_sampler(cfg, o);
   else fail(ErrorCode::kInternal, "sampler '" + id + "' has no implementation");
   return s;
 }

@@ -19,6 +19,7 @@ std::unique_ptr<Sampler> make_plms_sampler(const SchedulerConfig& cfg, const Sam
 std::unique_ptr<Sampler> make_lcm_sampler(const SchedulerConfig& cfg, const SamplerOptions& o, bool tcd);
 std::unique_ptr<Sampler> make_flow_euler_sampler(const SchedulerConfig& cfg, const SamplerOptions& o);
 std::unique_ptr<Sampler> make_flow_heun_sampler(const SchedulerConfig& cfg, const SamplerOptions& o);
+std::unique_ptr<Sampler> make_flow_lcm_sampler(const SchedulerConfig& cfg, const SamplerOptions& o);
 
 Tensor lincomb(float a, const Tensor& x, float b, const Tensor& y);
 
