@@ -187,3 +187,46 @@ TEST(FluxPipeline, City96GgufTransformerMatchesDiffusers) {
 
 }  // namespace
 }  // namespace vg
+
+namespace vg {
+namespace {
+
+// An SD3 single file with its text encoders inside (SD3-medium "incl_clips"
+// style: text_encoders.{clip_l,clip_g,t5xxl}.transformer.*, CLIP-L without
+// its projection) gives the folder's image with no component flags.
+TEST(Sd3Pipeline, SingleFileWithEncodersInsideGivesTheFolderImage) {
+  const std::string root = test::fixtures() + "/sd3-tiny/models";
+  std::vector<TensorToWrite> out;
+  std::vector<std::shared_ptr<SafetensorsFile>> keep;
+  auto add = [&](const std::string& file, const std::string& prefix, bool skip_projection) {
+    keep.push_back(SafetensorsFile::open(file));
+    for (const auto& [name, info] : keep.back()->tensors()) {
+      if (skip_projection && name == "text_projection.weight") continue;
+      out.push_back(TensorToWrite{prefix + name, info.dtype, info.shape, info.data});
+    }
+  };
+  add(root + "/sd3.5-tiny-medium.safetensors", "", false);
+  add(root + "/sd3-tiny/text_encoder/model.safetensors", "text_encoders.clip_l.transformer.", true);
+  add(root + "/sd3-tiny/text_encoder_2/model.safetensors", "text_encoders.clip_g.transformer.", false);
+  add(root + "/sd3-tiny/text_encoder_3/model.safetensors", "text_encoders.t5xxl.transformer.", false);
+  const std::string dir = ::testing::TempDir() + "/sd3_incl_clips";
+  std::filesystem::create_directories(dir);
+  write_safetensors(dir + "/sd3-tiny-incl-clips.safetensors", out, {});
+  GenerateParams p;
+  p.prompt = "a red fox";
+  p.width = p.height = 64;
+  p.steps = 2;
+  p.seed = 4;
+  p.cfg_scale = 4;
+  LoadOptions folder;
+  auto a = make_sd3_engine(load_sd3_model(root + "/sd3-tiny", folder, false), folder)->generate(p, {}, nullptr);
+  LoadOptions single;  // configs (widths the shapes cannot tell) from the folder; every weight from the file
+  single.config_dir = root + "/sd3-tiny";
+  auto m = load_sd3_model(dir + "/sd3-tiny-incl-clips.safetensors", single, false);
+  ASSERT_TRUE(m->t5);
+  auto b = make_sd3_engine(std::move(m), single)->generate(p, {}, nullptr);
+  EXPECT_GE(test::frac_within(test::image01(a.images[0]), test::image01(b.images[0]), 1.0 / 255 + 1e-6), 0.999);
+}
+
+}  // namespace
+}  // namespace vg

@@ -97,6 +97,9 @@ void add_registry_commands(CLI::App& app) {
       std::printf("%-8s %-32s %-5s %-5s %-9d %-9d %-10d %-14s %s\n", e.name.c_str(), join(e.tasks, ",").c_str(),
                   e.mask ? "yes" : "no", e.lora ? "yes" : "no", e.size_multiple, e.max_size, e.max_frames,
                   join(e.weight_dtypes, ",").c_str(), join(e.devices, ",").c_str());
+    for (const auto& e : engines())
+      std::printf("%s families: %s (LoRAs: the Stable Diffusion families; FLUX/SD3 run without)\n", e.name.c_str(),
+                  join(e.families, ", ").c_str());
     std::printf("not supported yet: text_to_video, image_to_video, upscale (no engine in this build)\n");
   });
 

@@ -145,27 +145,29 @@ std::unique_ptr<AutoencoderKL> load_vae_component(const ComponentRef& c, bool bf
   return std::make_unique<AutoencoderKL>(vc, w);
 }
 
-std::string find_component(const std::string& given, const std::string& folder, const char* sub,
+std::string find_component(const std::string& given, const std::string& config_dir, const char* sub,
                            const std::string& model_path, std::initializer_list<const char*> patterns) {
   if (!given.empty()) {
     if (!path_exists(given))
       fail(ErrorCode::kFileNotFound, "component '" + given + "' does not exist; check the path");
     return given;
   }
-  if (!folder.empty() && is_dir(folder + "/" + sub)) return folder + "/" + sub;
-  if (model_path.empty() || is_dir(model_path)) return "";
+  if (is_dir(model_path)) return is_dir(model_path + "/" + sub) ? model_path + "/" + sub : "";
   std::error_code ec;
   std::vector<std::string> found;
-  for (const auto& e : fs::directory_iterator(fs::path(model_path).parent_path(), ec)) {
-    std::string name = e.path().filename().string();
-    std::transform(name.begin(), name.end(), name.begin(), [](unsigned char ch) { return std::tolower(ch); });
-    const std::string ext = e.path().extension().string();
-    if (ext != ".safetensors" && ext != ".gguf") continue;
-    for (const char* pat : patterns)
-      if (name.rfind(pat, 0) == 0) found.push_back(e.path().string());
-  }
+  if (!model_path.empty() && patterns.size())
+    for (const auto& e : fs::directory_iterator(fs::path(model_path).parent_path(), ec)) {
+      std::string name = e.path().filename().string();
+      std::transform(name.begin(), name.end(), name.begin(), [](unsigned char ch) { return std::tolower(ch); });
+      const std::string ext = e.path().extension().string();
+      if (ext != ".safetensors" && ext != ".gguf") continue;
+      for (const char* pat : patterns)
+        if (name.rfind(pat, 0) == 0) found.push_back(e.path().string());
+    }
   std::sort(found.begin(), found.end());
-  return found.empty() ? "" : found.front();
+  if (!found.empty()) return found.front();
+  if (!config_dir.empty() && is_dir(config_dir + "/" + sub)) return config_dir + "/" + sub;
+  return "";
 }
 
 std::unique_ptr<ClipTokenizer> load_clip_tokenizer(const std::string& dir, const std::string& pad_token) {

@@ -33,10 +33,11 @@ std::unique_ptr<T5Encoder> load_t5_component(const ComponentRef& c, bool bf16, c
 // `defaults` gives scaling/shift/groups the weights cannot tell.
 std::unique_ptr<AutoencoderKL> load_vae_component(const ComponentRef& c, bool bf16, const VaeConfig& defaults);
 
-// A component given by the user (LoadOptions), else `folder/sub` when that
-// exists, else a file beside the model matching one of `patterns`
-// (glob-like prefixes, e.g. "clip_l", "t5xxl") — "" when none.
-std::string find_component(const std::string& given, const std::string& folder, const char* sub,
+// A component given by the user (LoadOptions); else, for a model folder,
+// its `sub` folder; for a single file, a file beside it whose name starts
+// with one of `patterns` (ComfyUI's "clip_l", "t5xxl", ...), else the
+// --config folder's `sub` — "" when none.
+std::string find_component(const std::string& given, const std::string& config_dir, const char* sub,
                            const std::string& model_path, std::initializer_list<const char*> patterns);
 
 // CLIP BPE tokenizer from a folder (vocab.json + merges.txt), else the built-in one.

@@ -99,8 +99,8 @@ std::unique_ptr<FluxModel> load_flux_model(const std::string& path, const LoadOp
   m->transformer = std::make_unique<FluxTransformer>(m->config, tw);
   const bool dev = m->config.guidance_embeds;
   // ---- text encoders and tokenizers ----
-  const std::string clip = find_component(first_of(opts.text_encoder, opts.clip_l), base, "text_encoder", path, {"clip_l"});
-  const std::string t5 = find_component(first_of(opts.text_encoder_2, opts.t5), base, "text_encoder_2", path, {"t5xxl", "t5"});
+  const std::string clip = find_component(first_of(opts.text_encoder, opts.clip_l), cfg_dir, "text_encoder", path, {"clip_l"});
+  const std::string t5 = find_component(first_of(opts.text_encoder_2, opts.t5), cfg_dir, "text_encoder_2", path, {"t5xxl", "t5"});
   if (clip.empty() || t5.empty())
     fail(ErrorCode::kMissingComponent,
          std::string("this FLUX transformer comes without its ") + (clip.empty() ? "CLIP-L" : "") +
@@ -126,7 +126,7 @@ std::unique_ptr<FluxModel> load_flux_model(const std::string& path, const LoadOp
   const std::string t5_parent = fs::path(t5).parent_path().string();
   m->t5_tokenizer = load_t5_tokenizer({sub("tokenizer_2"), opts.tokenizer_dir, t5_parent + "/tokenizer_2", t5_parent}, "FLUX");
   // ---- VAE, scheduler, info ----
-  const std::string vae = find_component(opts.vae_file, base, "vae", path, {"ae.", "ae-", "ae_", "flux_vae", "vae"});
+  const std::string vae = find_component(opts.vae_file, cfg_dir, "vae", path, {"ae.", "ae-", "ae_", "flux_vae", "vae"});
   if (vae.empty())
     fail(ErrorCode::kMissingComponent, "no VAE for this FLUX model; pass --vae ae.safetensors (BFL's) or a diffusers vae folder");
   m->parts.vae = load_vae_component({vae, "", sub("vae")}, bf16, flux_vae_defaults());

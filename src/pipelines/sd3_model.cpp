@@ -92,13 +92,14 @@ std::unique_ptr<Sd3Model> load_sd3_model(const std::string& path, const LoadOpti
     if (single && single->has(prefix + "shared.weight")) return {path, prefix, ""};
     return {};
   };
+  // given > the folder's > inside the single file > beside it > the --config folder's
   auto pick = [&](const std::string& given, const char* slot, const std::string& prefix,
                   std::initializer_list<const char*> patterns) -> ComponentRef {
-    if (!given.empty() || (!base.empty() && is_dir(sub(slot))))
-      return {find_component(given, base, slot, path, patterns), "", sub(slot)};
-    ComponentRef r = inside(prefix);
-    if (!r.empty()) return {r.path, r.prefix, sub(slot)};
-    return {find_component("", "", slot, path, patterns), "", sub(slot)};
+    if (given.empty() && !folder) {
+      ComponentRef r = inside(prefix);
+      if (!r.empty()) return {r.path, r.prefix, sub(slot)};
+    }
+    return {find_component(given, opts.config_dir, slot, path, patterns), "", sub(slot)};
   };
   const ComponentRef cl = pick(first_of(opts.text_encoder, opts.clip_l), "text_encoder", "text_encoders.clip_l.transformer.", {"clip_l"});
   const ComponentRef cg = pick(first_of(opts.text_encoder_2, opts.clip_g), "text_encoder_2", "text_encoders.clip_g.transformer.", {"clip_g"});
@@ -130,9 +131,9 @@ std::unique_ptr<Sd3Model> load_sd3_model(const std::string& path, const LoadOpti
   m->clip_g_tokenizer = load_clip_tokenizer(path_exists(sub("tokenizer_2")) ? sub("tokenizer_2") : clip_tok_given ? opts.tokenizer_dir : "", "!");
   if (m->clip_g_tokenizer->pad_id() == m->clip_g_tokenizer->eos_id()) m->clip_g_tokenizer->set_pad_token("!");
   // ---- VAE, scheduler, info ----
-  ComponentRef vae{find_component(opts.vae_file, base, "vae", "", {}), "", sub("vae")};
-  if (vae.empty() && single && single->has("first_stage_model.decoder.conv_in.weight")) vae = {path, "first_stage_model.", sub("vae")};
-  if (vae.empty()) vae.path = find_component("", "", "vae", path, {"vae", "sd3_vae", "sd35_vae"});
+  ComponentRef vae{"", "", sub("vae")};
+  if (opts.vae_file.empty() && single && single->has("first_stage_model.decoder.conv_in.weight")) vae.path = path, vae.prefix = "first_stage_model.";
+  else vae.path = find_component(opts.vae_file, opts.config_dir, "vae", path, {"vae", "sd3_vae", "sd35_vae"});
   if (vae.empty()) fail(ErrorCode::kMissingComponent, "no VAE for this SD3 model; pass --vae FILE or a diffusers vae folder");
   m->parts.vae = load_vae_component(vae, bf16, sd3_vae_defaults());
   const std::string sched = sub("scheduler") + "/scheduler_config.json";
