@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
+#include <map>
+#include <regex>
 
 #include "core/error.h"
 #include "io/atomic_file.h"
@@ -41,14 +43,34 @@ int count_prefixed(const WeightStore& w, const std::string& head, const std::str
   return n;
 }
 
+// transformers' T5 names -> llama.cpp's (city96's t5-v1_1-xxl-encoder GGUF files).
+std::string t5_to_llama(const std::string& n) {
+  static const std::regex block(R"(^encoder\.block\.(\d+)\.layer\.([01])\.(.+)$)");
+  static const std::map<std::string, std::string> parts = {
+      {"0.SelfAttention.q.weight", "attn_q"},      {"0.SelfAttention.k.weight", "attn_k"},
+      {"0.SelfAttention.v.weight", "attn_v"},      {"0.SelfAttention.o.weight", "attn_o"},
+      {"0.SelfAttention.relative_attention_bias.weight", "attn_rel_b"},
+      {"0.layer_norm.weight", "attn_norm"},        {"1.DenseReluDense.wi_0.weight", "ffn_gate"},
+      {"1.DenseReluDense.wi_1.weight", "ffn_up"},  {"1.DenseReluDense.wi.weight", "ffn_up"},
+      {"1.DenseReluDense.wo.weight", "ffn_down"},  {"1.layer_norm.weight", "ffn_norm"}};
+  if (n == "shared.weight" || n == "encoder.embed_tokens.weight") return "token_embd.weight";
+  if (n == "encoder.final_layer_norm.weight") return "enc.output_norm.weight";
+  std::smatch m;
+  if (!std::regex_match(n, m, block)) return n;
+  auto it = parts.find(m[2].str() + "." + m[3].str());
+  return it == parts.end() ? n : "enc.blk." + m[1].str() + "." + it->second + ".weight";
+}
+
 }  // namespace
 
 WeightStore open_component(const ComponentRef& c, const char* what) {
   if (is_dir(c.path)) return open_component_weights(c.path, what);
   if (!path_exists(c.path))
     fail(ErrorCode::kFileNotFound, std::string(what) + " file '" + c.path + "' does not exist; check the path");
+  auto file = open_tensor_file(c.path);
+  if (file->has("enc.blk.0.attn_q.weight")) return renamed_store(file, t5_to_llama);  // llama.cpp T5 GGUF
   WeightStore w;
-  w.add_file(open_tensor_file(c.path), c.prefix);
+  w.add_file(file, c.prefix);
   return w;
 }
 
