@@ -101,19 +101,24 @@ void run_cases(const std::string& fixture) {
 }
 
 TEST(FluxPipeline, EveryFixtureCaseMatchesDiffusers) { run_cases("flux-tiny"); }
+
+// A small request for the single-file vs folder comparisons.
+GenerateParams small_request(float cfg, int64_t seed) {
+  GenerateParams p;
+  p.prompt = "a red fox";
+  p.width = p.height = 64;
+  p.steps = 2;
+  p.seed = seed;
+  p.cfg_scale = cfg;
+  return p;
+}
 TEST(Sd3Pipeline, EveryFixtureCaseMatchesDiffusers) { run_cases("sd3-tiny"); }
 
 // BFL's single files (transformer + ae) with the folder's text encoders as
 // separate files give the folder's image.
 TEST(FluxPipeline, BflSingleFilesGiveTheFolderImage) {
   const std::string root = test::fixtures() + "/flux-tiny/models";
-  GenerateParams p;
-  p.prompt = "a red fox";
-  p.width = 64;
-  p.height = 64;
-  p.steps = 2;
-  p.seed = 3;
-  p.cfg_scale = 1;
+  const GenerateParams p = small_request(1, 3);
   LoadOptions folder;
   auto a = make_flux_engine(load_flux_model(root + "/flux-tiny-dev", folder, false), folder)->generate(p, {}, nullptr);
   LoadOptions single;
@@ -128,13 +133,7 @@ TEST(FluxPipeline, BflSingleFilesGiveTheFolderImage) {
 
 TEST(Sd3Pipeline, StabilitySingleFileGivesTheFolderImage) {
   const std::string root = test::fixtures() + "/sd3-tiny/models";
-  GenerateParams p;
-  p.prompt = "a red fox";
-  p.width = 64;
-  p.height = 64;
-  p.steps = 2;
-  p.seed = 3;
-  p.cfg_scale = 4;
+  const GenerateParams p = small_request(4, 3);
   LoadOptions folder;
   auto a = make_sd3_engine(load_sd3_model(root + "/sd3-tiny", folder, false), folder)->generate(p, {}, nullptr);
   LoadOptions single;  // the real file holds no text encoders: the folder's, as files diffusers would be given
@@ -212,12 +211,7 @@ TEST(Sd3Pipeline, SingleFileWithEncodersInsideGivesTheFolderImage) {
   const std::string dir = ::testing::TempDir() + "/sd3_incl_clips";
   std::filesystem::create_directories(dir);
   write_safetensors(dir + "/sd3-tiny-incl-clips.safetensors", out, {});
-  GenerateParams p;
-  p.prompt = "a red fox";
-  p.width = p.height = 64;
-  p.steps = 2;
-  p.seed = 4;
-  p.cfg_scale = 4;
+  const GenerateParams p = small_request(4, 4);
   LoadOptions folder;
   auto a = make_sd3_engine(load_sd3_model(root + "/sd3-tiny", folder, false), folder)->generate(p, {}, nullptr);
   LoadOptions single;  // configs (widths the shapes cannot tell) from the folder; every weight from the file

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "io/atomic_file.h"
 #include "io/tensor_file.h"
+#include "models/config_util.h"
 #include "pipelines/ldm_common.h"
 #include "pipelines/ldm_names.h"
 
@@ -18,10 +19,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-bool is_dir(const std::string& p) {
-  std::error_code ec;
-  return fs::is_directory(p, ec);
-}
+bool is_dir(const std::string& p) { return is_folder(p); }
 
 std::string config_of(const ComponentRef& c) {
   if (is_dir(c.path) && path_exists(c.path + "/config.json")) return c.path + "/config.json";
@@ -62,6 +60,27 @@ std::string t5_to_llama(const std::string& n) {
 }
 
 }  // namespace
+
+bool is_folder(const std::string& p) {
+  std::error_code ec;
+  return fs::is_directory(p, ec);
+}
+
+const std::string& first_given(const std::string& a, const std::string& b) { return a.empty() ? b : a; }
+
+std::string pipeline_class(const std::string& dir) {
+  if (!path_exists(dir + "/model_index.json")) return "";
+  return read_json_file(dir + "/model_index.json", "model index").value("_class_name", "");
+}
+
+VaeConfig dit_vae_defaults(float scaling_factor, float shift_factor) {
+  VaeConfig v;
+  v.latent_channels = 16;
+  v.norm_num_groups = 32;
+  v.scaling_factor = scaling_factor;
+  v.shift_factor = shift_factor;
+  return v;
+}
 
 WeightStore open_component(const ComponentRef& c, const char* what) {
   if (is_dir(c.path)) return open_component_weights(c.path, what);

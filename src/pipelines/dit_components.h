@@ -40,6 +40,14 @@ std::unique_ptr<AutoencoderKL> load_vae_component(const ComponentRef& c, bool bf
 std::string find_component(const std::string& given, const std::string& config_dir, const char* sub,
                            const std::string& model_path, std::initializer_list<const char*> patterns);
 
+// Small shared helpers of the DiT loaders.
+bool is_folder(const std::string& path);
+const std::string& first_given(const std::string& a, const std::string& b);  // a unless empty
+// model_index.json's _class_name of a diffusers folder ("" when none).
+std::string pipeline_class(const std::string& dir);
+// The 16-channel VAE settings a single file cannot tell (groups 32, the family's scale and shift).
+VaeConfig dit_vae_defaults(float scaling_factor, float shift_factor);
+
 // CLIP BPE tokenizer from a folder (vocab.json + merges.txt), else the built-in one.
 std::unique_ptr<ClipTokenizer> load_clip_tokenizer(const std::string& dir, const std::string& pad_token);
 // T5 tokenizer folder (spiece.model or tokenizer.json) among the candidates,

@@ -16,16 +16,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-bool is_dir(const std::string& p) {
-  std::error_code ec;
-  return fs::is_directory(p, ec);
-}
-
-std::string class_of(const std::string& dir) {
-  if (!path_exists(dir + "/model_index.json")) return "";
-  return read_json_file(dir + "/model_index.json", "model index").value("_class_name", "");
-}
-
 // The transformer tensors of a single file: BFL names, bare or under the
 // ComfyUI/sd.cpp checkpoint prefix.
 std::string flux_prefix(const TensorFile& f) {
@@ -46,22 +36,10 @@ SchedulerConfig default_scheduler(bool dev) {
   return SchedulerConfig::from_json(j, "the FLUX.1 default scheduler");
 }
 
-// BFL's ae.safetensors settings (FLUX.1's VAE config).
-VaeConfig flux_vae_defaults() {
-  VaeConfig v;
-  v.latent_channels = 16;
-  v.norm_num_groups = 32;
-  v.scaling_factor = 0.3611f;
-  v.shift_factor = 0.1159f;
-  return v;
-}
-
-std::string first_of(const std::string& a, const std::string& b) { return a.empty() ? b : a; }
-
 }  // namespace
 
 bool is_flux_model(const std::string& path) {
-  if (is_dir(path)) return class_of(path).rfind("Flux", 0) == 0;
+  if (is_folder(path)) return pipeline_class(path).rfind("Flux", 0) == 0;
   try {
     return flux_prefix(*open_tensor_file(path)) != "-";
   } catch (const std::exception&) {
@@ -71,7 +49,7 @@ bool is_flux_model(const std::string& path) {
 
 std::unique_ptr<FluxModel> load_flux_model(const std::string& path, const LoadOptions& opts, bool bf16) {
   auto m = std::make_unique<FluxModel>();
-  const bool folder = is_dir(path);
+  const bool folder = is_folder(path);
   const std::string cfg_dir = opts.config_dir;
   const std::string base = folder ? path : cfg_dir;  // where components and configs come from
   // ---- transformer ----
@@ -83,7 +61,7 @@ std::unique_ptr<FluxModel> load_flux_model(const std::string& path, const LoadOp
       break;
     }
   WeightStore tw;
-  if (is_dir(tpath)) {
+  if (is_folder(tpath)) {
     tw = flux_weights_from_diffusers(open_component_weights(tpath, "transformer"));
   } else {
     if (!path_exists(tpath)) fail(ErrorCode::kFileNotFound, "transformer file '" + tpath + "' does not exist");
@@ -99,8 +77,8 @@ std::unique_ptr<FluxModel> load_flux_model(const std::string& path, const LoadOp
   m->transformer = std::make_unique<FluxTransformer>(m->config, tw);
   const bool dev = m->config.guidance_embeds;
   // ---- text encoders and tokenizers ----
-  const std::string clip = find_component(first_of(opts.text_encoder, opts.clip_l), cfg_dir, "text_encoder", path, {"clip_l"});
-  const std::string t5 = find_component(first_of(opts.text_encoder_2, opts.t5), cfg_dir, "text_encoder_2", path, {"t5xxl", "t5"});
+  const std::string clip = find_component(first_given(opts.text_encoder, opts.clip_l), cfg_dir, "text_encoder", path, {"clip_l"});
+  const std::string t5 = find_component(first_given(opts.text_encoder_2, opts.t5), cfg_dir, "text_encoder_2", path, {"t5xxl", "t5"});
   if (clip.empty() || t5.empty())
     fail(ErrorCode::kMissingComponent,
          std::string("this FLUX transformer comes without its ") + (clip.empty() ? "CLIP-L" : "") +
@@ -129,7 +107,7 @@ std::unique_ptr<FluxModel> load_flux_model(const std::string& path, const LoadOp
   const std::string vae = find_component(opts.vae_file, cfg_dir, "vae", path, {"ae.", "ae-", "ae_", "flux_vae", "vae"});
   if (vae.empty())
     fail(ErrorCode::kMissingComponent, "no VAE for this FLUX model; pass --vae ae.safetensors (BFL's) or a diffusers vae folder");
-  m->parts.vae = load_vae_component({vae, "", sub("vae")}, bf16, flux_vae_defaults());
+  m->parts.vae = load_vae_component({vae, "", sub("vae")}, bf16, dit_vae_defaults(0.3611f, 0.1159f)  /* BFL's ae.safetensors */);
   const std::string sched = sub("scheduler") + "/scheduler_config.json";
   m->parts.scheduler = !base.empty() && path_exists(sched) ? SchedulerConfig::from_json_file(sched) : default_scheduler(dev);
   ModelInfo& info = m->parts.info;

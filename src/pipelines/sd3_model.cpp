@@ -15,40 +15,21 @@ namespace fs = std::filesystem;
 
 namespace {
 
-bool is_dir(const std::string& p) {
-  std::error_code ec;
-  return fs::is_directory(p, ec);
-}
-
 std::string mmdit_prefix(const TensorFile& f) {
   for (const char* p : {"model.diffusion_model.", ""})
     if (f.has(std::string(p) + "joint_blocks.0.x_block.attn.qkv.weight")) return p;
   return "-";
 }
 
-// SD3.5's published scheduler config; its VAE's scale and shift.
+// SD3.5's published scheduler config.
 SchedulerConfig default_scheduler() {
   return SchedulerConfig::from_json({{"_class_name", "FlowMatchEulerDiscreteScheduler"}, {"num_train_timesteps", 1000}, {"shift", 3.0}},
                                     "the SD3 default scheduler");
 }
-VaeConfig sd3_vae_defaults() {
-  VaeConfig v;
-  v.latent_channels = 16;
-  v.norm_num_groups = 32;
-  v.scaling_factor = 1.5305f;
-  v.shift_factor = 0.0609f;
-  return v;
-}
-
-std::string first_of(const std::string& a, const std::string& b) { return a.empty() ? b : a; }
-
 }  // namespace
 
 bool is_sd3_model(const std::string& path) {
-  if (is_dir(path)) {
-    if (!path_exists(path + "/model_index.json")) return false;
-    return read_json_file(path + "/model_index.json", "model index").value("_class_name", "").rfind("StableDiffusion3", 0) == 0;
-  }
+  if (is_folder(path)) return pipeline_class(path).rfind("StableDiffusion3", 0) == 0;
   try {
     return mmdit_prefix(*open_tensor_file(path)) != "-";
   } catch (const std::exception&) {
@@ -58,7 +39,7 @@ bool is_sd3_model(const std::string& path) {
 
 std::unique_ptr<Sd3Model> load_sd3_model(const std::string& path, const LoadOptions& opts, bool bf16) {
   auto m = std::make_unique<Sd3Model>();
-  const bool folder = is_dir(path);
+  const bool folder = is_folder(path);
   const std::string base = folder ? path : opts.config_dir;
   auto sub = [&](const char* s) { return base.empty() ? std::string() : base + "/" + s; };
   // ---- transformer ----
@@ -71,7 +52,7 @@ std::unique_ptr<Sd3Model> load_sd3_model(const std::string& path, const LoadOpti
     }
   WeightStore tw;
   std::shared_ptr<TensorFile> single;  // the single file, when -m is one (its VAE and encoders may be inside)
-  if (is_dir(tpath)) {
+  if (is_folder(tpath)) {
     tw = mmdit_from_diffusers(open_component_weights(tpath, "transformer"));
   } else {
     if (!path_exists(tpath)) fail(ErrorCode::kFileNotFound, "transformer file '" + tpath + "' does not exist");
@@ -101,8 +82,8 @@ std::unique_ptr<Sd3Model> load_sd3_model(const std::string& path, const LoadOpti
     }
     return {find_component(given, opts.config_dir, slot, path, patterns), "", sub(slot)};
   };
-  const ComponentRef cl = pick(first_of(opts.text_encoder, opts.clip_l), "text_encoder", "text_encoders.clip_l.transformer.", {"clip_l"});
-  const ComponentRef cg = pick(first_of(opts.text_encoder_2, opts.clip_g), "text_encoder_2", "text_encoders.clip_g.transformer.", {"clip_g"});
+  const ComponentRef cl = pick(first_given(opts.text_encoder, opts.clip_l), "text_encoder", "text_encoders.clip_l.transformer.", {"clip_l"});
+  const ComponentRef cg = pick(first_given(opts.text_encoder_2, opts.clip_g), "text_encoder_2", "text_encoders.clip_g.transformer.", {"clip_g"});
   if (cl.empty() || cg.empty())
     fail(ErrorCode::kMissingComponent, "this SD3 model comes without its CLIP text encoders; pass --clip-l FILE and "
                                        "--clip-g FILE (ComfyUI's clip_l.safetensors / clip_g.safetensors), put them beside "
@@ -110,7 +91,7 @@ std::unique_ptr<Sd3Model> load_sd3_model(const std::string& path, const LoadOpti
   m->clip_l = load_clip_component(cl, bf16, "text_encoder");
   m->clip_g = load_clip_component(cg, bf16, "text_encoder_2");
   if (!opts.no_t5) {
-    const ComponentRef t5 = pick(first_of(opts.text_encoder_3, opts.t5), "text_encoder_3", "text_encoders.t5xxl.transformer.", {"t5xxl", "t5"});
+    const ComponentRef t5 = pick(first_given(opts.text_encoder_3, opts.t5), "text_encoder_3", "text_encoders.t5xxl.transformer.", {"t5xxl", "t5"});
     if (!t5.empty()) {
       m->t5 = load_t5_component(t5, bf16, "text_encoder_3");
       if (m->t5->config().d_model != m->config.joint_attention_dim)
@@ -135,7 +116,7 @@ std::unique_ptr<Sd3Model> load_sd3_model(const std::string& path, const LoadOpti
   if (opts.vae_file.empty() && single && single->has("first_stage_model.decoder.conv_in.weight")) vae.path = path, vae.prefix = "first_stage_model.";
   else vae.path = find_component(opts.vae_file, opts.config_dir, "vae", path, {"vae", "sd3_vae", "sd35_vae"});
   if (vae.empty()) fail(ErrorCode::kMissingComponent, "no VAE for this SD3 model; pass --vae FILE or a diffusers vae folder");
-  m->parts.vae = load_vae_component(vae, bf16, sd3_vae_defaults());
+  m->parts.vae = load_vae_component(vae, bf16, dit_vae_defaults(1.5305f, 0.0609f)  /* SD3's */);
   const std::string sched = sub("scheduler") + "/scheduler_config.json";
   m->parts.scheduler = !base.empty() && path_exists(sched) ? SchedulerConfig::from_json_file(sched) : default_scheduler();
   ModelInfo& info = m->parts.info;

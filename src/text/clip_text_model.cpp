@@ -5,21 +5,14 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "models/config_util.h"
 #include "io/atomic_file.h"
 #include "lora/layer_registry.h"
 #include "models/blocks.h"
 
 namespace vg {
 
-ClipTextConfig ClipTextConfig::from_json_file(const std::string& path) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(read_file(path));
-  } catch (const nlohmann::json::exception& e) {
-    fail(ErrorCode::kCorruptFile, "'" + path + "' is not valid JSON: " + e.what());
-  }
-  return from_json(j, path);
-}
+ClipTextConfig ClipTextConfig::from_json_file(const std::string& path) { return from_json(read_json_file(path, "CLIP text encoder"), path); }
 
 ClipTextConfig ClipTextConfig::from_json(const nlohmann::json& j, const std::string& path) {
   ClipTextConfig c;

@@ -5,22 +5,13 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "models/config_util.h"
 #include "io/atomic_file.h"
 #include "models/blocks.h"
 
 namespace vg {
 
-T5Config T5Config::from_json_file(const std::string& path) {
-  if (!path_exists(path))
-    fail(ErrorCode::kFileNotFound, "'" + path + "' does not exist; the T5 folder needs its config.json");
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(read_file(path));
-  } catch (const nlohmann::json::exception& e) {
-    fail(ErrorCode::kCorruptFile, "'" + path + "' is not valid JSON: " + e.what());
-  }
-  return from_json(j, path);
-}
+T5Config T5Config::from_json_file(const std::string& path) { return from_json(read_json_file(path, "T5"), path); }
 
 T5Config T5Config::from_json(const nlohmann::json& j, const std::string& path) {
   T5Config c;
