@@ -2,6 +2,7 @@
 // the real server on loopback with the tiny fixture models.
 #include <httplib.h>
 
+#include "io/atomic_file.h"
 #include "io/image_decode.h"
 #include "io/image_io.h"
 #include "server/http_util.h"
@@ -192,6 +193,25 @@ TEST(ServerDit, Sd3WithSkipLayersOnNativeGenerate) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 400);
   EXPECT_NE(r->body.find("skip layer 99"), std::string::npos) << r->body;
+}
+
+// `generate` and `serve` take the same component flags (one definition).
+TEST(ServerDit, GenerateAndServeShareTheComponentFlags) {
+  const std::string help = test::run_cli("serve --help").out;
+  for (const char* f : {"--transformer", "--clip-l", "--clip-g", "--t5", "--text-encoder-3", "--vae", "--config", "--no-t5"})
+    EXPECT_NE(help.find(f), std::string::npos) << f;
+  const std::string out = testing::TempDir() + "/vg_dit_cli.png";
+  std::remove(out.c_str());
+  const std::string m = flux_models();
+  auto r = test::run_cli("generate -q -p fox -m " + m + "/flux1-tiny-dev.safetensors --clip-l " + m + "/flux-tiny-dev/text_encoder --t5 " + m +
+                         "/flux-tiny-dev/text_encoder_2 --vae " + m + "/ae-tiny.safetensors --config " + m +
+                         "/flux-tiny-dev -W 64 -H 64 --steps 1 --precision fp32 -o " + out);
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_TRUE(path_exists(out));
+  r = test::run_cli("generate -q -p fox -m " + m + "/flux1-tiny-dev.safetensors -W 64 -H 64 --steps 1 -o " + out + ".2.png");
+  EXPECT_EQ(r.code, 10 + static_cast<int>(ErrorCode::kMissingComponent)) << r.out;
+  EXPECT_NE(r.out.find("missing_component"), std::string::npos) << r.out;
+  std::remove(out.c_str());
 }
 
 }  // namespace
