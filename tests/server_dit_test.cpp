@@ -134,6 +134,9 @@ TEST(ServerDit, FluxDevOnNativeA1111AndOpenAiEndpoints) {
   EXPECT_EQ(info["cfg_scale"], 1.0);  // the preset's, not A1111's SD default 7
   EXPECT_EQ(info["steps"], 2);
   EXPECT_NE(info["infotexts"][0].get<std::string>().find("Guidance: 6"), std::string::npos);
+  auto opts = c.Get("/sdapi/v1/options");
+  ASSERT_TRUE(opts);
+  EXPECT_EQ(json::parse(opts->body)["forge_preset"], "flux");  // how Forge clients recognise Forge
   const Image forge = png_of(a["images"][0]);
   EXPECT_GE(frac_same(forge, direct(o.default_model, flux_dev_defaults(6.0f))), 0.999);
   EXPECT_LT(frac_same(forge, want), 0.9);  // the guidance changed the image

@@ -219,9 +219,19 @@ void add_a1111_routes(httplib::Server& s, Context& ctx) {
     send_json(res, nlohmann::json::object());
   });
   s.Get("/sdapi/v1/options", [&ctx](const httplib::Request&, httplib::Response& res) {
-    std::lock_guard<std::mutex> lock(ctx.a1111_mu);
-    send_json(res, {{"sd_model_checkpoint", ctx.a1111_model.empty() ? ctx.models.default_id() : ctx.a1111_model},
-                    {"CLIP_stop_at_last_layers", 1}});
+    std::string model;
+    {
+      std::lock_guard<std::mutex> lock(ctx.a1111_mu);
+      model = ctx.a1111_model.empty() ? ctx.models.default_id() : ctx.a1111_model;
+    }
+    // Forge's UI preset for the current model's family ("all" until it is loaded): clients such
+    // as SillyTavern read it to know they talk to Forge and may send distilled_cfg_scale
+    std::string preset = "all";
+    if (auto e = ctx.models.peek(model)) {
+      const std::string f = e->info().family;
+      preset = f == "flux" ? "flux" : f == "sdxl" ? "xl" : f == "sd1" || f == "sd2" ? "sd" : "all";
+    }
+    send_json(res, {{"sd_model_checkpoint", model}, {"CLIP_stop_at_last_layers", 1}, {"forge_preset", preset}});
   });
   s.Post("/sdapi/v1/options", [&ctx](const httplib::Request& req, httplib::Response& res) {
     nlohmann::json b;
