@@ -103,7 +103,8 @@ TEST(ServerDit, FluxDevOnNativeA1111AndOpenAiEndpoints) {
   EXPECT_EQ(d["defaults"]["steps"], 28);
   EXPECT_EQ(d["defaults"]["cfg_scale"], 1.0);
   EXPECT_EQ(d["defaults"]["guidance"], 3.5);
-  EXPECT_EQ(json::parse(c.Get("/v1/capabilities")->body)["model_details"]["flux-tiny-dev"]["variant"], "flux-dev");
+  EXPECT_EQ(json::parse(c.Get("/v1/capabilities")->body)["model_details"]["flux-tiny-dev"]["variant"],
+            "flux-dev");
   json sch = post(c, "/v1/models/flux-tiny-schnell/load", json::object());
   EXPECT_EQ(sch["variant"], "flux-schnell");
   EXPECT_FALSE(sch["controls"]["guidance"].get<bool>());
@@ -111,7 +112,8 @@ TEST(ServerDit, FluxDevOnNativeA1111AndOpenAiEndpoints) {
 
   const Image want = direct(o.default_model, flux_dev_defaults(3.5f));
   // native: the preset fills cfg 1 and guidance 3.5
-  json n = post(c, "/generate", {{"prompt", "a red fox"}, {"width", 64}, {"height", 64}, {"steps", 2}, {"seed", 3}});
+  json n = post(c, "/generate",
+                {{"prompt", "a red fox"}, {"width", 64}, {"height", 64}, {"steps", 2}, {"seed", 3}});
   ASSERT_EQ(n["images"].size(), 1u);
   EXPECT_NE(n["images"][0]["infotext"].get<std::string>().find("Guidance: 3.5"), std::string::npos);
   EXPECT_EQ(n["result"]["applied_preset_patch"]["guidance"], 3.5);
@@ -120,14 +122,20 @@ TEST(ServerDit, FluxDevOnNativeA1111AndOpenAiEndpoints) {
   EXPECT_GE(frac_same(native, want), 0.999);
 
   // OpenAI images.generate: same request, same image
-  json oa = post(c, "/v1/images/generations",
-                 {{"model", "flux-tiny-dev"}, {"prompt", "a red fox"}, {"size", "64x64"}, {"steps", 2}, {"seed", 3}});
+  json oa = post(
+      c, "/v1/images/generations",
+      {{"model", "flux-tiny-dev"}, {"prompt", "a red fox"}, {"size", "64x64"}, {"steps", 2}, {"seed", 3}});
   ASSERT_EQ(oa["data"].size(), 1u);
   EXPECT_GE(frac_same(png_of(oa["data"][0]["b64_json"]), want), 0.999);
 
   // A1111/Forge txt2img: distilled_cfg_scale is FLUX's guidance
   json a = post(c, "/sdapi/v1/txt2img",
-                {{"prompt", "a red fox"}, {"width", 64}, {"height", 64}, {"steps", 2}, {"seed", 3}, {"distilled_cfg_scale", 6.0}});
+                {{"prompt", "a red fox"},
+                 {"width", 64},
+                 {"height", 64},
+                 {"steps", 2},
+                 {"seed", 3},
+                 {"distilled_cfg_scale", 6.0}});
   ASSERT_EQ(a["images"].size(), 1u);
   const json info = json::parse(a["info"].get<std::string>());
   EXPECT_EQ(info["distilled_cfg_scale"], 6.0);
@@ -151,10 +159,13 @@ TEST(ServerDit, ServeComponentFlagsLoadBflSingleFiles) {
   o.components.config_dir = flux_models() + "/flux-tiny-dev";
   auto s = start(o);
   auto c = s.client();
-  json n = post(c, "/generate", {{"prompt", "a red fox"}, {"width", 64}, {"height", 64}, {"steps", 2}, {"seed", 3}});
+  json n = post(c, "/generate",
+                {{"prompt", "a red fox"}, {"width", 64}, {"height", 64}, {"steps", 2}, {"seed", 3}});
   EXPECT_EQ(n["model"], "flux1-tiny-dev");
   ASSERT_EQ(n["images"].size(), 1u);
-  EXPECT_GE(frac_same(png_of(n["images"][0]["b64_json"]), direct(flux_models() + "/flux-tiny-dev", flux_dev_defaults(3.5f))), 0.999);
+  EXPECT_GE(frac_same(png_of(n["images"][0]["b64_json"]),
+                      direct(flux_models() + "/flux-tiny-dev", flux_dev_defaults(3.5f))),
+            0.999);
   // without the components the same file is refused with the code that says so
   server::ServerOptions bare;
   bare.default_model = o.default_model;
@@ -176,8 +187,16 @@ TEST(ServerDit, Sd3WithSkipLayersOnNativeGenerate) {
   EXPECT_TRUE(d["controls"]["skip_layers"].get<bool>());
   EXPECT_FALSE(d["controls"]["guidance"].get<bool>());
   EXPECT_EQ(d["defaults"]["cfg_scale"], 7.0);
-  json n = post(c, "/generate", {{"prompt", "a red fox"}, {"width", 64}, {"height", 64}, {"steps", 2}, {"seed", 3},
-                                 {"cfg_scale", 4}, {"skip_layers", "1"}, {"skip_layer_start", 0.0}, {"skip_layer_stop", 1.0}});
+  json n = post(c, "/generate",
+                {{"prompt", "a red fox"},
+                 {"width", 64},
+                 {"height", 64},
+                 {"steps", 2},
+                 {"seed", 3},
+                 {"cfg_scale", 4},
+                 {"skip_layers", "1"},
+                 {"skip_layer_start", 0.0},
+                 {"skip_layer_stop", 1.0}});
   ASSERT_EQ(n["images"].size(), 1u);
   EXPECT_NE(n["images"][0]["infotext"].get<std::string>().find("Skip layers: 1"), std::string::npos);
   GenerateParams p;
@@ -192,7 +211,8 @@ TEST(ServerDit, Sd3WithSkipLayersOnNativeGenerate) {
   p.max_sequence_length = 256;
   EXPECT_GE(frac_same(png_of(n["images"][0]["b64_json"]), direct(sd3_model(), p)), 0.999);
   // a block the transformer lacks is refused before queueing, naming the field's problem
-  auto r = c.Post("/generate", R"({"prompt":"x","width":64,"height":64,"steps":1,"skip_layers":"99"})", kJson);
+  auto r =
+      c.Post("/generate", R"({"prompt":"x","width":64,"height":64,"steps":1,"skip_layers":"99"})", kJson);
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 400);
   EXPECT_NE(r->body.find("skip layer 99"), std::string::npos) << r->body;
@@ -201,17 +221,20 @@ TEST(ServerDit, Sd3WithSkipLayersOnNativeGenerate) {
 // `generate` and `serve` take the same component flags (one definition).
 TEST(ServerDit, GenerateAndServeShareTheComponentFlags) {
   const std::string help = test::run_cli("serve --help").out;
-  for (const char* f : {"--transformer", "--clip-l", "--clip-g", "--t5", "--text-encoder-3", "--vae", "--config", "--no-t5"})
+  for (const char* f :
+       {"--transformer", "--clip-l", "--clip-g", "--t5", "--text-encoder-3", "--vae", "--config", "--no-t5"})
     EXPECT_NE(help.find(f), std::string::npos) << f;
   const std::string out = testing::TempDir() + "/vg_dit_cli.png";
   std::remove(out.c_str());
   const std::string m = flux_models();
-  auto r = test::run_cli("generate -q -p fox -m " + m + "/flux1-tiny-dev.safetensors --clip-l " + m + "/flux-tiny-dev/text_encoder --t5 " + m +
-                         "/flux-tiny-dev/text_encoder_2 --vae " + m + "/ae-tiny.safetensors --config " + m +
+  auto r = test::run_cli("generate -q -p fox -m " + m + "/flux1-tiny-dev.safetensors --clip-l " + m +
+                         "/flux-tiny-dev/text_encoder --t5 " + m + "/flux-tiny-dev/text_encoder_2 --vae " +
+                         m + "/ae-tiny.safetensors --config " + m +
                          "/flux-tiny-dev -W 64 -H 64 --steps 1 --precision fp32 -o " + out);
   EXPECT_EQ(r.code, 0) << r.out;
   EXPECT_TRUE(path_exists(out));
-  r = test::run_cli("generate -q -p fox -m " + m + "/flux1-tiny-dev.safetensors -W 64 -H 64 --steps 1 -o " + out + ".2.png");
+  r = test::run_cli("generate -q -p fox -m " + m + "/flux1-tiny-dev.safetensors -W 64 -H 64 --steps 1 -o " +
+                    out + ".2.png");
   EXPECT_EQ(r.code, 10 + static_cast<int>(ErrorCode::kMissingComponent)) << r.out;
   EXPECT_NE(r.out.find("missing_component"), std::string::npos) << r.out;
   std::remove(out.c_str());

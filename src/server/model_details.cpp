@@ -12,7 +12,9 @@ nlohmann::json model_details(const Engine& e) {
   const ModelInfo& mi = e.info();
   std::string variant = engine_preset_family(e);
   if (variant.empty())
-    variant = mi.family == "sd1" ? "stable-diffusion-1-x" : mi.family == "sd2" ? "stable-diffusion-2-x" : mi.family;
+    variant = mi.family == "sd1"   ? "stable-diffusion-1-x"
+              : mi.family == "sd2" ? "stable-diffusion-2-x"
+                                   : mi.family;
   const bool flux = mi.family == "flux", sd3 = mi.family == "sd3";
   // FLUX's cfg_scale is diffusers' true_cfg_scale: it runs a negative pass
   // only above 1 and with a negative prompt; dev's guidance is distilled.
