@@ -11,6 +11,7 @@
 
 #include "artifacts/store.h"
 #include "cli/commands.h"
+#include "cli/component_flags.h"
 #include "core/error.h"
 #include "core/params_json.h"
 #include "hub/hub.h"
@@ -29,16 +30,14 @@ struct GenerateOptions {
   GenerateParams params;
   std::string preview_path;
   std::string quant_compute = "native";
-  std::string model, output = "output.png", tokenizer, model_config, unet_file, log_format = "text", artifact_dir, device = "auto";
+  std::string model, output = "output.png", tokenizer, unet_file, log_format = "text", artifact_dir, device = "auto";
   bool log_format_given = false, allow_download = false;
   int threads = 0;
   std::string precision = "auto";
   bool quiet = false, progress = false;
   std::vector<std::string> loras, lora_dirs;  // --lora (repeatable), --lora-dir
   std::string lora_mode = "merge";
-  // diffusion-transformer components (LoadOptions)
-  std::string transformer, text_encoder, text_encoder_2, text_encoder_3, clip_l, clip_g, t5;
-  bool no_t5 = false;
+  LoadOptions components;  // --transformer, --clip-l, ..., --config (component_flags.h)
 };
 
 const ParamField& field(const char* name) {
@@ -69,7 +68,7 @@ void run_generate(const GenerateOptions& o) {
     g_exit = report_error(v.error());
     return;
   }
-  LoadOptions lo;
+  LoadOptions lo = o.components;
   lo.threads = o.threads;
   lo.precision = o.precision;
   const std::string model = o.model.empty() ? default_model_path() : o.model;
@@ -78,17 +77,8 @@ void run_generate(const GenerateOptions& o) {
     return;
   }
   lo.tokenizer_dir = o.tokenizer;
-  lo.config_dir = o.model_config;
   lo.unet_file = o.unet_file;
-  lo.transformer_file = o.transformer;
-  lo.text_encoder = o.text_encoder;
-  lo.text_encoder_2 = o.text_encoder_2;
-  lo.text_encoder_3 = o.text_encoder_3;
-  lo.clip_l = o.clip_l;
-  lo.clip_g = o.clip_g;
-  lo.t5 = o.t5;
   lo.vae_file = o.params.vae;  // FLUX/SD3 load their VAE with the model (SD swaps it per request)
-  lo.no_t5 = o.no_t5;
   lo.quant_compute = o.quant_compute;
   lo.lora_dirs = o.lora_dirs;
   lo.lora_mode = o.lora_mode;
@@ -260,17 +250,7 @@ void add_generate(CLI::App& app) {
   cmd->add_option("--preview-path", opts->preview_path, "write each preview to this image file (replaced atomically; default with --preview-every: preview.png beside the output)");
   cmd->add_option(flags(field("prompt_syntax")), p.prompt_syntax, field("prompt_syntax").help)->capture_default_str()
       ->check(CLI::IsMember({"diffusers", "a1111"}));
-  cmd->add_option("--transformer", opts->transformer,
-                  "FLUX/SD3: the transformer from this file (BFL/Stability .safetensors, city96 GGUF) or diffusers transformer/ folder");
-  cmd->add_option("--text-encoder", opts->text_encoder, "FLUX/SD3: the first text encoder (CLIP-L): a file or a diffusers component folder");
-  cmd->add_option("--text-encoder-2", opts->text_encoder_2, "FLUX: the T5 encoder; SD3: CLIP-G (file or folder)");
-  cmd->add_option("--text-encoder-3", opts->text_encoder_3, "SD3: the T5 encoder (file or folder)");
-  cmd->add_option("--clip-l", opts->clip_l, "CLIP-L text encoder file (ComfyUI's clip_l.safetensors); = --text-encoder");
-  cmd->add_option("--clip-g", opts->clip_g, "SD3: CLIP-G text encoder file (clip_g.safetensors); = --text-encoder-2");
-  cmd->add_option("--t5", opts->t5, "T5-XXL encoder file (t5xxl_fp16.safetensors); FLUX --text-encoder-2, SD3 --text-encoder-3");
-  cmd->add_flag("--no-t5", opts->no_t5, "SD3: load no T5 encoder (its prompt part is zeros, as diffusers without text_encoder_3): saves its memory");
-  cmd->add_option("--model-config,--config", opts->model_config,
-                  "a diffusers folder of the same architecture whose configs and tokenizers describe a single-file checkpoint (diffusers' from_single_file config=)");
+  add_component_flags(cmd, &opts->components, false);
   cmd->add_option("-o,--output", opts->output, "output file (.png, .jpg, .webp); batches add -0, -1, ...")->capture_default_str();
   cmd->add_option("-t,--threads", opts->threads, "CPU threads (0 = all cores)")->capture_default_str();
   cmd->add_option("--tokenizer", opts->tokenizer, "tokenizer folder for single-file checkpoints");

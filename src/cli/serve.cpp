@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "cli/commands.h"
+#include "cli/component_flags.h"
 #include "io/atomic_file.h"
 #include "server/server.h"
 
@@ -34,6 +35,7 @@ void add_serve(CLI::App& app) {
   cmd->add_option("--lora-mode", o->lora_mode, "merge: LoRAs added into the weights (unmerged exactly between requests); runtime: weights kept, updates added per layer output")
       ->capture_default_str()->check(CLI::IsMember({"merge", "runtime"}));
   cmd->add_option("-m,--default-model", o->default_model, "model used when a request names none (default: the demo model)");
+  add_component_flags(cmd, &o->components, true);
   cmd->add_option("--artifacts-dir", o->artifacts_dir, "keep results in this content-addressed artifact store (default: memory only)");
   cmd->add_option("--max-queue", o->max_queue, "jobs allowed to wait; more get HTTP 429")->capture_default_str();
   cmd->add_option("-t,--threads", o->threads, "CPU threads (0 = all cores)")->capture_default_str();

@@ -25,6 +25,7 @@ class FluxEngine : public DitEngine {
   void encode_prompts(const GenerateParams& p, std::vector<std::string>* warnings) override {
     if (p.guidance >= 0 && !m_->config.guidance_embeds)
       warnings->push_back("this FLUX model has no guidance embedding (schnell-type); --guidance is ignored");
+    if (p.clip_skip > 1) warnings->push_back("FLUX uses CLIP-L's pooled output only; --clip-skip is ignored");
     const int msl = p.max_sequence_length > 0 ? p.max_sequence_length : 512;
     cond_ = encode(p.prompt, p.prompt_2.empty() ? p.prompt : p.prompt_2, msl);
     // true CFG needs a negative prompt (FluxPipeline: do_true_cfg = true_cfg_scale > 1 and a negative prompt)

@@ -17,9 +17,12 @@ struct Context {
   std::mutex a1111_mu;
   std::string a1111_model;
   Context(const ServerOptions& o)
-      : opts(o), models(o.default_model, o.models_dirs, load_options(o)), jobs(models, o.max_queue, o.artifacts_dir) {}
+      : opts(o), models(o.default_model, o.models_dirs, load_options(o), o.components), jobs(models, o.max_queue, o.artifacts_dir) {}
   static LoadOptions load_options(const ServerOptions& o) {
-    LoadOptions l{o.threads, "", o.precision, o.keep_text_encoder};
+    LoadOptions l;
+    l.threads = o.threads;
+    l.precision = o.precision;
+    l.keep_text_encoder = o.keep_text_encoder;
     l.lora_dirs = o.lora_dirs;
     l.lora_mode = o.lora_mode;
     return l;

@@ -32,8 +32,8 @@ bool safe_model_name(const std::string& id) {
   return id.find("..") == std::string::npos;
 }
 
-ModelPool::ModelPool(std::string default_path, std::vector<std::string> dirs, LoadOptions load)
-    : default_path_(std::move(default_path)), dirs_(std::move(dirs)), load_(std::move(load)) {
+ModelPool::ModelPool(std::string default_path, std::vector<std::string> dirs, LoadOptions load, LoadOptions components)
+    : default_path_(std::move(default_path)), dirs_(std::move(dirs)), load_(std::move(load)), components_(std::move(components)) {
   if (!default_path_.empty()) default_id_ = stem_of(default_path_);
 }
 
@@ -74,7 +74,20 @@ Result<std::shared_ptr<Engine>> ModelPool::acquire(const std::string& id) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = engines_.find(entry->id);
   if (it == engines_.end()) {
-    auto e = Engine::load(entry->path, load_);
+    LoadOptions lo = load_;
+    if (entry->path == default_path_) {  // the serve flags' component files belong to -m
+      lo.transformer_file = components_.transformer_file;
+      lo.text_encoder = components_.text_encoder;
+      lo.text_encoder_2 = components_.text_encoder_2;
+      lo.text_encoder_3 = components_.text_encoder_3;
+      lo.clip_l = components_.clip_l;
+      lo.clip_g = components_.clip_g;
+      lo.t5 = components_.t5;
+      lo.vae_file = components_.vae_file;
+      lo.config_dir = components_.config_dir;
+      lo.no_t5 = components_.no_t5;
+    }
+    auto e = Engine::load(entry->path, lo);
     if (!e) return e.error();
     constexpr size_t kKeep = 2;
     while (engines_.size() >= kKeep && !lru_.empty()) {
@@ -86,6 +99,12 @@ Result<std::shared_ptr<Engine>> ModelPool::acquire(const std::string& id) {
   lru_.erase(std::remove(lru_.begin(), lru_.end(), entry->id), lru_.end());
   lru_.push_back(entry->id);
   return it->second;
+}
+
+std::shared_ptr<Engine> ModelPool::peek(const std::string& id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = engines_.find(id);
+  return it == engines_.end() ? nullptr : it->second;
 }
 
 Status ModelPool::unload(const std::string& id) {

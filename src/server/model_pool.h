@@ -19,20 +19,24 @@ struct ModelEntry {
 
 class ModelPool {
  public:
-  ModelPool(std::string default_path, std::vector<std::string> dirs, LoadOptions load = {});
+  // `components`: the component fields of LoadOptions (transformer_file,
+  // text encoders, vae_file, config_dir, no_t5) for the default model only.
+  ModelPool(std::string default_path, std::vector<std::string> dirs, LoadOptions load = {}, LoadOptions components = {});
   std::vector<ModelEntry> list() const;
   const std::string& default_id() const { return default_id_; }
   // "" = the default model. Throws invalid_argument / file_not_found with a sentence.
   ModelEntry resolve(const std::string& id) const;
   // Loads (or reuses) the engine; at most `keep` engines stay loaded (LRU).
   Result<std::shared_ptr<Engine>> acquire(const std::string& id);
+  // The engine if `id` is loaded now (never loads); null otherwise.
+  std::shared_ptr<Engine> peek(const std::string& id) const;
   Status unload(const std::string& id);
   std::vector<std::string> loaded() const;
 
  private:
   std::string default_path_, default_id_;
   std::vector<std::string> dirs_;
-  LoadOptions load_;
+  LoadOptions load_, components_;
   mutable std::mutex mu_;
   std::map<std::string, std::shared_ptr<Engine>> engines_;
   std::vector<std::string> lru_;

@@ -4,10 +4,12 @@
 #include <ctime>
 
 #include "core/error.h"
+#include "core/params_json.h"
 #include "sampling/sampler.h"
 #include "sampling/sigma_schedules.h"
 #include "server/context.h"
 #include "server/http_util.h"
+#include "server/model_details.h"
 
 namespace vg::server {
 
@@ -30,25 +32,57 @@ void take(const nlohmann::json& j, const char* key, T* out) {
   }
 }
 
+// A1111 field -> GenerateParams field, for the fields a client gave (FLUX/SD3
+// take their preset for the rest).
+const std::pair<const char*, const char*> kA1111Fields[] = {
+    {"prompt", "prompt"}, {"negative_prompt", "negative_prompt"}, {"seed", "seed"}, {"steps", "steps"},
+    {"cfg_scale", "cfg_scale"}, {"distilled_cfg_scale", "guidance"}, {"width", "width"}, {"height", "height"},
+    {"eta", "eta"}, {"s_churn", "s_churn"}, {"s_noise", "s_noise"}, {"sampler_name", "sampler"},
+    {"sampler_index", "sampler"}, {"scheduler", "scheduler"}, {"batch_size", "batch_size"}, {"n_iter", "batch_size"},
+    {"denoising_strength", "strength"}, {"resize_mode", "resize_mode"}, {"mask_blur", "mask_blur"}};
+
 JobRequest from_a1111(Context& ctx, const nlohmann::json& b, bool img2img) {
   if (!b.is_object()) fail(ErrorCode::kInvalidArgument, "the request body must be a JSON object");
   JobRequest r;
   GenerateParams& p = r.params;
-  p.steps = 50;
-  p.cfg_scale = 7.0f;
-  p.width = p.height = 512;
+  if (b.contains("override_settings") && b["override_settings"].is_object()) {
+    const auto& o = b["override_settings"];
+    take(o, "sd_model_checkpoint", &r.model);
+    take(o, "CLIP_stop_at_last_layers", &p.clip_skip);
+    if (o.contains("CLIP_stop_at_last_layers")) p.set_fields.push_back("clip_skip");
+  }
+  if (r.model.empty()) {
+    std::lock_guard<std::mutex> lock(ctx.a1111_mu);
+    r.model = ctx.a1111_model.empty() ? ctx.models.default_id() : ctx.a1111_model;
+  }
+  // The family decides the defaults (an unknown model is reported when the job is validated).
+  std::string family;
+  if (auto e = ctx.models.acquire(r.model)) family = (*e)->info().family;
+  const bool dit = is_dit_family(family);
+  if (dit) {
+    for (const auto& [key, field] : kA1111Fields)
+      if (b.contains(key) && !b[key].is_null()) p.set_fields.push_back(field);
+  } else {  // A1111's own defaults, as A1111 runs SD models
+    p.steps = 50;
+    p.cfg_scale = 7.0f;
+    p.width = p.height = 512;
+    p.set_fields.clear();
+  }
+  if (dit) p.set_fields.push_back("prompt_syntax");  // so the preset applies even to a bare request
   p.prompt_syntax = "a1111";  // A1111 clients write (word:1.2), [word], BREAK and long prompts
   take(b, "prompt", &p.prompt);
   take(b, "negative_prompt", &p.negative_prompt);
   take(b, "seed", &p.seed);
   take(b, "steps", &p.steps);
   take(b, "cfg_scale", &p.cfg_scale);
+  // Forge's Flux "Distilled CFG Scale"; other families have no such input (Forge ignores it there too)
+  if (family == "flux") take(b, "distilled_cfg_scale", &p.guidance);
   take(b, "width", &p.width);
   take(b, "height", &p.height);
   take(b, "eta", &p.eta);
   take(b, "s_churn", &p.s_churn);
   take(b, "s_noise", &p.s_noise);
-  std::string sampler = "Euler";
+  std::string sampler = dit ? p.sampler : "Euler";
   take(b, "sampler_index", &sampler);
   take(b, "sampler_name", &sampler);
   p.sampler = sampler;
@@ -59,21 +93,13 @@ JobRequest from_a1111(Context& ctx, const nlohmann::json& b, bool img2img) {
   take(b, "batch_size", &batch);
   take(b, "n_iter", &n_iter);
   p.batch_size = batch * n_iter;
-  if (b.contains("override_settings") && b["override_settings"].is_object()) {
-    const auto& o = b["override_settings"];
-    take(o, "sd_model_checkpoint", &r.model);
-    take(o, "CLIP_stop_at_last_layers", &p.clip_skip);
-  }
-  if (r.model.empty()) {
-    std::lock_guard<std::mutex> lock(ctx.a1111_mu);
-    r.model = ctx.a1111_model.empty() ? ctx.models.default_id() : ctx.a1111_model;
-  }
   if (!img2img) return r;
   if (!b.contains("init_images") || !b["init_images"].is_array() || b["init_images"].empty())
     fail(ErrorCode::kFileNotFound, "Init image not found");
   r.init_image = decode_image_field(b["init_images"][0].get<std::string>(), "init_images");
   p.init_image = "(upload)";
-  p.width = p.height = 0;
+  p.width = p.height = 0;  // the init image's size
+  if (dit) p.set_fields.push_back("width"), p.set_fields.push_back("height");
   take(b, "width", &p.width);
   take(b, "height", &p.height);
   take(b, "denoising_strength", &p.strength);
@@ -108,7 +134,8 @@ nlohmann::json a1111_response(Context& ctx, Job& j, const nlohmann::json& reques
     seeds.push_back(im.seed);
     infotexts.push_back(im.infotext);
   }
-  const GenerateParams& p = j.req.params;
+  GenerateParams p = j.req.params;  // with what the preset filled (FLUX/SD3)
+  params_from_json(nlohmann::json::parse(j.applied_preset_patch, nullptr, false), &p, false);
   std::time_t t = std::time(nullptr);
   char stamp[32];
   std::strftime(stamp, sizeof stamp, "%Y%m%d%H%M%S", std::localtime(&t));
@@ -123,11 +150,13 @@ nlohmann::json a1111_response(Context& ctx, Job& j, const nlohmann::json& reques
                          {"height", j.images.empty() ? p.height : j.images[0].height},
                          {"sampler_name", p.sampler},
                          {"cfg_scale", p.cfg_scale},
+                         {"distilled_cfg_scale", p.guidance >= 0 ? nlohmann::json(p.guidance) : nlohmann::json(nullptr)},
                          {"steps", p.steps},
                          {"batch_size", p.batch_size},
                          {"sd_model_name", j.model_used},
                          {"denoising_strength", p.init_image.empty() ? nlohmann::json(nullptr) : nlohmann::json(p.strength)},
-                         {"extra_generation_params", nlohmann::json::object()},
+                         {"extra_generation_params", p.guidance >= 0 ? nlohmann::json{{"Distilled CFG Scale", p.guidance}}
+                                                                     : nlohmann::json::object()},
                          {"index_of_first_image", 0},
                          {"infotexts", infotexts},
                          {"styles", nlohmann::json::array()},
@@ -190,9 +219,19 @@ void add_a1111_routes(httplib::Server& s, Context& ctx) {
     send_json(res, nlohmann::json::object());
   });
   s.Get("/sdapi/v1/options", [&ctx](const httplib::Request&, httplib::Response& res) {
-    std::lock_guard<std::mutex> lock(ctx.a1111_mu);
-    send_json(res, {{"sd_model_checkpoint", ctx.a1111_model.empty() ? ctx.models.default_id() : ctx.a1111_model},
-                    {"CLIP_stop_at_last_layers", 1}});
+    std::string model;
+    {
+      std::lock_guard<std::mutex> lock(ctx.a1111_mu);
+      model = ctx.a1111_model.empty() ? ctx.models.default_id() : ctx.a1111_model;
+    }
+    // Forge's UI preset for the current model's family ("all" until it is loaded): clients such
+    // as SillyTavern read it to know they talk to Forge and may send distilled_cfg_scale
+    std::string preset = "all";
+    if (auto e = ctx.models.peek(model)) {
+      const std::string f = e->info().family;
+      preset = f == "flux" ? "flux" : f == "sdxl" ? "xl" : f == "sd1" || f == "sd2" ? "sd" : "all";
+    }
+    send_json(res, {{"sd_model_checkpoint", model}, {"CLIP_stop_at_last_layers", 1}, {"forge_preset", preset}});
   });
   s.Post("/sdapi/v1/options", [&ctx](const httplib::Request& req, httplib::Response& res) {
     nlohmann::json b;

@@ -13,6 +13,7 @@
 #include "server/context.h"
 #include "server/http_util.h"
 #include "server/lora_list.h"
+#include "server/model_details.h"
 
 namespace vg::server {
 
@@ -119,8 +120,11 @@ void add_native_routes(httplib::Server& s, Context& ctx) {
   s.Get("/v1/capabilities", [&ctx](const httplib::Request&, httplib::Response& res) {
     nlohmann::json samplers = nlohmann::json::array();
     for (const auto& si : sampler_table()) samplers.push_back({{"id", si.id}, {"a1111", si.a1111}, {"aliases", si.aliases}});
-    nlohmann::json models = nlohmann::json::array();
-    for (const auto& m : ctx.models.list()) models.push_back(m.id);
+    nlohmann::json models = nlohmann::json::array(), details = nlohmann::json::object();
+    for (const auto& m : ctx.models.list()) {
+      models.push_back(m.id);
+      if (auto e = ctx.models.peek(m.id)) details[m.id] = model_details(*e);  // loaded ones only: never loads
+    }
     send_json(res, {{"version", version()},
                     {"tasks",
                      {{"text_to_image", {{"supported", true}}},
@@ -132,6 +136,7 @@ void add_native_routes(httplib::Server& s, Context& ctx) {
                     {"engines", engines_json()},
                     {"models", models},
                     {"default_model", ctx.models.default_id()},
+                    {"model_details", details},
                     {"samplers", samplers},
                     {"schedulers", schedule_names()},
                     {"params", params_json_fields()},
@@ -151,7 +156,22 @@ void add_native_routes(httplib::Server& s, Context& ctx) {
     }
     auto e = ctx.models.acquire(id);
     if (!e) return send_error(res, e.error());
-    send_json(res, {{"id", id}, {"loaded", true}});
+    nlohmann::json out = model_details(**e);
+    out["id"] = id;
+    out["loaded"] = true;
+    send_json(res, out);
+  });
+  // OpenAI's model object, plus family/controls/defaults when it is loaded.
+  s.Get(R"(/v1/models/([^/]+))", [&ctx](const httplib::Request& req, httplib::Response& res) {
+    const std::string id = req.matches[1];
+    auto entry = guard([&] { return ctx.models.resolve(id); });
+    if (!entry) return send_error(res, entry.error());
+    nlohmann::json out = {{"id", entry->id}, {"object", "model"}, {"created", 0}, {"owned_by", "visiongen"}, {"loaded", false}};
+    if (auto e = ctx.models.peek(entry->id)) {
+      out.update(model_details(*e));
+      out["loaded"] = true;
+    }
+    send_json(res, out);
   });
   s.Get("/v1/system", [&ctx](const httplib::Request&, httplib::Response& res) {
     long pages = sysconf(_SC_PHYS_PAGES), avail = sysconf(_SC_AVPHYS_PAGES), psz = sysconf(_SC_PAGE_SIZE);

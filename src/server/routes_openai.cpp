@@ -55,18 +55,34 @@ OpenAiRequest from_fields(Context& ctx, const nlohmann::json& f) {
     if (r.response_format != "url" && r.response_format != "b64_json")
       fail(ErrorCode::kInvalidArgument, "'response_format' must be url or b64_json");
   }
+  // Which fields the client gave: the model's preset fills the rest (FLUX's
+  // 28 steps, cfg 1, guidance 3.5; SD3's cfg 7).
+  auto given = [&](const char* field) { p.set_fields.push_back(field); };
+  given("prompt");
+  if (f.contains("n")) given("batch_size");
+  if (p.width) given("width"), given("height");
+  std::string family;
+  if (auto e = ctx.models.acquire(r.job.model)) family = (*e)->info().family;  // unknown: reported at validation
+  auto number = [&](const char* k) { return f[k].is_string() ? std::stof(f[k].get<std::string>()) : f[k].get<float>(); };
   // common extension fields at top level (Open WebUI, LocalAI, Lemonade)
-  if (f.contains("negative_prompt") && f["negative_prompt"].is_string()) p.negative_prompt = f["negative_prompt"];
-  if (f.contains("seed")) p.seed = to_int(f["seed"], "seed");
-  if (f.contains("steps")) p.steps = to_int(f["steps"], "steps");
-  for (const char* k : {"cfg_scale", "guidance_scale"})
-    if (f.contains(k)) p.cfg_scale = f[k].is_string() ? std::stof(f[k].get<std::string>()) : f[k].get<float>();
-  if (f.contains("strength")) p.strength = f["strength"].is_string() ? std::stof(f["strength"].get<std::string>()) : f["strength"].get<float>();
+  if (f.contains("negative_prompt") && f["negative_prompt"].is_string()) p.negative_prompt = f["negative_prompt"], given("negative_prompt");
+  if (f.contains("seed")) p.seed = to_int(f["seed"], "seed"), given("seed");
+  if (f.contains("steps")) p.steps = to_int(f["steps"], "steps"), given("steps");
+  if (f.contains("cfg_scale")) p.cfg_scale = number("cfg_scale"), given("cfg_scale");
+  // guidance_scale means what diffusers' pipeline of the family calls so:
+  // FluxPipeline's is the distilled guidance, the others' is CFG
+  if (f.contains("guidance_scale")) {
+    if (family == "flux") p.guidance = number("guidance_scale"), given("guidance");
+    else p.cfg_scale = number("guidance_scale"), given("cfg_scale");
+  }
+  if (f.contains("guidance")) p.guidance = number("guidance"), given("guidance");
+  if (f.contains("strength")) p.strength = number("strength"), given("strength");
   for (const char* k : {"sampler", "scheduler"})
-    if (f.contains(k) && f[k].is_string()) (std::string(k) == "sampler" ? p.sampler : p.scheduler) = f[k];
+    if (f.contains(k) && f[k].is_string()) (std::string(k) == "sampler" ? p.sampler : p.scheduler) = f[k], given(k);
   if (f.contains("extra") && f["extra"].is_object()) {  // the native schema, strictly
     Status st = params_from_json(f["extra"], &p, true);
     if (!st) throw VgException(st.error().code, st.error().message);
+    for (auto it = f["extra"].begin(); it != f["extra"].end(); ++it) given(it.key().c_str());
   }
   return r;
 }

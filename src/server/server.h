@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "visiongen/error.h"
+#include "visiongen/visiongen.h"
 
 namespace vg::server {
 
@@ -23,7 +24,11 @@ struct ServerOptions {
   std::string precision = "auto";  // auto | fp32 | bf16 (see LoadOptions)
   bool keep_text_encoder = false;  // see LoadOptions
   std::vector<std::string> lora_dirs;
-  std::string lora_mode = "merge";  // LoadOptions::lora_mode  // LoRA folders (LoadOptions::lora_dirs; $VG_LORA_DIR is searched after)
+  std::string lora_mode = "merge";  // LoadOptions::lora_mode
+  // Components of the default model only (transformer, text encoders, VAE,
+  // config folder: the LoadOptions fields `serve --transformer ...` sets);
+  // the other fields of this struct are ignored.
+  LoadOptions components;
 };
 
 class Server {

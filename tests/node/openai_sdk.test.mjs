@@ -30,3 +30,22 @@ test('images.generate and images.edit return images', async () => {
     await srv.stop();
   }
 });
+
+// FLUX through the SDK: the preset fills what the request leaves out
+// (cfg 1, distilled guidance 3.5); guidance_scale is FluxPipeline's guidance.
+test('images.generate with a FLUX model', async () => {
+  const fx = process.env.VG_FIXTURES;
+  const srv = await startServer(['--precision', 'fp32'], fx + '/flux-tiny/models/flux-tiny-dev');
+  try {
+    const client = new OpenAI({ apiKey: 'none', baseURL: srv.url + '/v1' });
+    const gen = await client.images.generate({ model: 'flux-tiny-dev', prompt: 'a red fox', size: '64x64', steps: 2, seed: 3, guidance_scale: 5 });
+    assert.equal(gen.data.length, 1);
+    const png = Buffer.from(gen.data[0].b64_json, 'base64');
+    assert.ok(isPng(png));
+    // the PNG's A1111 parameters chunk records the distilled guidance
+    assert.match(png.toString('latin1'), /Guidance: 5/);
+    assert.match(png.toString('latin1'), /CFG scale: 1/);
+  } finally {
+    await srv.stop();
+  }
+});

@@ -1,9 +1,8 @@
 // Starts `visiongen serve` on a free loopback port and stops it.
 import { spawn } from 'node:child_process';
 
-export async function startServer(args = []) {
+export async function startServer(args = [], model = process.env.VG_MODEL) {
   const cli = process.env.VG_CLI;
-  const model = process.env.VG_MODEL;
   if (!cli || !model) throw new Error('VG_CLI and VG_MODEL must be set');
   const proc = spawn(cli, ['serve', '--port', '0', '-m', model, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';

@@ -40,3 +40,50 @@ test('generate from the UI, then cancel a second job', async () => {
     await srv.stop();
   }
 });
+
+// The controls follow the selected model's family (POST /v1/models/{id}/load):
+// FLUX-dev distilled guidance and "true CFG", no clip skip; schnell no
+// guidance; SD3 skip layers.
+test('per-family controls for FLUX and SD3', async () => {
+  const fx = process.env.VG_FIXTURES;
+  const srv = await startServer(['--precision', 'fp32', '--models-dir', fx + '/flux-tiny/models', '--models-dir', fx + '/sd3-tiny/models'],
+                                fx + '/flux-tiny/models/flux-tiny-dev');
+  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args: ['--no-sandbox'] });
+  try {
+    const page = await (await browser.newContext({ bypassCSP: true })).newPage();
+    await page.goto(srv.url + '/');
+    await page.waitForFunction(() => document.querySelectorAll('#sampler option').length > 5);
+    const visible = (id) => page.isVisible('#ctl-' + id);
+    assert.equal(await page.textContent('#family'), 'flux-dev');
+    assert.equal(await visible('guidance'), true);
+    assert.equal(await visible('clip_skip'), false);
+    assert.equal(await visible('skip_layers'), false);
+    assert.equal(await page.textContent('#cfg_label'), 'true CFG');
+    assert.equal(await page.inputValue('#steps'), '28');
+    assert.equal(await page.inputValue('#cfg_scale'), '1');
+    assert.equal(await page.inputValue('#guidance'), '3.5');
+    // generate with the distilled guidance the UI shows
+    await page.fill('#steps', '2');
+    await page.fill('#guidance', '5');
+    await page.selectOption('#size', '64x64');
+    await page.click('#go');
+    await page.waitForSelector('#gallery .card img', { timeout: 120000 });
+    assert.match(await page.textContent('#gallery .card pre'), /Guidance: 5/);
+
+    await page.selectOption('#model', 'flux-tiny-schnell');
+    await page.waitForFunction(() => document.querySelector('#family').textContent === 'flux-schnell');
+    assert.equal(await visible('guidance'), false);
+    assert.equal(await page.inputValue('#steps'), '4');
+
+    await page.selectOption('#model', 'sd3-tiny');
+    await page.waitForFunction(() => document.querySelector('#family').textContent === 'sd3', null, { timeout: 60000 });
+    assert.equal(await visible('guidance'), false);
+    assert.equal(await visible('skip_layers'), true);
+    assert.equal(await visible('clip_skip'), true);
+    assert.equal(await page.textContent('#cfg_label'), 'CFG scale');
+    assert.equal(await page.inputValue('#cfg_scale'), '7');
+  } finally {
+    await browser.close();
+    await srv.stop();
+  }
+});
