@@ -154,6 +154,10 @@ class Engine {
   Result<GenerateResult> generate(const GenerateParams& params, const ImageInputs& images,
                                   const ProgressCallback& cb = nullptr);
   const ModelInfo& info() const;
+  // The family name presets use (data/presets/*.yaml): "stable-diffusion-1-x",
+  // "stable-diffusion-2-x", "sdxl", "flux-dev" (distilled guidance),
+  // "flux-schnell", "sd3".
+  std::string preset_family() const;
   // Checks params against this model (sizes, steps, ...) without running.
   Status validate(const GenerateParams& params) const;
   Status validate_with(const GenerateParams& params, const ImageInputs& images) const;

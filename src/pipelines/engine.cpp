@@ -17,7 +17,6 @@
 #include "io/hf_cache.h"
 #include "io/weights.h"
 #include "io/image_io.h"
-#include "pipelines/engine_family.h"
 #include "pipelines/family_engine.h"
 #include "pipelines/flux_model.h"
 #include "pipelines/sd3_model.h"
@@ -37,14 +36,8 @@ using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 }  // namespace
 
-namespace {
-void register_family(const FamilyEngine* f, bool add);
-}  // namespace
-
-Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) { register_family(impl_->family.get(), true); }
-Engine::~Engine() {
-  if (impl_ && impl_->family) register_family(impl_->family.get(), false);
-}
+Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Engine::~Engine() = default;
 
 namespace {
 // fp32/bf16 and how it was chosen ("" when `p` is unknown).
@@ -150,24 +143,7 @@ Result<std::unique_ptr<Engine>> Engine::load(const std::string& path, const Load
 
 const ModelInfo& Engine::info() const { return impl_->family->info(); }
 
-// Engines by the address of their ModelInfo (which lives in the family
-// engine), so engine_preset_family() needs no change to the public class.
-namespace {
-std::mutex g_families_mu;
-std::map<const ModelInfo*, const FamilyEngine*> g_families;
-
-void register_family(const FamilyEngine* f, bool add) {
-  std::lock_guard<std::mutex> lock(g_families_mu);
-  if (add) g_families[&f->info()] = f;
-  else g_families.erase(&f->info());
-}
-}  // namespace
-
-std::string engine_preset_family(const Engine& e) {
-  std::lock_guard<std::mutex> lock(g_families_mu);
-  auto it = g_families.find(&e.info());
-  return it == g_families.end() ? "" : it->second->preset_family();
-}
+std::string Engine::preset_family() const { return impl_->family->preset_family(); }
 
 Status Engine::validate(const GenerateParams& p) const { return validate_with(p, ImageInputs{}); }
 

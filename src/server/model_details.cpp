@@ -1,7 +1,6 @@
 #include "server/model_details.h"
 
 #include "core/error.h"
-#include "pipelines/engine_family.h"
 #include "registry/presets.h"
 
 namespace vg::server {
@@ -10,7 +9,7 @@ bool is_dit_family(const std::string& family) { return family == "flux" || famil
 
 nlohmann::json model_details(const Engine& e) {
   const ModelInfo& mi = e.info();
-  std::string variant = engine_preset_family(e);
+  std::string variant = e.preset_family();
   if (variant.empty())
     variant = mi.family == "sd1"   ? "stable-diffusion-1-x"
               : mi.family == "sd2" ? "stable-diffusion-2-x"
