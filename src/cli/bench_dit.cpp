@@ -265,8 +265,9 @@ nlohmann::json bench_mode(const DitBenchOptions& o, const Arch& real, bool bf16,
     const double dec = since(t);
     out["sizes"][i]["vae_decode_s"] = dec;
     out["sizes"][i]["vae_decode_gflops"] = vae.decode_flops(1, l, l) / dec / 1e9;
-    say("[%s] %dx%d VAE decode %.2f s (%.0f GFLOP/s)\n", label.c_str(), o.sizes[i], o.sizes[i], dec,
-                vae.decode_flops(1, l, l) / dec / 1e9);
+    if (auto st = vae.decode_arena_stats()) out["sizes"][i]["vae_arena_gb"] = st->arena_bytes / kGB;
+    say("[%s] %dx%d VAE decode %.2f s (%.0f GFLOP/s), activation arena %.2f GB\n", label.c_str(), o.sizes[i],
+        o.sizes[i], dec, vae.decode_flops(1, l, l) / dec / 1e9, out["sizes"][i].value("vae_arena_gb", 0.0));
     tensor_pool_trim();
   }
   out["peak_rss_gb"] = process_peak_gb();

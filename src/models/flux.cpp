@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "backend/cpu/vec_math.h"
 #include "core/error.h"
 #include "core/profile.h"
 
@@ -11,10 +12,6 @@ namespace vg {
 namespace {
 
 constexpr float kNormEps = 1e-6f;
-
-inline float gelu_tanh(float v) {
-  return 0.5f * v * (1.0f + std::tanh(0.7978845608028654f * (v + 0.044715f * v * v * v)));
-}
 
 // diffusers Timesteps(256, flip_sin_to_cos=True, shift 0) of v*1000, float32
 // arithmetic in diffusers' order: [cos, sin].
@@ -260,7 +257,7 @@ void FluxTransformer::single_block(const SingleBlock& blk, Tensor& x, const Tens
       float* o = cat.data() + r * (d + m);
       const float* hm = h.data() + r * (3 * d + m) + 3 * d;
       std::memcpy(o, a.data() + r * d, d * sizeof(float));
-      for (int64_t j = 0; j < m; ++j) o[d + j] = gelu_tanh(hm[j]);
+      vec::gelu_tanh(hm, o + d, m);
     }
   }
   gated_add(x, blk.linear2.forward(cat), mod, 2);
