@@ -10,9 +10,10 @@ namespace {
 TEST(BenchDit, FluxSchnellPrintsEveryField) {
   auto r = test::run_cli("bench --arch flux-schnell --sizes 64 --steps 1 --precision fp32 --stack 1");
   ASSERT_EQ(r.code, 0) << r.out;
-  for (const char* field : {"GEMM peak", "measured 1+1 blocks, scaled to 19+38", "(16 image + 512 text tokens)",
-                            "s/step", "GFLOP/step", "GFLOP/s", "of the fp32 GEMM peak", "text encode",
-                            "T5-XXL", "measured 1 of 24 layers", "CLIP-L", "VAE decode", "peak RSS"})
+  for (const char* field :
+       {"GEMM peak", "measured 1+1 blocks, scaled to 19+38", "(16 image + 512 text tokens)", "s/step",
+        "GFLOP/step", "GFLOP/s", "of the fp32 GEMM peak", "text encode", "T5-XXL", "measured 1 of 24 layers",
+        "CLIP-L", "VAE decode", "peak RSS"})
     EXPECT_NE(r.out.find(field), std::string::npos) << field << "\n" << r.out;
 }
 

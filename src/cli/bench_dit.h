@@ -13,12 +13,12 @@
 namespace vg::cli {
 
 struct DitBenchOptions {
-  std::string arch;              // one of dit_bench_archs()
-  std::vector<int> sizes{1024};  // square image sizes
-  int steps = 1;                 // timed transformer calls per size (best reported)
+  std::string arch;                // one of dit_bench_archs()
+  std::vector<int> sizes{1024};    // square image sizes
+  int steps = 1;                   // timed transformer calls per size (best reported)
   std::string precision = "both";  // fp32, bf16 or both
-  std::string quant;             // ggml type for the transformer's linears (fp32 compute otherwise)
-  int stack = 0;                 // 0: whole when it fits, else 2; N: always a stack of N (+N single) blocks
+  std::string quant;               // ggml type for the transformer's linears (fp32 compute otherwise)
+  int stack = 0;                   // 0: whole when it fits, else 2; N: always a stack of N (+N single) blocks
   int threads = 0;
   bool json = false, profile = false;
 };

@@ -11,7 +11,8 @@ DitShape flux_cost(const FluxConfig& c, int64_t l, int64_t s) {
   const double attn = 4.0 * t * t * d;  // QK^T and AV over the joint sequence
   DitShape r;
   // embedders: img_in, txt_in; conditioning MLPs (one row each)
-  r.params = c.in_channels * d + c.joint_attention_dim * d + (256 + d) * d + c.pooled_projection_dim * d + d * d;
+  r.params =
+      c.in_channels * d + c.joint_attention_dim * d + (256 + d) * d + c.pooled_projection_dim * d + d * d;
   if (c.guidance_embeds) r.params += (256 + d) * d;
   r.flops = 2 * (L * c.in_channels * d + S * c.joint_attention_dim * d);
   // double block: per stream mod 6d^2 (one row), qkv 3d^2, proj d^2, mlp 8d^2
@@ -28,10 +29,11 @@ DitShape mmdit_cost(const MmditConfig& c, int64_t x_tokens, int64_t c_tokens) {
                C = static_cast<double>(c_tokens), t = X + C;
   const double patch = static_cast<double>(c.patch_size * c.patch_size);
   DitShape r;
-  r.params = static_cast<double>(c.pos_embed_max_size * c.pos_embed_max_size) * d + patch * c.in_channels * d +
-             c.joint_attention_dim * d + (256 + d) * d + (c.pooled_projection_dim + d) * d + 2 * d * d +
-             d * patch * c.out_channels;
-  r.flops = 2 * (X * patch * c.in_channels * d + C * c.joint_attention_dim * d + X * d * patch * c.out_channels);
+  r.params = static_cast<double>(c.pos_embed_max_size * c.pos_embed_max_size) * d +
+             patch * c.in_channels * d + c.joint_attention_dim * d + (256 + d) * d +
+             (c.pooled_projection_dim + d) * d + 2 * d * d + d * patch * c.out_channels;
+  r.flops =
+      2 * (X * patch * c.in_channels * d + C * c.joint_attention_dim * d + X * d * patch * c.out_channels);
   for (int64_t i = 0; i < c.num_layers; ++i) {
     const bool dual = c.dual(i), pre_only = i + 1 == c.num_layers;
     const double x_mod = (dual ? 9 : 6) * d * d, c_mod = (pre_only ? 2 : 6) * d * d;
