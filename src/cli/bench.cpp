@@ -18,6 +18,7 @@
 #include "backend/cpu/dnnl_context.h"
 #include "backend/cpu/layers.h"
 #include "backend/cpu/ops.h"
+#include "cli/bench_dit.h"
 #include "cli/bench_lora.h"
 #include "cli/commands.h"
 #include "cli/synth_model.h"
@@ -428,14 +429,23 @@ void run_bench(const BenchOptions& o) {
 
 void add_bench(CLI::App& app) {
   auto o = std::make_shared<BenchOptions>();
-  auto* cmd = app.add_subcommand("bench", "benchmark a full-size SD1.5 or SDXL UNet/VAE with synthetic weights");
-  cmd->add_option("--arch", o->arch, "architecture: sd15 (SD 1.5 UNet, CLIP-L) or sdxl (SDXL base UNet, OpenCLIP bigG)")
-      ->capture_default_str()->check(CLI::IsMember({"sd15", "sdxl"}));
+  auto* cmd = app.add_subcommand("bench", "benchmark a full-size SD1.5/SDXL UNet or FLUX.1/SD3.5 transformer, VAE and "
+                                 "text encoders with synthetic weights");
+  std::vector<std::string> archs{"sd15", "sdxl"};
+  for (const auto& a : dit_bench_archs()) archs.push_back(a);
+  cmd->add_option("--arch", o->arch, "architecture: sd15 (SD 1.5 UNet, CLIP-L), sdxl (SDXL base UNet, OpenCLIP bigG), "
+                  "flux-dev, flux-schnell, sd35-medium, sd35-large (DiT section: real configs, --sizes 1024 and --steps 1 "
+                  "by default)")
+      ->capture_default_str()->check(CLI::IsMember(archs));
   cmd->add_flag("--quick", o->quick, "tiny widths, one iteration (CI smoke run)");
   cmd->add_flag("--json", o->json, "print JSON");
   cmd->add_flag("--profile", o->profile, "time per kernel kind (conv, linear, attention, norms, ...) inside the UNet step");
-  cmd->add_option("--sizes", o->sizes, "image sizes to run")->capture_default_str();
-  cmd->add_option("--steps", o->steps, "timed UNet calls per size (best is reported)")->capture_default_str();
+  auto* sizes = cmd->add_option("--sizes", o->sizes, "image sizes to run")->capture_default_str();
+  auto* steps = cmd->add_option("--steps", o->steps, "timed UNet calls per size (best is reported)")->capture_default_str();
+  auto stack = std::make_shared<int>(0);
+  cmd->add_option("--stack", *stack, "DiT archs: time a stack of N blocks (FLUX: N double + N single) at the real width and "
+                  "scale by FLOPs to the real depth; 0 = the whole transformer when it fits in memory, else 2")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
   cmd->add_option("-t,--threads", o->threads, "threads (0 = all cores)");
   cmd->add_option("--vae-tiled", o->vae_tiled, "also decode SIZE x SIZE in tiles first and report the growth of peak RSS (e.g. 1024)");
   cmd->add_option("--lora-rank", o->lora_rank,
@@ -449,7 +459,15 @@ void add_bench(CLI::App& app) {
   cmd->add_option("--write-model", o->write_model, "instead of benchmarking, write a full-size SDXL base diffusers folder "
                   "with random f16 weights here (about 7 GB), for whole-pipeline measurements");
   cmd->add_option("--tokenizers-from", o->tokenizers_from, "with --write-model: SDXL folder whose tokenizer/ and tokenizer_2/ are copied");
-  cmd->callback([o] { run_bench(*o); });
+  cmd->callback([o, sizes, steps, stack] {
+    if (!is_dit_arch(o->arch)) return run_bench(*o);
+    DitBenchOptions d;
+    d.arch = o->arch, d.precision = o->precision, d.quant = o->quant, d.stack = *stack, d.threads = o->threads;
+    d.json = o->json, d.profile = o->profile;
+    if (sizes->count()) d.sizes = o->sizes;
+    if (steps->count()) d.steps = o->steps;
+    run_dit_bench(d);
+  });
 }
 
 }  // namespace vg::cli

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "backend/cpu/vec_math.h"
 #include "core/error.h"
 #include "core/profile.h"
 
@@ -11,10 +12,6 @@ namespace vg {
 namespace {
 
 constexpr float kNormEps = 1e-6f;
-
-inline float gelu_tanh(float v) {
-  return 0.5f * v * (1.0f + std::tanh(0.7978845608028654f * (v + 0.044715f * v * v * v)));
-}
 
 // diffusers Timesteps(256, flip_sin_to_cos=True, shift 0) of v*1000: [cos, sin].
 Tensor sinusoid256(const std::vector<float>& values, int64_t batch) {
@@ -49,6 +46,7 @@ Tensor modulated_norm(const Tensor& x, const Tensor& mod, int sh, int sc) {
 
 // x[b, t, :] += gate[b, :] * y[b, t, :] (gate = chunk g of mod).
 void gated_add(Tensor& x, const Tensor& y, const Tensor& mod, int g) {
+  profile::Scope prof_("flux_gate");
   const int64_t b = x.dim(0), t = x.dim(1), d = x.dim(2), md = mod.dim(1);
   float* xd = x.data();
   const float* yd = y.data();
@@ -106,6 +104,7 @@ inline void norm_rope(float* x, int64_t heads, int64_t hd, const float* w, const
 // q, k, v [B, Ttot, D] at token offset t0, normalising and rotating q and k.
 void scatter_qkv(const Tensor& src, int64_t t0, const Tensor& qn, const Tensor& kn, const Tensor& cos,
                  const Tensor& sin, int64_t heads, Tensor& q, Tensor& k, Tensor& v) {
+  profile::Scope prof_("flux_qk_rope");
   const int64_t b = src.dim(0), t = src.dim(1), stride = src.dim(2), tt = q.dim(1), d = q.dim(2);
   const int64_t hd = d / heads;
 #pragma omp parallel for
@@ -125,6 +124,7 @@ void scatter_qkv(const Tensor& src, int64_t t0, const Tensor& qn, const Tensor& 
 
 // Tokens [t0, t0+n) of x [B, T, D] as [B, n, D].
 Tensor tokens(const Tensor& x, int64_t t0, int64_t n) {
+  profile::Scope prof_("flux_copy");
   const int64_t b = x.dim(0), t = x.dim(1), d = x.dim(2);
   if (t0 == 0 && n == t) return x;
   Tensor out({b, n, d});
@@ -241,12 +241,13 @@ void FluxTransformer::single_block(const SingleBlock& blk, Tensor& x, const Tens
     Tensor q({b, t, d}), k({b, t, d}), v({b, t, d});
     scatter_qkv(h, 0, blk.q_norm, blk.k_norm, cos, sin, cfg_.num_attention_heads, q, k, v);
     const Tensor a = attention(q, k, v, static_cast<int>(cfg_.num_attention_heads), false, bf16_);
+    profile::Scope prof_("flux_gelu_cat");
 #pragma omp parallel for
     for (int64_t r = 0; r < b * t; ++r) {
       float* o = cat.data() + r * (d + m);
       const float* hm = h.data() + r * (3 * d + m) + 3 * d;
       std::memcpy(o, a.data() + r * d, d * sizeof(float));
-      for (int64_t j = 0; j < m; ++j) o[d + j] = gelu_tanh(hm[j]);
+      vec::gelu_tanh(hm, o + d, m);
     }
   }
   gated_add(x, blk.linear2.forward(cat), mod, 2);

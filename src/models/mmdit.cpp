@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/profile.h"
 
 namespace vg {
 
@@ -17,6 +18,7 @@ constexpr float kEps = 1e-6f;  // LayerNorm and RMSNorm eps everywhere in SD3
 // modulation of the same LN(x).
 Tensor mod_ln(const Tensor& x, const Tensor& mod, int shift, int scale, Tensor* second = nullptr, int shift2 = 0,
               int scale2 = 0) {
+  profile::Scope prof_("mmdit_norm");
   const int64_t b = x.dim(0), t = x.dim(1), d = x.dim(2), m = mod.dim(1);
   Tensor out(x.shape());
   if (second) *second = Tensor(x.shape());
@@ -43,6 +45,7 @@ Tensor mod_ln(const Tensor& x, const Tensor& mod, int shift, int scale, Tensor* 
 
 // x [B,T,D] += mod[gate] [B,D] * y.
 void gated_add(Tensor& x, const Tensor& y, const Tensor& mod, int gate) {
+  profile::Scope prof_("mmdit_gate");
   const int64_t t = x.dim(1), d = x.dim(2), m = mod.dim(1);
 #pragma omp parallel for
   for (int64_t r = 0; r < x.dim(0) * t; ++r) {
@@ -62,6 +65,7 @@ struct QkvPart {
 // (parts concatenated along the sequence, in order), with the per-head
 // RMSNorm of q and k applied on the way: one pass, no intermediate copies.
 void joint_qkv(const std::vector<QkvPart>& parts, int64_t heads, Tensor& q, Tensor& k, Tensor& v) {
+  profile::Scope prof_("mmdit_qk_norm");
   const int64_t b = parts[0].qkv->dim(0), d = parts[0].qkv->dim(2) / 3, hd = d / heads;
   int64_t total = 0;
   for (const auto& p : parts) total += p.qkv->dim(1);

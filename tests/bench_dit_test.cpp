@@ -1,0 +1,49 @@
+// `visiongen bench --arch flux-*|sd35-*`: the DiT section at a tiny image
+// size (real widths, one-block stacks) so it runs in seconds.
+#include <nlohmann/json.hpp>
+
+#include "test_util.h"
+
+namespace vg {
+namespace {
+
+TEST(BenchDit, FluxSchnellPrintsEveryField) {
+  auto r = test::run_cli("bench --arch flux-schnell --sizes 64 --steps 1 --precision fp32 --stack 1");
+  ASSERT_EQ(r.code, 0) << r.out;
+  for (const char* field :
+       {"GEMM peak", "measured 1+1 blocks, scaled to 19+38", "(16 image + 512 text tokens)", "s/step",
+        "GFLOP/step", "GFLOP/s", "of the fp32 GEMM peak", "text encode", "T5-XXL", "measured 1 of 24 layers",
+        "CLIP-L", "VAE decode", "peak RSS"})
+    EXPECT_NE(r.out.find(field), std::string::npos) << field << "\n" << r.out;
+}
+
+TEST(BenchDit, Sd35MediumJsonFields) {
+  auto r = test::run_cli("bench --arch sd35-medium --sizes 64 --steps 1 --precision fp32 --stack 1 --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["runs"].size(), 1u);
+  const auto& run = j["runs"][0];
+  EXPECT_EQ(run["precision"], "fp32");
+  EXPECT_EQ(run["transformer_timed"], "measured 1 blocks, scaled to 24");
+  // SD3.5-medium has 2.5B parameters, about 0.23B of them its 384x384 position table
+  EXPECT_NEAR(run["transformer_params_b"].get<double>(), 2.47, 0.15);
+  EXPECT_GT(run["gemm_peak_gflops"].get<double>(), 0);
+  const auto& s = run["sizes"][0];
+  EXPECT_EQ(s["image_tokens"], 16);
+  EXPECT_EQ(s["text_tokens"], 333);
+  EXPECT_GT(s["transformer_s_per_step"].get<double>(), s["measured_s_per_step"].get<double>());  // scaled up
+  EXPECT_GT(s["frac_of_gemm_peak"].get<double>(), 0);
+  EXPECT_GT(s["vae_decode_s"].get<double>(), 0);
+  EXPECT_GT(run["text_encode_s"].get<double>(), run["t5_s"].get<double>());  // CLIP-L + G on top
+  EXPECT_GT(j["peak_rss_gb"].get<double>(), 0);
+}
+
+TEST(BenchDit, FluxParamsAndUnknownArch) {
+  auto r = test::run_cli("bench --arch flux-pro --sizes 64");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.out.find("flux-pro"), std::string::npos) << r.out;
+  EXPECT_NE(test::run_cli("bench --arch flux-dev --sizes 40 --stack 1").code, 0);  // not a multiple of 16
+}
+
+}  // namespace
+}  // namespace vg
