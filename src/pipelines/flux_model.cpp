@@ -88,6 +88,7 @@ std::unique_ptr<FluxModel> load_flux_model(const std::string& path, const LoadOp
   auto sub = [&](const char* s) { return base.empty() ? std::string() : base + "/" + s; };
   m->clip = load_clip_component({clip, "", sub("text_encoder")}, bf16, "text_encoder");
   m->t5 = load_t5_component({t5, "", sub("text_encoder_2")}, bf16, "text_encoder_2");
+  m->t5->set_keep_weights(opts.keep_text_encoder);  // else one block's compute copy at a time (T5-XXL: ~1.5 GiB, not 18)
   if (m->t5->config().d_model != m->config.joint_attention_dim)
     fail(ErrorCode::kShapeMismatch, "the T5 encoder is " + std::to_string(m->t5->config().d_model) +
                                         " wide but this FLUX transformer takes " +

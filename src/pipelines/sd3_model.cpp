@@ -94,6 +94,7 @@ std::unique_ptr<Sd3Model> load_sd3_model(const std::string& path, const LoadOpti
     const ComponentRef t5 = pick(first_given(opts.text_encoder_3, opts.t5), "text_encoder_3", "text_encoders.t5xxl.transformer.", {"t5xxl", "t5"});
     if (!t5.empty()) {
       m->t5 = load_t5_component(t5, bf16, "text_encoder_3");
+      m->t5->set_keep_weights(opts.keep_text_encoder);  // else one block's compute copy at a time (T5-XXL: ~1.5 GiB, not 18)
       if (m->t5->config().d_model != m->config.joint_attention_dim)
         fail(ErrorCode::kShapeMismatch, "the T5 encoder is " + std::to_string(m->t5->config().d_model) +
                                             " wide but this SD3 transformer takes " +
