@@ -94,7 +94,8 @@ TEST(QwenTokenizer, FixtureIdsFromVocabAndMerges) {
   // vocab.json + merges.txt + tokenizer_config.json; the added tokens from an
   // added_tokens.json (older Hub layout) made from tokenizer.json's list
   const std::string src = zimage_model() + "/tokenizer", dir = temp_dir("qwen_tok_vm");
-  for (const char* f : {"vocab.json", "merges.txt", "tokenizer_config.json"}) fs::copy(src + "/" + f, dir + "/" + f);
+  for (const char* f : {"vocab.json", "merges.txt", "tokenizer_config.json"})
+    fs::copy(src + "/" + f, dir + "/" + f);
   const auto tj = nlohmann::json::parse(read_file(src + "/tokenizer.json"));
   nlohmann::json added = nlohmann::json::object();
   for (const auto& a : tj["added_tokens"]) added[a["content"].get<std::string>()] = a["id"];
@@ -132,7 +133,8 @@ TEST(QwenTokenizer, QwenImageTemplate) {
 }
 
 TEST(QwenTokenizer, BadFilesAndArguments) {
-  EXPECT_EQ(code_of([] { QwenTokenizer::from_dir(temp_dir("qwen_tok_empty")); }), ErrorCode::kMissingComponent);
+  EXPECT_EQ(code_of([] { QwenTokenizer::from_dir(temp_dir("qwen_tok_empty")); }),
+            ErrorCode::kMissingComponent);
   const std::string dir = temp_dir("qwen_tok_bad");
   std::ofstream(dir + "/vocab.json") << R"({"a": 0, "b": 1, "ab": 2})";
   std::ofstream(dir + "/merges.txt") << "#version: 0.2\nab\n";
@@ -164,7 +166,8 @@ int64_t valid_of(const std::vector<int32_t>& mask) {
 QwenTextEncoder zimage_encoder(bool lazy = false, bool bf16 = false) {
   WeightStore w = open_component_weights(zimage_model() + "/text_encoder", "text_encoder");
   w.set_compute_bf16(bf16);
-  return QwenTextEncoder(QwenTextConfig::from_json_file(zimage_model() + "/text_encoder/config.json"), w, "auto", lazy);
+  return QwenTextEncoder(QwenTextConfig::from_json_file(zimage_model() + "/text_encoder/config.json"), w,
+                         "auto", lazy);
 }
 
 TEST(QwenEncoder, ZImagePromptEmbeds) {
@@ -182,7 +185,8 @@ TEST(QwenEncoder, ZImagePromptEmbeds) {
     ASSERT_EQ(emb.shape(), ref.shape()) << n;
     const double e = test::rel_err(emb, ref);
     EXPECT_LE(e, 1e-5) << n;
-    const double e_last = test::rel_err(enc.hidden_states(ids, valid, -1), f->load_f32(n + ".last_hidden_state_valid"));
+    const double e_last =
+        test::rel_err(enc.hidden_states(ids, valid, -1), f->load_f32(n + ".last_hidden_state_valid"));
     EXPECT_LE(e_last, 1e-5) << n;
     std::printf("[qwen3] %s: prompt_embeds rel %.2e, last_hidden_state rel %.2e\n", c, e, e_last);
   }
@@ -203,8 +207,10 @@ TEST(QwenEncoder, TokenizerToEmbeds) {
   const QwenTextEncoder enc = zimage_encoder();
   auto f = SafetensorsFile::open(zimage() + "/text_encoder/text_encoder.safetensors");
   std::vector<int32_t> mask;
-  const auto ids = tok.encode_chat_padded(manifest_of(zimage())["tokenizer"]["cases"]["unicode"]["prompt"], 512, &mask);
-  EXPECT_LE(test::rel_err(enc.hidden_states(ids, valid_of(mask), -2), f->load_f32("unicode.prompt_embeds")), 1e-5);
+  const auto ids =
+      tok.encode_chat_padded(manifest_of(zimage())["tokenizer"]["cases"]["unicode"]["prompt"], 512, &mask);
+  EXPECT_LE(test::rel_err(enc.hidden_states(ids, valid_of(mask), -2), f->load_f32("unicode.prompt_embeds")),
+            1e-5);
 }
 
 TEST(QwenEncoder, LazyReleaseAndBf16) {
@@ -267,10 +273,12 @@ TEST(QwenEncoder, BadInputs) {
   auto j = nlohmann::json::parse(read_file(zimage_model() + "/text_encoder/config.json"));
   WeightStore w = open_component_weights(zimage_model() + "/text_encoder", "text_encoder");
   j["num_hidden_layers"] = 4;
-  EXPECT_EQ(code_of([&] { QwenTextEncoder(QwenTextConfig::from_json(j, "cfg"), w); }), ErrorCode::kShapeMismatch);
+  EXPECT_EQ(code_of([&] { QwenTextEncoder(QwenTextConfig::from_json(j, "cfg"), w); }),
+            ErrorCode::kShapeMismatch);
   j["num_hidden_layers"] = 3;
   j["head_dim"] = 8;
-  EXPECT_EQ(code_of([&] { QwenTextEncoder(QwenTextConfig::from_json(j, "cfg"), w); }), ErrorCode::kShapeMismatch);
+  EXPECT_EQ(code_of([&] { QwenTextEncoder(QwenTextConfig::from_json(j, "cfg"), w); }),
+            ErrorCode::kShapeMismatch);
   j["num_key_value_heads"] = 3;
   EXPECT_EQ(code_of([&] { QwenTextConfig::from_json(j, "cfg"); }), ErrorCode::kCorruptFile);
 }

@@ -16,7 +16,8 @@ QwenTextConfig QwenTextConfig::from_json_file(const std::string& path) {
 
 QwenTextConfig QwenTextConfig::from_json(const nlohmann::json& root, const std::string& path) {
   // Qwen2.5-VL nests the language model's settings in text_config
-  const nlohmann::json& j = root.contains("text_config") && root["text_config"].is_object() ? root["text_config"] : root;
+  const nlohmann::json& j =
+      root.contains("text_config") && root["text_config"].is_object() ? root["text_config"] : root;
   QwenTextConfig c;
   try {
     c.model_type = j.value("model_type", root.value("model_type", c.model_type));
@@ -26,10 +27,11 @@ QwenTextConfig QwenTextConfig::from_json(const nlohmann::json& root, const std::
     c.num_heads = j.value("num_attention_heads", c.num_heads);
     c.num_kv_heads = j.value("num_key_value_heads", c.num_heads);
     c.head_dim = j.contains("head_dim") && j["head_dim"].is_number_integer() ? j["head_dim"].get<int64_t>()
-                                                                              : c.hidden_size / c.num_heads;
+                                                                             : c.hidden_size / c.num_heads;
     c.vocab_size = j.value("vocab_size", c.vocab_size);
     c.rms_norm_eps = j.value("rms_norm_eps", c.rms_norm_eps);
-    // transformers >= 5 moves rope_theta (and mrope_section) into rope_parameters; older: top level / rope_scaling
+    // transformers >= 5 moves rope_theta (and mrope_section) into rope_parameters; older: top level /
+    // rope_scaling
     c.rope_theta = j.value("rope_theta", c.rope_theta);
     for (const char* key : {"rope_parameters", "rope_scaling"}) {
       if (!j.contains(key) || !j[key].is_object()) continue;
@@ -47,9 +49,10 @@ QwenTextConfig QwenTextConfig::from_json(const nlohmann::json& root, const std::
   if (c.hidden_size <= 0 || c.intermediate_size <= 0 || c.num_layers <= 0 || c.num_heads <= 0 ||
       c.num_kv_heads <= 0 || c.num_heads % c.num_kv_heads != 0 || c.head_dim <= 0 || c.head_dim % 2 != 0 ||
       c.vocab_size <= 0 || !(c.rope_theta > 0) || !(c.rms_norm_eps > 0))
-    fail(ErrorCode::kCorruptFile, "'" + path + "' has inconsistent sizes (heads " + std::to_string(c.num_heads) +
-                                      ", kv heads " + std::to_string(c.num_kv_heads) + ", head_dim " +
-                                      std::to_string(c.head_dim) + "); re-download the text encoder's config.json");
+    fail(ErrorCode::kCorruptFile,
+         "'" + path + "' has inconsistent sizes (heads " + std::to_string(c.num_heads) + ", kv heads " +
+             std::to_string(c.num_kv_heads) + ", head_dim " + std::to_string(c.head_dim) +
+             "); re-download the text encoder's config.json");
   return c;
 }
 
@@ -77,24 +80,27 @@ QwenTextEncoder::QwenTextEncoder(const QwenTextConfig& cfg, const WeightStore& w
 void QwenTextEncoder::check_shape(const std::string& n, const Shape& s) const {
   const TensorInfo* ti = src_.find(n);
   if (!ti && !src_.has(n))
-    fail(ErrorCode::kShapeMismatch, "Qwen text encoder weight '" + n + "' is missing from " + src_.describe() +
-                                        "; these are not the weights of the " + std::to_string(cfg_.num_layers) +
-                                        "-layer " + cfg_.model_type + " model config.json describes");
+    fail(ErrorCode::kShapeMismatch, "Qwen text encoder weight '" + n + "' is missing from " +
+                                        src_.describe() + "; these are not the weights of the " +
+                                        std::to_string(cfg_.num_layers) + "-layer " + cfg_.model_type +
+                                        " model config.json describes");
   if (!ti) {
     src_.check(n, s);  // synthetic store: records the request
     return;
   }
   if (ti->shape != s)
     fail(ErrorCode::kShapeMismatch,
-         "Qwen text encoder weight '" + n + "' has shape " + shape_str(ti->shape) + " but config.json (hidden " +
-             std::to_string(cfg_.hidden_size) + ", " + std::to_string(cfg_.num_heads) + "/" +
-             std::to_string(cfg_.num_kv_heads) + " heads x " + std::to_string(cfg_.head_dim) + ", mlp " +
-             std::to_string(cfg_.intermediate_size) + ", vocab " + std::to_string(cfg_.vocab_size) + ") needs " +
-             shape_str(s) + "; config.json and the weights disagree");
+         "Qwen text encoder weight '" + n + "' has shape " + shape_str(ti->shape) +
+             " but config.json (hidden " + std::to_string(cfg_.hidden_size) + ", " +
+             std::to_string(cfg_.num_heads) + "/" + std::to_string(cfg_.num_kv_heads) + " heads x " +
+             std::to_string(cfg_.head_dim) + ", mlp " + std::to_string(cfg_.intermediate_size) + ", vocab " +
+             std::to_string(cfg_.vocab_size) + ") needs " + shape_str(s) +
+             "; config.json and the weights disagree");
 }
 
 void QwenTextEncoder::check_all() const {
-  const int64_t d = cfg_.hidden_size, hd = cfg_.head_dim, q = cfg_.num_heads * hd, kv = cfg_.num_kv_heads * hd;
+  const int64_t d = cfg_.hidden_size, hd = cfg_.head_dim, q = cfg_.num_heads * hd,
+                kv = cfg_.num_kv_heads * hd;
   const int64_t ff = cfg_.intermediate_size;
   check_shape(prefix_ + "embed_tokens.weight", {cfg_.vocab_size, d});
   check_shape(prefix_ + "norm.weight", {d});
@@ -122,7 +128,8 @@ void QwenTextEncoder::check_all() const {
 }
 
 std::unique_ptr<QwenTextEncoder::Weights> QwenTextEncoder::load() const {
-  const int64_t d = cfg_.hidden_size, hd = cfg_.head_dim, q = cfg_.num_heads * hd, kv = cfg_.num_kv_heads * hd;
+  const int64_t d = cfg_.hidden_size, hd = cfg_.head_dim, q = cfg_.num_heads * hd,
+                kv = cfg_.num_kv_heads * hd;
   const int64_t ff = cfg_.intermediate_size;
   auto w = std::make_unique<Weights>();
   w->final_norm = src_.get(prefix_ + "norm.weight", {d});
@@ -167,8 +174,9 @@ Tensor QwenTextEncoder::embed(const std::vector<int32_t>& ids, int64_t n) const 
   for (int64_t i = 0; i < n; ++i) {
     const int32_t id = ids[i];
     if (id < 0 || id >= cfg_.vocab_size)
-      fail(ErrorCode::kInvalidArgument, "token id " + std::to_string(id) + " is outside the Qwen vocabulary (" +
-                                            std::to_string(cfg_.vocab_size) + "); tokenizer and text encoder do not match");
+      fail(ErrorCode::kInvalidArgument,
+           "token id " + std::to_string(id) + " is outside the Qwen vocabulary (" +
+               std::to_string(cfg_.vocab_size) + "); tokenizer and text encoder do not match");
     if (!table.empty()) {
       std::copy_n(table.data() + id * d, d, x.data() + i * d);
       continue;
@@ -205,7 +213,8 @@ Tensor rms_norm(const Tensor& x, const Tensor& w, float eps) {
 }
 
 // Rotate-half RoPE on [n, heads*hd] at positions 0..n-1 (cos/sin tables [n, hd/2]).
-void apply_rope(Tensor& x, int64_t heads, int64_t hd, const std::vector<float>& cos_t, const std::vector<float>& sin_t) {
+void apply_rope(Tensor& x, int64_t heads, int64_t hd, const std::vector<float>& cos_t,
+                const std::vector<float>& sin_t) {
   const int64_t n = x.dim(0), half = hd / 2;
   for (int64_t p = 0; p < n; ++p)
     for (int64_t h = 0; h < heads; ++h) {
@@ -234,16 +243,19 @@ Tensor repeat_kv(const Tensor& x, int64_t kv, int64_t groups, int64_t hd) {
 
 }  // namespace
 
-Tensor QwenTextEncoder::hidden_states(const std::vector<int32_t>& ids, int64_t valid_len, int layer_index) const {
+Tensor QwenTextEncoder::hidden_states(const std::vector<int32_t>& ids, int64_t valid_len,
+                                      int layer_index) const {
   const int64_t total = static_cast<int64_t>(cfg_.num_layers) + 1;
   const int64_t idx = layer_index < 0 ? layer_index + total : layer_index;
   if (idx < 0 || idx >= total)
-    fail(ErrorCode::kInvalidArgument, "hidden state " + std::to_string(layer_index) + " does not exist: the " +
-                                          cfg_.model_type + " text encoder has " + std::to_string(total) +
-                                          " (embeddings and " + std::to_string(cfg_.num_layers) + " layers)");
+    fail(ErrorCode::kInvalidArgument, "hidden state " + std::to_string(layer_index) +
+                                          " does not exist: the " + cfg_.model_type + " text encoder has " +
+                                          std::to_string(total) + " (embeddings and " +
+                                          std::to_string(cfg_.num_layers) + " layers)");
   if (valid_len < 1 || valid_len > static_cast<int64_t>(ids.size()))
     fail(ErrorCode::kInvalidArgument, "valid length " + std::to_string(valid_len) + " is outside 1.." +
-                                          std::to_string(ids.size()) + "; the text encoder needs at least one token");
+                                          std::to_string(ids.size()) +
+                                          "; the text encoder needs at least one token");
   const int64_t n = valid_len, hd = cfg_.head_dim, half = hd / 2;
   const int64_t hq = cfg_.num_heads, hkv = cfg_.num_kv_heads;
   Tensor x = embed(ids, n);

@@ -35,7 +35,8 @@ const icu::RegexPattern& split_pattern() {
     UParseError pe;
     std::unique_ptr<icu::RegexPattern> r(
         icu::RegexPattern::compile(icu::UnicodeString::fromUTF8(kSplitRegex), 0, pe, st));
-    if (U_FAILURE(st)) fail(ErrorCode::kInternal, std::string("the Qwen split regex does not compile: ") + u_errorName(st));
+    if (U_FAILURE(st))
+      fail(ErrorCode::kInternal, std::string("the Qwen split regex does not compile: ") + u_errorName(st));
     return r;
   }();
   return *p;
@@ -46,7 +47,8 @@ nlohmann::json parse_json(const std::string& path) {
   try {
     return nlohmann::json::parse(read_file(path));
   } catch (const nlohmann::json::exception& e) {
-    fail(ErrorCode::kCorruptFile, "'" + path + "' is not valid JSON: " + e.what() + "; re-download the tokenizer");
+    fail(ErrorCode::kCorruptFile,
+         "'" + path + "' is not valid JSON: " + e.what() + "; re-download the tokenizer");
   }
 }
 
@@ -55,16 +57,17 @@ std::string token_name(const nlohmann::json& j, const char* key) {
   if (!j.contains(key)) return "";
   const auto& v = j[key];
   if (v.is_string()) return v.get<std::string>();
-  if (v.is_object() && v.contains("content") && v["content"].is_string()) return v["content"].get<std::string>();
+  if (v.is_object() && v.contains("content") && v["content"].is_string())
+    return v["content"].get<std::string>();
   return "";
 }
 
 // Qwen2's special tokens in their real order, right after the BPE vocabulary
 // (the same in Qwen2, Qwen2.5(-VL) and Qwen3); used when a folder lists none.
 constexpr const char* kQwen2Specials[] = {
-    "<|endoftext|>",    "<|im_start|>",   "<|im_end|>",      "<|object_ref_start|>", "<|object_ref_end|>",
-    "<|box_start|>",    "<|box_end|>",    "<|quad_start|>",  "<|quad_end|>",         "<|vision_start|>",
-    "<|vision_end|>",   "<|vision_pad|>", "<|image_pad|>",   "<|video_pad|>"};
+    "<|endoftext|>",  "<|im_start|>",   "<|im_end|>",     "<|object_ref_start|>", "<|object_ref_end|>",
+    "<|box_start|>",  "<|box_end|>",    "<|quad_start|>", "<|quad_end|>",         "<|vision_start|>",
+    "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>",  "<|video_pad|>"};
 
 }  // namespace
 
@@ -73,9 +76,10 @@ QwenPromptTemplate QwenPromptTemplate::zimage() {
 }
 
 QwenPromptTemplate QwenPromptTemplate::qwen_image() {
-  return {"<|im_start|>system\nDescribe the image by detailing the color, shape, size, texture, quantity, text, "
-          "spatial relationships of the objects and background:<|im_end|>\n<|im_start|>user\n",
-          "<|im_end|>\n<|im_start|>assistant\n", 34};
+  return {
+      "<|im_start|>system\nDescribe the image by detailing the color, shape, size, texture, quantity, text, "
+      "spatial relationships of the objects and background:<|im_end|>\n<|im_start|>user\n",
+      "<|im_end|>\n<|im_start|>assistant\n", 34};
 }
 
 void QwenTokenizer::add_token(const std::string& content, int32_t id) {
@@ -88,8 +92,9 @@ void QwenTokenizer::finish(const std::string& eos, const std::string& pad, const
   for (const auto& [k, v] : vocab_) vocab_size_ = std::max(vocab_size_, v + 1);
   added_by_length_.clear();
   for (const auto& [k, v] : added_) added_by_length_.push_back(k);
-  std::sort(added_by_length_.begin(), added_by_length_.end(),
-            [](const std::string& a, const std::string& b) { return a.size() != b.size() ? a.size() > b.size() : a < b; });
+  std::sort(added_by_length_.begin(), added_by_length_.end(), [](const std::string& a, const std::string& b) {
+    return a.size() != b.size() ? a.size() > b.size() : a < b;
+  });
   auto id_of = [&](const std::string& name, const char* what) {
     const int32_t id = token_id(name);
     if (id < 0)
@@ -104,8 +109,9 @@ void QwenTokenizer::finish(const std::string& eos, const std::string& pad, const
 QwenTokenizer QwenTokenizer::from_dir(const std::string& dir) {
   if (path_exists(dir + "/tokenizer.json")) return from_tokenizer_json(dir + "/tokenizer.json");
   if (!path_exists(dir + "/vocab.json") || !path_exists(dir + "/merges.txt"))
-    fail(ErrorCode::kMissingComponent,
-         "'" + dir + "' has neither tokenizer.json nor vocab.json + merges.txt; download the model's tokenizer folder");
+    fail(ErrorCode::kMissingComponent, "'" + dir +
+                                           "' has neither tokenizer.json nor vocab.json + merges.txt; "
+                                           "download the model's tokenizer folder");
   return from_vocab_merges(dir + "/vocab.json", dir + "/merges.txt",
                            path_exists(dir + "/tokenizer_config.json") ? dir + "/tokenizer_config.json" : "");
 }
@@ -116,7 +122,8 @@ QwenTokenizer QwenTokenizer::from_tokenizer_json(const std::string& path) {
   try {
     const auto& model = j.at("model");
     if (model.value("type", std::string("BPE")) != "BPE")
-      fail(ErrorCode::kUnsupportedModel, "'" + path + "' is not a BPE tokenizer; a Qwen tokenizer.json is needed");
+      fail(ErrorCode::kUnsupportedModel,
+           "'" + path + "' is not a BPE tokenizer; a Qwen tokenizer.json is needed");
     for (const auto& [k, v] : model.at("vocab").items()) t.vocab_[k] = v.get<int32_t>();
     for (const auto& m : model.at("merges")) {
       // tokenizers >= 0.20 writes [left, right]; older files "left right"
@@ -127,7 +134,8 @@ QwenTokenizer QwenTokenizer::from_tokenizer_json(const std::string& path) {
       }
     }
     if (j.contains("added_tokens") && j["added_tokens"].is_array())
-      for (const auto& a : j["added_tokens"]) t.add_token(a.at("content").get<std::string>(), a.at("id").get<int32_t>());
+      for (const auto& a : j["added_tokens"])
+        t.add_token(a.at("content").get<std::string>(), a.at("id").get<int32_t>());
   } catch (const nlohmann::json::exception& e) {
     fail(ErrorCode::kCorruptFile, "'" + path + "' is not a tokenizers BPE file: " + e.what());
   }
@@ -148,9 +156,11 @@ QwenTokenizer QwenTokenizer::from_vocab_merges(const std::string& vocab_json, co
   QwenTokenizer t;
   const auto vocab = parse_json(vocab_json);
   if (!vocab.is_object() || vocab.empty())
-    fail(ErrorCode::kCorruptFile, "'" + vocab_json + "' is not a token->id object; re-download the tokenizer");
+    fail(ErrorCode::kCorruptFile,
+         "'" + vocab_json + "' is not a token->id object; re-download the tokenizer");
   for (const auto& [k, v] : vocab.items()) {
-    if (!v.is_number_integer()) fail(ErrorCode::kCorruptFile, "'" + vocab_json + "' maps '" + k + "' to a non-integer");
+    if (!v.is_number_integer())
+      fail(ErrorCode::kCorruptFile, "'" + vocab_json + "' maps '" + k + "' to a non-integer");
     t.vocab_[k] = v.get<int32_t>();
   }
   std::istringstream merges(read_file(merges_txt));
@@ -158,7 +168,8 @@ QwenTokenizer QwenTokenizer::from_vocab_merges(const std::string& vocab_json, co
   for (bool first = true; std::getline(merges, line); first = false) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if ((first && line.rfind("#version", 0) == 0) || line.empty()) continue;
-    if (!t.ranks_.add_line(line)) fail(ErrorCode::kCorruptFile, "'" + merges_txt + "' has a malformed line: " + line);
+    if (!t.ranks_.add_line(line))
+      fail(ErrorCode::kCorruptFile, "'" + merges_txt + "' has a malformed line: " + line);
   }
   std::string eos, pad;
   bool listed = false;
@@ -171,8 +182,8 @@ QwenTokenizer QwenTokenizer::from_vocab_merges(const std::string& vocab_json, co
         char* end = nullptr;
         const long v = std::strtol(id.c_str(), &end, 10);
         if (id.empty() || *end != '\0' || v < 0 || v > INT32_MAX || !a.is_object())
-          fail(ErrorCode::kCorruptFile, "'" + config_json + "' has a malformed added_tokens_decoder entry '" + id +
-                                            "'; re-download the tokenizer");
+          fail(ErrorCode::kCorruptFile, "'" + config_json + "' has a malformed added_tokens_decoder entry '" +
+                                            id + "'; re-download the tokenizer");
         t.add_token(a.value("content", std::string()), static_cast<int32_t>(v));
         listed = true;
       }
@@ -183,7 +194,8 @@ QwenTokenizer QwenTokenizer::from_vocab_merges(const std::string& vocab_json, co
       const auto list = parse_json(added);  // kept alive: items() does not own it
       if (!list.is_object()) fail(ErrorCode::kCorruptFile, "'" + added + "' is not a token->id object");
       for (const auto& [k, v] : list.items()) {
-        if (!v.is_number_integer()) fail(ErrorCode::kCorruptFile, "'" + added + "' maps '" + k + "' to a non-integer");
+        if (!v.is_number_integer())
+          fail(ErrorCode::kCorruptFile, "'" + added + "' maps '" + k + "' to a non-integer");
         t.add_token(k, v.get<int32_t>());
       }
       listed = true;
@@ -217,7 +229,8 @@ void QwenTokenizer::tokenize_chunk(const std::string& text, std::vector<std::str
   if (U_SUCCESS(st)) u = nfc->normalize(u, st);
   if (U_FAILURE(st)) fail(ErrorCode::kInternal, std::string("NFC normalisation failed: ") + u_errorName(st));
   std::unique_ptr<icu::RegexMatcher> m(split_pattern().matcher(u, st));
-  if (U_FAILURE(st)) fail(ErrorCode::kInternal, std::string("the Qwen split regex failed: ") + u_errorName(st));
+  if (U_FAILURE(st))
+    fail(ErrorCode::kInternal, std::string("the Qwen split regex failed: ") + u_errorName(st));
   auto emit = [&](int32_t b, int32_t e) {
     if (e <= b) return;
     std::string piece;
@@ -260,14 +273,16 @@ std::vector<int32_t> QwenTokenizer::encode(const std::string& text) const {
   std::vector<int32_t> ids;
   for (const auto& tok : tokenize(text)) {
     const int32_t id = token_id(tok);
-    if (id >= 0) ids.push_back(id);  // no unk token: BPE pieces outside the vocabulary are dropped, as tokenizers does
+    if (id >= 0)
+      ids.push_back(id);  // no unk token: BPE pieces outside the vocabulary are dropped, as tokenizers does
   }
   return ids;
 }
 
 std::vector<int32_t> QwenTokenizer::encode_chat(const std::string& prompt, int max_len,
                                                 const QwenPromptTemplate& tmpl) const {
-  if (max_len < 1) fail(ErrorCode::kInvalidArgument, "max_len must be at least 1, got " + std::to_string(max_len));
+  if (max_len < 1)
+    fail(ErrorCode::kInvalidArgument, "max_len must be at least 1, got " + std::to_string(max_len));
   std::vector<int32_t> ids = encode(tmpl.apply(prompt));
   if (static_cast<int>(ids.size()) > max_len) ids.resize(static_cast<size_t>(max_len));
   return ids;

@@ -47,8 +47,9 @@ class QwenTokenizer {
                                    const QwenPromptTemplate& tmpl = QwenPromptTemplate::zimage()) const;
   // encode_chat padded with pad_id() to max_len; *mask (optional) gets 1 per
   // real token and 0 per pad, as padding="max_length" makes them.
-  std::vector<int32_t> encode_chat_padded(const std::string& prompt, int max_len, std::vector<int32_t>* mask,
-                                          const QwenPromptTemplate& tmpl = QwenPromptTemplate::zimage()) const;
+  std::vector<int32_t> encode_chat_padded(
+      const std::string& prompt, int max_len, std::vector<int32_t>* mask,
+      const QwenPromptTemplate& tmpl = QwenPromptTemplate::zimage()) const;
 
   // Id of a token string (vocabulary or added token), or -1.
   int32_t token_id(const std::string& token) const;
