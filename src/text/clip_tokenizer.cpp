@@ -5,7 +5,6 @@
 #include <unicode/uchar.h>
 #include <unicode/unistr.h>
 
-#include <climits>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -88,19 +87,10 @@ std::vector<UChar32> clean_text(const std::string& text, bool bert_clean) {
   return to_cps(norm);
 }
 
-// GPT-2/CLIP bytes_to_unicode keeps these bytes as their own code point.
-bool printable_byte(int b) {
-  return (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
-}
-
 }  // namespace
 
 // CLIP's vocabulary holds 49408 ids: 256 bytes, 256 "byte</w>", 48894 merges, 2 specials.
 constexpr int kClipMergeCount = 49152 - 256 - 2;
-
-void ClipTokenizer::init_byte_map() {
-  for (int b = 0, n = 0; b < 256; ++b) byte_to_unicode_[b] = cp_to_utf8(printable_byte(b) ? b : 256 + n++);
-}
 
 std::vector<std::string> ClipTokenizer::read_merges(const std::string& text, const std::string& source) {
   std::istringstream merges(text);
@@ -115,9 +105,7 @@ std::vector<std::string> ClipTokenizer::read_merges(const std::string& text, con
       continue;
     }
     first = false;
-    if (line.find(' ') == std::string::npos)
-      fail(ErrorCode::kCorruptFile, "'" + source + "' has a malformed line: " + line);
-    merge_rank_.emplace(line, static_cast<int>(pairs.size()));
+    if (!ranks_.add_line(line)) fail(ErrorCode::kCorruptFile, "'" + source + "' has a malformed line: " + line);
     pairs.push_back(line);
   }
   return pairs;
@@ -164,7 +152,6 @@ void ClipTokenizer::resolve_special_ids(const std::string& pad_str, const std::s
 
 ClipTokenizer ClipTokenizer::load(const std::string& dir) {
   ClipTokenizer t;
-  t.init_byte_map();
   nlohmann::json vocab;
   try {
     vocab = nlohmann::json::parse(read_file(dir + "/vocab.json"));
@@ -181,14 +168,15 @@ ClipTokenizer ClipTokenizer::load(const std::string& dir) {
 
 ClipTokenizer ClipTokenizer::builtin(const std::string& pad_token) {
   ClipTokenizer t;
-  t.init_byte_map();
   // simple_tokenizer's order: the byte chars in bytes_to_unicode order (printable
   // bytes first, then the remapped ones: i.e. by code point), then each + "</w>",
   // then every merge's concatenation, then the two special tokens.
+  // (the stand-ins of the printable bytes are the bytes themselves; the rest follow from 256 up)
   std::vector<std::string> bytes;
+  const auto& b2u = gpt2_byte_to_unicode();
   for (bool printable : {true, false})
     for (int b = 0; b < 256; ++b)
-      if (printable_byte(b) == printable) bytes.push_back(t.byte_to_unicode_[b]);
+      if ((b2u[b] == cp_to_utf8(b)) == printable) bytes.push_back(b2u[b]);
   int32_t id = 0;
   for (auto& b : bytes) t.vocab_.emplace(b, id++);
   for (auto& b : bytes) t.vocab_.emplace(b + "</w>", id++);
@@ -226,35 +214,10 @@ std::vector<std::string> ClipTokenizer::bpe(const std::string& word_utf8) const 
   auto it = cache_.find(word_utf8);
   if (it != cache_.end()) return it->second;
   // Split into code points (each already a byte-level unicode char).
-  std::vector<std::string> word;
-  icu::UnicodeString u = icu::UnicodeString::fromUTF8(word_utf8);
-  for (UChar32 c : to_cps(u)) word.push_back(cp_to_utf8(c));
+  std::vector<std::string> word = utf8_chars(word_utf8);
   if (word.empty()) return {};
   word.back() += "</w>";
-  while (word.size() > 1) {
-    int best = INT_MAX;
-    size_t best_i = 0;
-    for (size_t i = 0; i + 1 < word.size(); ++i) {
-      auto m = merge_rank_.find(word[i] + " " + word[i + 1]);
-      if (m != merge_rank_.end() && m->second < best) {
-        best = m->second;
-        best_i = i;
-      }
-    }
-    if (best == INT_MAX) break;
-    // Merge every occurrence of the best pair, left to right (as CLIP does).
-    std::string first = word[best_i], second = word[best_i + 1];
-    std::vector<std::string> merged;
-    for (size_t i = 0; i < word.size();) {
-      if (i + 1 < word.size() && word[i] == first && word[i + 1] == second) {
-        merged.push_back(first + second);
-        i += 2;
-      } else {
-        merged.push_back(word[i++]);
-      }
-    }
-    word.swap(merged);
-  }
+  word = ranks_.merge(std::move(word));
   cache_.emplace(word_utf8, word);
   return word;
 }
@@ -264,9 +227,7 @@ void ClipTokenizer::tokenize_chunk(const std::string& text, std::vector<std::str
   auto emit = [&](size_t b, size_t e) {
     std::string bytes;
     for (size_t i = b; i < e; ++i) bytes += cp_to_utf8(cps[i]);
-    std::string mapped;
-    for (unsigned char ch : bytes) mapped += byte_to_unicode_[ch];
-    for (auto& tok : bpe(mapped)) out->push_back(tok);
+    for (auto& tok : bpe(byte_level_map(bytes))) out->push_back(tok);
   };
   static const char* kContractions[] = {"'s", "'t", "'re", "'ve", "'m", "'ll", "'d"};
   size_t i = 0;

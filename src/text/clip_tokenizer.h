@@ -8,6 +8,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "text/byte_bpe.h"
+
 namespace vg {
 
 class ClipTokenizer {
@@ -51,7 +53,6 @@ class ClipTokenizer {
   Flavor flavor() const { return flavor_; }
 
  private:
-  void init_byte_map();
   // Ranks the merges (at most CLIP's 48894, after the '#version' line); returns the pairs in order.
   std::vector<std::string> read_merges(const std::string& text, const std::string& source);
   // bos/eos/pad/max length from the folder's config files; returns the pad token string.
@@ -61,8 +62,7 @@ class ClipTokenizer {
   void tokenize_chunk(const std::string& text, std::vector<std::string>* out) const;
 
   std::unordered_map<std::string, int32_t> vocab_;
-  std::unordered_map<std::string, int32_t> merge_rank_;  // "a b" -> rank
-  std::string byte_to_unicode_[256];
+  BpeRanks ranks_;
   int32_t bos_ = 49406, eos_ = 49407, pad_ = 49407;
   int max_length_ = 77;
   Flavor flavor_ = Flavor::kSlow;
