@@ -6,6 +6,7 @@
 #include "backend/cpu/vec_math.h"
 #include "core/error.h"
 #include "core/profile.h"
+#include "models/dit_blocks.h"
 
 namespace vg {
 
@@ -18,43 +19,6 @@ Tensor sinusoid256(const std::vector<float>& values, int64_t batch) {
   std::vector<float> t(static_cast<size_t>(batch));
   for (int64_t b = 0; b < batch; ++b) t[b] = (values.size() == 1 ? values[0] : values[b]) * 1000.0f;
   return timestep_sinusoid(t.data(), batch, 256, true, 0.0f);
-}
-
-// LayerNorm without affine (eps 1e-6) then * (1 + scale) + shift, with shift
-// and scale chunks `sh`, `sc` of mod [B, n*D] per batch. x: [B, T, D].
-Tensor modulated_norm(const Tensor& x, const Tensor& mod, int sh, int sc) {
-  profile::Scope prof_("flux_norm");
-  const int64_t b = x.dim(0), t = x.dim(1), d = x.dim(2), md = mod.dim(1);
-  Tensor out(x.shape());
-  const float* xd = x.data();
-  float* od = out.data();
-#pragma omp parallel for
-  for (int64_t r = 0; r < b * t; ++r) {
-    const float* row = xd + r * d;
-    const float* shift = mod.data() + (r / t) * md + sh * d;
-    const float* scale = mod.data() + (r / t) * md + sc * d;
-    double sum = 0, sq = 0;
-    for (int64_t j = 0; j < d; ++j) sum += row[j];
-    const double mean = sum / d;
-    for (int64_t j = 0; j < d; ++j) sq += (row[j] - mean) * (row[j] - mean);
-    const float rstd = static_cast<float>(1.0 / std::sqrt(sq / d + kNormEps)), fm = static_cast<float>(mean);
-    float* o = od + r * d;
-    for (int64_t j = 0; j < d; ++j) o[j] = ((row[j] - fm) * rstd) * (1.0f + scale[j]) + shift[j];
-  }
-  return out;
-}
-
-// x[b, t, :] += gate[b, :] * y[b, t, :] (gate = chunk g of mod).
-void gated_add(Tensor& x, const Tensor& y, const Tensor& mod, int g) {
-  profile::Scope prof_("flux_gate");
-  const int64_t b = x.dim(0), t = x.dim(1), d = x.dim(2), md = mod.dim(1);
-  float* xd = x.data();
-  const float* yd = y.data();
-#pragma omp parallel for
-  for (int64_t r = 0; r < b * t; ++r) {
-    const float* gate = mod.data() + (r / t) * md + g * d;
-    for (int64_t j = 0; j < d; ++j) xd[r * d + j] += gate[j] * yd[r * d + j];
-  }
 }
 
 // RoPE tables from ids (cat(txt_ids, img_ids)): per axis a with dim d_a,
@@ -120,34 +84,6 @@ void scatter_qkv(const Tensor& src, int64_t t0, const Tensor& qn, const Tensor& 
     norm_rope(q.data() + dst, heads, hd, qn.data(), c, s);
     norm_rope(k.data() + dst, heads, hd, kn.data(), c, s);
   }
-}
-
-// Tokens [t0, t0+n) of x [B, T, D] as [B, n, D].
-Tensor tokens(const Tensor& x, int64_t t0, int64_t n) {
-  profile::Scope prof_("flux_copy");
-  const int64_t b = x.dim(0), t = x.dim(1), d = x.dim(2);
-  if (t0 == 0 && n == t) return x;
-  Tensor out({b, n, d});
-  for (int64_t i = 0; i < b; ++i)
-    std::memcpy(out.data() + i * n * d, x.data() + (i * t + t0) * d, n * d * sizeof(float));
-  return out;
-}
-
-// cat([a, b], dim=1) of [B, Ta, D] and [B, Tb, D].
-Tensor cat_tokens(const Tensor& a, const Tensor& b) {
-  const int64_t n = a.dim(0), ta = a.dim(1), tb = b.dim(1), d = a.dim(2);
-  Tensor out({n, ta + tb, d});
-  for (int64_t i = 0; i < n; ++i) {
-    std::memcpy(out.data() + i * (ta + tb) * d, a.data() + i * ta * d, ta * d * sizeof(float));
-    std::memcpy(out.data() + (i * (ta + tb) + ta) * d, b.data() + i * tb * d, tb * d * sizeof(float));
-  }
-  return out;
-}
-
-Tensor mlp(const Linear& a, const Linear& b, const Tensor& x) {
-  Tensor h = a.forward(x);
-  activate_inplace(h, Act::kGeluTanh);
-  return b.forward(h);
 }
 
 }  // namespace
@@ -218,24 +154,24 @@ void FluxTransformer::double_block(const DoubleBlock& blk, Tensor& img, Tensor& 
   const Tensor mi = blk.img.mod.forward(temb_silu), mt = blk.txt.mod.forward(temb_silu);
   Tensor q({b, s + l, d}), k({b, s + l, d}), v({b, s + l, d});
   {
-    const Tensor qkv_t = blk.txt.qkv.forward(modulated_norm(txt, mt, 0, 1));
-    const Tensor qkv_i = blk.img.qkv.forward(modulated_norm(img, mi, 0, 1));
+    const Tensor qkv_t = blk.txt.qkv.forward(modulated_layer_norm(txt, mt, 0, 1));
+    const Tensor qkv_i = blk.img.qkv.forward(modulated_layer_norm(img, mi, 0, 1));
     const int64_t heads = cfg_.num_attention_heads;
     scatter_qkv(qkv_t, 0, blk.txt.q_norm, blk.txt.k_norm, cos, sin, heads, q, k, v);  // text first
     scatter_qkv(qkv_i, s, blk.img.q_norm, blk.img.k_norm, cos, sin, heads, q, k, v);
   }
   const Tensor a = attention(q, k, v, static_cast<int>(cfg_.num_attention_heads), false, bf16_);
-  gated_add(img, blk.img.proj.forward(tokens(a, s, l)), mi, 2);
-  gated_add(txt, blk.txt.proj.forward(tokens(a, 0, s)), mt, 2);
-  gated_add(img, mlp(blk.img.mlp0, blk.img.mlp2, modulated_norm(img, mi, 3, 4)), mi, 5);
-  gated_add(txt, mlp(blk.txt.mlp0, blk.txt.mlp2, modulated_norm(txt, mt, 3, 4)), mt, 5);
+  gated_add(img, blk.img.proj.forward(slice_tokens(a, s, l)), mi, 2);
+  gated_add(txt, blk.txt.proj.forward(slice_tokens(a, 0, s)), mt, 2);
+  gated_add(img, gelu_tanh_mlp(blk.img.mlp0, blk.img.mlp2, modulated_layer_norm(img, mi, 3, 4)), mi, 5);
+  gated_add(txt, gelu_tanh_mlp(blk.txt.mlp0, blk.txt.mlp2, modulated_layer_norm(txt, mt, 3, 4)), mt, 5);
 }
 
 void FluxTransformer::single_block(const SingleBlock& blk, Tensor& x, const Tensor& temb_silu,
                                    const Tensor& cos, const Tensor& sin) const {
   const int64_t b = x.dim(0), t = x.dim(1), d = x.dim(2), m = 4 * d;
   const Tensor mod = blk.mod.forward(temb_silu);
-  const Tensor h = blk.linear1.forward(modulated_norm(x, mod, 0, 1));  // [B, T, 3D + M]
+  const Tensor h = blk.linear1.forward(modulated_layer_norm(x, mod, 0, 1));  // [B, T, 3D + M]
   Tensor cat({b, t, d + m});  // linear2's input: [attention, gelu(mlp)]
   {
     Tensor q({b, t, d}), k({b, t, d}), v({b, t, d});
@@ -305,17 +241,17 @@ Tensor FluxTransformer::forward(const Tensor& img_in, const Tensor& txt_in, cons
       trace->double_txt.push_back(txt.clone());
     }
   }
-  Tensor x = cat_tokens(txt, img);  // the joint stream, text first
+  Tensor x = concat_tokens(txt, img);  // the joint stream, text first
   txt = img = Tensor();
   for (const SingleBlock& blk : single_) {
     single_block(blk, x, temb_silu, cos, sin);
     if (trace) {
-      trace->single_txt.push_back(tokens(x, 0, s).clone());
-      trace->single_img.push_back(tokens(x, s, l).clone());
+      trace->single_txt.push_back(slice_tokens(x, 0, s).clone());
+      trace->single_img.push_back(slice_tokens(x, s, l).clone());
     }
   }
   const Tensor mod = final_mod_.forward(temb_silu);
-  const Tensor n = modulated_norm(tokens(x, s, l), mod, 0, 1);  // BFL order: (shift, scale)
+  const Tensor n = modulated_layer_norm(slice_tokens(x, s, l), mod, 0, 1);  // BFL order: (shift, scale)
   if (trace) trace->norm_out = n;
   return final_linear_.forward(n);
 }

@@ -6,55 +6,13 @@
 
 #include "core/error.h"
 #include "core/profile.h"
+#include "models/dit_blocks.h"
 
 namespace vg {
 
 namespace {
 
 constexpr float kEps = 1e-6f;  // LayerNorm and RMSNorm eps everywhere in SD3
-
-// LayerNorm without affine of x [B,T,D], modulated by chunks of mod [B, n*D]:
-// LN(x) * (1 + mod[scale]) + mod[shift]. `second` (MMDiT-X) gets a second
-// modulation of the same LN(x).
-Tensor mod_ln(const Tensor& x, const Tensor& mod, int shift, int scale, Tensor* second = nullptr, int shift2 = 0,
-              int scale2 = 0) {
-  profile::Scope prof_("mmdit_norm");
-  const int64_t b = x.dim(0), t = x.dim(1), d = x.dim(2), m = mod.dim(1);
-  Tensor out(x.shape());
-  if (second) *second = Tensor(x.shape());
-  float* o2 = second ? second->data() : nullptr;
-#pragma omp parallel for
-  for (int64_t r = 0; r < b * t; ++r) {
-    const float* row = x.data() + r * d;
-    const float* mb = mod.data() + (r / t) * m;
-    double sum = 0, sq = 0;
-    for (int64_t j = 0; j < d; ++j) sum += row[j];
-    const double mean = sum / d;
-    for (int64_t j = 0; j < d; ++j) sq += (row[j] - mean) * (row[j] - mean);
-    const float rstd = static_cast<float>(1.0 / std::sqrt(sq / d + kEps)), fm = static_cast<float>(mean);
-    float* o = out.data() + r * d;
-    const float *sh = mb + shift * d, *sc = mb + scale * d;
-    for (int64_t j = 0; j < d; ++j) o[j] = (row[j] - fm) * rstd * (1.0f + sc[j]) + sh[j];
-    if (o2) {
-      const float *sh2 = mb + shift2 * d, *sc2 = mb + scale2 * d;
-      for (int64_t j = 0; j < d; ++j) o2[r * d + j] = (row[j] - fm) * rstd * (1.0f + sc2[j]) + sh2[j];
-    }
-  }
-  return out;
-}
-
-// x [B,T,D] += mod[gate] [B,D] * y.
-void gated_add(Tensor& x, const Tensor& y, const Tensor& mod, int gate) {
-  profile::Scope prof_("mmdit_gate");
-  const int64_t t = x.dim(1), d = x.dim(2), m = mod.dim(1);
-#pragma omp parallel for
-  for (int64_t r = 0; r < x.dim(0) * t; ++r) {
-    const float* g = mod.data() + (r / t) * m + gate * d;
-    float* xr = x.data() + r * d;
-    const float* yr = y.data() + r * d;
-    for (int64_t j = 0; j < d; ++j) xr[j] += g[j] * yr[j];
-  }
-}
 
 struct QkvPart {
   const Tensor* qkv;       // [B, T, 3D] (q;k;v)
@@ -100,22 +58,6 @@ void joint_qkv(const std::vector<QkvPart>& parts, int64_t heads, Tensor& q, Tens
     }
     off += t;
   }
-}
-
-// Rows [begin, begin+len) of every batch of a [B, T, D] tensor.
-Tensor slice_tokens(const Tensor& a, int64_t begin, int64_t len) {
-  const int64_t b = a.dim(0), t = a.dim(1), d = a.dim(2);
-  if (begin == 0 && len == t) return a;
-  Tensor out({b, len, d});
-  for (int64_t i = 0; i < b; ++i)
-    std::memcpy(out.data() + i * len * d, a.data() + (i * t + begin) * d, sizeof(float) * len * d);
-  return out;
-}
-
-Tensor mlp(const Linear& fc1, const Linear& fc2, const Tensor& x) {
-  Tensor h = fc1.forward(x);
-  activate_inplace(h, Act::kGeluTanh);
-  return fc2.forward(h);
 }
 
 }  // namespace
@@ -189,8 +131,8 @@ void MmditTransformer::run_block(const Block& B, Tensor& x, Tensor& c, const Ten
   // scale, gate (MLP), [MMDiT-X: shift, scale, gate (attn2)]; a pre-only text
   // stream has just shift, scale.
   Tensor nx2;
-  Tensor qkv_x = B.x.qkv.forward(mod_ln(x, mx, 0, 1, B.dual ? &nx2 : nullptr, 6, 7));
-  Tensor qkv_c = B.c.qkv.forward(mod_ln(c, mc, 0, 1));
+  Tensor qkv_x = B.x.qkv.forward(modulated_layer_norm(x, mx, 0, 1, B.dual ? &nx2 : nullptr, 6, 7));
+  Tensor qkv_c = B.c.qkv.forward(modulated_layer_norm(c, mc, 0, 1));
   Tensor q, k, v;
   joint_qkv({{&qkv_x, &B.x.ln_q, &B.x.ln_k}, {&qkv_c, &B.c.ln_q, &B.c.ln_k}}, heads, q, k, v);
   qkv_x = qkv_c = Tensor();
@@ -206,11 +148,11 @@ void MmditTransformer::run_block(const Block& B, Tensor& x, Tensor& c, const Ten
     qkv2 = Tensor();
     gated_add(x, B.proj2.forward(attention(q, k, v, static_cast<int>(heads), false, bf16_)), mx, 8);
   }
-  gated_add(x, mlp(B.x.fc1, B.x.fc2, mod_ln(x, mx, 3, 4)), mx, 5);
+  gated_add(x, gelu_tanh_mlp(B.x.fc1, B.x.fc2, modulated_layer_norm(x, mx, 3, 4)), mx, 5);
   if (B.pre_only) return;
   gated_add(c, B.c.proj.forward(ac), mc, 2);
   ac = Tensor();
-  gated_add(c, mlp(B.c.fc1, B.c.fc2, mod_ln(c, mc, 3, 4)), mc, 5);
+  gated_add(c, gelu_tanh_mlp(B.c.fc1, B.c.fc2, modulated_layer_norm(c, mc, 3, 4)), mc, 5);
 }
 
 Tensor MmditTransformer::forward(const Tensor& latents, const Tensor& context, const Tensor& pooled,
@@ -271,7 +213,7 @@ Tensor MmditTransformer::forward(const Tensor& latents, const Tensor& context, c
     }
   }
   c = Tensor();
-  Tensor n = mod_ln(x, final_mod_.forward(temb), 0, 1);  // Stability order: shift, scale
+  Tensor n = modulated_layer_norm(x, final_mod_.forward(temb), 0, 1);  // Stability order: shift, scale
   if (trace) trace->norm_out = n.clone();
   x = Tensor();
   const Tensor tok = final_linear_.forward(n);  // [B, T, p*p*C]

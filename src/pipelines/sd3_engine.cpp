@@ -8,6 +8,7 @@
 
 #include "backend/cpu/ops.h"
 #include "core/error.h"
+#include "models/dit_blocks.h"
 #include "pipelines/sd3_model.h"
 
 namespace vg {
@@ -35,13 +36,6 @@ Tensor join_clip(const Tensor& l, const Tensor& g, int64_t width) {
     std::copy_n(l.data() + i * a, a, out.data() + i * width);
     std::copy_n(g.data() + i * b, b, out.data() + i * width + a);
   }
-  return out;
-}
-
-Tensor concat_tokens(const Tensor& a, const Tensor& b) {
-  Tensor out({1, a.dim(1) + b.dim(1), a.dim(2)});
-  std::copy_n(a.data(), a.numel(), out.data());
-  std::copy_n(b.data(), b.numel(), out.data() + a.numel());
   return out;
 }
 

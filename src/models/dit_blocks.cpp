@@ -1,0 +1,79 @@
+#include "models/dit_blocks.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "backend/cpu/ops.h"
+#include "core/profile.h"
+
+namespace vg {
+
+namespace {
+constexpr float kEps = 1e-6f;  // the DiTs' LayerNorm eps
+}  // namespace
+
+Tensor modulated_layer_norm(const Tensor& x, const Tensor& mod, int shift, int scale, Tensor* second, int shift2,
+                            int scale2) {
+  profile::Scope prof_("dit_norm");
+  const int64_t b = x.dim(0), t = x.dim(1), d = x.dim(2), m = mod.dim(1);
+  Tensor out(x.shape());
+  if (second) *second = Tensor(x.shape());
+  float* o2 = second ? second->data() : nullptr;
+#pragma omp parallel for
+  for (int64_t r = 0; r < b * t; ++r) {
+    const float* row = x.data() + r * d;
+    const float* mb = mod.data() + (r / t) * m;
+    double sum = 0, sq = 0;
+    for (int64_t j = 0; j < d; ++j) sum += row[j];
+    const double mean = sum / d;
+    for (int64_t j = 0; j < d; ++j) sq += (row[j] - mean) * (row[j] - mean);
+    const float rstd = static_cast<float>(1.0 / std::sqrt(sq / d + kEps)), fm = static_cast<float>(mean);
+    float* o = out.data() + r * d;
+    const float *sh = mb + shift * d, *sc = mb + scale * d;
+    for (int64_t j = 0; j < d; ++j) o[j] = (row[j] - fm) * rstd * (1.0f + sc[j]) + sh[j];
+    if (o2) {
+      const float *sh2 = mb + shift2 * d, *sc2 = mb + scale2 * d;
+      for (int64_t j = 0; j < d; ++j) o2[r * d + j] = (row[j] - fm) * rstd * (1.0f + sc2[j]) + sh2[j];
+    }
+  }
+  return out;
+}
+
+void gated_add(Tensor& x, const Tensor& y, const Tensor& mod, int gate) {
+  profile::Scope prof_("dit_gate");
+  const int64_t t = x.dim(1), d = x.dim(2), m = mod.dim(1);
+#pragma omp parallel for
+  for (int64_t r = 0; r < x.dim(0) * t; ++r) {
+    const float* g = mod.data() + (r / t) * m + gate * d;
+    float* xr = x.data() + r * d;
+    const float* yr = y.data() + r * d;
+    for (int64_t j = 0; j < d; ++j) xr[j] += g[j] * yr[j];
+  }
+}
+
+Tensor slice_tokens(const Tensor& a, int64_t begin, int64_t len) {
+  const int64_t b = a.dim(0), t = a.dim(1), d = a.dim(2);
+  if (begin == 0 && len == t) return a;
+  Tensor out({b, len, d});
+  for (int64_t i = 0; i < b; ++i)
+    std::memcpy(out.data() + i * len * d, a.data() + (i * t + begin) * d, sizeof(float) * len * d);
+  return out;
+}
+
+Tensor concat_tokens(const Tensor& a, const Tensor& b) {
+  const int64_t n = a.dim(0), ta = a.dim(1), tb = b.dim(1), d = a.dim(2);
+  Tensor out({n, ta + tb, d});
+  for (int64_t i = 0; i < n; ++i) {
+    std::memcpy(out.data() + i * (ta + tb) * d, a.data() + i * ta * d, ta * d * sizeof(float));
+    std::memcpy(out.data() + (i * (ta + tb) + ta) * d, b.data() + i * tb * d, tb * d * sizeof(float));
+  }
+  return out;
+}
+
+Tensor gelu_tanh_mlp(const Linear& fc1, const Linear& fc2, const Tensor& x) {
+  Tensor h = fc1.forward(x);
+  activate_inplace(h, Act::kGeluTanh);
+  return fc2.forward(h);
+}
+
+}  // namespace vg

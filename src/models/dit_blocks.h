@@ -1,0 +1,24 @@
+// Pieces shared by the diffusion transformers (FLUX, MMDiT; later Z-Image,
+// Qwen-Image, Wan): AdaLN modulation, gated residuals, token-axis slicing
+// and joining of [B, T, D] streams, the GELU(tanh) MLP.
+#pragma once
+#include "backend/cpu/layers.h"
+#include "core/tensor.h"
+
+namespace vg {
+
+// LayerNorm without affine (eps 1e-6) of x [B,T,D], modulated by chunks of
+// mod [B, n*D]: LN(x) * (1 + mod[scale]) + mod[shift]. `second` (MMDiT-X)
+// gets a second modulation (shift2, scale2) of the same LN(x).
+Tensor modulated_layer_norm(const Tensor& x, const Tensor& mod, int shift, int scale, Tensor* second = nullptr,
+                            int shift2 = 0, int scale2 = 0);
+// x [B,T,D] += mod[gate] [B,D] * y.
+void gated_add(Tensor& x, const Tensor& y, const Tensor& mod, int gate);
+// Rows [begin, begin+len) of every batch of a [B, T, D] tensor (x itself when whole).
+Tensor slice_tokens(const Tensor& x, int64_t begin, int64_t len);
+// cat([a, b], dim=1) of [B, Ta, D] and [B, Tb, D].
+Tensor concat_tokens(const Tensor& a, const Tensor& b);
+// fc2(gelu_tanh(fc1(x))).
+Tensor gelu_tanh_mlp(const Linear& fc1, const Linear& fc2, const Tensor& x);
+
+}  // namespace vg
