@@ -14,12 +14,8 @@ namespace {
 
 std::string sdxl() { return test::fixtures() + "/sdxl-tiny"; }
 
-// The tokenizer cases of sdxl-tiny's manifest (Python's NaN/Infinity literals nulled first).
-nlohmann::json sdxl_cases() {
-  std::string text = read_file(sdxl() + "/manifest.json");
-  text = std::regex_replace(text, std::regex(R"((-?Infinity|NaN)(?=[,\s\]}]))"), "null");
-  return nlohmann::json::parse(text)["stages"]["tokenizer"]["cases"];
-}
+// The tokenizer cases of sdxl-tiny's manifest.
+nlohmann::json sdxl_cases() { return test::fixture_manifest("sdxl-tiny")["stages"]["tokenizer"]["cases"]; }
 
 std::vector<int32_t> ids_of(const SafetensorsFile& f, const std::string& name) {
   Tensor t = f.load_f32(name);

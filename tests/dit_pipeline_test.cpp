@@ -13,15 +13,6 @@
 namespace vg {
 namespace {
 
-const nlohmann::json& manifest_of(const std::string& fixture) {
-  static std::map<std::string, nlohmann::json> cache;
-  auto it = cache.find(fixture);
-  if (it != cache.end()) return it->second;
-  std::string text = read_file(test::fixtures() + "/" + fixture + "/manifest.json");
-  text = std::regex_replace(text, std::regex(R"((-?Infinity|NaN)(?=[,\s\]}]))"), "null");
-  return cache[fixture] = nlohmann::json::parse(text);
-}
-
 int64_t seed_of(const std::string& gen) {
   const auto a = gen.find("manual_seed(") + 12;
   return std::stoll(gen.substr(a, gen.find(')', a) - a));
@@ -67,7 +58,7 @@ std::unique_ptr<FamilyEngine> engine_for(const std::string& fixture, const std::
 void run_cases(const std::string& fixture) {
   const std::string root = test::fixtures() + "/" + fixture;
   const bool flux = fixture == "flux-tiny";
-  for (const auto& c : manifest_of(fixture)["pipelines"]) {
+  for (const auto& c : test::fixture_manifest(fixture)["pipelines"]) {
     const std::string name = c["name"];
     SCOPED_TRACE(name);
     LoadOptions lo;

@@ -24,15 +24,6 @@ FluxConfig config_json(const std::string& v) {
   return FluxConfig::from_json_file(model_dir(v) + "/transformer/config.json");
 }
 
-ErrorCode code_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const VgException& e) {
-    return e.code();
-  }
-  return ErrorCode::kOk;
-}
-
 // One case of transformer_<v>.safetensors, every timestep, every stage.
 struct CaseRun {
   double worst = 0;
@@ -102,7 +93,7 @@ TEST(FluxTransformer, ConfigFromBflWeightsEqualsConfigJson) {
   }
   const WeightStore w = bfl_store("dev");
   EXPECT_EQ(FluxConfig::from_weights(w, {2, 6, 8}).axes_dims_rope, (std::vector<int64_t>{2, 6, 8}));
-  EXPECT_EQ(code_of([&] { FluxConfig::from_weights(w, {16, 56, 56}); }), ErrorCode::kCorruptFile);
+  EXPECT_EQ(test::code_of([&] { FluxConfig::from_weights(w, {16, 56, 56}); }), ErrorCode::kCorruptFile);
 }
 
 TEST(FluxTransformer, DiffusersFolderEqualsBflFile) {
@@ -155,7 +146,7 @@ TEST(FluxTransformer, GuidanceRulesAndBadInputs) {
   const WeightStore wd = bfl_store("dev"), ws = bfl_store("schnell");
   const FluxTransformer dev(config_json("dev"), wd), schnell(config_json("schnell"), ws);
   const B1 d("dev"), s("schnell");
-  EXPECT_EQ(code_of([&] { dev.forward(d.img, d.txt, d.pooled, {1.0f}, {}, d.img_ids, d.txt_ids); }),
+  EXPECT_EQ(test::code_of([&] { dev.forward(d.img, d.txt, d.pooled, {1.0f}, {}, d.img_ids, d.txt_ids); }),
             ErrorCode::kInvalidArgument);
   // schnell has no guidance embedder: a given guidance changes nothing
   const Tensor a = schnell.forward(s.img, s.txt, s.pooled, {1.0f}, {}, s.img_ids, s.txt_ids);
@@ -166,24 +157,24 @@ TEST(FluxTransformer, GuidanceRulesAndBadInputs) {
   const Tensor g3 = dev.forward(d.img, d.txt, d.pooled, {1.0f}, {3.5f}, d.img_ids, d.txt_ids);
   EXPECT_GT(test::max_abs_diff(g1.data(), g3.data(), g1.numel()), 1e-3);
   const Tensor wide_txt({1, 20, 32});
-  EXPECT_EQ(code_of([&] { dev.forward(d.img, wide_txt, d.pooled, {1.0f}, {3.5f}, d.img_ids, d.txt_ids); }),
+  EXPECT_EQ(test::code_of([&] { dev.forward(d.img, wide_txt, d.pooled, {1.0f}, {3.5f}, d.img_ids, d.txt_ids); }),
             ErrorCode::kShapeMismatch);
-  EXPECT_EQ(code_of([&] { dev.forward(d.img, d.txt, d.pooled, {1.0f}, {3.5f}, d.txt_ids, d.img_ids); }),
+  EXPECT_EQ(test::code_of([&] { dev.forward(d.img, d.txt, d.pooled, {1.0f}, {3.5f}, d.txt_ids, d.img_ids); }),
             ErrorCode::kShapeMismatch);
-  EXPECT_EQ(code_of([&] {
+  EXPECT_EQ(test::code_of([&] {
               dev.forward(d.img, d.txt, d.pooled, {1.0f, 2.0f, 3.0f}, {3.5f}, d.img_ids, d.txt_ids);
             }),
             ErrorCode::kInvalidArgument);
   // weights that do not fit the config: a missing block, a wrong width
   FluxConfig more = config_json("dev");
   more.num_single_layers = 3;
-  EXPECT_EQ(code_of([&] { FluxTransformer m(more, wd); }), ErrorCode::kShapeMismatch);
+  EXPECT_EQ(test::code_of([&] { FluxTransformer m(more, wd); }), ErrorCode::kShapeMismatch);
   FluxConfig wider = config_json("dev");
   wider.num_attention_heads = 4;
-  EXPECT_EQ(code_of([&] { FluxTransformer m(wider, wd); }), ErrorCode::kShapeMismatch);
+  EXPECT_EQ(test::code_of([&] { FluxTransformer m(wider, wd); }), ErrorCode::kShapeMismatch);
   // a SD file is not a FLUX transformer
   EXPECT_EQ(
-      code_of([&] {
+      test::code_of([&] {
         flux_bfl_weights(open_tensor_file(model_dir("dev") + "/vae/diffusion_pytorch_model.safetensors"));
       }),
       ErrorCode::kCorruptFile);

@@ -16,11 +16,7 @@ namespace {
 
 std::string gdir() { return test::fixtures() + "/gguf"; }
 
-const nlohmann::json& gguf_manifest() {
-  static const nlohmann::json m = nlohmann::json::parse(
-      std::regex_replace(read_file(gdir() + "/manifest.json"), std::regex(R"((-?Infinity|NaN)(?=[,\s\]}]))"), "null"));
-  return m;
-}
+const nlohmann::json& gguf_manifest() { return test::fixture_manifest("gguf"); }
 
 double rel_l2(const Tensor& a, const Tensor& ref) {
   EXPECT_EQ(a.numel(), ref.numel());

@@ -20,14 +20,7 @@ namespace {
 std::string xl() { return test::fixtures() + "/sdxl-tiny"; }
 std::string xl_model() { return xl() + "/models/sdxl-tiny"; }
 
-const nlohmann::json& lora_manifest() {
-  static const nlohmann::json m = [] {  // Python's NaN/Infinity literals -> null
-    std::string text = read_file(xl() + "/manifest.json");
-    text = std::regex_replace(text, std::regex(R"((-?Infinity|NaN)(?=[,\s\]}]))"), "null");
-    return nlohmann::json::parse(text)["lora"];
-  }();
-  return m;
-}
+const nlohmann::json& lora_manifest() { return test::fixture_manifest("sdxl-tiny")["lora"]; }
 
 const std::shared_ptr<SafetensorsFile>& stages() {
   static auto st = SafetensorsFile::open(xl() + "/" + lora_manifest()["stage_file"]["file"].get<std::string>());

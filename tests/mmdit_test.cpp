@@ -24,15 +24,6 @@ Inputs inputs(const SafetensorsFile& ref, const std::string& g) {
 }
 std::vector<float> to_vec(const Tensor& t) { return std::vector<float>(t.data(), t.data() + t.numel()); }
 
-ErrorCode code_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const VgException& e) {
-    return e.code();
-  }
-  return ErrorCode::kOk;
-}
-
 TEST(Mmdit, SingleFileMatchesDiffusersEveryStage) {
   auto w = open_mmdit_weights(single_file());
   MmditTransformer model(folder_config(), w);
@@ -113,25 +104,25 @@ TEST(Mmdit, RejectsBadInputsAndWeights) {
   MmditTransformer model(folder_config(), w);
   Tensor ctx = Tensor::zeros({1, 5, 128}), pooled = Tensor::zeros({1, 96});
   // pos_embed_max_size 16 patches of 2: at most 32x32 latents
-  EXPECT_EQ(code_of([&] { model.forward(Tensor::zeros({1, 34, 8, 16}), ctx, pooled, {500}); }),
+  EXPECT_EQ(test::code_of([&] { model.forward(Tensor::zeros({1, 34, 8, 16}), ctx, pooled, {500}); }),
             ErrorCode::kInvalidArgument);
-  EXPECT_EQ(code_of([&] { model.forward(Tensor::zeros({1, 7, 8, 16}), ctx, pooled, {500}); }),
+  EXPECT_EQ(test::code_of([&] { model.forward(Tensor::zeros({1, 7, 8, 16}), ctx, pooled, {500}); }),
             ErrorCode::kInvalidArgument);
-  EXPECT_EQ(code_of([&] { model.forward(Tensor::zeros({1, 8, 8, 16}), ctx, pooled, {500}, {3}); }),
+  EXPECT_EQ(test::code_of([&] { model.forward(Tensor::zeros({1, 8, 8, 16}), ctx, pooled, {500}, {3}); }),
             ErrorCode::kInvalidArgument);
-  EXPECT_EQ(code_of([&] { model.forward(Tensor::zeros({1, 8, 8, 16}), Tensor::zeros({1, 5, 64}), pooled, {500}); }),
+  EXPECT_EQ(test::code_of([&] { model.forward(Tensor::zeros({1, 8, 8, 16}), Tensor::zeros({1, 5, 64}), pooled, {500}); }),
             ErrorCode::kInvalidArgument);
-  EXPECT_EQ(code_of([&] { model.forward(Tensor::zeros({1, 32, 32, 16}), ctx, pooled, {500}); }), ErrorCode::kOk);
+  EXPECT_EQ(test::code_of([&] { model.forward(Tensor::zeros({1, 32, 32, 16}), ctx, pooled, {500}); }), ErrorCode::kOk);
   // a config that asks for more blocks than the file has
   MmditConfig more = folder_config();
   more.num_layers = 4;
-  EXPECT_NE(code_of([&] { MmditTransformer m(more, w); }), ErrorCode::kOk);
+  EXPECT_NE(test::code_of([&] { MmditTransformer m(more, w); }), ErrorCode::kOk);
   // wrong head size for the stored RMSNorm scales
   MmditConfig heads = folder_config();
   heads.attention_head_dim = 32;
   heads.num_attention_heads = 2;
-  EXPECT_EQ(code_of([&] { MmditTransformer m(heads, w); }), ErrorCode::kShapeMismatch);
-  EXPECT_EQ(code_of([&] { MmditConfig::from_weights(open_mmdit_weights(sd3() + "/models/sd3-tiny/vae")); }),
+  EXPECT_EQ(test::code_of([&] { MmditTransformer m(heads, w); }), ErrorCode::kShapeMismatch);
+  EXPECT_EQ(test::code_of([&] { MmditConfig::from_weights(open_mmdit_weights(sd3() + "/models/sd3-tiny/vae")); }),
             ErrorCode::kCorruptFile);
 }
 

@@ -22,17 +22,6 @@ std::string zimage_model() { return zimage() + "/models/zimage-tiny"; }
 std::string qwenimage() { return test::fixtures() + "/qwenimage-tiny"; }
 std::string qwenimage_model() { return qwenimage() + "/models/qwenimage-tiny"; }
 
-const nlohmann::json& manifest_of(const std::string& dir) {
-  static std::map<std::string, nlohmann::json> cache;
-  auto it = cache.find(dir);
-  if (it == cache.end()) {
-    const std::string text = std::regex_replace(read_file(dir + "/manifest.json"),
-                                                std::regex(R"((-?Infinity|NaN)(?=[,\s\]}]))"), "null");
-    it = cache.emplace(dir, nlohmann::json::parse(text)).first;
-  }
-  return it->second;
-}
-
 // An I64 fixture tensor, read as stored.
 std::vector<int32_t> ids_of(const SafetensorsFile& f, const std::string& name) {
   const TensorInfo& ti = f.info(name);
@@ -44,15 +33,6 @@ std::vector<int32_t> ids_of(const SafetensorsFile& f, const std::string& name) {
     v[i] = static_cast<int32_t>(x);
   }
   return v;
-}
-
-ErrorCode code_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const VgException& e) {
-    return e.code();
-  }
-  return ErrorCode::kOk;
 }
 
 std::string temp_dir(const std::string& name) {
@@ -67,7 +47,7 @@ std::string temp_dir(const std::string& name) {
 void expect_zimage_ids(const QwenTokenizer& tok, bool skip_think = false) {
   auto f = SafetensorsFile::open(zimage() + "/tokenizer/tokens.safetensors");
   int checked = 0;
-  for (const auto& [name, c] : manifest_of(zimage())["tokenizer"]["cases"].items()) {
+  for (const auto& [name, c] : test::fixture_manifest("zimage-tiny")["tokenizer"]["cases"].items()) {
     const std::string prompt = c["prompt"];
     if (skip_think && prompt.find("think>") != std::string::npos) continue;
     EXPECT_EQ(tok.encode(prompt), ids_of(*f, name + ".raw_ids")) << name;
@@ -83,10 +63,10 @@ TEST(QwenTokenizer, FixtureIdsFromTokenizerJson) {
   const QwenTokenizer tok = QwenTokenizer::from_dir(zimage_model() + "/tokenizer");
   EXPECT_EQ(tok.token_id("<|endoftext|>"), tok.pad_id());
   EXPECT_EQ(tok.token_id("<|im_end|>"), tok.eos_id());
-  EXPECT_EQ(tok.vocab_size(), manifest_of(qwenimage())["tokenizer"]["vocab_size_incl_added"].get<int32_t>());
+  EXPECT_EQ(tok.vocab_size(), test::fixture_manifest("qwenimage-tiny")["tokenizer"]["vocab_size_incl_added"].get<int32_t>());
   expect_zimage_ids(tok);
   // the token strings too (byte-level stand-ins), for one case
-  const auto& c = manifest_of(zimage())["tokenizer"]["cases"]["unicode"];
+  const auto& c = test::fixture_manifest("zimage-tiny")["tokenizer"]["cases"]["unicode"];
   EXPECT_EQ(tok.tokenize(c["prompt"]), c["raw_tokens"].get<std::vector<std::string>>());
 }
 
@@ -114,7 +94,7 @@ TEST(QwenTokenizer, FixtureIdsFromVocabAndMerges) {
 
 TEST(QwenTokenizer, QwenImageTemplate) {
   const QwenTokenizer tok = QwenTokenizer::from_dir(qwenimage_model() + "/tokenizer");
-  const auto& m = manifest_of(qwenimage())["tokenizer"];
+  const auto& m = test::fixture_manifest("qwenimage-tiny")["tokenizer"];
   const QwenPromptTemplate t = QwenPromptTemplate::qwen_image();
   const std::string tmpl = m["template"];
   EXPECT_EQ(t.apply("{}"), tmpl);
@@ -133,19 +113,19 @@ TEST(QwenTokenizer, QwenImageTemplate) {
 }
 
 TEST(QwenTokenizer, BadFilesAndArguments) {
-  EXPECT_EQ(code_of([] { QwenTokenizer::from_dir(temp_dir("qwen_tok_empty")); }),
+  EXPECT_EQ(test::code_of([] { QwenTokenizer::from_dir(temp_dir("qwen_tok_empty")); }),
             ErrorCode::kMissingComponent);
   const std::string dir = temp_dir("qwen_tok_bad");
   std::ofstream(dir + "/vocab.json") << R"({"a": 0, "b": 1, "ab": 2})";
   std::ofstream(dir + "/merges.txt") << "#version: 0.2\nab\n";
-  EXPECT_EQ(code_of([&] { QwenTokenizer::from_dir(dir); }), ErrorCode::kCorruptFile);
+  EXPECT_EQ(test::code_of([&] { QwenTokenizer::from_dir(dir); }), ErrorCode::kCorruptFile);
   std::ofstream(dir + "/merges.txt") << "#version: 0.2\na b\n";
   // no eos/pad token anywhere: Qwen's specials are appended, so this loads
   const QwenTokenizer t = QwenTokenizer::from_dir(dir);
   EXPECT_EQ(t.encode("ab<|im_end|>"), (std::vector<int32_t>{2, t.eos_id()}));
-  EXPECT_EQ(code_of([&] { t.encode_chat_padded("x", 0, nullptr); }), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(test::code_of([&] { t.encode_chat_padded("x", 0, nullptr); }), ErrorCode::kInvalidArgument);
   std::ofstream(dir + "/vocab.json") << "[1, 2";
-  EXPECT_EQ(code_of([&] { QwenTokenizer::from_dir(dir); }), ErrorCode::kCorruptFile);
+  EXPECT_EQ(test::code_of([&] { QwenTokenizer::from_dir(dir); }), ErrorCode::kCorruptFile);
 }
 
 // --- encoder ---
@@ -208,7 +188,7 @@ TEST(QwenEncoder, TokenizerToEmbeds) {
   auto f = SafetensorsFile::open(zimage() + "/text_encoder/text_encoder.safetensors");
   std::vector<int32_t> mask;
   const auto ids =
-      tok.encode_chat_padded(manifest_of(zimage())["tokenizer"]["cases"]["unicode"]["prompt"], 512, &mask);
+      tok.encode_chat_padded(test::fixture_manifest("zimage-tiny")["tokenizer"]["cases"]["unicode"]["prompt"], 512, &mask);
   EXPECT_LE(test::rel_err(enc.hidden_states(ids, valid_of(mask), -2), f->load_f32("unicode.prompt_embeds")),
             1e-5);
 }
@@ -264,23 +244,23 @@ TEST(QwenEncoder, QwenImageLanguageModel) {
 TEST(QwenEncoder, BadInputs) {
   const QwenTextEncoder enc = zimage_encoder();
   const std::vector<int32_t> ids{1, 2, 3};
-  EXPECT_EQ(code_of([&] { enc.hidden_states(ids, 3, 4); }), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(code_of([&] { enc.hidden_states(ids, 3, -5); }), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(code_of([&] { enc.hidden_states(ids, 0, -2); }), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(code_of([&] { enc.hidden_states(ids, 4, -2); }), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(code_of([&] { enc.hidden_states({1, 100000}, 2, -2); }), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(test::code_of([&] { enc.hidden_states(ids, 3, 4); }), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(test::code_of([&] { enc.hidden_states(ids, 3, -5); }), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(test::code_of([&] { enc.hidden_states(ids, 0, -2); }), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(test::code_of([&] { enc.hidden_states(ids, 4, -2); }), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(test::code_of([&] { enc.hidden_states({1, 100000}, 2, -2); }), ErrorCode::kInvalidArgument);
   // a config that does not fit the weights
   auto j = nlohmann::json::parse(read_file(zimage_model() + "/text_encoder/config.json"));
   WeightStore w = open_component_weights(zimage_model() + "/text_encoder", "text_encoder");
   j["num_hidden_layers"] = 4;
-  EXPECT_EQ(code_of([&] { QwenTextEncoder(QwenTextConfig::from_json(j, "cfg"), w); }),
+  EXPECT_EQ(test::code_of([&] { QwenTextEncoder(QwenTextConfig::from_json(j, "cfg"), w); }),
             ErrorCode::kShapeMismatch);
   j["num_hidden_layers"] = 3;
   j["head_dim"] = 8;
-  EXPECT_EQ(code_of([&] { QwenTextEncoder(QwenTextConfig::from_json(j, "cfg"), w); }),
+  EXPECT_EQ(test::code_of([&] { QwenTextEncoder(QwenTextConfig::from_json(j, "cfg"), w); }),
             ErrorCode::kShapeMismatch);
   j["num_key_value_heads"] = 3;
-  EXPECT_EQ(code_of([&] { QwenTextConfig::from_json(j, "cfg"); }), ErrorCode::kCorruptFile);
+  EXPECT_EQ(test::code_of([&] { QwenTextConfig::from_json(j, "cfg"); }), ErrorCode::kCorruptFile);
 }
 
 }  // namespace

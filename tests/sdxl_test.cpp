@@ -20,14 +20,7 @@ namespace {
 std::string xl() { return test::fixtures() + "/sdxl-tiny"; }
 std::string xl_model(const std::string& name = "sdxl-tiny") { return xl() + "/models/" + name; }
 
-const nlohmann::json& xl_manifest() {
-  static const nlohmann::json m = [] {  // Python's NaN/Infinity literals -> null
-    std::string text = read_file(xl() + "/manifest.json");
-    text = std::regex_replace(text, std::regex(R"((-?Infinity|NaN)(?=[,\s\]}]))"), "null");
-    return nlohmann::json::parse(text);
-  }();
-  return m;
-}
+const nlohmann::json& xl_manifest() { return test::fixture_manifest("sdxl-tiny"); }
 
 std::vector<int32_t> ids_of(const Tensor& t) {
   std::vector<int32_t> v;

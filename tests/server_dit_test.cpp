@@ -7,6 +7,7 @@
 #include "io/image_io.h"
 #include "server/http_util.h"
 #include "server/server.h"
+#include "server_util.h"
 #include "test_util.h"
 
 namespace vg {
@@ -18,28 +19,9 @@ const char* kJson = "application/json";
 std::string flux_models() { return test::fixtures() + "/flux-tiny/models"; }
 std::string sd3_model() { return test::fixtures() + "/sd3-tiny/models/sd3-tiny"; }
 
-struct Running {
-  std::unique_ptr<server::Server> srv;
-  int port = 0;
-  httplib::Client client() const {
-    httplib::Client c("127.0.0.1", port);
-    c.set_read_timeout(120, 0);
-    return c;
-  }
-};
-
-Running start(server::ServerOptions o) {
-  o.port = 0;
-  o.threads = 2;
+test::RunningServer start(server::ServerOptions o) {
   o.precision = "fp32";
-  auto s = server::Server::create(o);
-  EXPECT_TRUE(s) << s.error().to_string();
-  Running r;
-  r.srv = std::move(*s);
-  auto p = r.srv->start();
-  EXPECT_TRUE(p);
-  r.port = *p;
-  return r;
+  return test::start_server(o, 120);
 }
 
 json post(httplib::Client& c, const std::string& path, const json& body) {

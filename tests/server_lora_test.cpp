@@ -8,6 +8,7 @@
 #include "server/http_util.h"
 #include "server/lora_list.h"
 #include "server/server.h"
+#include "server_util.h"
 #include "test_util.h"
 
 namespace vg {
@@ -17,30 +18,11 @@ using nlohmann::json;
 
 std::string lora_dir() { return test::fixtures() + "/sdxl-tiny/models/lora"; }
 
-struct Running {
-  std::unique_ptr<server::Server> srv;
-  int port = 0;
-  httplib::Client client() const {
-    httplib::Client c("127.0.0.1", port);
-    c.set_read_timeout(60, 0);
-    return c;
-  }
-};
-
-Running start() {
+test::RunningServer start() {
   server::ServerOptions o;
-  o.port = 0;
   o.default_model = test::tiny_model();
-  o.threads = 2;
   o.lora_dirs = {lora_dir()};
-  auto s = server::Server::create(o);
-  EXPECT_TRUE(s) << s.error().to_string();
-  Running r;
-  r.srv = std::move(*s);
-  auto p = r.srv->start();
-  EXPECT_TRUE(p);
-  r.port = *p;
-  return r;
+  return test::start_server(o);
 }
 
 const char* kJson = "application/json";

@@ -15,6 +15,7 @@
 #include "io/image_io.h"
 #include "server/http_util.h"
 #include "server/server.h"
+#include "server_util.h"
 #include "test_util.h"
 
 namespace vg {
@@ -22,28 +23,9 @@ namespace {
 
 using nlohmann::json;
 
-struct Running {
-  std::unique_ptr<server::Server> srv;
-  int port = 0;
-  httplib::Client client() const {
-    httplib::Client c("127.0.0.1", port);
-    c.set_read_timeout(60, 0);
-    return c;
-  }
-};
-
-Running start(server::ServerOptions o = {}) {
-  o.port = 0;
+test::RunningServer start(server::ServerOptions o = {}) {
   if (o.default_model.empty()) o.default_model = test::tiny_model();
-  o.threads = 2;
-  auto s = server::Server::create(o);
-  EXPECT_TRUE(s) << s.error().to_string();
-  Running r;
-  r.srv = std::move(*s);
-  auto p = r.srv->start();
-  EXPECT_TRUE(p);
-  r.port = *p;
-  return r;
+  return test::start_server(o);
 }
 
 json body_of(const httplib::Result& r) {

@@ -18,12 +18,7 @@ std::string flux() { return test::fixtures() + "/flux-tiny"; }
 std::string flux_model() { return flux() + "/models/flux-tiny-dev"; }
 std::string sd3() { return test::fixtures() + "/sd3-tiny"; }
 
-const nlohmann::json& flux_manifest() {
-  // Python's NaN/Infinity literals become null, as test::manifest() does
-  static const nlohmann::json m = nlohmann::json::parse(std::regex_replace(
-      read_file(flux() + "/manifest.json"), std::regex(R"((-?Infinity|NaN)(?=[,\s\]}]))"), "null"));
-  return m;
-}
+const nlohmann::json& flux_manifest() { return test::fixture_manifest("flux-tiny"); }
 
 std::vector<int32_t> ids_of(const SafetensorsFile& f, const std::string& name) {
   Tensor t = f.load_f32(name);
@@ -37,15 +32,6 @@ std::string temp_dir(const std::string& name) {
   fs::remove_all(d);
   fs::create_directories(d);
   return d.string();
-}
-
-ErrorCode code_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const VgException& e) {
-    return e.code();
-  }
-  return ErrorCode::kOk;
 }
 
 // Every fixture prompt, padded to 32 and 512, and untruncated, as transformers gives them.
@@ -123,17 +109,17 @@ TEST(T5Tokenizer, SpecialIdsAndVocabularyAgreeAcrossSources) {
 }
 
 TEST(T5Tokenizer, MissingOrCorruptFilesAreReported) {
-  EXPECT_EQ(code_of([] { T5Tokenizer::from_dir(temp_dir("t5_empty")); }), ErrorCode::kFileNotFound);
+  EXPECT_EQ(test::code_of([] { T5Tokenizer::from_dir(temp_dir("t5_empty")); }), ErrorCode::kFileNotFound);
   const std::string a = temp_dir("t5_bad_spm");
   std::ofstream(a + "/spiece.model") << "not a model";
-  EXPECT_EQ(code_of([&] { T5Tokenizer::from_dir(a); }), ErrorCode::kCorruptFile);
+  EXPECT_EQ(test::code_of([&] { T5Tokenizer::from_dir(a); }), ErrorCode::kCorruptFile);
   const std::string b = temp_dir("t5_bad_json");
   std::ofstream(b + "/tokenizer.json") << "{\"model\": {\"type\": \"Unigram\", \"vocab\": 3}}";
-  EXPECT_EQ(code_of([&] { T5Tokenizer::from_dir(b); }), ErrorCode::kCorruptFile);
+  EXPECT_EQ(test::code_of([&] { T5Tokenizer::from_dir(b); }), ErrorCode::kCorruptFile);
   std::ofstream(b + "/tokenizer.json") << "{ truncated";
-  EXPECT_EQ(code_of([&] { T5Tokenizer::from_dir(b); }), ErrorCode::kCorruptFile);
+  EXPECT_EQ(test::code_of([&] { T5Tokenizer::from_dir(b); }), ErrorCode::kCorruptFile);
   auto tok = T5Tokenizer::from_dir(flux_model() + "/tokenizer_2");
-  EXPECT_EQ(code_of([&] { tok.encode_padded("a cat", 0); }), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(test::code_of([&] { tok.encode_padded("a cat", 0); }), ErrorCode::kInvalidArgument);
 }
 
 TEST(T5Encoder, RelativeBucketsFollowTransformers) {
@@ -235,9 +221,9 @@ TEST(T5Encoder, WrongWidthIsShapeMismatch) {
   }
   cfg = T5Config::from_json_file(dir + "/config.json");
   cfg.d_model = 32;
-  EXPECT_EQ(code_of([&] { T5Encoder(cfg, open_component_weights(dir, "text_encoder_2")); }),
+  EXPECT_EQ(test::code_of([&] { T5Encoder(cfg, open_component_weights(dir, "text_encoder_2")); }),
             ErrorCode::kShapeMismatch);
-  EXPECT_EQ(code_of([&] {
+  EXPECT_EQ(test::code_of([&] {
               T5Config::from_json(nlohmann::json{{"model_type", "bert"}}, "x");
             }),
             ErrorCode::kUnsupportedModel);
@@ -287,7 +273,7 @@ TEST(T5Encoder, Umt5AttentionMaskHidesPaddedKeys) {
   Tensor ua = enc.encode({a}), ub = enc.encode({b});
   EXPECT_GT(test::max_abs_diff(ua.data(), ub.data(), valid * c), 1e-6);
   for (int64_t i = 0; i < ma.numel(); ++i) ASSERT_TRUE(std::isfinite(ma.data()[i]));
-  EXPECT_EQ(code_of([&] { enc.encode({a}, {7}); }), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(test::code_of([&] { enc.encode({a}, {7}); }), ErrorCode::kInvalidArgument);
 }
 
 }  // namespace

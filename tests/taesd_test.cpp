@@ -29,15 +29,6 @@ std::string fresh_dir(const std::string& name) {
   return d.string();
 }
 
-ErrorCode code_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const VgException& e) {
-    return e.code();
-  }
-  return ErrorCode::kOk;
-}
-
 void check_against_diffusers(const AutoencoderTiny& vae, const std::string& p, bool with_encoder = true) {
   auto ref = stages();
   Tensor z = nchw_to_nhwc(ref->load_f32(p + ".decode.latent"));
@@ -114,8 +105,8 @@ TEST(Taesd, DecoderOnlyFolderDecodesAndRefusesEncode) {
   EXPECT_TRUE(vae->has_decoder());
   EXPECT_FALSE(vae->has_encoder());
   check_against_diffusers(*vae, "taesd", /*with_encoder=*/false);
-  EXPECT_EQ(code_of([&] { vae->encode(Tensor::zeros({1, 16, 16, 3})); }), ErrorCode::kMissingComponent);
-  EXPECT_EQ(code_of([&] { vae->decode(Tensor::zeros({1, 2, 2, 3})); }), ErrorCode::kShapeMismatch);
+  EXPECT_EQ(test::code_of([&] { vae->encode(Tensor::zeros({1, 16, 16, 3})); }), ErrorCode::kMissingComponent);
+  EXPECT_EQ(test::code_of([&] { vae->decode(Tensor::zeros({1, 2, 2, 3})); }), ErrorCode::kShapeMismatch);
 }
 
 TEST(Taesd, BadFoldersGiveErrorCodes) {
@@ -126,19 +117,19 @@ TEST(Taesd, BadFoldersGiveErrorCodes) {
   const std::string bytes = read_file(src + "/diffusion_pytorch_model.safetensors");
   std::ofstream(t + "/diffusion_pytorch_model.safetensors", std::ios::binary)
       << bytes.substr(0, bytes.size() / 2);
-  EXPECT_EQ(code_of([&] { AutoencoderTiny::load_folder(t); }), ErrorCode::kCorruptFile);
+  EXPECT_EQ(test::code_of([&] { AutoencoderTiny::load_folder(t); }), ErrorCode::kCorruptFile);
   // weights without config.json and not in the original layout
   const std::string m = fresh_dir("no_config");
   fs::copy_file(src + "/diffusion_pytorch_model.safetensors", m + "/diffusion_pytorch_model.safetensors");
-  EXPECT_EQ(code_of([&] { AutoencoderTiny::load_folder(m); }), ErrorCode::kMissingComponent);
+  EXPECT_EQ(test::code_of([&] { AutoencoderTiny::load_folder(m); }), ErrorCode::kMissingComponent);
   // config without weights
   const std::string w = fresh_dir("no_weights");
   fs::copy_file(src + "/config.json", w + "/config.json");
-  EXPECT_EQ(code_of([&] { AutoencoderTiny::load_folder(w); }), ErrorCode::kMissingComponent);
+  EXPECT_EQ(test::code_of([&] { AutoencoderTiny::load_folder(w); }), ErrorCode::kMissingComponent);
   // an AutoencoderKL config
-  EXPECT_EQ(code_of([&] { AutoencoderTiny::load_folder(test::tiny_model() + "/vae"); }),
+  EXPECT_EQ(test::code_of([&] { AutoencoderTiny::load_folder(test::tiny_model() + "/vae"); }),
             ErrorCode::kUnsupportedModel);
-  EXPECT_EQ(code_of([&] { AutoencoderTiny::load_folder(t + "/nope"); }), ErrorCode::kFileNotFound);
+  EXPECT_EQ(test::code_of([&] { AutoencoderTiny::load_folder(t + "/nope"); }), ErrorCode::kFileNotFound);
   // a config whose block counts disagree with the weights
   const std::string b = fresh_dir("bad_counts");
   std::string cfg = read_file(src + "/config.json");
@@ -147,7 +138,7 @@ TEST(Taesd, BadFoldersGiveErrorCodes) {
   cfg.replace(cfg.find('2', at), 1, "3");
   std::ofstream(b + "/config.json") << cfg;
   fs::copy_file(src + "/diffusion_pytorch_model.safetensors", b + "/diffusion_pytorch_model.safetensors");
-  EXPECT_EQ(code_of([&] { AutoencoderTiny::load_folder(b); }), ErrorCode::kShapeMismatch);
+  EXPECT_EQ(test::code_of([&] { AutoencoderTiny::load_folder(b); }), ErrorCode::kShapeMismatch);
 }
 
 // Not a pass/fail timing: prints the cost of one real-width TAESD decode

@@ -8,6 +8,8 @@
 #include <sys/wait.h>
 
 #include <array>
+#include <functional>
+#include <map>
 #include <cstdio>
 #include <regex>
 #include <string>
@@ -25,14 +27,28 @@ inline std::string fixtures() { return VG_FIXTURES_DIR; }
 inline std::string tiny() { return fixtures() + "/sd1-tiny"; }
 inline std::string tiny_model() { return tiny() + "/models/sd1-tiny"; }
 
-// manifest.json, with Python's NaN/Infinity literals turned into null.
-inline const nlohmann::json& manifest() {
-  static const nlohmann::json m = [] {
-    std::string text = read_file(tiny() + "/manifest.json");
-    text = std::regex_replace(text, std::regex(R"((-?Infinity|NaN)(?=[,\s\]}]))"), "null");
-    return nlohmann::json::parse(text);
-  }();
-  return m;
+// A fixture set's manifest.json (e.g. "flux-tiny"), Python's NaN/Infinity
+// literals turned into null; parsed once per set.
+inline const nlohmann::json& fixture_manifest(const std::string& fixture) {
+  static std::map<std::string, nlohmann::json> cache;
+  auto it = cache.find(fixture);
+  if (it == cache.end()) {
+    const std::string text = std::regex_replace(read_file(fixtures() + "/" + fixture + "/manifest.json"),
+                                                std::regex(R"((-?Infinity|NaN)(?=[,\s\]}]))"), "null");
+    it = cache.emplace(fixture, nlohmann::json::parse(text)).first;
+  }
+  return it->second;
+}
+inline const nlohmann::json& manifest() { return fixture_manifest("sd1-tiny"); }
+
+// The code of the VgException `fn` throws (kOk when it throws none).
+inline ErrorCode code_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const VgException& e) {
+    return e.code();
+  }
+  return ErrorCode::kOk;
 }
 
 inline double max_abs(const float* a, int64_t n) {
