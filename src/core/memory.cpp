@@ -54,4 +54,10 @@ void reset_peak_rss() {
   }
 }
 
+std::string format_gb(double bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f GB", bytes / 1e9);
+  return buf;
+}
+
 }  // namespace vg

@@ -2,6 +2,7 @@
 // (MemAvailable, the cgroup's memory.max, $VG_MEMORY_LIMIT_BYTES), and the
 // peak resident set per phase (Linux resets VmHWM through clear_refs).
 #pragma once
+#include <string>
 
 namespace vg {
 
@@ -13,5 +14,7 @@ double memory_budget_bytes();
 double peak_rss_bytes();
 // Starts a new peak (the current RSS); no-op where the kernel cannot.
 void reset_peak_rss();
+// "12.3 GB" (decimal gigabytes, one decimal) for messages.
+std::string format_gb(double bytes);
 
 }  // namespace vg

@@ -149,10 +149,19 @@ WeightStore mmdit_from_diffusers(const WeightStore& src) {
   return w;
 }
 
+bool is_mmdit_file(const TensorFile& f) {
+  for (const char* p : {"", "model.diffusion_model."})
+    if (f.has(std::string(p) + "x_embedder.proj.weight") || f.has(std::string(p) + "pos_embed.proj.weight")) return true;
+  return false;
+}
+
 WeightStore open_mmdit_weights(const std::string& path) {
   if (std::filesystem::is_directory(path)) return mmdit_from_diffusers(open_component_weights(path, "transformer"));
   if (is_pickle_path(path)) refuse_pickle(path);
-  auto file = open_tensor_file(path);
+  return mmdit_file_weights(open_tensor_file(path));
+}
+
+WeightStore mmdit_file_weights(std::shared_ptr<TensorFile> file) {
   WeightStore w;
   const std::string prefix = "model.diffusion_model.";
   const bool prefixed = file->has(prefix + "x_embedder.proj.weight");

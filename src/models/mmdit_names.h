@@ -3,8 +3,10 @@
 // fused into one qkv, and the two (scale, shift) modulations put back in
 // Stability's (shift, scale) order).
 #pragma once
+#include <memory>
 #include <string>
 
+#include "io/tensor_file.h"
 #include "io/weights.h"
 
 namespace vg {
@@ -23,5 +25,9 @@ bool is_diffusers_mmdit(const WeightStore& w);
 // folder, or a single file (.safetensors / .gguf) whose names may carry the
 // `model.diffusion_model.` prefix.
 WeightStore open_mmdit_weights(const std::string& path);
+// The same for a file already open.
+WeightStore mmdit_file_weights(std::shared_ptr<TensorFile> file);
+// Whether a file holds an MMDiT (Stability or diffusers names, with or without the prefix).
+bool is_mmdit_file(const TensorFile& f);
 
 }  // namespace vg

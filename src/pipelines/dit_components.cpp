@@ -10,6 +10,8 @@
 #include "io/atomic_file.h"
 #include "io/tensor_file.h"
 #include "models/config_util.h"
+#include "models/flux_names.h"
+#include "models/mmdit_names.h"
 #include "pipelines/ldm_common.h"
 #include "pipelines/ldm_names.h"
 
@@ -19,12 +21,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-bool is_dir(const std::string& p) { return is_folder(p); }
-
 std::string config_of(const ComponentRef& c) {
-  if (is_dir(c.path) && path_exists(c.path + "/config.json")) return c.path + "/config.json";
-  if (!c.config_dir.empty() && path_exists(c.config_dir + "/config.json")) return c.config_dir + "/config.json";
-  return "";
+  return first_config({is_folder(c.path) ? c.path : std::string(), c.config_dir});
 }
 
 const TensorInfo* need_info(const WeightStore& w, const std::string& name, const char* what) {
@@ -68,6 +66,26 @@ bool is_folder(const std::string& p) {
 
 const std::string& first_given(const std::string& a, const std::string& b) { return a.empty() ? b : a; }
 
+std::string dit_family_of(const std::string& path) {
+  if (path.empty()) return "";
+  if (is_folder(path)) {
+    const std::string c = pipeline_class(path);
+    return c.rfind("Flux", 0) == 0 ? "flux" : c.rfind("StableDiffusion3", 0) == 0 ? "sd3" : "";
+  }
+  try {
+    auto f = open_tensor_file(path);
+    return is_flux_bfl(*f) ? "flux" : is_mmdit_file(*f) ? "sd3" : "";
+  } catch (const std::exception&) {
+    return "";  // unreadable: the loader reports it properly
+  }
+}
+
+std::string first_config(std::initializer_list<std::string> dirs) {
+  for (const std::string& d : dirs)
+    if (!d.empty() && path_exists(d + "/config.json")) return d + "/config.json";
+  return "";
+}
+
 std::string pipeline_class(const std::string& dir) {
   if (!path_exists(dir + "/model_index.json")) return "";
   return read_json_file(dir + "/model_index.json", "model index").value("_class_name", "");
@@ -83,7 +101,7 @@ VaeConfig dit_vae_defaults(float scaling_factor, float shift_factor) {
 }
 
 WeightStore open_component(const ComponentRef& c, const char* what) {
-  if (is_dir(c.path)) return open_component_weights(c.path, what);
+  if (is_folder(c.path)) return open_component_weights(c.path, what);
   if (!path_exists(c.path))
     fail(ErrorCode::kFileNotFound, std::string(what) + " file '" + c.path + "' does not exist; check the path");
   auto file = open_tensor_file(c.path);
@@ -146,7 +164,7 @@ std::unique_ptr<T5Encoder> load_t5_component(const ComponentRef& c, bool bf16, c
 
 std::unique_ptr<AutoencoderKL> load_vae_component(const ComponentRef& c, bool bf16, const VaeConfig& defaults) {
   const std::string json = config_of(c);
-  if (is_dir(c.path)) {
+  if (is_folder(c.path)) {
     WeightStore w = open_component_weights(c.path, "vae");
     w.set_compute_bf16(bf16);
     return std::make_unique<AutoencoderKL>(VaeConfig::from_json_file(c.path + "/config.json"), w);
@@ -193,7 +211,7 @@ std::string find_component(const std::string& given, const std::string& config_d
       fail(ErrorCode::kFileNotFound, "component '" + given + "' does not exist; check the path");
     return given;
   }
-  if (is_dir(model_path)) return is_dir(model_path + "/" + sub) ? model_path + "/" + sub : "";
+  if (is_folder(model_path)) return is_folder(model_path + "/" + sub) ? model_path + "/" + sub : "";
   std::error_code ec;
   std::vector<std::string> found;
   if (!model_path.empty() && patterns.size())
@@ -207,7 +225,7 @@ std::string find_component(const std::string& given, const std::string& config_d
     }
   std::sort(found.begin(), found.end());
   if (!found.empty()) return found.front();
-  if (!config_dir.empty() && is_dir(config_dir + "/" + sub)) return config_dir + "/" + sub;
+  if (!config_dir.empty() && is_folder(config_dir + "/" + sub)) return config_dir + "/" + sub;
   return "";
 }
 

@@ -40,9 +40,15 @@ std::unique_ptr<AutoencoderKL> load_vae_component(const ComponentRef& c, bool bf
 std::string find_component(const std::string& given, const std::string& config_dir, const char* sub,
                            const std::string& model_path, std::initializer_list<const char*> patterns);
 
+// "flux" (a FluxPipeline folder or a file with BFL transformer names), "sd3"
+// (StableDiffusion3Pipeline folder or MMDiT file), or "" — one read of the file's header.
+std::string dit_family_of(const std::string& path);
+
 // Small shared helpers of the DiT loaders.
 bool is_folder(const std::string& path);
 const std::string& first_given(const std::string& a, const std::string& b);  // a unless empty
+// `<dir>/config.json` of the first of `dirs` that has one ("" when none; empty dirs skipped).
+std::string first_config(std::initializer_list<std::string> dirs);
 // model_index.json's _class_name of a diffusers folder ("" when none).
 std::string pipeline_class(const std::string& dir);
 // The 16-channel VAE settings a single file cannot tell (groups 32, the family's scale and shift).

@@ -1,5 +1,6 @@
 #include "pipelines/dit_engine.h"
 
+#include <algorithm>
 #include <chrono>
 #include <random>
 
@@ -8,7 +9,6 @@
 #include "core/memory.h"
 #include "pipelines/image_prep.h"
 #include "pipelines/img2img.h"
-#include <algorithm>
 #include "pipelines/sd_engine.h"
 #include "pipelines/sd_model.h"
 
@@ -81,12 +81,7 @@ Status DitEngine::validate(const GenerateParams& p, const ImageInputs& images) c
   });
   if (!sized) return sized.error();
   const auto [w, h] = *sized;
-  const int mult = mi.size_multiple;
-  if (w % mult || h % mult)
-    return Error{ErrorCode::kInvalidArgument,
-                 "width and height must be multiples of " + std::to_string(mult) + " for " + mi.family + " (got " +
-                     std::to_string(w) + "x" + std::to_string(h) + "); try " +
-                     std::to_string((w + mult - 1) / mult * mult) + "x" + std::to_string((h + mult - 1) / mult * mult)};
+  if (Status s = check_size_multiple(w, h, mi.size_multiple, mi.family); !s) return s;
   auto r = guard([&] {
     make_rng(p.rng, 0);
     request_sampler(p, w, h, nullptr);

@@ -5,8 +5,6 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
-#include <map>
-#include <mutex>
 
 #include "backend/cpu/bf16.h"
 #include "backend/cpu/dnnl_context.h"
@@ -55,19 +53,16 @@ std::pair<std::string, std::string> precision_with_source(const std::string& p, 
 }
 
 // The diffusion-transformer family of a model ("flux", "sd3") or "" for the
-// UNet families, from -m or the --transformer file.
+// UNet families, from -m or else the --transformer file.
 std::string dit_family(const std::string& path, const LoadOptions& opts) {
-  for (const std::string& p : {path, opts.transformer_file})
-    if (!p.empty() && is_flux_model(p)) return "flux";
-  for (const std::string& p : {path, opts.transformer_file})
-    if (!p.empty() && is_sd3_model(p)) return "sd3";
-  return "";
+  const std::string f = dit_family_of(path);
+  return f.empty() ? dit_family_of(opts.transformer_file) : f;
 }
 
 // "sdxl", "sd" or "dit" from the model's files without loading it (for the probe).
-std::string probe_arch(const std::string& path) {
+std::string probe_arch(const std::string& path, const std::string& dit) {
   std::error_code ec;
-  if (is_flux_model(path) || is_sd3_model(path)) return "dit";
+  if (!dit.empty()) return "dit";
   if (std::filesystem::is_directory(path, ec))
     return std::filesystem::exists(std::filesystem::path(path) / "text_encoder_2", ec) ? "sdxl" : "sd";
   try {
@@ -103,8 +98,9 @@ Result<std::unique_ptr<Engine>> Engine::load(const std::string& path, const Load
     auto impl = std::make_unique<Impl>();
     const std::string resolved = resolve_model_reference(path);
     const bool is_auto = opts.precision == "auto" || opts.precision.empty();
+    const std::string dit = dit_family(resolved, opts);
     const auto [precision, source] =
-        precision_with_source(opts.precision, is_auto ? weight_bytes(resolved) : -1, is_auto ? probe_arch(resolved) : "sd");
+        precision_with_source(opts.precision, is_auto ? weight_bytes(resolved) : -1, is_auto ? probe_arch(resolved, dit) : "sd");
     if (precision.empty())
       fail(ErrorCode::kInvalidArgument, "precision '" + opts.precision + "' is unknown; use auto, fp32 or bf16");
     if (precision == "bf16" && !cpu_can_bf16())
@@ -115,7 +111,6 @@ Result<std::unique_ptr<Engine>> Engine::load(const std::string& path, const Load
       fail(ErrorCode::kInvalidArgument, "lora_mode '" + opts.lora_mode + "' is unknown; use merge or runtime");
     check_weights_fit(resolved, precision, opts.quant_compute == "native");
     ScopedDequantizeBlocks dequant_blocks(opts.quant_compute == "dequant");
-    const std::string dit = dit_family(resolved, opts);
     auto stamp = [&](ModelInfo& info) {
       info.precision = precision;
       info.precision_source = source;

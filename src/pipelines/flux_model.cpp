@@ -16,14 +16,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// The transformer tensors of a single file: BFL names, bare or under the
-// ComfyUI/sd.cpp checkpoint prefix.
-std::string flux_prefix(const TensorFile& f) {
-  for (const char* p : {"", "model.diffusion_model."})
-    if (f.has(std::string(p) + "double_blocks.0.img_attn.qkv.weight")) return p;
-  return "-";
-}
-
 // The published FLUX.1 scheduler configs (dev: dynamic shift; schnell: none).
 SchedulerConfig default_scheduler(bool dev) {
   nlohmann::json j = {{"_class_name", "FlowMatchEulerDiscreteScheduler"}, {"num_train_timesteps", 1000}};
@@ -38,15 +30,6 @@ SchedulerConfig default_scheduler(bool dev) {
 
 }  // namespace
 
-bool is_flux_model(const std::string& path) {
-  if (is_folder(path)) return pipeline_class(path).rfind("Flux", 0) == 0;
-  try {
-    return flux_prefix(*open_tensor_file(path)) != "-";
-  } catch (const std::exception&) {
-    return false;
-  }
-}
-
 std::unique_ptr<FluxModel> load_flux_model(const std::string& path, const LoadOptions& opts, bool bf16) {
   auto m = std::make_unique<FluxModel>();
   const bool folder = is_folder(path);
@@ -54,23 +37,17 @@ std::unique_ptr<FluxModel> load_flux_model(const std::string& path, const LoadOp
   const std::string base = folder ? path : cfg_dir;  // where components and configs come from
   // ---- transformer ----
   const std::string tpath = !opts.transformer_file.empty() ? opts.transformer_file : folder ? path + "/transformer" : path;
-  std::string tconfig;
-  for (const std::string& d : {tpath, base.empty() ? std::string() : base + "/transformer"})
-    if (!d.empty() && path_exists(d + "/config.json")) {
-      tconfig = d + "/config.json";
-      break;
-    }
+  const std::string tconfig = first_config({tpath, base.empty() ? std::string() : base + "/transformer"});
   WeightStore tw;
   if (is_folder(tpath)) {
     tw = flux_weights_from_diffusers(open_component_weights(tpath, "transformer"));
   } else {
     if (!path_exists(tpath)) fail(ErrorCode::kFileNotFound, "transformer file '" + tpath + "' does not exist");
     auto f = open_tensor_file(tpath);
-    const std::string prefix = flux_prefix(*f);
-    if (prefix == "-")
+    if (!is_flux_bfl(*f))
       fail(ErrorCode::kUnsupportedModel, "'" + tpath + "' holds no FLUX transformer (no double_blocks.*); pass "
                                          "flux1-dev/schnell.safetensors, a city96 FLUX GGUF or a diffusers FLUX folder");
-    tw.add_file(f, prefix);
+    tw = flux_bfl_weights(f);
   }
   tw.set_compute_bf16(bf16);
   m->config = tconfig.empty() ? FluxConfig::from_weights(tw) : FluxConfig::from_json_file(tconfig);

@@ -23,8 +23,6 @@ struct FluxModel {
   FluxConfig config;
 };
 
-// True for a FluxPipeline folder or a file holding a FLUX transformer.
-bool is_flux_model(const std::string& path);
 std::unique_ptr<FluxModel> load_flux_model(const std::string& path, const LoadOptions& opts, bool bf16);
 std::unique_ptr<FamilyEngine> make_flux_engine(std::unique_ptr<FluxModel> model, const LoadOptions& opts);
 

@@ -8,6 +8,14 @@
 
 namespace vg {
 
+Status check_size_multiple(int w, int h, int mult, const std::string& who) {
+  if (w % mult == 0 && h % mult == 0) return Status();
+  return Error{ErrorCode::kInvalidArgument,
+               "width and height must be multiples of " + std::to_string(mult) + " for " + who + " (got " +
+                   std::to_string(w) + "x" + std::to_string(h) + "); try " +
+                   std::to_string((w + mult - 1) / mult * mult) + "x" + std::to_string((h + mult - 1) / mult * mult)};
+}
+
 RequestImages::RequestImages(const GenerateParams& p, const ImageInputs& in) {
   pi = in.init_image;
   if (!pi && !p.init_image.empty()) {

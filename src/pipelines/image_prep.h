@@ -22,6 +22,10 @@ struct RequestImages {
   const Image* pm = nullptr;
 };
 
+// invalid_argument unless w and h are multiples of `mult`, suggesting the
+// next size that is ("for <who>": "this model", "flux", ...).
+Status check_size_multiple(int w, int h, int mult, const std::string& who);
+
 // Lanczos-3 resampling (PIL's filter, antialiased when shrinking); any channel count.
 Image resize_image(const Image& img, int w, int h);
 // mode: just_resize | crop_and_resize | resize_and_fill (A1111 semantics).

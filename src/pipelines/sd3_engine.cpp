@@ -66,6 +66,7 @@ class Sd3Engine : public DitEngine {
     auto or_prompt = [](const std::string& a, const std::string& b) { return a.empty() ? b : a; };
     cond_ = encode(p.prompt, or_prompt(p.prompt_2, p.prompt), or_prompt(p.prompt_3, p.prompt), msl, p.clip_skip);
     cfg_ = p.cfg_scale > 1.0f;
+    skip_ = parse_layers(p.skip_layers);
     if (cfg_)  // diffusers: the negative prompt never takes clip_skip
       uncond_ = encode(p.negative_prompt, or_prompt(p.negative_prompt_2, p.negative_prompt),
                        or_prompt(p.negative_prompt_3, p.negative_prompt), msl, 1);
@@ -92,10 +93,9 @@ class Sd3Engine : public DitEngine {
     const float* c = both.data() + n;
     for (int64_t i = 0; i < n; ++i) v.data()[i] = u[i] + p.cfg_scale * (c[i] - u[i]);
     // skip-layer guidance on the steps between start and stop (diffusers counts model calls)
-    const std::vector<int> skip = parse_layers(p.skip_layers);
     const double steps = p.steps;
-    if (!skip.empty() && call > steps * p.skip_layer_start && call < steps * p.skip_layer_stop) {
-      const Tensor sk = m_->transformer->forward(x, cond_.states, cond_.pooled, {t}, skip);
+    if (!skip_.empty() && call > steps * p.skip_layer_start && call < steps * p.skip_layer_stop) {
+      const Tensor sk = m_->transformer->forward(x, cond_.states, cond_.pooled, {t}, skip_);
       for (int64_t i = 0; i < n; ++i) v.data()[i] += (c[i] - sk.data()[i]) * p.skip_layer_scale;
     }
     return v;
@@ -120,6 +120,7 @@ class Sd3Engine : public DitEngine {
   std::unique_ptr<Sd3Model> m_;
   Sd3Prompt cond_, uncond_;
   bool cfg_ = false;
+  std::vector<int> skip_;  // the request's skip-layer guidance blocks
 };
 
 }  // namespace

@@ -15,27 +15,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string mmdit_prefix(const TensorFile& f) {
-  for (const char* p : {"model.diffusion_model.", ""})
-    if (f.has(std::string(p) + "joint_blocks.0.x_block.attn.qkv.weight")) return p;
-  return "-";
-}
-
 // SD3.5's published scheduler config.
 SchedulerConfig default_scheduler() {
   return SchedulerConfig::from_json({{"_class_name", "FlowMatchEulerDiscreteScheduler"}, {"num_train_timesteps", 1000}, {"shift", 3.0}},
                                     "the SD3 default scheduler");
 }
 }  // namespace
-
-bool is_sd3_model(const std::string& path) {
-  if (is_folder(path)) return pipeline_class(path).rfind("StableDiffusion3", 0) == 0;
-  try {
-    return mmdit_prefix(*open_tensor_file(path)) != "-";
-  } catch (const std::exception&) {
-    return false;
-  }
-}
 
 std::unique_ptr<Sd3Model> load_sd3_model(const std::string& path, const LoadOptions& opts, bool bf16) {
   auto m = std::make_unique<Sd3Model>();
@@ -44,24 +29,18 @@ std::unique_ptr<Sd3Model> load_sd3_model(const std::string& path, const LoadOpti
   auto sub = [&](const char* s) { return base.empty() ? std::string() : base + "/" + s; };
   // ---- transformer ----
   const std::string tpath = !opts.transformer_file.empty() ? opts.transformer_file : folder ? path + "/transformer" : path;
-  std::string tconfig;
-  for (const std::string& d : {tpath, sub("transformer")})
-    if (!d.empty() && path_exists(d + "/config.json")) {
-      tconfig = d + "/config.json";
-      break;
-    }
+  const std::string tconfig = first_config({tpath, sub("transformer")});
   WeightStore tw;
   std::shared_ptr<TensorFile> single;  // the single file, when -m is one (its VAE and encoders may be inside)
   if (is_folder(tpath)) {
-    tw = mmdit_from_diffusers(open_component_weights(tpath, "transformer"));
+    tw = open_mmdit_weights(tpath);
   } else {
     if (!path_exists(tpath)) fail(ErrorCode::kFileNotFound, "transformer file '" + tpath + "' does not exist");
     auto f = open_tensor_file(tpath);
-    const std::string prefix = mmdit_prefix(*f);
-    if (prefix == "-")
+    if (!is_mmdit_file(*f))
       fail(ErrorCode::kUnsupportedModel, "'" + tpath + "' holds no SD3 transformer (no joint_blocks.*); pass "
                                          "sd3.5_medium/large.safetensors, a city96 SD3.5 GGUF or a diffusers SD3 folder");
-    tw.add_file(f, prefix);
+    tw = mmdit_file_weights(f);
     if (tpath == path) single = f;
   }
   tw.set_compute_bf16(bf16);

@@ -23,8 +23,6 @@ struct Sd3Model {
   MmditConfig config;
 };
 
-// True for a StableDiffusion3Pipeline folder or a file holding an SD3 MMDiT.
-bool is_sd3_model(const std::string& path);
 std::unique_ptr<Sd3Model> load_sd3_model(const std::string& path, const LoadOptions& opts, bool bf16);
 std::unique_ptr<FamilyEngine> make_sd3_engine(std::unique_ptr<Sd3Model> model, const LoadOptions& opts);
 

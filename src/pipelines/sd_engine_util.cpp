@@ -8,6 +8,7 @@
 #include <cstdlib>
 
 #include "core/memory.h"
+#include "pipelines/image_prep.h"
 #include "pipelines/sd_engine.h"
 
 namespace vg {
@@ -27,24 +28,10 @@ Image tensor_to_image(const Tensor& nhwc, int64_t index) {
   return img;
 }
 
-namespace {
-
-std::string format_gb(double bytes) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f", bytes / 1e9);
-  return buf;
-}
-
-}  // namespace
-
 Status check_model_params(const SdModel& m, const GenerateParams& p, int w, int h) {
   const ClipTextModel& te = m.text_encoder ? *m.text_encoder : *m.text_encoder_2;
   const int mult = m.info.size_multiple;
-  if (w % mult || h % mult)
-    return Error{ErrorCode::kInvalidArgument,
-                 "width and height must be multiples of " + std::to_string(mult) + " for this model (got " +
-                     std::to_string(w) + "x" + std::to_string(h) + "); try " +
-                     std::to_string((w + mult - 1) / mult * mult) + "x" + std::to_string((h + mult - 1) / mult * mult)};
+  if (Status s = check_size_multiple(w, h, mult, "this model"); !s) return s;
   if (p.clip_skip > te.config().num_layers - (m.text_encoder_2 ? 1 : 0))
     return Error{ErrorCode::kInvalidArgument, "clip_skip " + std::to_string(p.clip_skip) +
                                                   " is larger than the text encoder's " +
@@ -72,8 +59,8 @@ Status check_model_params(const SdModel& m, const GenerateParams& p, int w, int 
     int side = (std::min(w, h) / mult) * mult;
     while (side > mult && need_for(side, side) > avail) side -= mult;
     return Error{ErrorCode::kOutOfMemory, "a " + std::to_string(w) + "x" + std::to_string(h) + " image needs about " +
-                                              format_gb(need) + " GB of working memory and " + format_gb(avail) +
-                                              " GB are available; the largest square size that fits is " +
+                                              format_gb(need) + " of working memory and " + format_gb(avail) +
+                                              " are available; the largest square size that fits is " +
                                               std::to_string(side) + "x" + std::to_string(side) +
                                               (p.vae_tiling == "off" ? " (or use --vae-tiling auto)" : "")};
   }

@@ -13,16 +13,6 @@ namespace vg {
 
 namespace fs = std::filesystem;
 
-namespace {
-
-std::string gb(double b) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f GB", b / 1e9);
-  return buf;
-}
-
-}  // namespace
-
 std::vector<std::string> weight_files(const std::string& path) {
   std::error_code ec;
   if (fs::is_regular_file(path, ec)) return {path};
@@ -82,17 +72,17 @@ void check_weights_fit(const std::string& path, const std::string& precision, bo
   if (avail <= 0 || need <= avail) return;
   const double f32 = c.bytes(false);
   std::string advice;
-  if (precision != "bf16" && f32 / 2 <= avail) advice = "use --precision bf16 (about " + gb(f32 / 2) + ")";
+  if (precision != "bf16" && f32 / 2 <= avail) advice = "use --precision bf16 (about " + format_gb(f32 / 2) + ")";
   for (const auto& [type, bits] : {std::pair<const char*, double>{"q8_0", 8.5}, {"q6_k", 6.5625}, {"q5_k", 5.5}, {"q4_k", 4.5}}) {
     if (!advice.empty()) break;
     const double q = f32 * bits / 32.0;
     if (q <= avail)
-      advice = std::string("convert it to a GGUF quantisation that fits: ") + type + " needs about " + gb(q) +
+      advice = std::string("convert it to a GGUF quantisation that fits: ") + type + " needs about " + format_gb(q) +
                " (visiongen convert '" + path + "' OUT.gguf --type " + type + ")";
   }
-  if (advice.empty()) advice = "even a 4-bit GGUF (about " + gb(f32 * 4.5 / 32.0) + ") does not fit; free memory or use a larger machine";
-  fail(ErrorCode::kOutOfMemory, "the weights of '" + path + "' need about " + gb(need) + " in " + precision + " and " +
-                                    gb(avail) + " are available; " + advice);
+  if (advice.empty()) advice = "even a 4-bit GGUF (about " + format_gb(f32 * 4.5 / 32.0) + ") does not fit; free memory or use a larger machine";
+  fail(ErrorCode::kOutOfMemory, "the weights of '" + path + "' need about " + format_gb(need) + " in " + precision + " and " +
+                                    format_gb(avail) + " are available; " + advice);
 }
 
 }  // namespace vg
