@@ -76,4 +76,55 @@ Tensor gelu_tanh_mlp(const Linear& fc1, const Linear& fc2, const Tensor& x) {
   return fc2.forward(h);
 }
 
+void rope_tables(const float* pos, int64_t n, const std::vector<int64_t>& axes, double theta, bool f64, Tensor& cos,
+                 Tensor& sin) {
+  const int64_t na = static_cast<int64_t>(axes.size());
+  int64_t hd = 0;
+  for (int64_t a : axes) hd += a;
+  cos = Tensor({n, hd});
+  sin = Tensor({n, hd});
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t col = 0;
+    for (int64_t a = 0; a < na; ++a) {
+      const int64_t d = axes[a];
+      for (int64_t j = 0; j < d / 2; ++j) {
+        float c, sn;
+        if (f64) {
+          const double freq = 1.0 / std::pow(theta, double(2 * j) / double(d));
+          const double angle = static_cast<double>(pos[i * na + a]) * freq;
+          c = static_cast<float>(std::cos(angle));
+          sn = static_cast<float>(std::sin(angle));
+        } else {
+          const float freq = 1.0f / std::pow(static_cast<float>(theta), float(2 * j) / float(d));
+          const float angle = pos[i * na + a] * freq;
+          c = std::cos(angle);
+          sn = std::sin(angle);
+        }
+        float* cr = cos.data() + i * hd + col + 2 * j;
+        float* sr = sin.data() + i * hd + col + 2 * j;
+        cr[0] = cr[1] = c;
+        sr[0] = sr[1] = sn;
+      }
+      col += d;
+    }
+  }
+}
+
+void norm_rope(float* x, int64_t heads, int64_t hd, const float* w, float eps, const float* c, const float* s) {
+  for (int64_t h = 0; h < heads; ++h) {
+    float* p = x + h * hd;
+    if (w) {
+      double sq = 0;
+      for (int64_t j = 0; j < hd; ++j) sq += static_cast<double>(p[j]) * p[j];
+      const float r = 1.0f / std::sqrt(static_cast<float>(sq / hd) + eps);
+      for (int64_t j = 0; j < hd; ++j) p[j] = (p[j] * r) * w[j];
+    }
+    for (int64_t j = 0; j < hd; j += 2) {
+      const float x0 = p[j], x1 = p[j + 1];
+      p[j] = x0 * c[j] + (-x1) * s[j];
+      p[j + 1] = x1 * c[j + 1] + x0 * s[j + 1];
+    }
+  }
+}
+
 }  // namespace vg

@@ -3,6 +3,8 @@
 // and joining of [B, T, D] streams, the GELU(tanh) MLP.
 #pragma once
 #include "backend/cpu/layers.h"
+#include <vector>
+
 #include "core/tensor.h"
 
 namespace vg {
@@ -18,6 +20,15 @@ void gated_add(Tensor& x, const Tensor& y, const Tensor& mod, int gate);
 Tensor slice_tokens(const Tensor& x, int64_t begin, int64_t len);
 // cat([a, b], dim=1) of [B, Ta, D] and [B, Tb, D].
 Tensor concat_tokens(const Tensor& a, const Tensor& b);
+// RoPE tables cos/sin [n, sum(axes)] for per-token positions pos [n, axes.size()]:
+// axis a with d_a dims uses angle_j = pos_a * theta^(-2j/d_a), j < d_a/2, each
+// value repeated for both elements of its interleaved pair (2j, 2j+1). f64:
+// angles in float64 then cast (FLUX, Z-Image); else float32 (Qwen-Image).
+void rope_tables(const float* pos, int64_t n, const std::vector<int64_t>& axes, double theta, bool f64, Tensor& cos,
+                 Tensor& sin);
+// Per-head RMSNorm (scale w, eps; w null = no norm) then the interleaved-pair
+// rotation (complex multiply by cos + i sin) of one [heads*hd] row, in place.
+void norm_rope(float* x, int64_t heads, int64_t hd, const float* w, float eps, const float* c, const float* s);
 // fc2(gelu_tanh(fc1(x))).
 Tensor gelu_tanh_mlp(const Linear& fc1, const Linear& fc2, const Tensor& x);
 

@@ -21,47 +21,12 @@ Tensor sinusoid256(const std::vector<float>& values, int64_t batch) {
   return timestep_sinusoid(t.data(), batch, 256, true, 0.0f);
 }
 
-// RoPE tables from ids (cat(txt_ids, img_ids)): per axis a with dim d_a,
-// angle = pos * 10000^(-2j/d_a) in float64 (as diffusers on CPU), cos/sin
-// cast to float32 and repeated for both elements of each pair.
+// RoPE tables for cat(txt_ids, img_ids): angles in float64 (as diffusers on CPU).
 void rope_tables(const Tensor& txt_ids, const Tensor& img_ids, const std::vector<int64_t>& axes, Tensor& cos,
                  Tensor& sin) {
-  const int64_t s = txt_ids.dim(0), n = s + img_ids.dim(0), na = static_cast<int64_t>(axes.size());
-  int64_t hd = 0;
-  for (int64_t a : axes) hd += a;
-  cos = Tensor({n, hd});
-  sin = Tensor({n, hd});
-  for (int64_t i = 0; i < n; ++i) {
-    const float* id = i < s ? txt_ids.data() + i * na : img_ids.data() + (i - s) * na;
-    int64_t col = 0;
-    for (int64_t a = 0; a < na; ++a) {
-      const int64_t d = axes[a];
-      for (int64_t j = 0; j < d / 2; ++j) {
-        const double freq = 1.0 / std::pow(10000.0, static_cast<double>(2 * j) / static_cast<double>(d));
-        const double angle = static_cast<double>(id[a]) * freq;
-        const float c = static_cast<float>(std::cos(angle)), sn = static_cast<float>(std::sin(angle));
-        cos.data()[i * hd + col + 2 * j] = cos.data()[i * hd + col + 2 * j + 1] = c;
-        sin.data()[i * hd + col + 2 * j] = sin.data()[i * hd + col + 2 * j + 1] = sn;
-      }
-      col += d;
-    }
-  }
-}
-
-// Per-head RMSNorm (learned scale w) then RoPE on one [H*hd] row, in place.
-inline void norm_rope(float* x, int64_t heads, int64_t hd, const float* w, const float* c, const float* s) {
-  for (int64_t h = 0; h < heads; ++h) {
-    float* p = x + h * hd;
-    double sq = 0;
-    for (int64_t j = 0; j < hd; ++j) sq += static_cast<double>(p[j]) * p[j];
-    const float r = 1.0f / std::sqrt(static_cast<float>(sq / hd) + kNormEps);
-    for (int64_t j = 0; j < hd; ++j) p[j] = (p[j] * r) * w[j];
-    for (int64_t j = 0; j < hd; j += 2) {
-      const float x0 = p[j], x1 = p[j + 1];
-      p[j] = x0 * c[j] + (-x1) * s[j];
-      p[j + 1] = x1 * c[j + 1] + x0 * s[j + 1];
-    }
-  }
+  const Tensor ids = concat_tokens(txt_ids.reshape({1, txt_ids.dim(0), txt_ids.dim(1)}),
+                                   img_ids.reshape({1, img_ids.dim(0), img_ids.dim(1)}));
+  rope_tables(ids.data(), ids.dim(1), axes, 10000.0, true, cos, sin);
 }
 
 // Copies the q, k, v columns (0, D, 2D) of src [B, T, stride] into the joint
@@ -81,8 +46,8 @@ void scatter_qkv(const Tensor& src, int64_t t0, const Tensor& qn, const Tensor& 
     std::memcpy(v.data() + dst, row + 2 * d, d * sizeof(float));
     const float* c = cos.data() + ti * hd;
     const float* s = sin.data() + ti * hd;
-    norm_rope(q.data() + dst, heads, hd, qn.data(), c, s);
-    norm_rope(k.data() + dst, heads, hd, kn.data(), c, s);
+    norm_rope(q.data() + dst, heads, hd, qn.data(), kNormEps, c, s);
+    norm_rope(k.data() + dst, heads, hd, kn.data(), kNormEps, c, s);
   }
 }
 
