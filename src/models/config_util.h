@@ -1,4 +1,5 @@
-// Helpers to read diffusers config.json values that may be an int or a list.
+// Helpers to read diffusers config.json values (an int or a list) and to
+// infer configs from tensor shapes.
 #pragma once
 #include <nlohmann/json.hpp>
 #include <string>
@@ -6,6 +7,7 @@
 
 #include "core/error.h"
 #include "io/atomic_file.h"
+#include "io/weights.h"
 
 namespace vg {
 
@@ -37,6 +39,33 @@ inline std::vector<int64_t> int_or_list(const nlohmann::json& j, const char* key
     return out;
   }
   fail(ErrorCode::kCorruptFile, std::string(key) + " must be an integer or a list");
+}
+
+// The shape of `name`, which must exist with `rank` dimensions (corrupt_file
+// naming `what`, e.g. "FLUX", otherwise).
+inline const Shape& weight_shape(const WeightStore& w, const std::string& name, size_t rank, const std::string& what) {
+  const TensorInfo* t = w.find(name);
+  if (!t)
+    fail(ErrorCode::kCorruptFile, what + " weights " + w.describe() + " lack '" + name +
+                                      "'; the file is incomplete or not a " + what + " transformer");
+  if (t->shape.size() != rank)
+    fail(ErrorCode::kCorruptFile, what + " weight '" + name + "' has shape " + shape_str(t->shape) + ", expected " +
+                                      std::to_string(rank) + " dimensions; the file is damaged");
+  return t->shape;
+}
+
+// How many of prefix + i + suffix exist for i = 0, 1, ... (stops at the first gap).
+inline int64_t count_blocks(const WeightStore& w, const std::string& prefix, const std::string& suffix) {
+  int64_t n = 0;
+  while (w.find(prefix + std::to_string(n) + suffix)) ++n;
+  return n;
+}
+
+// Head-dim split into three even RoPE axes as equal as possible, the spare
+// pairs going to the spatial axes (1 and 2) first: 16 -> [4, 6, 6].
+inline std::vector<int64_t> even_rope_axes(int64_t head_dim) {
+  const int64_t pairs = head_dim / 2, base = pairs / 3, spare = pairs % 3;
+  return {2 * base, 2 * (base + (spare > 0)), 2 * (base + (spare > 1))};
 }
 
 }  // namespace vg

@@ -29,6 +29,11 @@ void rope_tables(const float* pos, int64_t n, const std::vector<int64_t>& axes, 
 // Per-head RMSNorm (scale w, eps; w null = no norm) then the interleaved-pair
 // rotation (complex multiply by cos + i sin) of one [heads*hd] row, in place.
 void norm_rope(float* x, int64_t heads, int64_t hd, const float* w, float eps, const float* c, const float* s);
+// Copies the q, k, v columns (0, D, 2D) of src [B, T, stride] into q, k, v
+// [B, Ttot, D] at token offset t0, normalising (per-head RMSNorm with qn / kn,
+// skipped when empty) and rotating q and k with rows t0.. of cos / sin.
+void split_qkv_rope(const Tensor& src, int64_t t0, const Tensor& qn, const Tensor& kn, float eps, const Tensor& cos,
+                    const Tensor& sin, int64_t heads, Tensor& q, Tensor& k, Tensor& v);
 // fc2(gelu_tanh(fc1(x))).
 Tensor gelu_tanh_mlp(const Linear& fc1, const Linear& fc2, const Tensor& x);
 

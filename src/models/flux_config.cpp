@@ -54,25 +54,9 @@ void FluxConfig::validate(const std::string& source) const {
 }
 
 namespace {
-
 const Shape& shape_of(const WeightStore& w, const std::string& name, size_t rank) {
-  const TensorInfo* t = w.find(name);
-  if (!t)
-    fail(ErrorCode::kCorruptFile, "FLUX weights " + w.describe() + " lack '" + name +
-                                      "'; the file is incomplete or not a FLUX.1 transformer");
-  if (t->shape.size() != rank)
-    fail(ErrorCode::kCorruptFile, "FLUX weight '" + name + "' has shape " + shape_str(t->shape) +
-                                      ", expected " + std::to_string(rank) +
-                                      " dimensions; the file is damaged");
-  return t->shape;
+  return weight_shape(w, name, rank, "FLUX");
 }
-
-int64_t count_blocks(const WeightStore& w, const std::string& prefix, const std::string& suffix) {
-  int64_t n = 0;
-  while (w.find(prefix + std::to_string(n) + suffix)) ++n;
-  return n;
-}
-
 }  // namespace
 
 FluxConfig FluxConfig::from_weights(const WeightStore& w, const std::vector<int64_t>& axes_hint) {
@@ -101,8 +85,7 @@ FluxConfig FluxConfig::from_weights(const WeightStore& w, const std::vector<int6
   } else if (hd == 128) {
     c.axes_dims_rope = {16, 56, 56};
   } else {
-    const int64_t pairs = hd / 2, base = pairs / 3, spare = pairs % 3;
-    c.axes_dims_rope = {2 * base, 2 * (base + (spare > 0)), 2 * (base + (spare > 1))};
+    c.axes_dims_rope = even_rope_axes(hd);
   }
   c.validate("FLUX weights " + w.describe());
   return c;

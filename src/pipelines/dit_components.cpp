@@ -12,6 +12,7 @@
 #include "models/config_util.h"
 #include "models/flux_names.h"
 #include "models/mmdit_names.h"
+#include "models/zimage_names.h"
 #include "pipelines/ldm_common.h"
 #include "pipelines/ldm_names.h"
 
@@ -31,12 +32,6 @@ const TensorInfo* need_info(const WeightStore& w, const std::string& name, const
     fail(ErrorCode::kMissingComponent, std::string(what) + " lacks '" + name + "' (" + w.describe() +
                                            "); pass the right file for this component");
   return t;
-}
-
-int count_prefixed(const WeightStore& w, const std::string& head, const std::string& tail) {
-  int n = 0;
-  while (w.find(head + std::to_string(n) + tail)) ++n;
-  return n;
 }
 
 // transformers' T5 names -> llama.cpp's (city96's t5-v1_1-xxl-encoder GGUF files).
@@ -70,11 +65,17 @@ std::string dit_family_of(const std::string& path) {
   if (path.empty()) return "";
   if (is_folder(path)) {
     const std::string c = pipeline_class(path);
-    return c.rfind("Flux", 0) == 0 ? "flux" : c.rfind("StableDiffusion3", 0) == 0 ? "sd3" : "";
+    if (c.rfind("Flux", 0) == 0) return "flux";
+    if (c.rfind("StableDiffusion3", 0) == 0) return "sd3";
+    if (c.rfind("ZImage", 0) == 0) return "zimage";
+    return "";
   }
   try {
     auto f = open_tensor_file(path);
-    return is_flux_bfl(*f) ? "flux" : is_mmdit_file(*f) ? "sd3" : "";
+    if (is_flux_bfl(*f)) return "flux";
+    if (is_mmdit_file(*f)) return "sd3";
+    if (is_zimage_file(*f) || is_zimage_diffusers(*f)) return "zimage";
+    return "";
   } catch (const std::exception&) {
     return "";  // unreadable: the loader reports it properly
   }
@@ -123,7 +124,7 @@ std::unique_ptr<ClipTextModel> load_clip_component(const ComponentRef& c, bool b
     const TensorInfo* tok = need_info(w, P + "embeddings.token_embedding.weight", what);
     cfg.vocab_size = tok->shape[0];
     cfg.hidden_size = tok->shape[1];
-    cfg.num_layers = count_prefixed(w, P + "encoder.layers.", ".mlp.fc1.weight");
+    cfg.num_layers = count_blocks(w, P + "encoder.layers.", ".mlp.fc1.weight");
     cfg.intermediate_size = need_info(w, P + "encoder.layers.0.mlp.fc1.weight", what)->shape[0];
     cfg.num_heads = std::max<int64_t>(1, cfg.hidden_size / 64);
     cfg.max_positions = need_info(w, P + "embeddings.position_embedding.weight", what)->shape[0];
@@ -148,7 +149,7 @@ std::unique_ptr<T5Encoder> load_t5_component(const ComponentRef& c, bool bf16, c
     if (!emb) emb = need_info(w, "encoder.embed_tokens.weight", what);
     cfg.vocab_size = emb->shape[0];
     cfg.d_model = emb->shape[1];
-    cfg.num_layers = count_prefixed(w, B, ".layer.0.SelfAttention.q.weight");
+    cfg.num_layers = count_blocks(w, B, ".layer.0.SelfAttention.q.weight");
     const TensorInfo* bias = need_info(w, B + "0.layer.0.SelfAttention.relative_attention_bias.weight", what);
     cfg.relative_attention_num_buckets = bias->shape[0];
     cfg.num_heads = bias->shape[1];

@@ -41,7 +41,8 @@ std::string find_component(const std::string& given, const std::string& config_d
                            const std::string& model_path, std::initializer_list<const char*> patterns);
 
 // "flux" (a FluxPipeline folder or a file with BFL transformer names), "sd3"
-// (StableDiffusion3Pipeline folder or MMDiT file), or "" — one read of the file's header.
+// (StableDiffusion3Pipeline folder or MMDiT file), "zimage" (ZImagePipeline
+// folder or Z-Image transformer file), or "" — one read of the file's header.
 std::string dit_family_of(const std::string& path);
 
 // Small shared helpers of the DiT loaders.

@@ -137,6 +137,10 @@ GenerateResult DitEngine::generate(const GenerateParams& p, const ImageInputs& i
     auto sampler = request_sampler(p, w, h, nullptr);
     res.sampling.scheduler_effective = sampler->schedule();
     auto rng = make_rng(p.rng, s);
+    // The flow pipelines do not pass their generator to scheduler.step: a
+    // stochastic sampler's draws come from torch's global generator, which
+    // diffusers' callers seed with the same seed.
+    auto step_rng = make_rng(p.rng, s);
     reset_peak_rss();
     t0 = Clock::now();
     Tensor x, x0, noise;
@@ -158,7 +162,7 @@ GenerateResult DitEngine::generate(const GenerateParams& p, const ImageInputs& i
     for (size_t i = first; i < calls; ++i) {
       if (trace_) trace_->unet_inputs.push_back(x.clone());
       Tensor v = velocity(p, x, *sampler, i);
-      x = sampler->step(v, i, x, *rng);
+      x = sampler->step(v, i, x, *step_rng);
       if (!mask.empty()) {  // the known region, re-noised to the next level (clean after the last step)
         Tensor known = i + 1 < calls ? sampler->add_noise(x0, noise, i + 1) : x0;
         blend_known(x, known, mask);

@@ -19,6 +19,7 @@
 #include "pipelines/flux_model.h"
 #include "pipelines/sd3_model.h"
 #include "pipelines/sd_model.h"
+#include "pipelines/zimage_model.h"
 #include "registry/presets.h"
 #include "visiongen/visiongen.h"
 
@@ -123,6 +124,10 @@ Result<std::unique_ptr<Engine>> Engine::load(const std::string& path, const Load
       auto m = load_sd3_model(resolved, opts, precision == "bf16");
       stamp(m->parts.info);
       impl->family = make_sd3_engine(std::move(m), opts);
+    } else if (dit == "zimage") {
+      auto m = load_zimage_model(resolved, opts, precision == "bf16");
+      stamp(m->parts.info);
+      impl->family = make_zimage_engine(std::move(m), opts);
     } else {
       auto model = load_sd_model(resolved, opts.tokenizer_dir, precision == "bf16", opts.config_dir);
       if (!opts.unet_file.empty()) load_unet_file(*model, opts.unet_file, precision == "bf16");

@@ -59,14 +59,7 @@ QwenTextConfig QwenTextConfig::from_json(const nlohmann::json& root, const std::
 QwenTextEncoder::QwenTextEncoder(const QwenTextConfig& cfg, const WeightStore& w, const std::string& prefix,
                                  bool lazy)
     : cfg_(cfg), src_(w), prefix_(prefix) {
-  if (prefix_ == "auto") {
-    prefix_.clear();
-    for (const char* p : {"", "model.", "model.language_model.", "language_model.model."})
-      if (src_.find(std::string(p) + "embed_tokens.weight")) {
-        prefix_ = p;
-        break;
-      }
-  }
+  if (prefix_ == "auto") prefix_ = qwen_text_prefix(src_);
   const std::string l0 = prefix_ + "layers.0.self_attn.";
   qk_norm_ = src_.has(l0 + "q_norm.weight");
   qkv_bias_ = src_.has(l0 + "q_proj.bias");
@@ -193,25 +186,6 @@ Tensor QwenTextEncoder::embed(const std::vector<int32_t>& ids, int64_t n) const 
 
 namespace {
 
-// Qwen RMSNorm over the last `c` values of each row: w * (x * rsqrt(mean(x^2) + eps)), float32.
-void rms_norm_rows(float* x, int64_t rows, int64_t c, const Tensor& w, float eps, float* out) {
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* xr = x + r * c;
-    float* o = out + r * c;
-    double ss = 0;
-    for (int64_t i = 0; i < c; ++i) ss += static_cast<double>(xr[i]) * xr[i];
-    const float inv = 1.0f / std::sqrt(static_cast<float>(ss / c) + eps);
-    for (int64_t i = 0; i < c; ++i) o[i] = w.data()[i] * (xr[i] * inv);
-  }
-}
-
-Tensor rms_norm(const Tensor& x, const Tensor& w, float eps) {
-  Tensor out(x.shape());
-  const int64_t c = x.dim(-1);
-  rms_norm_rows(const_cast<float*>(x.data()), x.numel() / c, c, w, eps, out.data());
-  return out;
-}
-
 // Rotate-half RoPE on [n, heads*hd] at positions 0..n-1 (cos/sin tables [n, hd/2]).
 void apply_rope(Tensor& x, int64_t heads, int64_t hd, const std::vector<float>& cos_t,
                 const std::vector<float>& sin_t) {
@@ -283,8 +257,8 @@ Tensor QwenTextEncoder::hidden_states(const std::vector<int32_t>& ids, int64_t v
     Tensor h = rms_norm(x, l.ln_in, cfg_.rms_norm_eps);
     Tensor q = l.q.forward(h), k = l.k.forward(h), v = l.v.forward(h);
     if (qk_norm_) {  // per head, before RoPE
-      rms_norm_rows(q.data(), n * hq, hd, l.q_norm, cfg_.rms_norm_eps, q.data());
-      rms_norm_rows(k.data(), n * hkv, hd, l.k_norm, cfg_.rms_norm_eps, k.data());
+      rms_norm_rows(q.data(), n * hq, hd, l.q_norm.data(), cfg_.rms_norm_eps, q.data());
+      rms_norm_rows(k.data(), n * hkv, hd, l.k_norm.data(), cfg_.rms_norm_eps, k.data());
     }
     apply_rope(q, hq, hd, cos_t, sin_t);
     apply_rope(k, hkv, hd, cos_t, sin_t);

@@ -25,7 +25,15 @@ struct QwenTextConfig {
   static QwenTextConfig from_json_file(const std::string& path);
   // Reads a Qwen3 / Qwen2 / Qwen2.5-VL config (a VL config's text_config); `path` names it in messages.
   static QwenTextConfig from_json(const nlohmann::json& j, const std::string& path);
+  // From the tensor shapes (ComfyUI's qwen_3_4b.safetensors / qwen_2.5_vl_7b.safetensors carry no
+  // config): widths, depth, kv heads; head dim from q_norm (Qwen3) else 128 (every Qwen2.5 model);
+  // "qwen3" with q/k norms, else "qwen2_5_vl"; rope theta 1e6 and eps 1e-6 as both families ship.
+  static QwenTextConfig from_weights(const WeightStore& w, const std::string& prefix);
 };
+
+// The prefix before embed_tokens.weight in `w` ("", "model.", "model.language_model.",
+// "language_model.model."); corrupt_file when none has it.
+std::string qwen_text_prefix(const WeightStore& w);
 
 class QwenTextEncoder {
  public:

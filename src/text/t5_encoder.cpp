@@ -1,5 +1,7 @@
 #include "text/t5_encoder.h"
 
+#include "backend/cpu/ops.h"
+
 #include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
@@ -170,22 +172,6 @@ Tensor T5Encoder::position_bias(const Tensor& table, int64_t s) const {
 }
 
 namespace {
-
-// T5LayerNorm: x / sqrt(mean(x^2) + eps) * w (no mean subtraction, no bias).
-Tensor rms_norm(const Tensor& x, const Tensor& w, float eps) {
-  const int64_t c = x.dim(-1), rows = x.numel() / c;
-  Tensor out(x.shape());
-#pragma omp parallel for if (rows * c >= (1 << 15))
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* xr = x.data() + r * c;
-    float* o = out.data() + r * c;
-    double ss = 0;
-    for (int64_t i = 0; i < c; ++i) ss += static_cast<double>(xr[i]) * xr[i];
-    const float inv = 1.0f / std::sqrt(static_cast<float>(ss / c) + eps);
-    for (int64_t i = 0; i < c; ++i) o[i] = w.data()[i] * (xr[i] * inv);
-  }
-  return out;
-}
 
 // softmax(q k^T + bias) v per (batch, head), unscaled as T5 is; keys at or past valid[b] are masked out.
 Tensor t5_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& bias, int64_t heads,

@@ -403,4 +403,26 @@ Tensor nhwc_to_nchw(const Tensor& x) {
   return out;
 }
 
+void rms_norm_rows(const float* x, int64_t rows, int64_t c, const float* w, float eps, float* out) {
+#pragma omp parallel for if (rows * c >= (1 << 15))
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * c;
+    float* o = out + r * c;
+    double ss = 0;
+    for (int64_t i = 0; i < c; ++i) ss += static_cast<double>(xr[i]) * xr[i];
+    const float inv = 1.0f / std::sqrt(static_cast<float>(ss / c) + eps);
+    if (w)
+      for (int64_t i = 0; i < c; ++i) o[i] = w[i] * (xr[i] * inv);
+    else
+      for (int64_t i = 0; i < c; ++i) o[i] = xr[i] * inv;
+  }
+}
+
+Tensor rms_norm(const Tensor& x, const Tensor& w, float eps) {
+  Tensor out(x.shape());
+  const int64_t c = x.dim(-1);
+  rms_norm_rows(x.data(), x.numel() / c, c, w.numel() ? w.data() : nullptr, eps, out.data());
+  return out;
+}
+
 }  // namespace vg

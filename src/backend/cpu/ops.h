@@ -31,6 +31,11 @@ void group_norm_inplace(Tensor& x, int groups, const Tensor& gamma, const Tensor
 void group_norm_to_bf16(const Tensor& x, int groups, const Tensor& gamma, const Tensor& beta, float eps, bool silu, uint16_t* out);
 // Nearest upsampling written as bf16 (n * oh * ow * C values).
 void upsample_nearest_to_bf16(const Tensor& x, int64_t out_h, int64_t out_w, uint16_t* out);
+// RMSNorm over the last dimension (T5, Qwen, the DiTs): w * (x * rsqrt(mean(x^2) + eps)),
+// float32 with the sum of squares in float64. w may be empty (no scale).
+Tensor rms_norm(const Tensor& x, const Tensor& w, float eps);
+// The same on `rows` rows of `c` values (out may alias x).
+void rms_norm_rows(const float* x, int64_t rows, int64_t c, const float* w, float eps, float* out);
 // LayerNorm over the last dimension.
 Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps);
 
