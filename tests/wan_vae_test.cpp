@@ -1,9 +1,10 @@
 // The Wan 2.1-style causal 3-D VAE (Qwen-Image's) against diffusers'
 // AutoencoderKLQwenImage on the qwenimage-tiny fixture.
+#include "models/wan_vae.h"
+
 #include <cstdio>
 
 #include "io/weights.h"
-#include "models/wan_vae.h"
 #include "test_util.h"
 
 namespace vg {
@@ -85,13 +86,15 @@ TEST_F(WanVaeTest, EncodeMatchesDiffusers) {
   EXPECT_LE(es, 1e-4);
   // moments = [mean | logvar] along channels (the fixture's logvar is inside the clamp range)
   const Tensor moments = ref("encode.moments");
-  EXPECT_LE(test::max_abs_diff(moments.data(), mean.data(), mean.numel()), 1e-4 * test::max_abs(mean.data(), mean.numel()));
+  EXPECT_LE(test::max_abs_diff(moments.data(), mean.data(), mean.numel()),
+            1e-4 * test::max_abs(mean.data(), mean.numel()));
   EXPECT_LE(test::max_abs_diff(moments.data() + mean.numel(), logvar.data(), logvar.numel()),
             1e-4 * test::max_abs(logvar.data(), logvar.numel()));
   // the pipeline's sample: mean + std * eps with the stored draw
   const Tensor eps = ref("encode.eps");
   Tensor sample(mean.shape());
-  for (int64_t i = 0; i < sample.numel(); ++i) sample.data()[i] = mean.data()[i] + std.data()[i] * eps.data()[i];
+  for (int64_t i = 0; i < sample.numel(); ++i)
+    sample.data()[i] = mean.data()[i] + std.data()[i] * eps.data()[i];
   EXPECT_LE(test::rel_err(sample, ref("encode.sample")), 1e-4);
 }
 
@@ -156,10 +159,11 @@ TEST(WanVae, ConfigFromJsonAndFromWeights) {
   EXPECT_EQ(f.temperal_downsample, c.temperal_downsample);
 
   // Wan 2.2's VAE is another network; malformed fields are corrupt files
-  EXPECT_EQ(test::code_of([] {
-              WanVaeConfig::from_json_file(test::fixtures() + "/wan22-tiny/models/wan22-tiny-ti2v/vae/config.json");
-            }),
-            ErrorCode::kUnsupportedModel);
+  EXPECT_EQ(
+      test::code_of([] {
+        WanVaeConfig::from_json_file(test::fixtures() + "/wan22-tiny/models/wan22-tiny-ti2v/vae/config.json");
+      }),
+      ErrorCode::kUnsupportedModel);
   nlohmann::json bad = j;
   bad["temperal_downsample"] = {true};
   EXPECT_EQ(test::code_of([&] { WanVaeConfig::from_json(bad, "x"); }), ErrorCode::kCorruptFile);
@@ -176,8 +180,11 @@ std::string original_name(std::string n, int64_t r) {
     return true;
   };
   auto inner = [](const std::string& s) {
-    for (auto [from, to] : {std::pair<std::string, std::string>{"norm1.", "residual.0."}, {"conv1.", "residual.2."},
-                            {"norm2.", "residual.3."}, {"conv2.", "residual.6."}, {"conv_shortcut.", "shortcut."}})
+    for (auto [from, to] : {std::pair<std::string, std::string>{"norm1.", "residual.0."},
+                            {"conv1.", "residual.2."},
+                            {"norm2.", "residual.3."},
+                            {"conv2.", "residual.6."},
+                            {"conv_shortcut.", "shortcut."}})
       if (s.rfind(from, 0) == 0) return to + s.substr(from.size());
     return s;
   };
@@ -189,7 +196,8 @@ std::string original_name(std::string n, int64_t r) {
   if (take("norm_out.")) return side + "head.0." + n;
   if (take("conv_out.")) return side + "head.2." + n;
   if (take("mid_block.attentions.0.")) return side + "middle.1." + n;
-  if (take("mid_block.resnets.")) return side + "middle." + std::to_string(2 * (n[0] - '0')) + "." + inner(n.substr(2));
+  if (take("mid_block.resnets."))
+    return side + "middle." + std::to_string(2 * (n[0] - '0')) + "." + inner(n.substr(2));
   if (take("down_blocks.")) {
     const size_t dot = n.find('.');
     return side + "downsamples." + n.substr(0, dot + 1) + inner(n.substr(dot + 1));
@@ -199,20 +207,28 @@ std::string original_name(std::string n, int64_t r) {
     n = n.substr(2);
     const int64_t base = level * (r + 2);
     if (take("upsamplers.0.")) return side + "upsamples." + std::to_string(base + r + 1) + "." + n;
-    if (take("resnets.")) return side + "upsamples." + std::to_string(base + (n[0] - '0')) + "." + inner(n.substr(2));
+    if (take("resnets."))
+      return side + "upsamples." + std::to_string(base + (n[0] - '0')) + "." + inner(n.substr(2));
   }
   return "?" + n;
 }
 
 TEST(WanVae, OriginalLayoutMapsToDiffusersNames) {
   // pairs from diffusers' convert_wan_to_diffusers.py::convert_vae (num_res_blocks 2)
-  EXPECT_EQ(wan_vae_diffusers_name("decoder.upsamples.4.shortcut.weight", 2), "decoder.up_blocks.1.resnets.0.conv_shortcut.weight");
-  EXPECT_EQ(wan_vae_diffusers_name("decoder.upsamples.3.time_conv.bias", 2), "decoder.up_blocks.0.upsamplers.0.time_conv.bias");
-  EXPECT_EQ(wan_vae_diffusers_name("decoder.upsamples.11.resample.1.weight", 2), "decoder.up_blocks.2.upsamplers.0.resample.1.weight");
-  EXPECT_EQ(wan_vae_diffusers_name("decoder.upsamples.14.residual.0.gamma", 2), "decoder.up_blocks.3.resnets.2.norm1.gamma");
-  EXPECT_EQ(wan_vae_diffusers_name("encoder.middle.2.residual.6.bias", 2), "encoder.mid_block.resnets.1.conv2.bias");
-  EXPECT_EQ(wan_vae_diffusers_name("encoder.middle.1.to_qkv.weight", 2), "encoder.mid_block.attentions.0.to_qkv.weight");
-  EXPECT_EQ(wan_vae_diffusers_name("encoder.downsamples.5.residual.3.gamma", 2), "encoder.down_blocks.5.norm2.gamma");
+  EXPECT_EQ(wan_vae_diffusers_name("decoder.upsamples.4.shortcut.weight", 2),
+            "decoder.up_blocks.1.resnets.0.conv_shortcut.weight");
+  EXPECT_EQ(wan_vae_diffusers_name("decoder.upsamples.3.time_conv.bias", 2),
+            "decoder.up_blocks.0.upsamplers.0.time_conv.bias");
+  EXPECT_EQ(wan_vae_diffusers_name("decoder.upsamples.11.resample.1.weight", 2),
+            "decoder.up_blocks.2.upsamplers.0.resample.1.weight");
+  EXPECT_EQ(wan_vae_diffusers_name("decoder.upsamples.14.residual.0.gamma", 2),
+            "decoder.up_blocks.3.resnets.2.norm1.gamma");
+  EXPECT_EQ(wan_vae_diffusers_name("encoder.middle.2.residual.6.bias", 2),
+            "encoder.mid_block.resnets.1.conv2.bias");
+  EXPECT_EQ(wan_vae_diffusers_name("encoder.middle.1.to_qkv.weight", 2),
+            "encoder.mid_block.attentions.0.to_qkv.weight");
+  EXPECT_EQ(wan_vae_diffusers_name("encoder.downsamples.5.residual.3.gamma", 2),
+            "encoder.down_blocks.5.norm2.gamma");
   EXPECT_EQ(wan_vae_diffusers_name("encoder.head.2.weight", 2), "encoder.conv_out.weight");
   EXPECT_EQ(wan_vae_diffusers_name("conv2.weight", 2), "post_quant_conv.weight");
   EXPECT_EQ(wan_vae_diffusers_name("model.diffusion_model.x", 2), "");
@@ -226,7 +242,8 @@ TEST(WanVae, OriginalLayoutMapsToDiffusersNames) {
   EXPECT_FALSE(is_wan_vae_original(w));
   ASSERT_TRUE(is_wan_vae_original(orig));
   const WeightStore mapped = wan_vae_weights_from_original(orig);
-  for (const auto& [name, info] : w.entries()) EXPECT_EQ(mapped.find(name), info) << name << " <- " << original_name(name, r);
+  for (const auto& [name, info] : w.entries())
+    EXPECT_EQ(mapped.find(name), info) << name << " <- " << original_name(name, r);
   const WanVaeConfig cfg = WanVaeConfig::from_weights(mapped);
   const auto ref = SafetensorsFile::open(ref_file());
   const Tensor z = to_thwc(ref->load_f32("decode.decoder_input"));
@@ -258,7 +275,10 @@ TEST(WanVae, MissingTensorIsAClearError) {
     if (name.rfind("encoder.", 0) != 0 && name.rfind("quant_conv.", 0) != 0) dec_only.add_alias(name, info);
   const WanVae decoder(cfg, dec_only);
   EXPECT_FALSE(decoder.has_encoder());
-  EXPECT_EQ(test::code_of([&] { decoder.encode(Tensor::zeros({1, 64, 64, 3})); }), ErrorCode::kMissingComponent);
+  EXPECT_EQ(test::code_of([&] {
+              decoder.encode(Tensor::zeros({1, 64, 64, 3}));
+            }),
+            ErrorCode::kMissingComponent);
 }
 
 }  // namespace

@@ -2,9 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
-#include <variant>
-
 #include <nlohmann/json.hpp>
+#include <variant>
 
 #include "backend/cpu/ops.h"
 #include "core/error.h"
@@ -32,8 +31,10 @@ WanVaeConfig WanVaeConfig::from_json(const nlohmann::json& j, const std::string&
   try {
     // Wan 2.2's VAE (patchified, residual up/down blocks) is another network
     if (j.value("is_residual", false) || (j.contains("patch_size") && !j["patch_size"].is_null()))
-      fail(ErrorCode::kUnsupportedModel, bad + "describes a Wan 2.2 VAE (is_residual/patch_size); only the Wan 2.1 "
-                                               "layout (Qwen-Image, Wan 2.1) is supported");
+      fail(ErrorCode::kUnsupportedModel,
+           bad +
+               "describes a Wan 2.2 VAE (is_residual/patch_size); only the Wan 2.1 "
+               "layout (Qwen-Image, Wan 2.1) is supported");
     for (const char* key : {"input_channels", "in_channels", "out_channels"})
       if (j.contains(key) && j[key].is_number_integer() && j[key].get<int64_t>() != 3)
         fail(ErrorCode::kUnsupportedModel, bad + "has " + key + " != 3; only RGB Wan VAEs are supported");
@@ -41,7 +42,8 @@ WanVaeConfig WanVaeConfig::from_json(const nlohmann::json& j, const std::string&
     c.z_dim = j.value("z_dim", c.z_dim);
     c.num_res_blocks = j.value("num_res_blocks", c.num_res_blocks);
     c.dim_mult = j.value("dim_mult", c.dim_mult);
-    if (j.contains("attn_scales") && !j["attn_scales"].is_null()) c.attn_scales = j["attn_scales"].get<std::vector<float>>();
+    if (j.contains("attn_scales") && !j["attn_scales"].is_null())
+      c.attn_scales = j["attn_scales"].get<std::vector<float>>();
     c.temperal_downsample = j.value("temperal_downsample", c.temperal_downsample);
     const bool has_mean = j.contains("latents_mean") && !j["latents_mean"].is_null();
     const bool has_std = j.contains("latents_std") && !j["latents_std"].is_null();
@@ -57,11 +59,12 @@ WanVaeConfig WanVaeConfig::from_json(const nlohmann::json& j, const std::string&
     fail(ErrorCode::kCorruptFile, bad + "needs positive base_dim, z_dim, num_res_blocks and dim_mult");
   if (c.temperal_downsample.size() + 1 != c.dim_mult.size())
     fail(ErrorCode::kCorruptFile, bad + "has " + std::to_string(c.temperal_downsample.size()) +
-                                      " temperal_downsample entries for " + std::to_string(c.dim_mult.size()) +
-                                      " levels (needs one fewer)");
+                                      " temperal_downsample entries for " +
+                                      std::to_string(c.dim_mult.size()) + " levels (needs one fewer)");
   for (const auto* v : {&c.latents_mean, &c.latents_std})
     if (!v->empty() && static_cast<int64_t>(v->size()) != c.z_dim)
-      fail(ErrorCode::kCorruptFile, bad + "has " + std::to_string(v->size()) + " latents_mean/latents_std values for z_dim " +
+      fail(ErrorCode::kCorruptFile, bad + "has " + std::to_string(v->size()) +
+                                        " latents_mean/latents_std values for z_dim " +
                                         std::to_string(c.z_dim));
   return c;
 }
@@ -70,8 +73,9 @@ WanVaeConfig WanVaeConfig::from_weights(const WeightStore& w) {
   auto shape_of = [&](const std::string& name) -> const Shape& {
     const TensorInfo* ti = w.find(name);
     if (!ti || ti->shape.size() < 2)
-      fail(ErrorCode::kUnsupportedModel, "weight '" + name + "' is missing from " + w.describe() +
-                                             "; this is not a Wan 2.1 / Qwen-Image VAE (or it needs its config.json)");
+      fail(ErrorCode::kUnsupportedModel,
+           "weight '" + name + "' is missing from " + w.describe() +
+               "; this is not a Wan 2.1 / Qwen-Image VAE (or it needs its config.json)");
     return ti->shape;
   };
   auto up = [](int64_t i) { return "decoder.up_blocks." + std::to_string(i) + "."; };
@@ -82,14 +86,18 @@ WanVaeConfig WanVaeConfig::from_weights(const WeightStore& w) {
   while (w.has(up(levels) + "resnets.0.conv1.weight")) ++levels;
   while (w.has(up(0) + "resnets." + std::to_string(resnets) + ".conv1.weight")) ++resnets;
   if (levels == 0 || resnets < 2 || c.base_dim <= 0)
-    fail(ErrorCode::kUnsupportedModel, w.describe() + " has no Wan VAE decoder blocks (decoder.up_blocks.N.resnets.M)");
+    fail(ErrorCode::kUnsupportedModel,
+         w.describe() + " has no Wan VAE decoder blocks (decoder.up_blocks.N.resnets.M)");
   c.num_res_blocks = resnets - 1;
   c.dim_mult.assign(static_cast<size_t>(levels), 1);
   c.temperal_downsample.assign(static_cast<size_t>(levels - 1), false);
   for (int64_t i = 0; i < levels; ++i) {
-    c.dim_mult[static_cast<size_t>(levels - 1 - i)] = shape_of(up(i) + "resnets.0.conv1.weight")[0] / c.base_dim;
+    c.dim_mult[static_cast<size_t>(levels - 1 - i)] =
+        shape_of(up(i) + "resnets.0.conv1.weight")[0] / c.base_dim;
     // the decoder upsamples in time where the encoder downsampled, in reverse
-    if (i + 1 < levels) c.temperal_downsample[static_cast<size_t>(levels - 2 - i)] = w.has(up(i) + "upsamplers.0.time_conv.weight");
+    if (i + 1 < levels)
+      c.temperal_downsample[static_cast<size_t>(levels - 2 - i)] =
+          w.has(up(i) + "upsamplers.0.time_conv.weight");
   }
   if (c.z_dim != 16) c.latents_mean.clear(), c.latents_std.clear();
   return c;
@@ -136,9 +144,12 @@ class Encoder {
   Tensor forward(const Tensor& x, Pass& pass) const {
     Tensor h = conv_in_.forward(x, pass);
     for (const Layer& l : down_) {
-      if (const auto* r = std::get_if<ResidualBlock>(&l)) h = r->forward(h, pass);
-      else if (const auto* a = std::get_if<AttentionBlock>(&l)) h = a->forward(h);
-      else h = std::get<Resample>(l).forward(h, pass);
+      if (const auto* r = std::get_if<ResidualBlock>(&l))
+        h = r->forward(h, pass);
+      else if (const auto* a = std::get_if<AttentionBlock>(&l))
+        h = a->forward(h);
+      else
+        h = std::get<Resample>(l).forward(h, pass);
     }
     h = mid_res_[0].forward(h, pass);
     h = mid_attn_[0].forward(h);
@@ -176,7 +187,8 @@ class Decoder {
         b.resnets.emplace_back(w, p + "resnets." + std::to_string(r) + ".", in, out, slots_);
       if (i + 1 < n) {
         const bool t = cfg.temperal_downsample[n - 2 - i];  // reversed: temperal_upsample[i]
-        b.upsampler.emplace_back(w, p + "upsamplers.0.", out, t ? ResampleMode::kUp3d : ResampleMode::kUp2d, slots_);
+        b.upsampler.emplace_back(w, p + "upsamplers.0.", out, t ? ResampleMode::kUp3d : ResampleMode::kUp2d,
+                                 slots_);
       }
       up_.push_back(std::move(b));
     }
@@ -217,7 +229,8 @@ class Decoder {
 
 WanVae::WanVae(const WanVaeConfig& cfg, const WeightStore& w, bool with_encoder) : cfg_(cfg) {
   if (cfg.temperal_downsample.size() + 1 != cfg.dim_mult.size())
-    fail(ErrorCode::kInvalidArgument, "Wan VAE config: temperal_downsample needs one entry fewer than dim_mult");
+    fail(ErrorCode::kInvalidArgument,
+         "Wan VAE config: temperal_downsample needs one entry fewer than dim_mult");
   decoder_ = std::make_unique<Decoder>(cfg, w);
   post_quant_ = load_conv(w, "post_quant_conv", cfg.z_dim, cfg.z_dim, 1, 1, 0, 0);
   if (with_encoder && w.has("encoder.conv_in.weight")) {
@@ -232,9 +245,11 @@ WanVae& WanVae::operator=(WanVae&&) noexcept = default;
 
 Posterior WanVae::encode(const Tensor& video) const {
   if (!encoder_)
-    fail(ErrorCode::kMissingComponent, "this Wan VAE has no encoder weights; image-to-image needs a full VAE");
+    fail(ErrorCode::kMissingComponent,
+         "this Wan VAE has no encoder weights; image-to-image needs a full VAE");
   if (video.rank() != 4 || video.dim(3) != 3 || video.dim(0) < 1 || (video.dim(0) - 1) % 4 != 0)
-    fail(ErrorCode::kShapeMismatch, "Wan VAE encode expects frames [1+4k, H, W, 3], got " + shape_str(video.shape()));
+    fail(ErrorCode::kShapeMismatch,
+         "Wan VAE encode expects frames [1+4k, H, W, 3], got " + shape_str(video.shape()));
   TensorPoolBypass bypass;  // one pass of many sizes: do not keep its buffers
   Pass pass;
   pass.caches.resize(static_cast<size_t>(encoder_->slots()));
@@ -246,7 +261,9 @@ Posterior WanVae::encode(const Tensor& video) const {
     Shape s = video.shape();
     s[0] = n;
     pass.last = i + 1 == chunks;
-    const Tensor chunk = Tensor::wrap(s, std::shared_ptr<float>(std::shared_ptr<float>(), const_cast<float*>(video.data()) + begin * fsize));
+    const Tensor chunk = Tensor::wrap(
+        s,
+        std::shared_ptr<float>(std::shared_ptr<float>(), const_cast<float*>(video.data()) + begin * fsize));
     parts.push_back(encoder_->forward(chunk, pass));
   }
   pass = Pass();
@@ -267,8 +284,8 @@ Posterior WanVae::encode(const Tensor& video) const {
 
 Tensor WanVae::decode(const Tensor& z) const {
   if (z.rank() != 4 || z.dim(3) != cfg_.z_dim || z.dim(0) < 1)
-    fail(ErrorCode::kShapeMismatch, "Wan VAE decode expects latents [frames, h, w, " + std::to_string(cfg_.z_dim) +
-                                        "], got " + shape_str(z.shape()));
+    fail(ErrorCode::kShapeMismatch, "Wan VAE decode expects latents [frames, h, w, " +
+                                        std::to_string(cfg_.z_dim) + "], got " + shape_str(z.shape()));
   TensorPoolBypass bypass;
   const Tensor x = post_quant_.forward(z);
   Pass pass;

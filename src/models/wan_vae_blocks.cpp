@@ -6,7 +6,9 @@
 
 #include "backend/cpu/bf16.h"
 #include "backend/cpu/ops.h"
+#include "backend/cpu/vec_math.h"
 #include "core/error.h"
+#include "core/profile.h"
 #include "models/blocks.h"
 
 namespace vg::wan {
@@ -17,7 +19,8 @@ int64_t frame_size(const Tensor& x) { return x.numel() / x.dim(0); }
 
 // A non-owning [n, ...] view of memory that outlives the call using it.
 Tensor view(const float* p, Shape shape) {
-  return Tensor::wrap(std::move(shape), std::shared_ptr<float>(std::shared_ptr<float>(), const_cast<float*>(p)));
+  return Tensor::wrap(std::move(shape),
+                      std::shared_ptr<float>(std::shared_ptr<float>(), const_cast<float*>(p)));
 }
 
 }  // namespace
@@ -39,12 +42,16 @@ Tensor concat_frames(const std::vector<Tensor>& parts) {
 }
 
 Tensor rms_norm(const Tensor& x, const Tensor& gamma, bool silu) {
+  profile::Scope prof_("norm");
   const int64_t c = x.dim(-1), n = x.numel() / c;
   if (gamma.numel() != c) fail(ErrorCode::kInternal, "rms_norm: gamma size mismatch");
   Tensor out(x.shape());
+  // F.normalize(x) * sqrt(C) * gamma: x / max(||x||, 1e-12), then one vector
+  // affine (sqrt(C) * gamma folded: within an ulp of torch's two products)
+  std::vector<float> a(static_cast<size_t>(c)), zero(static_cast<size_t>(c), 0.0f);
   const float scale = std::sqrt(static_cast<float>(c));
+  for (int64_t k = 0; k < c; ++k) a[static_cast<size_t>(k)] = scale * gamma.data()[k];
   const float* xd = x.data();
-  const float* g = gamma.data();
   float* od = out.data();
 #pragma omp parallel for
   for (int64_t i = 0; i < n; ++i) {
@@ -52,12 +59,9 @@ Tensor rms_norm(const Tensor& x, const Tensor& gamma, bool silu) {
     float* oi = od + i * c;
     double ss = 0;
     for (int64_t k = 0; k < c; ++k) ss += static_cast<double>(xi[k]) * xi[k];
-    // F.normalize: x / max(||x||, 1e-12), then * sqrt(C) * gamma
     const float denom = std::max(static_cast<float>(std::sqrt(ss)), 1e-12f);
-    for (int64_t k = 0; k < c; ++k) {
-      const float y = xi[k] / denom * scale * g[k];
-      oi[k] = silu ? y / (1.0f + std::exp(-y)) : y;
-    }
+    for (int64_t k = 0; k < c; ++k) oi[k] = xi[k] / denom;
+    vec::affine(oi, oi, c, a.data(), zero.data(), silu);
   }
   return out;
 }
@@ -79,12 +83,14 @@ CausalConv3d::CausalConv3d(const WeightStore& w, const std::string& name, int64_
       if (f32) {
         const Tensor all = store->get(wn, full);
         Tensor t = Tensor::unpooled({full[0], full[1], full[3], full[4]});
-        for (int64_t r = 0; r < rows; ++r) std::copy_n(all.data() + (r * taps + k) * kk, kk, t.data() + r * kk);
+        for (int64_t r = 0; r < rows; ++r)
+          std::copy_n(all.data() + (r * taps + k) * kk, kk, t.data() + r * kk);
         *f32 = std::move(t);
       } else {
         const std::vector<uint16_t> all = store->get_bf16(wn, full);
         bf16->resize(static_cast<size_t>(rows * kk));
-        for (int64_t r = 0; r < rows; ++r) std::copy_n(all.data() + (r * taps + k) * kk, kk, bf16->data() + r * kk);
+        for (int64_t r = 0; r < rows; ++r)
+          std::copy_n(all.data() + (r * taps + k) * kk, kk, bf16->data() + r * kk);
       }
     };
     taps_.emplace_back(Shape{out, in, ks, ks}, std::move(source), Tensor(), 1, pad, pad, w.compute_bf16());
@@ -99,8 +105,11 @@ Tensor CausalConv3d::run(const std::vector<const float*>& prefix, const Tensor& 
   Tensor out({n_out, h, wd, out_});
   const float* b = bias_.data();
   float* od = out.data();
+  {
+    profile::Scope prof_("elementwise");
 #pragma omp parallel for
-  for (int64_t p = 0; p < n_out * h * wd; ++p) std::copy_n(b, out_, od + p * out_);
+    for (int64_t p = 0; p < n_out * h * wd; ++p) std::copy_n(b, out_, od + p * out_);
+  }
 
   // bf16 layers: the frames are converted once, not once per tap.
   const bool bf16 = taps_[0].bf16();
@@ -116,8 +125,10 @@ Tensor CausalConv3d::run(const std::vector<const float*>& prefix, const Tensor& 
   // frames [t0, t0+n) of the output += tap(input frames starting at f32/b16)
   auto accumulate = [&](const Conv2d& tap, const float* f32, const uint16_t* b16, int64_t n, int64_t t0) {
     Tensor acc = view(od + t0 * fout, {n, h, wd, out_});
-    if (bf16) tap.forward_bf16_input(b16, n, h, wd, &acc);
-    else tap.forward(view(f32, {n, h, wd, c}), &acc);
+    if (bf16)
+      tap.forward_bf16_input(b16, n, h, wd, &acc);
+    else
+      tap.forward(view(f32, {n, h, wd, c}), &acc);
   };
   for (int64_t k = 0; k < kt_; ++k) {
     const Conv2d& tap = taps_[static_cast<size_t>(k)];
@@ -142,7 +153,8 @@ Tensor CausalConv3d::forward(const Tensor& x, Pass& pass) const {
   FrameCache& fc = pass.caches.at(static_cast<size_t>(slot_));
   const int64_t fin = frame_size(x), have = fc.frames.empty() ? 0 : fc.frames.dim(0), past = kt_ - 1;
   std::vector<const float*> prefix(static_cast<size_t>(past), nullptr);  // zeros before the first frame
-  for (int64_t i = 0; i < have; ++i) prefix[static_cast<size_t>(past - have + i)] = fc.frames.data() + i * fin;
+  for (int64_t i = 0; i < have; ++i)
+    prefix[static_cast<size_t>(past - have + i)] = fc.frames.data() + i * fin;
   Tensor y = run(prefix, x, 1);
   if (!pass.last) {  // keep the last `past` input frames of (cache ++ x)
     const int64_t total = have + x.dim(0), keep = std::min(past, total);
@@ -170,8 +182,10 @@ ResidualBlock::ResidualBlock(const WeightStore& w, const std::string& p, int64_t
 Tensor ResidualBlock::forward(const Tensor& x, Pass& pass) const {
   Tensor h = conv1_.forward(rms_norm(x, gamma1_, true), pass);
   h = conv2_.forward(rms_norm(h, gamma2_, true), pass);
-  if (shortcut_.loaded()) shortcut_.forward(x, &h);
-  else add_inplace(h, x);
+  if (shortcut_.loaded())
+    shortcut_.forward(x, &h);
+  else
+    add_inplace(h, x);
   return h;
 }
 
@@ -181,8 +195,8 @@ AttentionBlock::AttentionBlock(const WeightStore& w, const std::string& p, int64
   const Tensor qkv = w.get(p + "to_qkv.weight", {3 * dim, dim});
   const Tensor bias = w.get(p + "to_qkv.bias", {3 * dim});
   auto part = [&](int i) {
-    return Linear(Tensor::from({dim, dim}, qkv.data() + i * dim * dim), Tensor::from({dim}, bias.data() + i * dim),
-                  w.compute_bf16());
+    return Linear(Tensor::from({dim, dim}, qkv.data() + i * dim * dim),
+                  Tensor::from({dim}, bias.data() + i * dim), w.compute_bf16());
   };
   q_ = part(0);
   k_ = part(1);
@@ -230,7 +244,8 @@ Tensor Resample::forward(const Tensor& x, Pass& pass) const {
         for (int64_t i = 0; i < t; ++i)
           for (int64_t p = 0; p < px; ++p)
             for (int64_t s = 0; s < 2; ++s)
-              std::copy_n(y.data() + (i * px + p) * 2 * c + s * c, c, frames.data() + ((2 * i + s) * px + p) * c);
+              std::copy_n(y.data() + (i * px + p) * 2 * c + s * c, c,
+                          frames.data() + ((2 * i + s) * px + p) * c);
       }
     }
     const Tensor up = upsample_nearest(frames, frames.dim(1) * 2, frames.dim(2) * 2);

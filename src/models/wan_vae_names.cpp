@@ -16,9 +16,11 @@ bool starts_with(const std::string& s, const std::string& p) { return s.compare(
 
 // A residual block's inner names: residual.{0,2,3,6} = norm1, conv1, norm2, conv2.
 std::string residual_part(const std::string& rest) {
-  static const std::pair<const char*, const char*> kMap[] = {
-      {"residual.0.", "norm1."}, {"residual.2.", "conv1."}, {"residual.3.", "norm2."},
-      {"residual.6.", "conv2."}, {"shortcut.", "conv_shortcut."}};
+  static const std::pair<const char*, const char*> kMap[] = {{"residual.0.", "norm1."},
+                                                             {"residual.2.", "conv1."},
+                                                             {"residual.3.", "norm2."},
+                                                             {"residual.6.", "conv2."},
+                                                             {"shortcut.", "conv_shortcut."}};
   for (const auto& [from, to] : kMap)
     if (starts_with(rest, from)) return to + rest.substr(std::char_traits<char>::length(from));
   return rest;  // resample.1.*, time_conv.*, attention norm/to_qkv/proj: unchanged
@@ -45,7 +47,8 @@ std::string wan_vae_diffusers_name(const std::string& name, int64_t num_res_bloc
     if (starts_with(rest, "middle.")) {
       const auto [i, inner] = split_index(rest.substr(7));
       if (i == 1) return side + "mid_block.attentions.0." + inner;
-      if (i == 0 || i == 2) return side + "mid_block.resnets." + std::to_string(i / 2) + "." + residual_part(inner);
+      if (i == 0 || i == 2)
+        return side + "mid_block.resnets." + std::to_string(i / 2) + "." + residual_part(inner);
       return "";
     }
     if (side == "encoder." && starts_with(rest, "downsamples.")) {
@@ -72,19 +75,23 @@ bool is_wan_vae_original(const WeightStore& w) {
 
 WeightStore wan_vae_weights_from_original(const WeightStore& w) {
   if (!is_wan_vae_original(w))
-    fail(ErrorCode::kUnsupportedModel, w.describe() + " is not a Wan 2.1-layout VAE (no decoder.middle.0.residual / "
-                                                      "decoder.upsamples.0.residual / decoder.head tensors)");
+    fail(ErrorCode::kUnsupportedModel, w.describe() +
+                                           " is not a Wan 2.1-layout VAE (no decoder.middle.0.residual / "
+                                           "decoder.upsamples.0.residual / decoder.head tensors)");
   // The first resampler follows level 0's num_res_blocks + 1 residual blocks.
   int64_t first_resample = 0;
-  while (first_resample < 64 && !w.has("decoder.upsamples." + std::to_string(first_resample) + ".resample.1.weight"))
+  while (first_resample < 64 &&
+         !w.has("decoder.upsamples." + std::to_string(first_resample) + ".resample.1.weight"))
     ++first_resample;
   if (first_resample == 64) {  // one level only: no resampler; count its residual blocks
     first_resample = 0;
-    while (w.has("decoder.upsamples." + std::to_string(first_resample) + ".residual.0.gamma")) ++first_resample;
+    while (w.has("decoder.upsamples." + std::to_string(first_resample) + ".residual.0.gamma"))
+      ++first_resample;
   }
   const int64_t num_res_blocks = first_resample - 1;
   if (num_res_blocks < 1)
-    fail(ErrorCode::kCorruptFile, w.describe() + ": the Wan VAE decoder has no residual blocks before its first resampler");
+    fail(ErrorCode::kCorruptFile,
+         w.describe() + ": the Wan VAE decoder has no residual blocks before its first resampler");
   WeightStore out = w;
   for (const auto& [name, info] : w.entries()) {
     const std::string mapped = wan_vae_diffusers_name(name, num_res_blocks);
