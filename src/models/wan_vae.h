@@ -50,8 +50,8 @@ class WanVae {
   WanVae(WanVae&&) noexcept;
   WanVae& operator=(WanVae&&) noexcept;
 
-  // video: frames in [-1,1], NHWC per frame: [T, H, W, 3], T = 1 + 4k, H and
-  // W multiples of 8. Returns the posterior (logvar clamped to [-30, 20]) as
+  // video: frames in [-1,1], NHWC per frame: [T, H, W, 3], T = 1 + 4k (else
+  // shape_mismatch); H, W multiples of 8. The posterior (logvar clamped to [-30, 20]):
   // [1+k, H/8, W/8, z_dim].
   Posterior encode(const Tensor& video) const;
   // z: raw latents (z*std+mean is the caller's job) [T', h, w, z_dim] ->
