@@ -127,4 +127,24 @@ void norm_rope(float* x, int64_t heads, int64_t hd, const float* w, float eps, c
   }
 }
 
+void scatter_qkv(const Tensor& src, int64_t t0, const Tensor& qn, const Tensor& kn, const Tensor& cos,
+                 const Tensor& sin, int64_t heads, float eps, Tensor& q, Tensor& k, Tensor& v) {
+  profile::Scope prof_("dit_qk_rope");
+  const int64_t b = src.dim(0), t = src.dim(1), stride = src.dim(2), tt = q.dim(1), d = q.dim(2);
+  const int64_t hd = d / heads;
+#pragma omp parallel for
+  for (int64_t r = 0; r < b * t; ++r) {
+    const int64_t bi = r / t, ti = t0 + r % t;
+    const float* row = src.data() + r * stride;
+    const size_t dst = static_cast<size_t>((bi * tt + ti) * d);
+    std::memcpy(q.data() + dst, row, d * sizeof(float));
+    std::memcpy(k.data() + dst, row + d, d * sizeof(float));
+    std::memcpy(v.data() + dst, row + 2 * d, d * sizeof(float));
+    const float* c = cos.data() + ti * hd;
+    const float* s = sin.data() + ti * hd;
+    norm_rope(q.data() + dst, heads, hd, qn.data(), eps, c, s);
+    norm_rope(k.data() + dst, heads, hd, kn.data(), eps, c, s);
+  }
+}
+
 }  // namespace vg

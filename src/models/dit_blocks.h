@@ -29,6 +29,11 @@ void rope_tables(const float* pos, int64_t n, const std::vector<int64_t>& axes, 
 // Per-head RMSNorm (scale w, eps; w null = no norm) then the interleaved-pair
 // rotation (complex multiply by cos + i sin) of one [heads*hd] row, in place.
 void norm_rope(float* x, int64_t heads, int64_t hd, const float* w, float eps, const float* c, const float* s);
+// Copies the q, k, v columns (0, D, 2D) of src [B, T, stride] into the joint
+// q, k, v [B, Ttot, D] at token offset t0, RMS-normalising (qn/kn, per head)
+// and rotating q and k with rows t0.. of the cos/sin tables.
+void scatter_qkv(const Tensor& src, int64_t t0, const Tensor& qn, const Tensor& kn, const Tensor& cos,
+                 const Tensor& sin, int64_t heads, float eps, Tensor& q, Tensor& k, Tensor& v);
 // fc2(gelu_tanh(fc1(x))).
 Tensor gelu_tanh_mlp(const Linear& fc1, const Linear& fc2, const Tensor& x);
 

@@ -29,28 +29,6 @@ void rope_tables(const Tensor& txt_ids, const Tensor& img_ids, const std::vector
   rope_tables(ids.data(), ids.dim(1), axes, 10000.0, true, cos, sin);
 }
 
-// Copies the q, k, v columns (0, D, 2D) of src [B, T, stride] into the joint
-// q, k, v [B, Ttot, D] at token offset t0, normalising and rotating q and k.
-void scatter_qkv(const Tensor& src, int64_t t0, const Tensor& qn, const Tensor& kn, const Tensor& cos,
-                 const Tensor& sin, int64_t heads, Tensor& q, Tensor& k, Tensor& v) {
-  profile::Scope prof_("flux_qk_rope");
-  const int64_t b = src.dim(0), t = src.dim(1), stride = src.dim(2), tt = q.dim(1), d = q.dim(2);
-  const int64_t hd = d / heads;
-#pragma omp parallel for
-  for (int64_t r = 0; r < b * t; ++r) {
-    const int64_t bi = r / t, ti = t0 + r % t;
-    const float* row = src.data() + r * stride;
-    const size_t dst = static_cast<size_t>((bi * tt + ti) * d);
-    std::memcpy(q.data() + dst, row, d * sizeof(float));
-    std::memcpy(k.data() + dst, row + d, d * sizeof(float));
-    std::memcpy(v.data() + dst, row + 2 * d, d * sizeof(float));
-    const float* c = cos.data() + ti * hd;
-    const float* s = sin.data() + ti * hd;
-    norm_rope(q.data() + dst, heads, hd, qn.data(), kNormEps, c, s);
-    norm_rope(k.data() + dst, heads, hd, kn.data(), kNormEps, c, s);
-  }
-}
-
 }  // namespace
 
 FluxTransformer::FluxTransformer(const FluxConfig& cfg, const WeightStore& w)
@@ -122,8 +100,8 @@ void FluxTransformer::double_block(const DoubleBlock& blk, Tensor& img, Tensor& 
     const Tensor qkv_t = blk.txt.qkv.forward(modulated_layer_norm(txt, mt, 0, 1));
     const Tensor qkv_i = blk.img.qkv.forward(modulated_layer_norm(img, mi, 0, 1));
     const int64_t heads = cfg_.num_attention_heads;
-    scatter_qkv(qkv_t, 0, blk.txt.q_norm, blk.txt.k_norm, cos, sin, heads, q, k, v);  // text first
-    scatter_qkv(qkv_i, s, blk.img.q_norm, blk.img.k_norm, cos, sin, heads, q, k, v);
+    scatter_qkv(qkv_t, 0, blk.txt.q_norm, blk.txt.k_norm, cos, sin, heads, kNormEps, q, k, v);  // text first
+    scatter_qkv(qkv_i, s, blk.img.q_norm, blk.img.k_norm, cos, sin, heads, kNormEps, q, k, v);
   }
   const Tensor a = attention(q, k, v, static_cast<int>(cfg_.num_attention_heads), false, bf16_);
   gated_add(img, blk.img.proj.forward(slice_tokens(a, s, l)), mi, 2);
@@ -140,7 +118,7 @@ void FluxTransformer::single_block(const SingleBlock& blk, Tensor& x, const Tens
   Tensor cat({b, t, d + m});  // linear2's input: [attention, gelu(mlp)]
   {
     Tensor q({b, t, d}), k({b, t, d}), v({b, t, d});
-    scatter_qkv(h, 0, blk.q_norm, blk.k_norm, cos, sin, cfg_.num_attention_heads, q, k, v);
+    scatter_qkv(h, 0, blk.q_norm, blk.k_norm, cos, sin, cfg_.num_attention_heads, kNormEps, q, k, v);
     const Tensor a = attention(q, k, v, static_cast<int>(cfg_.num_attention_heads), false, bf16_);
     profile::Scope prof_("flux_gelu_cat");
 #pragma omp parallel for

@@ -1,13 +1,11 @@
 #include "models/flux_names.h"
 
-#include <algorithm>
-#include <map>
-#include <mutex>
 #include <optional>
 #include <regex>
 #include <vector>
 
 #include "core/error.h"
+#include "models/fused_weights.h"
 
 namespace vg {
 
@@ -17,10 +15,7 @@ const char* kProbe = "double_blocks.0.img_attn.qkv.weight";
 
 // Where a BFL tensor lives in diffusers' layout: the parts whose rows are
 // concatenated (one part = a rename), and whether its two row halves swap.
-struct DiffusersSource {
-  std::vector<std::string> parts;
-  bool swap_halves = false;
-};
+using DiffusersSource = FusedSource;
 
 std::optional<DiffusersSource> diffusers_source(const std::string& bfl) {
   static const std::regex dbl(R"(^double_blocks\.(\d+)\.(img|txt)_(.+)\.(weight|bias|scale)$)");
@@ -73,53 +68,6 @@ std::optional<DiffusersSource> diffusers_source(const std::string& bfl) {
   return std::nullopt;
 }
 
-// Fused / reordered tensors made on first request, kept for the store's life
-// (map nodes never move, so the TensorInfo pointers stay valid).
-struct OwnedTensors {
-  std::mutex mu;
-  std::map<std::string, std::pair<std::vector<uint8_t>, TensorInfo>> items;
-};
-
-const TensorInfo* build(const WeightStore& inner, OwnedTensors& owned, const std::string& bfl,
-                        const DiffusersSource& src) {
-  std::vector<const TensorInfo*> parts;
-  for (const auto& p : src.parts) parts.push_back(inner.find(p));
-  size_t found = 0;
-  for (auto* p : parts) found += p != nullptr;
-  if (found == 0) return nullptr;  // absent (e.g. guidance_in of a schnell model)
-  if (parts.size() == 1 && !src.swap_halves) return parts[0];
-  const TensorInfo& first = **std::find_if(parts.begin(), parts.end(), [](auto* p) { return p != nullptr; });
-  Shape shape = first.shape;
-  for (size_t i = 0; i < parts.size(); ++i) {
-    const TensorInfo* p = parts[i];
-    if (!p || p->dtype != first.dtype || p->ggml_type != first.ggml_type || p->shape.empty() ||
-        p->shape.size() != first.shape.size() ||
-        !std::equal(p->shape.begin() + 1, p->shape.end(), first.shape.begin() + 1))
-      fail(ErrorCode::kCorruptFile, "FLUX transformer weights " + inner.describe() + ": '" + src.parts[i] +
-                                        "' is missing or does not match its siblings (dtype/shape), so '" +
-                                        bfl +
-                                        "' cannot be formed; the diffusers folder is incomplete or damaged");
-    if (i) shape[0] += p->shape[0];
-  }
-  std::lock_guard<std::mutex> lock(owned.mu);
-  if (auto it = owned.items.find(bfl); it != owned.items.end()) return &it->second.second;
-  auto& [bytes, info] = owned.items[bfl];
-  if (src.swap_halves) {
-    if (shape.empty() || shape[0] % 2)
-      fail(ErrorCode::kCorruptFile, "FLUX weight '" + src.parts[0] + "' has an odd number of rows " +
-                                        shape_str(shape) +
-                                        "; expected (scale, shift) halves; the file is damaged");
-    const size_t half = tensor_bytes(first, shape_numel(shape) / 2);
-    bytes.assign(first.data + half, first.data + 2 * half);
-    bytes.insert(bytes.end(), first.data, first.data + half);
-  } else {
-    for (auto* p : parts)
-      bytes.insert(bytes.end(), p->data, p->data + tensor_bytes(*p, shape_numel(p->shape)));
-  }
-  info = TensorInfo{bfl, first.dtype, shape, bytes.data(), bytes.size(), first.ggml_type};
-  return &info;
-}
-
 }  // namespace
 
 bool is_flux_bfl(const TensorFile& f) { return f.has(kProbe) || f.has(std::string(kFluxBflPrefix) + kProbe); }
@@ -139,13 +87,7 @@ WeightStore flux_bfl_weights(std::shared_ptr<TensorFile> f) {
 }
 
 WeightStore flux_weights_from_diffusers(WeightStore d) {
-  auto inner = std::make_shared<const WeightStore>(d);
-  auto owned = std::make_shared<OwnedTensors>();
-  d.set_resolver([inner, owned](const std::string& name) -> const TensorInfo* {
-    const auto src = diffusers_source(name);
-    return src ? build(*inner, *owned, name, *src) : nullptr;
-  });
-  return d;
+  return with_fused_weights(std::move(d), diffusers_source, "FLUX transformer");
 }
 
 }  // namespace vg
