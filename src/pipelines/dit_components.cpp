@@ -12,6 +12,7 @@
 #include "models/config_util.h"
 #include "models/flux_names.h"
 #include "models/mmdit_names.h"
+#include "models/qwenimage.h"
 #include "models/zimage_names.h"
 #include "pipelines/ldm_common.h"
 #include "pipelines/ldm_names.h"
@@ -80,6 +81,7 @@ std::string dit_family_of(const std::string& path) {
     if (c.rfind("Flux", 0) == 0) return "flux";
     if (c.rfind("StableDiffusion3", 0) == 0) return "sd3";
     if (c.rfind("ZImage", 0) == 0) return "zimage";
+    if (c.rfind("QwenImage", 0) == 0) return "qwenimage";
     return "";
   }
   try {
@@ -87,6 +89,7 @@ std::string dit_family_of(const std::string& path) {
     if (is_flux_bfl(*f)) return "flux";
     if (is_mmdit_file(*f)) return "sd3";
     if (is_zimage_file(*f) || is_zimage_diffusers(*f)) return "zimage";
+    if (is_qwenimage_file(*f)) return "qwenimage";
     return "";
   } catch (const std::exception&) {
     return "";  // unreadable: the loader reports it properly
@@ -217,6 +220,15 @@ std::unique_ptr<AutoencoderKL> load_vae_component(const ComponentRef& c, bool bf
   return std::make_unique<AutoencoderKL>(vc, w);
 }
 
+std::unique_ptr<WanVae> load_wan_vae_component(const ComponentRef& c, bool bf16) {
+  WeightStore w = open_component(c, "vae");
+  if (is_wan_vae_original(w)) w = wan_vae_weights_from_original(w);
+  w.set_compute_bf16(bf16);
+  const std::string json = config_of(c);
+  const WanVaeConfig cfg = json.empty() ? WanVaeConfig::from_weights(w) : WanVaeConfig::from_json_file(json);
+  return std::make_unique<WanVae>(cfg, w);
+}
+
 std::string find_component(const std::string& given, const std::string& config_dir, const char* sub,
                            const std::string& model_path, std::initializer_list<const char*> patterns) {
   if (!given.empty()) {
@@ -232,7 +244,7 @@ std::string find_component(const std::string& given, const std::string& config_d
       std::string name = e.path().filename().string();
       std::transform(name.begin(), name.end(), name.begin(), [](unsigned char ch) { return std::tolower(ch); });
       const std::string ext = e.path().extension().string();
-      if (ext != ".safetensors" && ext != ".gguf") continue;
+      if ((ext != ".safetensors" && ext != ".gguf") || fs::equivalent(e.path(), model_path, ec)) continue;
       for (const char* pat : patterns)
         if (name.rfind(pat, 0) == 0) found.push_back(e.path().string());
     }

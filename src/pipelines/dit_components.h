@@ -9,6 +9,7 @@
 
 #include "io/weights.h"
 #include "models/autoencoder_kl.h"
+#include "models/wan_vae.h"
 #include "text/clip_text_model.h"
 #include "text/clip_tokenizer.h"
 #include "text/t5_encoder.h"
@@ -33,6 +34,11 @@ std::unique_ptr<T5Encoder> load_t5_component(const ComponentRef& c, bool bf16, c
 // `defaults` gives scaling/shift/groups the weights cannot tell.
 std::unique_ptr<AutoencoderKL> load_vae_component(const ComponentRef& c, bool bf16, const VaeConfig& defaults);
 
+// The Wan 2.1-style VAE (Qwen-Image; Wan 2.1): a diffusers vae folder, or a
+// file in diffusers' or the original Wan names (wan_2.1_vae.safetensors,
+// qwen_image_vae.safetensors); config from the folder / c.config_dir, else the shapes.
+std::unique_ptr<WanVae> load_wan_vae_component(const ComponentRef& c, bool bf16);
+
 // A component given by the user (LoadOptions); else, for a model folder,
 // its `sub` folder; for a single file, a file beside it whose name starts
 // with one of `patterns` (ComfyUI's "clip_l", "t5xxl", ...), else the
@@ -42,7 +48,8 @@ std::string find_component(const std::string& given, const std::string& config_d
 
 // "flux" (a FluxPipeline folder or a file with BFL transformer names), "sd3"
 // (StableDiffusion3Pipeline folder or MMDiT file), "zimage" (ZImagePipeline
-// folder or Z-Image transformer file), or "" — one read of the file's header.
+// folder or Z-Image transformer file), "qwenimage" (QwenImagePipeline folder or
+// Qwen-Image transformer file), or "" — one read of the file's header.
 std::string dit_family_of(const std::string& path);
 
 // After a transformer was built from `w` (with track_used() on): unsupported_model

@@ -18,6 +18,7 @@
 #include "pipelines/family_engine.h"
 #include "pipelines/flux_model.h"
 #include "pipelines/sd3_model.h"
+#include "pipelines/qwenimage_model.h"
 #include "pipelines/sd_model.h"
 #include "pipelines/zimage_model.h"
 #include "registry/presets.h"
@@ -124,6 +125,10 @@ Result<std::unique_ptr<Engine>> Engine::load(const std::string& path, const Load
       auto m = load_sd3_model(resolved, opts, precision == "bf16");
       stamp(m->parts.info);
       impl->family = make_sd3_engine(std::move(m), opts);
+    } else if (dit == "qwenimage") {
+      auto m = load_qwenimage_model(resolved, opts, precision == "bf16");
+      stamp(m->parts.info);
+      impl->family = make_qwenimage_engine(std::move(m), opts);
     } else if (dit == "zimage") {
       auto m = load_zimage_model(resolved, opts, precision == "bf16");
       stamp(m->parts.info);

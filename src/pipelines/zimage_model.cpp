@@ -59,7 +59,7 @@ std::unique_ptr<ZImageModel> load_zimage_model(const std::string& path, const Lo
   m->transformer = std::make_unique<ZImageTransformer>(m->config, tw);
   refuse_unknown_tensors(tw, tpath, "Z-Image", {"norm_final.weight"});
   // ---- Qwen3 text encoder and tokenizer ----
-  const std::string te = find_component(opts.text_encoder, opts.config_dir, "text_encoder", path, {"qwen_3", "qwen3", "qwen"});
+  const std::string te = find_component(opts.text_encoder, opts.config_dir, "text_encoder", path, {"qwen_3", "qwen3"});
   if (te.empty())
     fail(ErrorCode::kMissingComponent, "this Z-Image transformer comes without its Qwen3 text encoder; pass "
                                        "--text-encoder FILE (ComfyUI's qwen_3_4b.safetensors or a Qwen3-4B GGUF) and "

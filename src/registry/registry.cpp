@@ -35,7 +35,7 @@ const std::vector<std::string>& known_tasks() {
 
 const std::vector<EngineCapabilities>& builtin_engines() {
   static const std::vector<EngineCapabilities> k = {
-      {"cpu", {"stable-diffusion-1-x", "stable-diffusion-2-x", "sdxl", "flux-1", "sd3-sd3-5"}, {"text_to_image", "image_to_image", "inpaint"},
+      {"cpu", {"stable-diffusion-1-x", "stable-diffusion-2-x", "sdxl", "flux-1", "sd3-sd3-5", "z-image", "qwen-image"}, {"text_to_image", "image_to_image", "inpaint"},
        {"f32", "f16", "bf16"}, {"cpu"}, true, true, 8, 4096, 0}};
   return k;
 }

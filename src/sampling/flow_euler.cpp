@@ -84,7 +84,17 @@ class FlowEulerSampler : public Sampler {
       const double s = steps == 1 ? t0 : t0 + (t1 - t0) * i / (steps - 1);
       out.push_back(static_cast<float>(shift(static_cast<float>(s))));
     }
+    stretch_to_terminal(out);
     return out;
+  }
+
+  // shift_terminal (Qwen-Image: 0.02): the shifted grid stretched so that its
+  // last sigma is exactly the terminal value (float32, as diffusers computes it).
+  void stretch_to_terminal(std::vector<float>& s) const {
+    const double term = cfg_.get("shift_terminal", 0.0);
+    if (!(term > 0) || s.empty()) return;
+    const float scale = (1.0f - s.back()) / static_cast<float>(1.0 - term);
+    for (float& v : s) v = 1.0f - (1.0f - v) / scale;
   }
 
   // ComfyUI's schedules on a flow model (ModelSamplingDiscreteFlow): its

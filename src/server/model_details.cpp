@@ -5,7 +5,9 @@
 
 namespace vg::server {
 
-bool is_dit_family(const std::string& family) { return family == "flux" || family == "sd3"; }
+bool is_dit_family(const std::string& family) {
+  return family == "flux" || family == "sd3" || family == "zimage" || family == "qwenimage";
+}
 
 nlohmann::json model_details(const Engine& e) {
   const ModelInfo& mi = e.info();
@@ -14,15 +16,16 @@ nlohmann::json model_details(const Engine& e) {
     variant = mi.family == "sd1"   ? "stable-diffusion-1-x"
               : mi.family == "sd2" ? "stable-diffusion-2-x"
                                    : mi.family;
-  const bool flux = mi.family == "flux", sd3 = mi.family == "sd3";
-  // FLUX's cfg_scale is diffusers' true_cfg_scale: it runs a negative pass
-  // only above 1 and with a negative prompt; dev's guidance is distilled.
+  const bool flux = mi.family == "flux", sd3 = mi.family == "sd3", qwen = mi.family == "qwenimage";
+  // FLUX's and Qwen-Image's cfg_scale is diffusers' true_cfg_scale: a negative
+  // pass runs only above 1 and with a negative prompt; dev's guidance is
+  // distilled. Z-Image's CFG runs above 1 (diffusers' g = cfg_scale - 1).
   nlohmann::json controls = {{"cfg_scale", true},
-                             {"cfg_label", flux ? "true CFG" : "CFG scale"},
+                             {"cfg_label", flux || qwen ? "true CFG" : "CFG scale"},
                              {"negative_prompt", true},
-                             {"negative_prompt_needs_cfg", flux},
+                             {"negative_prompt_needs_cfg", flux || qwen},
                              {"guidance", variant == "flux-dev"},
-                             {"clip_skip", !flux},
+                             {"clip_skip", !is_dit_family(mi.family) || sd3},
                              {"skip_layers", sd3}};
   GenerateParams p;
   auto preset = guard([&] { return apply_preset(variant, "normal", "text_to_image", {}, &p); });

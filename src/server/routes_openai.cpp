@@ -70,11 +70,14 @@ OpenAiRequest from_fields(Context& ctx, const nlohmann::json& f) {
   if (f.contains("steps")) p.steps = to_int(f["steps"], "steps"), given("steps");
   if (f.contains("cfg_scale")) p.cfg_scale = number("cfg_scale"), given("cfg_scale");
   // guidance_scale means what diffusers' pipeline of the family calls so:
-  // FluxPipeline's is the distilled guidance, the others' is CFG
+  // FluxPipeline's is the distilled guidance, ZImagePipeline's g is our
+  // cfg_scale - 1, the others' is CFG; true_cfg_scale (FLUX, Qwen-Image) is cfg_scale
   if (f.contains("guidance_scale")) {
     if (family == "flux") p.guidance = number("guidance_scale"), given("guidance");
+    else if (family == "zimage") p.cfg_scale = 1.0f + number("guidance_scale"), given("cfg_scale");
     else p.cfg_scale = number("guidance_scale"), given("cfg_scale");
   }
+  if (f.contains("true_cfg_scale")) p.cfg_scale = number("true_cfg_scale"), given("cfg_scale");
   if (f.contains("guidance")) p.guidance = number("guidance"), given("guidance");
   if (f.contains("strength")) p.strength = number("strength"), given("strength");
   for (const char* k : {"sampler", "scheduler"})
