@@ -54,7 +54,7 @@ const std::vector<ParamField>& param_fields() {
       {"preview_vae", "--preview-vae", "", "", "TAESD folder (madebyollin/taesd or taesdxl) for --preview taesd"},
       {"preview_every", "--preview-every", "", "", "draw a preview every N steps (0 = none)"},
       {"guidance", "--guidance", "", "Guidance", "FLUX-dev distilled guidance (diffusers' guidance_scale of FluxPipeline; -1 = the model's default: 3.5 dev); ignored with a warning by models without a guidance embedding"},
-      {"max_sequence_length", "--max-sequence-length", "", "", "T5 prompt tokens for FLUX/SD3 (0 = the model's default: 512 FLUX-dev, 256 FLUX-schnell and SD3); at most 512"},
+      {"max_sequence_length", "--max-sequence-length", "", "", "text tokens: T5 for FLUX/SD3 (0 = the model's default: 512 FLUX-dev, 256 FLUX-schnell and SD3; at most 512), Qwen3 for Z-Image (512, at most 1024), Qwen2.5-VL for Qwen-Image (512, at most 1024)"},
       {"prompt_3", "--prompt-3", "", "", "SD3: prompt for the T5 encoder (default: the prompt)"},
       {"negative_prompt_3", "--negative-prompt-3", "", "", "SD3: negative prompt for the T5 encoder (default: the negative prompt)"},
       {"skip_layers", "--skip-layers", "", "Skip layers", "SD3.5 skip-layer guidance: transformer blocks to skip, e.g. 7,8,9 (diffusers' skip_guidance_layers; empty = off)"},
@@ -145,8 +145,8 @@ Status validate_params(const GenerateParams& p) {
     return bad("refiner_switch must be in (0, 1] (the fraction of the schedule the base model runs)");
   if (!std::isfinite(p.guidance) || (p.guidance < 0 && p.guidance != -1.0f) || p.guidance > 100)
     return bad("guidance must be -1 (the model's default) or between 0 and 100");
-  if (p.max_sequence_length < 0 || p.max_sequence_length > 512)
-    return bad("max_sequence_length must be between 1 and 512 T5 tokens (0 = the model's default)");
+  if (p.max_sequence_length < 0 || p.max_sequence_length > 1024)
+    return bad("max_sequence_length must be between 1 and 1024 text tokens (0 = the model's default)");
   for (char ch : p.skip_layers)
     if (!std::isdigit(static_cast<unsigned char>(ch)) && ch != ',' && ch != ' ')
       return bad("skip_layers is a comma-separated list of block indices, e.g. 7,8,9 (got '" + p.skip_layers + "')");

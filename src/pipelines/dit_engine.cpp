@@ -83,6 +83,10 @@ Status DitEngine::validate(const GenerateParams& p, const ImageInputs& images) c
   if (!sized) return sized.error();
   const auto [w, h] = *sized;
   if (Status s = check_size_multiple(w, h, mi.size_multiple, mi.family); !s) return s;
+  if (p.max_sequence_length > max_text_tokens())
+    return Error{ErrorCode::kInvalidArgument, "max_sequence_length " + std::to_string(p.max_sequence_length) +
+                                                  " is above this model's " + std::to_string(max_text_tokens()) +
+                                                  " text tokens; use at most " + std::to_string(max_text_tokens())};
   auto r = guard([&] {
     make_rng(p.rng, 0);
     request_sampler(p, w, h, nullptr);

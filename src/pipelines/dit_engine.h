@@ -44,6 +44,8 @@ class DitEngine : public FamilyEngine {
   // The pipeline samples packed 2x2 latents (FLUX, Qwen-Image): stochastic
   // samplers draw their noise in that layout.
   virtual bool packed_latents() const { return false; }
+  // The most text tokens --max-sequence-length may ask for (T5: 512).
+  virtual int max_text_tokens() const { return 512; }
 
   std::unique_ptr<Sampler> request_sampler(const GenerateParams& p, int width, int height, SamplerChoice* choice) const;
 

@@ -25,13 +25,7 @@ class QwenImageEngine : public DitEngine {
   std::string preset_family() const override { return "qwen-image"; }
 
  protected:
-  Status validate_family(const GenerateParams& p, int, int) const override {
-    if (p.max_sequence_length > kMaxTextTokens)
-      return Error{ErrorCode::kInvalidArgument, "max_sequence_length " + std::to_string(p.max_sequence_length) +
-                                                    " is above Qwen-Image's " + std::to_string(kMaxTextTokens) +
-                                                    " text tokens; use at most " + std::to_string(kMaxTextTokens)};
-    return Status();
-  }
+  int max_text_tokens() const override { return kMaxTextTokens; }
 
   void encode_prompts(const GenerateParams& p, std::vector<std::string>* warnings) override {
     if (p.clip_skip > 1) warnings->push_back("Qwen-Image takes the text encoder's last layer; --clip-skip is ignored");

@@ -28,6 +28,8 @@ class ZImageEngine : public DitEngine {
     if (trace_) trace_->context = cond_;
   }
 
+  int max_text_tokens() const override { return 1024; }
+
   void release_text_encoders() override { m_->text_encoder->release_weights(); }
 
   void sampler_options(const GenerateParams&, int w, int h, SamplerOptions* o) const override {
