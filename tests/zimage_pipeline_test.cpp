@@ -2,11 +2,15 @@
 // manifest through the engine (presets off, the same seeds): final latents
 // <= 1e-3 relative, images within 1/255 on >= 99 % of values; the original
 // single-file transformer gives the folder's image; bad inputs are clear errors.
+#include <cstring>
 #include <filesystem>
+#include <regex>
 
 #include "backend/cpu/ops.h"
 #include "io/image_decode.h"
+#include "io/gguf_writer.h"
 #include "io/safetensors.h"
+#include "pipelines/qwen_components.h"
 #include "pipelines/zimage_model.h"
 #include "test_util.h"
 
@@ -119,6 +123,63 @@ TEST(ZImagePipeline, BadComponentsAreClearErrors) {
   // the single file alone: no text encoder found
   EXPECT_EQ(test::code_of([&] { load_zimage_model(root() + "/models/z_image_turbo_tiny_bf16.safetensors", {}, false); }),
             ErrorCode::kMissingComponent);
+  std::filesystem::remove_all(dir);
+}
+
+// Every tensor of a safetensors file as an F32 GGUF tensor, renamed by `rename`
+// ("" drops it), plus `extra` (a name the model does not know) when given.
+void to_gguf(const std::string& src_path, const std::string& dst, const std::function<std::string(const std::string&)>& rename,
+             const std::string& extra = "") {
+  auto src = open_tensor_file(src_path);
+  std::vector<Tensor> keep;
+  keep.reserve(src->tensors().size() + 1);
+  std::vector<GgufTensorToWrite> out;
+  auto add = [&](const std::string& name, Tensor t) {
+    keep.push_back(std::move(t));
+    const Tensor& k = keep.back();
+    std::vector<int64_t> ne(k.shape().rbegin(), k.shape().rend());
+    out.push_back({name, 0, ne, [&k](uint8_t* d) { std::memcpy(d, k.data(), k.numel() * 4); }});
+  };
+  for (const auto& [name, info] : src->tensors())
+    if (const std::string g = rename(name); !g.empty()) add(g, src->load_f32(name));
+  if (!extra.empty()) add(extra, Tensor::zeros({4}));
+  write_gguf(dst, {{"general.architecture", gguf_string("test")}}, out);
+}
+
+// A GGUF transformer (original names) gives the folder's image; one holding a
+// tensor Z-Image does not have is refused; a Qwen3 GGUF in llama.cpp names
+// encodes like the folder's encoder.
+TEST(ZImagePipeline, GgufTransformerAndTextEncoder) {
+  const std::string dir = testing::TempDir() + "/zimage_gguf";
+  std::filesystem::create_directories(dir);
+  const std::string single = root() + "/models/z_image_turbo_tiny_bf16.safetensors";
+  to_gguf(single, dir + "/z_image_turbo-F32.gguf", [](const std::string& n) { return n; });
+  LoadOptions lo;
+  lo.config_dir = folder();  // text encoder, tokenizer and VAE from the diffusers folder
+  const GenerateParams p = small_request();
+  const auto a = engine(folder())->generate(p, {}, nullptr);
+  const auto b = engine(dir + "/z_image_turbo-F32.gguf", lo)->generate(p, {}, nullptr);
+  EXPECT_EQ(a.images[0].pixels, b.images[0].pixels);
+  to_gguf(single, dir + "/z_image_extra.gguf", [](const std::string& n) { return n; }, "layers.0.attention.extra.weight");
+  EXPECT_EQ(test::code_of([&] { load_zimage_model(dir + "/z_image_extra.gguf", lo, false); }), ErrorCode::kUnsupportedModel);
+  // Qwen3 in llama.cpp's names
+  static const std::map<std::string, std::string> parts = {
+      {"input_layernorm", "attn_norm"},    {"post_attention_layernorm", "ffn_norm"}, {"self_attn.q_proj", "attn_q"},
+      {"self_attn.k_proj", "attn_k"},      {"self_attn.v_proj", "attn_v"},           {"self_attn.o_proj", "attn_output"},
+      {"self_attn.q_norm", "attn_q_norm"}, {"self_attn.k_norm", "attn_k_norm"},      {"mlp.gate_proj", "ffn_gate"},
+      {"mlp.up_proj", "ffn_up"},           {"mlp.down_proj", "ffn_down"}};
+  to_gguf(folder() + "/text_encoder/model.safetensors", dir + "/qwen3-tiny.gguf", [](const std::string& n) -> std::string {
+    std::smatch m;
+    if (n == "embed_tokens.weight") return "token_embd.weight";
+    if (n == "norm.weight") return "output_norm.weight";
+    if (std::regex_match(n, m, std::regex(R"(layers\.(\d+)\.(.+)\.weight)"))) return "blk." + m[1].str() + "." + parts.at(m[2].str()) + ".weight";
+    return n;
+  });
+  auto g = load_qwen_component({dir + "/qwen3-tiny.gguf", "", ""}, false, "text_encoder");
+  auto f = load_qwen_component({folder() + "/text_encoder", "", ""}, false, "text_encoder");
+  const std::vector<int32_t> ids{639, 1, 2, 3, 640};
+  EXPECT_LE(test::rel_err(g->hidden_states(ids, 5, -2), f->hidden_states(ids, 5, -2)), 1e-6);
+  EXPECT_EQ(g->config().num_kv_heads, f->config().num_kv_heads);
   std::filesystem::remove_all(dir);
 }
 

@@ -43,8 +43,23 @@ void WeightStore::add_alias(const std::string& name, const TensorInfo* source) {
 
 const TensorInfo* WeightStore::find(const std::string& name) const {
   auto it = entries_.find(name);
-  if (it != entries_.end()) return it->second;
+  if (it != entries_.end()) {
+    if (used_) {
+      std::lock_guard<std::mutex> lock(used_->mu);
+      used_->names.insert(name);
+    }
+    return it->second;
+  }
   return resolver_ ? resolver_(name) : nullptr;
+}
+
+std::vector<std::string> WeightStore::unused_names() const {
+  std::vector<std::string> out;
+  if (!used_) return out;
+  std::lock_guard<std::mutex> lock(used_->mu);
+  for (const auto& [name, info] : entries_)
+    if (!used_->names.count(name)) out.push_back(name);
+  return out;
 }
 
 std::string WeightStore::describe() const {

@@ -5,6 +5,8 @@
 #pragma once
 #include <functional>
 #include <map>
+#include <mutex>
+#include <set>
 #include <memory>
 #include <string>
 #include <vector>
@@ -87,6 +89,11 @@ class WeightStore {
   // copies share it. shared() copies leave it out (they live inside slots).
   void set_layer_registry(std::shared_ptr<LayerRegistry> r) { registry_ = std::move(r); }
   const std::shared_ptr<LayerRegistry>& layer_registry() const { return registry_; }
+  // Notes every stored name a lookup finds (copies share the record), so a
+  // loader can refuse files holding tensors its model never read.
+  void track_used() { used_ = std::make_shared<Used>(); }
+  // Stored names no lookup found since track_used(), sorted; empty when not tracking.
+  std::vector<std::string> unused_names() const;
 
  private:
   std::shared_ptr<LayerRegistry> registry_;
@@ -94,6 +101,11 @@ class WeightStore {
   std::map<std::string, const TensorInfo*> entries_;
   Resolver resolver_;
   std::shared_ptr<Requests> requests_;
+  struct Used {
+    std::mutex mu;
+    std::set<std::string> names;
+  };
+  std::shared_ptr<Used> used_;
   bool synthetic_ = false, bf16_ = false, dequant_blocks_ = ScopedDequantizeBlocks::current();
   int synth_quant_ = -1;
   mutable std::shared_ptr<const WeightStore> shared_;

@@ -66,7 +66,8 @@ Linear load_linear(const WeightStore& w, const std::string& name, int64_t out, i
 }
 
 // diffusers get_timestep_embedding for `n` values of dimension `dim`.
-Tensor timestep_sinusoid(const float* values, int64_t n, int64_t dim, bool flip, float shift) {
+Tensor timestep_sinusoid(const float* values, int64_t n, int64_t dim, bool flip, float shift,
+                         float scale) {
   const int64_t half = dim / 2;
   Tensor out = Tensor::zeros({n, dim});
   const float log_max = static_cast<float>(std::log(10000.0));
@@ -76,7 +77,7 @@ Tensor timestep_sinusoid(const float* values, int64_t n, int64_t dim, bool flip,
       // float32 arithmetic in the same order as diffusers' get_timestep_embedding.
       float exponent = -log_max * static_cast<float>(i);
       exponent = exponent / (static_cast<float>(half) - shift);
-      const float arg = t * std::exp(exponent);
+      const float arg = scale * (t * std::exp(exponent));  // scale 1: exactly t * freq
       const float s = std::sin(arg), c = std::cos(arg);
       out.data()[b * dim + i] = flip ? c : s;
       out.data()[b * dim + half + i] = flip ? s : c;

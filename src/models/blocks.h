@@ -19,8 +19,10 @@ Linear load_linear(const WeightStore& w, const std::string& name, int64_t out, i
 LayerPatch::Source weight_source(const WeightStore& w, const std::string& weight_name, const Shape& shape);
 
 // diffusers get_timestep_embedding of `n` values: [n, dim] (float32 arithmetic
-// in diffusers' order; flip = flip_sin_to_cos, shift = downscale_freq_shift).
-Tensor timestep_sinusoid(const float* values, int64_t n, int64_t dim, bool flip, float shift);
+// in diffusers' order; flip = flip_sin_to_cos, shift = downscale_freq_shift,
+// scale multiplies value*freq, as Timesteps(scale=1000) of Qwen-Image does).
+Tensor timestep_sinusoid(const float* values, int64_t n, int64_t dim, bool flip, float shift,
+                         float scale = 1.0f);
 
 struct GroupNormParams {
   Tensor weight, bias;

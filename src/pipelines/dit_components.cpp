@@ -54,6 +54,18 @@ std::string t5_to_llama(const std::string& n) {
 
 }  // namespace
 
+void refuse_unknown_tensors(const WeightStore& w, const std::string& file, const std::string& family,
+                            std::initializer_list<const char*> ignored) {
+  std::vector<std::string> unknown;
+  for (const std::string& n : w.unused_names())
+    if (std::none_of(ignored.begin(), ignored.end(), [&](const char* i) { return n == i; })) unknown.push_back(n);
+  if (unknown.empty()) return;
+  fail(ErrorCode::kUnsupportedModel, "'" + file + "' holds " + std::to_string(unknown.size()) + " tensor(s) a " + family +
+                                         " transformer does not have (first: '" + unknown.front() +
+                                         "'); it is another model or variant, or a damaged conversion; pass the " +
+                                         family + " transformer file itself");
+}
+
 bool is_folder(const std::string& p) {
   std::error_code ec;
   return fs::is_directory(p, ec);

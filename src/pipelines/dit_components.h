@@ -45,6 +45,12 @@ std::string find_component(const std::string& given, const std::string& config_d
 // folder or Z-Image transformer file), or "" — one read of the file's header.
 std::string dit_family_of(const std::string& path);
 
+// After a transformer was built from `w` (with track_used() on): unsupported_model
+// when the file holds tensors it never read (another variant, or a file with
+// extra parts), naming the first; `ignored` names are dropped silently (as diffusers does).
+void refuse_unknown_tensors(const WeightStore& w, const std::string& file, const std::string& family,
+                            std::initializer_list<const char*> ignored = {});
+
 // Small shared helpers of the DiT loaders.
 bool is_folder(const std::string& path);
 const std::string& first_given(const std::string& a, const std::string& b);  // a unless empty

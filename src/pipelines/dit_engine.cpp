@@ -9,6 +9,7 @@
 #include "core/memory.h"
 #include "pipelines/image_prep.h"
 #include "pipelines/img2img.h"
+#include "pipelines/latent_packing.h"
 #include "pipelines/sd_engine.h"
 #include "pipelines/sd_model.h"
 
@@ -91,22 +92,6 @@ Status DitEngine::validate(const GenerateParams& p, const ImageInputs& images) c
   return validate_family(p, w, h);
 }
 
-Tensor DitEngine::encode_image(const Tensor& image, Rng& rng, const std::string& tiling) const {
-  const VaeConfig& vc = parts_.vae->config();
-  Posterior post = parts_.vae->encode_with(image, tiling);
-  Tensor eps = rng.randn_nhwc(post.mean.shape());
-  Tensor x0(post.mean.shape());
-  for (int64_t i = 0; i < x0.numel(); ++i)
-    x0.data()[i] = (post.mean.data()[i] + post.std.data()[i] * eps.data()[i] - vc.shift_factor) * vc.scaling_factor;
-  return x0;
-}
-
-Tensor DitEngine::decode_latents(Tensor lat, const std::string& tiling) const {
-  const VaeConfig& vc = parts_.vae->config();
-  for (int64_t i = 0; i < lat.numel(); ++i) lat.data()[i] = lat.data()[i] / vc.scaling_factor + vc.shift_factor;
-  return parts_.vae->decode_with(lat, tiling);
-}
-
 GenerateResult DitEngine::generate(const GenerateParams& p, const ImageInputs& images, const ProgressCallback& cb) {
   const ModelInfo& mi = parts_.info;
   GenerateResult res;
@@ -131,7 +116,7 @@ GenerateResult DitEngine::generate(const GenerateParams& p, const ImageInputs& i
   res.warnings.insert(res.warnings.end(), choice.warnings.begin(), choice.warnings.end());
   res.sampling = {p.sampler, choice.sampler, p.scheduler, choice.schedule, canonical_rng_name(p.rng)};
   const int64_t scale = parts_.vae->scale(), lh = h / scale, lw = w / scale;
-  const int64_t lc = parts_.vae->config().latent_channels;
+  const int64_t lc = parts_.vae->channels();
   for (int b = 0; b < p.batch_size; ++b) {
     const uint64_t s = seed + static_cast<uint64_t>(b);
     auto sampler = request_sampler(p, w, h, nullptr);
@@ -140,7 +125,8 @@ GenerateResult DitEngine::generate(const GenerateParams& p, const ImageInputs& i
     // The flow pipelines do not pass their generator to scheduler.step: a
     // stochastic sampler's draws come from torch's global generator, which
     // diffusers' callers seed with the same seed.
-    auto step_rng = make_rng(p.rng, s);
+    std::unique_ptr<Rng> step_rng = make_rng(p.rng, s);
+    if (packed_latents()) step_rng = packed_noise_rng(std::move(step_rng));
     reset_peak_rss();
     t0 = Clock::now();
     Tensor x, x0, noise;
@@ -148,7 +134,7 @@ GenerateResult DitEngine::generate(const GenerateParams& p, const ImageInputs& i
     size_t first = 0;
     if (li.pi) {
       first = first_call(*sampler, p.steps, p.strength);
-      x0 = encode_image(image_to_tensor(fit_image(*li.pi, w, h, p.resize_mode)), *rng, p.vae_tiling);
+      x0 = parts_.vae->encode(image_to_tensor(fit_image(*li.pi, w, h, p.resize_mode)), *rng, p.vae_tiling);
       noise = rng->randn_nhwc({1, lh, lw, lc});
       if (li.pm) {
         mask = latent_mask(p, *li.pm, w, h, lw, lh);
@@ -178,7 +164,7 @@ GenerateResult DitEngine::generate(const GenerateParams& p, const ImageInputs& i
     t0 = Clock::now();
     report("decode", 0, 1);
     tensor_pool_trim();
-    const Tensor img = decode_latents(std::move(x), p.vae_tiling);
+    const Tensor img = parts_.vae->decode(std::move(x), p.vae_tiling);
     res.timings.decode_s += seconds_since(t0);
     res.timings.decode_peak_rss_mb = std::max(res.timings.decode_peak_rss_mb, peak_rss_bytes() / 1048576.0);
     report("decode", 1, 1);

@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "models/autoencoder_kl.h"
 #include "pipelines/family_engine.h"
+#include "pipelines/latent_codec.h"
 #include "sampling/sampler.h"
 
 namespace vg {
@@ -17,7 +17,7 @@ namespace vg {
 // What every DiT model has besides its text encoders and transformer.
 struct DitParts {
   ModelInfo info;
-  std::unique_ptr<AutoencoderKL> vae;
+  std::unique_ptr<LatentCodec> vae;
   SchedulerConfig scheduler;
   std::string hash_source;  // file whose sha256 is the A1111 "Model hash"
 };
@@ -41,6 +41,9 @@ class DitEngine : public FamilyEngine {
   // Random draws a pipeline makes for inpainting beyond the posterior and the
   // noise (FluxInpaint encodes the masked image too), to keep seeds aligned.
   virtual int extra_inpaint_draws() const { return 0; }
+  // The pipeline samples packed 2x2 latents (FLUX, Qwen-Image): stochastic
+  // samplers draw their noise in that layout.
+  virtual bool packed_latents() const { return false; }
 
   std::unique_ptr<Sampler> request_sampler(const GenerateParams& p, int width, int height, SamplerChoice* choice) const;
 
@@ -48,8 +51,6 @@ class DitEngine : public FamilyEngine {
   bool keep_text_ = false;
 
  private:
-  Tensor encode_image(const Tensor& image, Rng& rng, const std::string& tiling) const;
-  Tensor decode_latents(Tensor lat, const std::string& tiling) const;
   std::string hash_;
 };
 

@@ -70,6 +70,7 @@ class FluxEngine : public DitEngine {
   }
 
   int extra_inpaint_draws() const override { return 1; }  // FluxInpaint encodes the masked image too
+  bool packed_latents() const override { return true; }
 
  private:
   FluxPrompt encode(const std::string& clip_text, const std::string& t5_text, int msl) {

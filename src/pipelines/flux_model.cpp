@@ -85,7 +85,7 @@ std::unique_ptr<FluxModel> load_flux_model(const std::string& path, const LoadOp
   const std::string vae = find_component(opts.vae_file, cfg_dir, "vae", path, {"ae.", "ae-", "ae_", "flux_vae", "vae"});
   if (vae.empty())
     fail(ErrorCode::kMissingComponent, "no VAE for this FLUX model; pass --vae ae.safetensors (BFL's) or a diffusers vae folder");
-  m->parts.vae = load_vae_component({vae, "", sub("vae")}, bf16, dit_vae_defaults(0.3611f, 0.1159f)  /* BFL's ae.safetensors */);
+  m->parts.vae = kl_latent_codec(load_vae_component({vae, "", sub("vae")}, bf16, dit_vae_defaults(0.3611f, 0.1159f)  /* BFL's ae.safetensors */));
   const std::string sched = sub("scheduler") + "/scheduler_config.json";
   m->parts.scheduler = !base.empty() && path_exists(sched) ? SchedulerConfig::from_json_file(sched) : default_scheduler(dev);
   ModelInfo& info = m->parts.info;

@@ -45,4 +45,25 @@ Tensor packed_position_ids(int64_t h, int64_t w) {
   return ids;
 }
 
+namespace {
+
+class PackedNoiseRng : public Rng {
+ public:
+  explicit PackedNoiseRng(std::unique_ptr<Rng> inner) : inner_(std::move(inner)) {}
+  std::vector<float> randn(int64_t numel) override { return inner_->randn(numel); }
+  Tensor randn_nhwc(const Shape& s) override {
+    if (s.size() != 4 || s[1] % 2 || s[2] % 2) return Rng::randn_nhwc(s);
+    return unpack_latents_2x2(inner_->randn_tensor({s[0], (s[1] / 2) * (s[2] / 2), 4 * s[3]}), s[1], s[2]);
+  }
+
+ private:
+  std::unique_ptr<Rng> inner_;
+};
+
+}  // namespace
+
+std::unique_ptr<Rng> packed_noise_rng(std::unique_ptr<Rng> inner) {
+  return std::make_unique<PackedNoiseRng>(std::move(inner));
+}
+
 }  // namespace vg

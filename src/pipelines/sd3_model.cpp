@@ -96,7 +96,7 @@ std::unique_ptr<Sd3Model> load_sd3_model(const std::string& path, const LoadOpti
   if (opts.vae_file.empty() && single && single->has("first_stage_model.decoder.conv_in.weight")) vae.path = path, vae.prefix = "first_stage_model.";
   else vae.path = find_component(opts.vae_file, opts.config_dir, "vae", path, {"vae", "sd3_vae", "sd35_vae"});
   if (vae.empty()) fail(ErrorCode::kMissingComponent, "no VAE for this SD3 model; pass --vae FILE or a diffusers vae folder");
-  m->parts.vae = load_vae_component(vae, bf16, dit_vae_defaults(1.5305f, 0.0609f)  /* SD3's */);
+  m->parts.vae = kl_latent_codec(load_vae_component(vae, bf16, dit_vae_defaults(1.5305f, 0.0609f)  /* SD3's */));
   const std::string sched = sub("scheduler") + "/scheduler_config.json";
   m->parts.scheduler = !base.empty() && path_exists(sched) ? SchedulerConfig::from_json_file(sched) : default_scheduler();
   ModelInfo& info = m->parts.info;

@@ -33,7 +33,9 @@ WeightStore open_transformer(const std::string& tpath) {
   if (!is_zimage_file(*f) && !is_zimage_diffusers(*f))
     fail(ErrorCode::kUnsupportedModel, "'" + tpath + "' holds no Z-Image transformer (no layers.0.attention.*); pass "
                                        "z_image_turbo_bf16.safetensors, a Z-Image GGUF or a diffusers Z-Image folder");
-  return zimage_file_weights(f);
+  WeightStore w = zimage_file_weights(f);
+  if (is_zimage_file(*f)) w.track_used();  // original names: every tensor must be one the model reads
+  return w;
 }
 
 std::string lower(std::string s) {
@@ -55,6 +57,7 @@ std::unique_ptr<ZImageModel> load_zimage_model(const std::string& path, const Lo
   const std::string tconfig = first_config({tpath, sub("transformer")});
   m->config = tconfig.empty() ? ZImageConfig::from_weights(tw) : ZImageConfig::from_json_file(tconfig);
   m->transformer = std::make_unique<ZImageTransformer>(m->config, tw);
+  refuse_unknown_tensors(tw, tpath, "Z-Image", {"norm_final.weight"});
   // ---- Qwen3 text encoder and tokenizer ----
   const std::string te = find_component(opts.text_encoder, opts.config_dir, "text_encoder", path, {"qwen_3", "qwen3", "qwen"});
   if (te.empty())
@@ -78,9 +81,9 @@ std::unique_ptr<ZImageModel> load_zimage_model(const std::string& path, const Lo
   if (vae.empty())
     fail(ErrorCode::kMissingComponent, "no VAE for this Z-Image model; pass --vae ae.safetensors (the FLUX.1 VAE) or a "
                                        "diffusers vae folder");
-  m->parts.vae = load_vae_component({vae, "", sub("vae")}, bf16, dit_vae_defaults(0.3611f, 0.1159f) /* FLUX.1's ae */);
-  if (m->parts.vae->config().latent_channels != m->config.in_channels)
-    fail(ErrorCode::kShapeMismatch, "the VAE has " + std::to_string(m->parts.vae->config().latent_channels) +
+  m->parts.vae = kl_latent_codec(load_vae_component({vae, "", sub("vae")}, bf16, dit_vae_defaults(0.3611f, 0.1159f) /* FLUX.1's ae */));
+  if (m->parts.vae->channels() != m->config.in_channels)
+    fail(ErrorCode::kShapeMismatch, "the VAE has " + std::to_string(m->parts.vae->channels()) +
                                     " latent channels but this Z-Image transformer takes " +
                                     std::to_string(m->config.in_channels) + "; pass the FLUX.1 VAE (ae.safetensors)");
   const std::string sched = sub("scheduler") + "/scheduler_config.json";

@@ -19,7 +19,7 @@ class Rng {
   virtual std::vector<float> randn(int64_t numel) = 0;
   Tensor randn_tensor(const Shape& shape);
   // torch.randn([N,C,H,W]) laid out as NHWC [N,H,W,C] (the engine's latent layout).
-  Tensor randn_nhwc(const Shape& nhwc);
+  virtual Tensor randn_nhwc(const Shape& nhwc);
 };
 
 // kind: "cpu" | "philox" (aliases "gpu", "nv", "cuda"). Throws invalid_argument otherwise.
