@@ -429,13 +429,13 @@ void run_bench(const BenchOptions& o) {
 
 void add_bench(CLI::App& app) {
   auto o = std::make_shared<BenchOptions>();
-  auto* cmd = app.add_subcommand("bench", "benchmark a full-size SD1.5/SDXL UNet or FLUX.1/SD3.5/Z-Image transformer, VAE "
-                                 "and text encoders with synthetic weights");
+  auto* cmd = app.add_subcommand("bench", "benchmark a full-size SD1.5/SDXL UNet or FLUX.1/SD3.5/Z-Image/Qwen-Image "
+                                 "transformer, VAE and text encoders with synthetic weights");
   std::vector<std::string> archs{"sd15", "sdxl"};
   for (const auto& a : dit_bench_archs()) archs.push_back(a);
   cmd->add_option("--arch", o->arch, "architecture: sd15 (SD 1.5 UNet, CLIP-L), sdxl (SDXL base UNet, OpenCLIP bigG), "
-                  "flux-dev, flux-schnell, sd35-medium, sd35-large, zimage-turbo (DiT section: real configs, --sizes 1024 "
-                  "and --steps 1 by default)")
+                  "flux-dev, flux-schnell, sd35-medium, sd35-large, zimage-turbo, qwen-image (DiT section: real configs, "
+                  "--sizes 1024 and --steps 1 by default)")
       ->capture_default_str()->check(CLI::IsMember(archs));
   cmd->add_flag("--quick", o->quick, "tiny widths, one iteration (CI smoke run)");
   cmd->add_flag("--json", o->json, "print JSON");
@@ -444,7 +444,7 @@ void add_bench(CLI::App& app) {
   auto* steps = cmd->add_option("--steps", o->steps, "timed UNet calls per size (best is reported)")->capture_default_str();
   auto stack = std::make_shared<int>(0);
   cmd->add_option("--stack", *stack, "DiT archs: time a stack of N blocks (FLUX: N double + N single; Z-Image: N joint + min(N, 2) "
-                  "noise and context refiner blocks) at the real width and "
+                  "noise and context refiner blocks; LLM text encoders: N layers) at the real width and "
                   "scale by FLOPs to the real depth; 0 = the whole transformer when it fits in memory, else 2")
       ->check(CLI::NonNegativeNumber)->capture_default_str();
   cmd->add_option("-t,--threads", o->threads, "threads (0 = all cores)");

@@ -1,5 +1,5 @@
-// `visiongen bench --arch flux-dev|flux-schnell|sd35-medium|sd35-large|zimage-turbo`:
-// the real FLUX.1 / SD3.5 / Z-Image widths with synthetic weights. Reports transformer
+// `visiongen bench --arch flux-dev|flux-schnell|sd35-medium|sd35-large|zimage-turbo|qwen-image`:
+// the real FLUX.1 / SD3.5 / Z-Image / Qwen-Image widths with synthetic weights. Reports transformer
 // s/step and GFLOP/s against a GEMM peak measured in the same run (same
 // precision, the FLUX width), text-encode and VAE-decode times, peak RSS.
 #include "cli/bench_dit.h"
@@ -159,7 +159,8 @@ std::string load_average() {
 }  // namespace
 
 const std::vector<std::string>& dit_bench_archs() {
-  static const std::vector<std::string> k{"flux-dev", "flux-schnell", "sd35-medium", "sd35-large", "zimage-turbo"};
+  static const std::vector<std::string> k{"flux-dev", "flux-schnell", "sd35-medium", "sd35-large", "zimage-turbo",
+                                          "qwen-image"};
   return k;
 }
 

@@ -1,9 +1,10 @@
 // `visiongen bench --arch flux-dev|flux-schnell|sd35-medium|sd35-large|
-// zimage-turbo`: the DiT section. Real widths with synthetic weights; the
+// zimage-turbo|qwen-image`: the DiT section. Real widths with synthetic weights; the
 // transformer is timed whole when it fits in memory, else as a stack of a few
 // blocks at the real width with the time scaled by FLOPs to the real depth
 // (said in the output). Stacks: FLUX N double + N single, SD3 N joint,
-// Z-Image min(N, 2) noise + context refiner and N joint layers.
+// Z-Image min(N, 2) noise + context refiner and N joint layers, Qwen-Image N
+// dual-stream blocks.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -11,6 +12,7 @@
 
 #include "models/flux.h"
 #include "models/mmdit.h"
+#include "models/qwenimage.h"
 #include "models/zimage.h"
 
 namespace vg::cli {
@@ -39,5 +41,6 @@ DitShape flux_cost(const FluxConfig& c, int64_t image_tokens, int64_t text_token
 DitShape mmdit_cost(const MmditConfig& c, int64_t image_tokens, int64_t text_tokens);
 // Z-Image counts the padded sequences (multiples of 32) the model computes.
 DitShape zimage_cost(const ZImageConfig& c, int64_t image_tokens, int64_t text_tokens);
+DitShape qwenimage_cost(const QwenImageConfig& c, int64_t image_tokens, int64_t text_tokens);
 
 }  // namespace vg::cli

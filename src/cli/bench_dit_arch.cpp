@@ -25,6 +25,10 @@ Arch arch_of(const std::string& name) {
     a.family = Family::kZImage;
     a.text_tokens = a.encoder_tokens = 512;  // the pipeline's max_sequence_length
   }
+  if (name == "qwen-image") {  // QwenImageConfig's defaults are Qwen-Image's config
+    a.family = Family::kQwenImage;
+    a.encoder_tokens = 100, a.text_tokens = 100 - 34;
+  }
   return a;
 }
 
@@ -35,6 +39,7 @@ Arch stack_of(const Arch& real, int n) {
   if (!real.mc.dual_attention_layers.empty()) a.mc.dual_attention_layers = {0};
   a.zc.n_layers = n;
   a.zc.n_refiner_layers = std::min<int64_t>(n, real.zc.n_refiner_layers);
+  a.qc.num_layers = n;
   return a;
 }
 
@@ -43,6 +48,7 @@ DitShape cost(const Arch& a, int64_t image_tokens) {
     case Family::kFlux: return flux_cost(a.fc, image_tokens, a.text_tokens);
     case Family::kMmdit: return mmdit_cost(a.mc, image_tokens, a.text_tokens);
     case Family::kZImage: return zimage_cost(a.zc, image_tokens, a.text_tokens);
+    case Family::kQwenImage: return qwenimage_cost(a.qc, image_tokens, a.text_tokens);
   }
   return {};
 }
@@ -54,6 +60,7 @@ std::string depth(const Arch& a) {
     case Family::kZImage:  // noise refiner + context refiner + joint layers
       return std::to_string(a.zc.n_refiner_layers) + "+" + std::to_string(a.zc.n_refiner_layers) + "+" +
              std::to_string(a.zc.n_layers);
+    case Family::kQwenImage: return std::to_string(a.qc.num_layers);
   }
   return "";
 }
@@ -63,6 +70,7 @@ int64_t hidden_width(const Arch& a) {
     case Family::kFlux: return a.fc.inner_dim();
     case Family::kMmdit: return a.mc.hidden();
     case Family::kZImage: return a.zc.dim;
+    case Family::kQwenImage: return a.qc.inner_dim();
   }
   return 0;
 }
@@ -72,6 +80,7 @@ DitModel::DitModel(const Arch& a, const WeightStore& ws) {
     case Family::kFlux: flux_.emplace(a.fc, ws); break;
     case Family::kMmdit: mmdit_.emplace(a.mc, ws); break;
     case Family::kZImage: zimage_.emplace(a.zc, ws); break;
+    case Family::kQwenImage: qwen_.emplace(a.qc, ws); break;
   }
 }
 
@@ -89,6 +98,9 @@ Tensor DitModel::run(const Arch& a, int size, int64_t text_tokens) const {
   }
   if (mmdit_)
     return mmdit_->forward(filled({1, lat, lat, 16}, 2), filled({1, s, 4096}, 3), filled({1, 2048}, 4), {500.0f});
+  if (qwen_)  // packed latents [1, tokens, 64] on a side x side grid
+    return qwen_->forward(filled({1, toks, a.qc.in_channels}, 2), filled({1, s, a.qc.joint_attention_dim}, 3), 0.5f,
+                          side, side);
   return zimage_->forward(filled({1, lat, lat, a.zc.in_channels}, 2), filled({s, a.zc.cap_feat_dim}, 3), 0.5f);
 }
 

@@ -64,4 +64,19 @@ DitShape zimage_cost(const ZImageConfig& c, int64_t image_tokens, int64_t cap_to
   return r;
 }
 
+// Qwen-Image: 60 dual-stream blocks as FLUX's double blocks (per stream
+// mod 6d^2 on one row, qkv 3d^2, out d^2, GELU MLP 8d^2) over [text ; image].
+DitShape qwenimage_cost(const QwenImageConfig& c, int64_t l, int64_t s) {
+  const double d = static_cast<double>(c.inner_dim()), t = static_cast<double>(l + s);
+  const double L = static_cast<double>(l), S = static_cast<double>(s), n = static_cast<double>(c.num_layers);
+  const double in = static_cast<double>(c.in_channels), out = static_cast<double>(c.out_features());
+  DitShape r;
+  // img_in, txt_in, the timestep MLP, norm_out (one row), proj_out
+  r.params = in * d + c.joint_attention_dim * d + 256 * d + d * d + 2 * d * d + d * out;
+  r.flops = 2 * (L * in * d + S * c.joint_attention_dim * d + 256 * d + 3 * d * d + L * d * out);
+  r.params += n * 2 * 18 * d * d;
+  r.flops += n * (2 * 12 * d * d * t + 4 * t * t * d + 2 * 12 * d * d);
+  return r;
+}
+
 }  // namespace vg::cli

@@ -7,6 +7,7 @@
 #include "cli/bench_dit_parts.h"
 #include "core/memory.h"
 #include "models/autoencoder_kl.h"
+#include "models/wan_vae.h"
 #include "text/clip_text_model.h"
 #include "text/qwen_encoder.h"
 #include "text/t5_encoder.h"
@@ -66,7 +67,13 @@ void llm(const Arch& real, const WeightStore& ws, int n, const std::string& labe
   QwenTextConfig qc;  // Qwen3-4B (Z-Image)
   std::string name = "Qwen3-4B";
   int64_t needed = qc.num_layers - 1;  // hidden_states[-2]: the last layer is not run
-  int hidden_index = -1;               // of the measured stack: all its layers
+  if (real.family == Family::kQwenImage) {  // Qwen2.5-VL-7B's language model, hidden_states[-1]
+    qc.model_type = "qwen2_5_vl", name = "Qwen2.5-VL-7B";
+    qc.hidden_size = 3584, qc.intermediate_size = 18944, qc.num_layers = 28, qc.num_heads = 28;
+    qc.num_kv_heads = 4, qc.head_dim = 128, qc.mrope_section = {16, 24, 24};
+    needed = qc.num_layers;
+  }
+  const int hidden_index = -1;  // of the measured stack: all its layers
   qc.vocab_size = 4096;
   const int64_t layers = std::min<int64_t>(n, needed);
   qc.num_layers = layers;
@@ -81,6 +88,22 @@ void llm(const Arch& real, const WeightStore& ws, int n, const std::string& labe
   out["text_encode_s"] = s;
   say("[%s] text encode %.2f s: %s at %lld tokens (measured %lld of the %lld layers run, scaled)\n", label.c_str(), s,
       name.c_str(), (long long)real.encoder_tokens, (long long)layers, (long long)needed);
+}
+
+// Qwen-Image's Wan-style VAE on one latent frame (an image).
+void wan_vae(const WeightStore& ws, const std::vector<int>& sizes, const std::string& label, nlohmann::json& out) {
+  WanVae vae(WanVaeConfig{}, ws, false);
+  vae.decode(filled({1, 4, 4, 16}, 5));  // warm-up
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    const int64_t l = sizes[i] / 8;
+    const Tensor z = filled({1, l, l, 16}, 6);
+    const auto t = Clock::now();
+    vae.decode(z);
+    const double dec = since(t);
+    out["sizes"][i]["vae_decode_s"] = dec;
+    say("[%s] %dx%d VAE decode %.2f s (Wan VAE, one frame)\n", label.c_str(), sizes[i], sizes[i], dec);
+    tensor_pool_trim();
+  }
 }
 
 }  // namespace
@@ -110,7 +133,7 @@ Tensor filled(Shape shape, uint32_t salt) {
 
 void bench_text_encoders(const Arch& real, const WeightStore& ws, int n, const std::string& label,
                          nlohmann::json& out) {
-  if (real.family == Family::kZImage)
+  if (real.family == Family::kZImage || real.family == Family::kQwenImage)
     llm(real, ws, n, label, out);
   else
     t5_and_clips(real, ws, n, label, out);
@@ -118,8 +141,11 @@ void bench_text_encoders(const Arch& real, const WeightStore& ws, int n, const s
 
 void bench_vae(const Arch& real, const WeightStore& ws, const std::vector<int>& sizes, const std::string& label,
                nlohmann::json& out) {
-  (void)real;       // FLUX ae / SD3 VAE (Z-Image uses FLUX's): 16 latent channels, no quant convs
-  VaeConfig vc;
+  if (real.family == Family::kQwenImage) {
+    wan_vae(ws, sizes, label, out);
+    return;
+  }
+  VaeConfig vc;  // FLUX ae / SD3 VAE (Z-Image uses FLUX's): 16 latent channels, no quant convs
   vc.latent_channels = 16, vc.use_quant_conv = vc.use_post_quant_conv = false;
   AutoencoderKL vae(vc, ws, false);
   vae.decode_with(filled({1, 8, 8, 16}, 5), "off");  // warm-up

@@ -16,7 +16,7 @@ void say(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 double process_peak_gb();  // the process's peak RSS over the phases, GB
 Tensor filled(Shape shape, uint32_t salt);  // deterministic values in [-1, 1)
 
-enum class Family { kFlux, kMmdit, kZImage };
+enum class Family { kFlux, kMmdit, kZImage, kQwenImage };
 
 struct Arch {
   std::string name;
@@ -24,10 +24,13 @@ struct Arch {
   FluxConfig fc;
   MmditConfig mc;
   ZImageConfig zc;
+  QwenImageConfig qc;
   // Text tokens the transformer sees: FLUX T5 max_sequence_length; SD3 77 CLIP
-  // + 256 T5; Z-Image the 512-token maximum (padded to 32 by the model).
+  // + 256 T5; Z-Image the 512-token maximum (padded to 32 by the model);
+  // Qwen-Image a one-line prompt: 100 templated tokens less the 34-token
+  // system prefix the pipeline drops.
   int64_t text_tokens = 512;
-  int64_t encoder_tokens = 512;  // T5 (FLUX/SD3) or LLM (Z-Image) prompt tokens
+  int64_t encoder_tokens = 512;  // T5 (FLUX/SD3) or LLM (Z-Image, Qwen-Image) input tokens
 };
 
 Arch arch_of(const std::string& name);
@@ -48,6 +51,7 @@ class DitModel {
   std::optional<FluxTransformer> flux_;
   std::optional<MmditTransformer> mmdit_;
   std::optional<ZImageTransformer> zimage_;
+  std::optional<QwenImageTransformer> qwen_;
 };
 
 // The text encoders of `real` (big ones as `n` layers, scaled to the depth
