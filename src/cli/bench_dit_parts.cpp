@@ -1,10 +1,11 @@
 // The DiT bench's text-encoder and VAE phases, and its small helpers.
+#include "cli/bench_dit_parts.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cstdarg>
 #include <cstdio>
 
-#include "cli/bench_dit_parts.h"
 #include "core/memory.h"
 #include "models/autoencoder_kl.h"
 #include "models/wan_vae.h"
@@ -22,7 +23,8 @@ constexpr double kGB = 1073741824.0;
 double g_peak = 0;
 
 // T5-XXL on a few of its 24 (identical) layers, scaled; the CLIPs whole at 77 tokens.
-void t5_and_clips(const Arch& real, const WeightStore& ws, int n, const std::string& label, nlohmann::json& out) {
+void t5_and_clips(const Arch& real, const WeightStore& ws, int n, const std::string& label,
+                  nlohmann::json& out) {
   T5Config tc;
   const int64_t t5_layers = std::min<int64_t>(n, tc.num_layers);
   tc.num_layers = t5_layers;
@@ -53,7 +55,8 @@ void t5_and_clips(const Arch& real, const WeightStore& ws, int n, const std::str
   }
   out["t5_s"] = t5_s, out["t5_measured_layers"] = t5_layers, out["clip_s"] = clip_s;
   out["text_encode_s"] = t5_s + clip_s;
-  say("[%s] text encode %.2f s: T5-XXL %.2f s at %lld tokens (measured %lld of 24 layers, scaled), %s %.2f s\n",
+  say("[%s] text encode %.2f s: T5-XXL %.2f s at %lld tokens (measured %lld of 24 layers, scaled), %s %.2f "
+      "s\n",
       label.c_str(), t5_s + clip_s, t5_s, (long long)real.encoder_tokens, (long long)t5_layers,
       real.family == Family::kFlux ? "CLIP-L" : "CLIP-L + CLIP-G", clip_s);
 }
@@ -66,7 +69,7 @@ void t5_and_clips(const Arch& real, const WeightStore& ws, int n, const std::str
 void llm(const Arch& real, const WeightStore& ws, int n, const std::string& label, nlohmann::json& out) {
   QwenTextConfig qc;  // Qwen3-4B (Z-Image)
   std::string name = "Qwen3-4B";
-  int64_t needed = qc.num_layers - 1;  // hidden_states[-2]: the last layer is not run
+  int64_t needed = qc.num_layers - 1;       // hidden_states[-2]: the last layer is not run
   if (real.family == Family::kQwenImage) {  // Qwen2.5-VL-7B's language model, hidden_states[-1]
     qc.model_type = "qwen2_5_vl", name = "Qwen2.5-VL-7B";
     qc.hidden_size = 3584, qc.intermediate_size = 18944, qc.num_layers = 28, qc.num_heads = 28;
@@ -86,12 +89,13 @@ void llm(const Arch& real, const WeightStore& ws, int n, const std::string& labe
   const double s = since(t) * static_cast<double>(needed) / static_cast<double>(layers);
   out["llm"] = name, out["llm_encode_s"] = s, out["llm_measured_layers"] = layers, out["llm_layers"] = needed;
   out["text_encode_s"] = s;
-  say("[%s] text encode %.2f s: %s at %lld tokens (measured %lld of the %lld layers run, scaled)\n", label.c_str(), s,
-      name.c_str(), (long long)real.encoder_tokens, (long long)layers, (long long)needed);
+  say("[%s] text encode %.2f s: %s at %lld tokens (measured %lld of the %lld layers run, scaled)\n",
+      label.c_str(), s, name.c_str(), (long long)real.encoder_tokens, (long long)layers, (long long)needed);
 }
 
 // Qwen-Image's Wan-style VAE on one latent frame (an image).
-void wan_vae(const WeightStore& ws, const std::vector<int>& sizes, const std::string& label, nlohmann::json& out) {
+void wan_vae(const WeightStore& ws, const std::vector<int>& sizes, const std::string& label,
+             nlohmann::json& out) {
   WanVae vae(WanVaeConfig{}, ws, false);
   vae.decode(filled({1, 4, 4, 16}, 5));  // warm-up
   for (size_t i = 0; i < sizes.size(); ++i) {
@@ -139,8 +143,8 @@ void bench_text_encoders(const Arch& real, const WeightStore& ws, int n, const s
     t5_and_clips(real, ws, n, label, out);
 }
 
-void bench_vae(const Arch& real, const WeightStore& ws, const std::vector<int>& sizes, const std::string& label,
-               nlohmann::json& out) {
+void bench_vae(const Arch& real, const WeightStore& ws, const std::vector<int>& sizes,
+               const std::string& label, nlohmann::json& out) {
   if (real.family == Family::kQwenImage) {
     wan_vae(ws, sizes, label, out);
     return;
@@ -159,8 +163,8 @@ void bench_vae(const Arch& real, const WeightStore& ws, const std::vector<int>& 
     r["vae_decode_s"] = dec;
     r["vae_decode_gflops"] = vae.decode_flops(1, l, l) / dec / 1e9;
     if (auto st = vae.decode_arena_stats()) r["vae_arena_gb"] = st->arena_bytes / kGB;
-    say("[%s] %dx%d VAE decode %.2f s (%.0f GFLOP/s), activation arena %.2f GB\n", label.c_str(), sizes[i], sizes[i],
-        dec, vae.decode_flops(1, l, l) / dec / 1e9, r.value("vae_arena_gb", 0.0));
+    say("[%s] %dx%d VAE decode %.2f s (%.0f GFLOP/s), activation arena %.2f GB\n", label.c_str(), sizes[i],
+        sizes[i], dec, vae.decode_flops(1, l, l) / dec / 1e9, r.value("vae_arena_gb", 0.0));
     tensor_pool_trim();
   }
 }

@@ -13,7 +13,7 @@ namespace vg::cli::dit_bench {
 
 extern bool g_json;  // --json: only the JSON goes to stdout
 void say(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
-double process_peak_gb();  // the process's peak RSS over the phases, GB
+double process_peak_gb();                   // the process's peak RSS over the phases, GB
 Tensor filled(Shape shape, uint32_t salt);  // deterministic values in [-1, 1)
 
 enum class Family { kFlux, kMmdit, kZImage, kQwenImage };
@@ -59,7 +59,7 @@ class DitModel {
 void bench_text_encoders(const Arch& real, const WeightStore& ws, int n, const std::string& label,
                          nlohmann::json& out);
 // VAE decode at every size into out["sizes"][i].
-void bench_vae(const Arch& real, const WeightStore& ws, const std::vector<int>& sizes, const std::string& label,
-               nlohmann::json& out);
+void bench_vae(const Arch& real, const WeightStore& ws, const std::vector<int>& sizes,
+               const std::string& label, nlohmann::json& out);
 
 }  // namespace vg::cli::dit_bench
