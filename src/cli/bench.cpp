@@ -429,13 +429,13 @@ void run_bench(const BenchOptions& o) {
 
 void add_bench(CLI::App& app) {
   auto o = std::make_shared<BenchOptions>();
-  auto* cmd = app.add_subcommand("bench", "benchmark a full-size SD1.5/SDXL UNet or FLUX.1/SD3.5 transformer, VAE and "
-                                 "text encoders with synthetic weights");
+  auto* cmd = app.add_subcommand("bench", "benchmark a full-size SD1.5/SDXL UNet or FLUX.1/SD3.5/Z-Image/Qwen-Image "
+                                 "transformer, VAE and text encoders with synthetic weights");
   std::vector<std::string> archs{"sd15", "sdxl"};
   for (const auto& a : dit_bench_archs()) archs.push_back(a);
   cmd->add_option("--arch", o->arch, "architecture: sd15 (SD 1.5 UNet, CLIP-L), sdxl (SDXL base UNet, OpenCLIP bigG), "
-                  "flux-dev, flux-schnell, sd35-medium, sd35-large (DiT section: real configs, --sizes 1024 and --steps 1 "
-                  "by default)")
+                  "flux-dev, flux-schnell, sd35-medium, sd35-large, zimage-turbo, qwen-image (DiT section: real configs, "
+                  "--sizes 1024 and --steps 1 by default)")
       ->capture_default_str()->check(CLI::IsMember(archs));
   cmd->add_flag("--quick", o->quick, "tiny widths, one iteration (CI smoke run)");
   cmd->add_flag("--json", o->json, "print JSON");
@@ -443,7 +443,8 @@ void add_bench(CLI::App& app) {
   auto* sizes = cmd->add_option("--sizes", o->sizes, "image sizes to run")->capture_default_str();
   auto* steps = cmd->add_option("--steps", o->steps, "timed UNet calls per size (best is reported)")->capture_default_str();
   auto stack = std::make_shared<int>(0);
-  cmd->add_option("--stack", *stack, "DiT archs: time a stack of N blocks (FLUX: N double + N single) at the real width and "
+  cmd->add_option("--stack", *stack, "DiT archs: time a stack of N blocks (FLUX: N double + N single; Z-Image: N joint + min(N, 2) "
+                  "noise and context refiner blocks; LLM text encoders: N layers) at the real width and "
                   "scale by FLOPs to the real depth; 0 = the whole transformer when it fits in memory, else 2")
       ->check(CLI::NonNegativeNumber)->capture_default_str();
   cmd->add_option("-t,--threads", o->threads, "threads (0 = all cores)");
@@ -453,7 +454,7 @@ void add_bench(CLI::App& app) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--precision", o->precision, "fp32, bf16 or both (speed-up printed)")->capture_default_str()
       ->check(CLI::IsMember({"fp32", "bf16", "both"}));
-  cmd->add_option("--quant", o->quant, "UNet only: synthetic weights of every linear sd.cpp would quantise quantised to "
+  cmd->add_option("--quant", o->quant, "UNet or DiT transformer: synthetic weights of every linear sd.cpp would quantise quantised to "
                   "TYPE (q8_0, q6_k, q5_k, q4_k, q3_k, q2_k, q5_1, q5_0, q4_1, q4_0, f16) with ggml's reference quantisers and computed from the blocks, vs the same weights in fp32");
   cmd->add_option("-m,--model", o->model, "also time loading this model (diffusers folder or .safetensors) from the page cache");
   cmd->add_option("--write-model", o->write_model, "instead of benchmarking, write a full-size SDXL base diffusers folder "

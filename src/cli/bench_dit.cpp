@@ -1,12 +1,11 @@
-// `visiongen bench --arch flux-dev|flux-schnell|sd35-medium|sd35-large`:
-// the real FLUX.1 / SD3.5 widths with synthetic weights. Reports transformer
+// `visiongen bench --arch flux-dev|flux-schnell|sd35-medium|sd35-large|zimage-turbo|qwen-image`:
+// the real FLUX.1 / SD3.5 / Z-Image / Qwen-Image widths with synthetic weights. Reports transformer
 // s/step and GFLOP/s against a GEMM peak measured in the same run (same
 // precision, the FLUX width), text-encode and VAE-decode times, peak RSS.
 #include "cli/bench_dit.h"
 
 #include <algorithm>
 #include <chrono>
-#include <cstdarg>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -15,96 +14,22 @@
 
 #include "backend/cpu/bf16.h"
 #include "backend/cpu/dnnl_context.h"
+#include "cli/bench_dit_parts.h"
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/memory.h"
 #include "core/profile.h"
-#include "models/autoencoder_kl.h"
 #include "quant/ggml_types.h"
 #include "quant/quantize.h"
-#include "text/clip_text_model.h"
-#include "text/t5_encoder.h"
 
 namespace vg::cli {
 
 namespace {
 
+using namespace dit_bench;
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 constexpr double kGB = 1073741824.0;
-
-bool g_json = false;  // --json: only the JSON goes to stdout
-double g_peak = 0;    // the process's peak RSS over the phases (each phase resets the kernel's)
-
-void say(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
-void say(const char* fmt, ...) {
-  if (g_json) return;
-  va_list ap;
-  va_start(ap, fmt);
-  std::vprintf(fmt, ap);
-  va_end(ap);
-  std::fflush(stdout);
-}
-
-double process_peak_gb() {
-  g_peak = std::max(g_peak, peak_rss_bytes());
-  return g_peak / kGB;
-}
-
-struct Arch {
-  bool flux = true;
-  FluxConfig fc;
-  MmditConfig mc;
-  int64_t text_tokens = 512;  // FLUX: T5 max_sequence_length; SD3: 77 CLIP + 256 T5
-  int64_t t5_tokens = 512;
-};
-
-Arch arch_of(const std::string& name) {
-  Arch a;
-  if (name == "flux-schnell") a.fc.guidance_embeds = false;
-  if (name.rfind("sd35", 0) == 0) {
-    a.flux = false;
-    a.text_tokens = 333, a.t5_tokens = 256;
-    MmditConfig& m = a.mc;
-    m.qk_norm = "rms_norm";
-    m.caption_projection_dim = 0;
-    if (name == "sd35-medium") {
-      m.num_layers = 24, m.num_attention_heads = 24, m.pos_embed_max_size = 384;
-      for (int64_t i = 0; i <= 12; ++i) m.dual_attention_layers.push_back(i);
-    } else {
-      m.num_layers = 38, m.num_attention_heads = 38, m.pos_embed_max_size = 192;
-    }
-    m.caption_projection_dim = m.hidden();
-  }
-  return a;
-}
-
-// The stack timed instead of the whole model: n double + n single blocks
-// (FLUX), n joint blocks (SD3; the first dual when the model has any).
-Arch stack_of(const Arch& real, int n) {
-  Arch a = real;
-  a.fc.num_layers = a.fc.num_single_layers = n;
-  a.mc.num_layers = n;
-  if (!real.mc.dual_attention_layers.empty()) a.mc.dual_attention_layers = {0};
-  return a;
-}
-
-DitShape cost(const Arch& a, int64_t image_tokens) {
-  return a.flux ? flux_cost(a.fc, image_tokens, a.text_tokens)
-                : mmdit_cost(a.mc, image_tokens, a.text_tokens);
-}
-
-std::string depth(const Arch& a) {
-  return a.flux ? std::to_string(a.fc.num_layers) + "+" + std::to_string(a.fc.num_single_layers)
-                : std::to_string(a.mc.num_layers);
-}
-
-Tensor filled(Shape shape, uint32_t salt) {  // deterministic values in [-1, 1)
-  Tensor t = Tensor::zeros(std::move(shape));
-  for (int64_t i = 0; i < t.numel(); ++i)
-    t.data()[i] = static_cast<float>((i * 7919 + salt) % 2000) / 1000.0f - 1.0f;
-  return t;
-}
 
 // Best-of-4 GFLOP/s of a Linear built as the transformer's are (same
 // precision/quantisation) on [2048 x 3072] x [3072 x 3072]^T.
@@ -123,26 +48,6 @@ double gemm_peak(const WeightStore& ws) {
   }
   return 2.0 * m * n * k / best / 1e9;
 }
-
-// A transformer call at `size`: FLUX's packed latents or SD3's NHWC ones.
-struct DitModel {
-  std::optional<FluxTransformer> flux;
-  std::optional<MmditTransformer> mmdit;
-  Tensor run(const Arch& a, int size, int64_t text_tokens = -1) const {
-    const int64_t lat = size / 8, toks = (size / 16) * (size / 16),
-                  s = text_tokens < 0 ? a.text_tokens : text_tokens;
-    if (flux) {
-      Tensor ids = Tensor::zeros({toks, 3});
-      for (int64_t i = 0; i < toks; ++i)
-        ids.data()[i * 3 + 1] = static_cast<float>(i / (size / 16)),
-                           ids.data()[i * 3 + 2] = static_cast<float>(i % (size / 16));
-      return flux->forward(filled({1, toks, 64}, 2), filled({1, s, 4096}, 3), filled({1, 768}, 4), {1.0f},
-                           {3.5f}, ids, Tensor::zeros({s, 3}));
-    }
-    return mmdit->forward(filled({1, lat, lat, 16}, 2), filled({1, s, 4096}, 3), filled({1, 2048}, 4),
-                          {500.0f});
-  }
-};
 
 double bytes_per_weight(int qtype, bool bf16) {
   if (qtype >= 0) {
@@ -164,8 +69,7 @@ nlohmann::json bench_mode(const DitBenchOptions& o, const Arch& real, bool bf16,
   // Whole when the weights plus the largest size's activations fit comfortably.
   const int64_t max_tokens = (*std::max_element(o.sizes.begin(), o.sizes.end()) / 16) *
                              (*std::max_element(o.sizes.begin(), o.sizes.end()) / 16);
-  const double act_bytes =
-      24.0 * (max_tokens + real.text_tokens) * (real.flux ? real.fc.inner_dim() : real.mc.hidden()) * 4;
+  const double act_bytes = 24.0 * (max_tokens + real.text_tokens) * hidden_width(real) * 4;
   const double need = cost(real, max_tokens).params * bytes_per_weight(qtype, bf16) + act_bytes;
   const bool whole = o.stack == 0 && need <= 0.7 * memory_budget_bytes();
   const int n = o.stack > 0 ? o.stack : 2;
@@ -179,16 +83,12 @@ nlohmann::json bench_mode(const DitBenchOptions& o, const Arch& real, bool bf16,
       "before; transformer: %s\n",
       label.c_str(), label.c_str(), (long long)g_peak_rows, peak, note.c_str());
   auto t = Clock::now();
-  DitModel model;
-  if (real.flux)
-    model.flux.emplace(run_arch.fc, ws);
-  else
-    model.mmdit.emplace(run_arch.mc, ws);
+  std::optional<DitModel> model(std::in_place, run_arch, ws);
   out["build_s"] = since(t);
   out["rss_after_build_gb"] = peak_rss_bytes() / kGB;
   for (int size : o.sizes) {
     const int64_t toks = (size / 16) * (size / 16);
-    model.run(run_arch, 32, 16);  // warm-up (weight reorders), cheap: a handful of tokens
+    model->run(run_arch, 32, 16);  // warm-up (weight reorders), cheap: a handful of tokens
     tensor_pool_trim();
     process_peak_gb();
     reset_peak_rss();
@@ -198,7 +98,7 @@ nlohmann::json bench_mode(const DitBenchOptions& o, const Arch& real, bool bf16,
     double best = 1e30;
     for (int s = 0; s < o.steps; ++s) {
       t = Clock::now();
-      model.run(run_arch, size);
+      model->run(run_arch, size);
       best = std::min(best, since(t));
     }
     profile::g_enabled = false;
@@ -229,67 +129,15 @@ nlohmann::json bench_mode(const DitBenchOptions& o, const Arch& real, bool bf16,
     out["sizes"].push_back(r);
   }
   out["gemm_peak_gflops"] = peak;
-  model.flux.reset();
-  model.mmdit.reset();
+  model.reset();
   tensor_pool_trim();
   if (qtype >= 0) {  // quantisation applies to the transformer only
     out["peak_rss_gb"] = process_peak_gb();
     return out;
   }
-  // Text encoders: T5-XXL on a few of its 24 (identical) layers, scaled;
-  // the CLIPs whole at 77 tokens.
-  T5Config tc;
-  const int64_t t5_layers = std::min<int64_t>(n, tc.num_layers);
-  tc.num_layers = t5_layers;
-  double t5_s = 0, clip_s = 0;
-  {
-    T5Encoder t5(tc, ws);
-    t5.encode({std::vector<int32_t>(8, 100)});  // warm-up
-    std::vector<int32_t> ids(static_cast<size_t>(real.t5_tokens), 100);
-    t = Clock::now();
-    t5.encode({ids});
-    t5_s = since(t) * 24.0 / static_cast<double>(t5_layers);
-  }
-  std::vector<ClipTextConfig> clips(1);
-  if (!real.flux) {  // SD3: CLIP-L and OpenCLIP bigG
-    ClipTextConfig g;
-    g.hidden_size = 1280, g.intermediate_size = 5120, g.num_heads = 20, g.num_layers = 32, g.act = Act::kGelu;
-    g.projection_dim = 1280;
-    clips.push_back(g);
-  }
-  for (const ClipTextConfig& cc : clips) {
-    ClipTextModel clip(cc, ws);
-    std::vector<int32_t> ids(77, 49407);
-    ids[0] = 49406;
-    clip.encode({ids}, 1);
-    t = Clock::now();
-    clip.encode({ids}, 1);
-    clip_s += since(t);
-  }
-  out["t5_s"] = t5_s, out["t5_measured_layers"] = t5_layers, out["clip_s"] = clip_s;
-  out["text_encode_s"] = t5_s + clip_s;
-  say("[%s] text encode %.2f s: T5-XXL %.2f s at %lld tokens (measured %lld of 24 layers, scaled), %s %.2f "
-      "s\n",
-      label.c_str(), t5_s + clip_s, t5_s, (long long)real.t5_tokens, (long long)t5_layers,
-      real.flux ? "CLIP-L" : "CLIP-L + CLIP-G", clip_s);
+  bench_text_encoders(real, ws, n, label, out);
   tensor_pool_trim();
-  VaeConfig vc;  // FLUX ae / SD3 VAE: 16 latent channels, no quant convs
-  vc.latent_channels = 16, vc.use_quant_conv = vc.use_post_quant_conv = false;
-  AutoencoderKL vae(vc, ws, false);
-  vae.decode_with(filled({1, 8, 8, 16}, 5), "off");  // warm-up
-  for (size_t i = 0; i < o.sizes.size(); ++i) {
-    const int64_t l = o.sizes[i] / 8;
-    const Tensor z = filled({1, l, l, 16}, 6);
-    t = Clock::now();
-    vae.decode_with(z, "off");
-    const double dec = since(t);
-    out["sizes"][i]["vae_decode_s"] = dec;
-    out["sizes"][i]["vae_decode_gflops"] = vae.decode_flops(1, l, l) / dec / 1e9;
-    if (auto st = vae.decode_arena_stats()) out["sizes"][i]["vae_arena_gb"] = st->arena_bytes / kGB;
-    say("[%s] %dx%d VAE decode %.2f s (%.0f GFLOP/s), activation arena %.2f GB\n", label.c_str(), o.sizes[i],
-        o.sizes[i], dec, vae.decode_flops(1, l, l) / dec / 1e9, out["sizes"][i].value("vae_arena_gb", 0.0));
-    tensor_pool_trim();
-  }
+  bench_vae(real, ws, o.sizes, label, out);
   out["peak_rss_gb"] = process_peak_gb();
   return out;
 }
@@ -311,7 +159,8 @@ std::string load_average() {
 }  // namespace
 
 const std::vector<std::string>& dit_bench_archs() {
-  static const std::vector<std::string> k{"flux-dev", "flux-schnell", "sd35-medium", "sd35-large"};
+  static const std::vector<std::string> k{"flux-dev", "flux-schnell", "sd35-medium", "sd35-large", "zimage-turbo",
+                                          "qwen-image"};
   return k;
 }
 
@@ -322,9 +171,11 @@ bool is_dit_arch(const std::string& arch) {
 
 void run_dit_bench(const DitBenchOptions& o) {
   try {
-    if (!is_dit_arch(o.arch))
-      fail(ErrorCode::kInvalidArgument,
-           "unknown DiT arch '" + o.arch + "'; use flux-dev, flux-schnell, sd35-medium or sd35-large");
+    if (!is_dit_arch(o.arch)) {
+      std::string list;
+      for (const auto& a : dit_bench_archs()) list += (list.empty() ? "" : ", ") + a;
+      fail(ErrorCode::kInvalidArgument, "unknown DiT arch '" + o.arch + "'; use one of " + list);
+    }
     for (int s : o.sizes)
       if (s < 16 || s % 16 != 0 || s > 4096)
         fail(ErrorCode::kInvalidArgument,

@@ -1,7 +1,10 @@
-// `visiongen bench --arch flux-dev|flux-schnell|sd35-medium|sd35-large`: the
-// DiT section. Real widths with synthetic weights; the transformer is timed
-// whole when it fits in memory, else as a stack of a few blocks at the real
-// width with the time scaled by FLOPs to the real depth (said in the output).
+// `visiongen bench --arch flux-dev|flux-schnell|sd35-medium|sd35-large|
+// zimage-turbo|qwen-image`: the DiT section. Real widths with synthetic weights; the
+// transformer is timed whole when it fits in memory, else as a stack of a few
+// blocks at the real width with the time scaled by FLOPs to the real depth
+// (said in the output). Stacks: FLUX N double + N single, SD3 N joint,
+// Z-Image min(N, 2) noise + context refiner and N joint layers, Qwen-Image N
+// dual-stream blocks.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -9,6 +12,8 @@
 
 #include "models/flux.h"
 #include "models/mmdit.h"
+#include "models/qwenimage.h"
+#include "models/zimage.h"
 
 namespace vg::cli {
 
@@ -18,7 +23,7 @@ struct DitBenchOptions {
   int steps = 1;                   // timed transformer calls per size (best reported)
   std::string precision = "both";  // fp32, bf16 or both
   std::string quant;               // ggml type for the transformer's linears (fp32 compute otherwise)
-  int stack = 0;                   // 0: whole when it fits, else 2; N: always a stack of N (+N single) blocks
+  int stack = 0;                   // 0: whole when it fits, else 2; N: always a stack of N blocks (see help)
   int threads = 0;
   bool json = false, profile = false;
 };
@@ -34,5 +39,8 @@ struct DitShape {
 };
 DitShape flux_cost(const FluxConfig& c, int64_t image_tokens, int64_t text_tokens);
 DitShape mmdit_cost(const MmditConfig& c, int64_t image_tokens, int64_t text_tokens);
+// Z-Image counts the padded sequences (multiples of 32) the model computes.
+DitShape zimage_cost(const ZImageConfig& c, int64_t image_tokens, int64_t text_tokens);
+DitShape qwenimage_cost(const QwenImageConfig& c, int64_t image_tokens, int64_t text_tokens);
 
 }  // namespace vg::cli

@@ -54,6 +54,14 @@ inline const Shape& weight_shape(const WeightStore& w, const std::string& name, 
   return t->shape;
 }
 
+// The first dimension of `name` (rank `rank`); a synthetic (benchmark) store
+// has every weight but no shapes, so there `synthetic` is returned.
+inline int64_t weight_rows_or(const WeightStore& w, const std::string& name, size_t rank, const std::string& what,
+                              int64_t synthetic) {
+  if (!w.find(name) && w.has(name)) return synthetic;
+  return weight_shape(w, name, rank, what)[0];
+}
+
 // How many of prefix + i + suffix exist for i = 0, 1, ... (stops at the first gap).
 inline int64_t count_blocks(const WeightStore& w, const std::string& prefix, const std::string& suffix) {
   int64_t n = 0;

@@ -36,7 +36,9 @@ void fill_rows(Tensor& x, int64_t from, const Tensor& row) {
 ZImageTransformer::Block ZImageTransformer::load_block(const WeightStore& w, const std::string& p,
                                                        bool modulated) const {
   const int64_t d = cfg_.dim, hd = cfg_.head_dim();
-  const int64_t ffn = weight_shape(w, p + "feed_forward.w1.weight", 2, "Z-Image")[0];
+  // diffusers' FeedForward(dim, int(dim / 3 * 8)) where the store has no shapes (benchmark)
+  const int64_t ffn = weight_rows_or(w, p + "feed_forward.w1.weight", 2, "Z-Image",
+                                     static_cast<int64_t>(static_cast<double>(d) / 3 * 8));
   Block b;
   b.qkv = load_linear(w, p + "attention.qkv", 3 * d, d, false);
   b.out = load_linear(w, p + "attention.out", d, d, false);
@@ -60,7 +62,7 @@ ZImageTransformer::ZImageTransformer(const ZImageConfig& cfg, const WeightStore&
   cfg.validate("Z-Image transformer config");
   const int64_t d = cfg.dim, a = cfg.adaln_dim(), pf = cfg.patch_features();
   x_embedder_ = load_linear(w, "x_embedder", d, pf);
-  const int64_t mid = weight_shape(w, "t_embedder.mlp.0.weight", 2, "Z-Image")[0];
+  const int64_t mid = weight_rows_or(w, "t_embedder.mlp.0.weight", 2, "Z-Image", 1024);  // diffusers mid_size
   t1_ = load_linear(w, "t_embedder.mlp.0", mid, 256);
   t2_ = load_linear(w, "t_embedder.mlp.2", a, mid);
   cap_norm_ = w.get("cap_embedder.0.weight", {cfg.cap_feat_dim});
