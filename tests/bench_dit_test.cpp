@@ -1,5 +1,5 @@
 // `visiongen bench --arch flux-*|sd35-*|zimage-turbo|qwen-image`: the DiT section at a tiny image
-// size (real widths, one-block stacks) so it runs in seconds.
+// size (real widths, one-block stacks); each runs 10-40 s on 2 cores, so they carry the Slow label.
 #include <nlohmann/json.hpp>
 
 #include "test_util.h"
@@ -7,7 +7,7 @@
 namespace vg {
 namespace {
 
-TEST(BenchDit, FluxSchnellPrintsEveryField) {
+TEST(BenchDit, FluxSchnellPrintsEveryFieldSlow) {
   auto r = test::run_cli("bench --arch flux-schnell --sizes 64 --steps 1 --precision fp32 --stack 1");
   ASSERT_EQ(r.code, 0) << r.out;
   for (const char* field :
@@ -17,7 +17,7 @@ TEST(BenchDit, FluxSchnellPrintsEveryField) {
     EXPECT_NE(r.out.find(field), std::string::npos) << field << "\n" << r.out;
 }
 
-TEST(BenchDit, Sd35MediumJsonFields) {
+TEST(BenchDit, Sd35MediumJsonFieldsSlow) {
   auto r = test::run_cli("bench --arch sd35-medium --sizes 64 --steps 1 --precision fp32 --stack 1 --json");
   ASSERT_EQ(r.code, 0) << r.out;
   auto j = nlohmann::json::parse(r.out);
@@ -38,7 +38,7 @@ TEST(BenchDit, Sd35MediumJsonFields) {
   EXPECT_GT(j["peak_rss_gb"].get<double>(), 0);
 }
 
-TEST(BenchDit, ZImageTurboPrintsEveryField) {
+TEST(BenchDit, ZImageTurboPrintsEveryFieldSlow) {
   auto r = test::run_cli("bench --arch zimage-turbo --sizes 64 --steps 1 --precision fp32 --stack 1");
   ASSERT_EQ(r.code, 0) << r.out;
   for (const char* field :
@@ -48,7 +48,7 @@ TEST(BenchDit, ZImageTurboPrintsEveryField) {
     EXPECT_NE(r.out.find(field), std::string::npos) << field << "\n" << r.out;
 }
 
-TEST(BenchDit, ZImageTurboJsonFields) {
+TEST(BenchDit, ZImageTurboJsonFieldsSlow) {
   auto r = test::run_cli("bench --arch zimage-turbo --sizes 64 --steps 1 --precision fp32 --stack 1 --json");
   ASSERT_EQ(r.code, 0) << r.out;
   auto j = nlohmann::json::parse(r.out);
@@ -72,7 +72,7 @@ TEST(BenchDit, ZImageTurboJsonFields) {
   EXPECT_GT(j["peak_rss_gb"].get<double>(), 0);
 }
 
-TEST(BenchDit, QwenImagePrintsEveryField) {
+TEST(BenchDit, QwenImagePrintsEveryFieldSlow) {
   auto r = test::run_cli("bench --arch qwen-image --sizes 64 --steps 1 --precision fp32 --stack 1");
   ASSERT_EQ(r.code, 0) << r.out;
   for (const char* field :
@@ -82,7 +82,7 @@ TEST(BenchDit, QwenImagePrintsEveryField) {
     EXPECT_NE(r.out.find(field), std::string::npos) << field << "\n" << r.out;
 }
 
-TEST(BenchDit, QwenImageJsonFields) {
+TEST(BenchDit, QwenImageJsonFieldsSlow) {
   auto r = test::run_cli("bench --arch qwen-image --sizes 64 --steps 1 --precision fp32 --stack 1 --json");
   ASSERT_EQ(r.code, 0) << r.out;
   auto j = nlohmann::json::parse(r.out);

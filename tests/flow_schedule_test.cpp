@@ -109,5 +109,41 @@ TEST(FlowSchedule, ComfyScheduleNamesInFlowForm) {
   EXPECT_FALSE(resolve_sampler("euler", "karras", sd3).warnings.empty());
 }
 
+// Z-Image-Turbo (static shift 3) and Qwen-Image (dynamic exponential shift
+// stretched to shift_terminal 0.02) with the pipelines' linspace(1, 1/N, N)
+// sigmas, for FlowMatchEuler and FlowMatchLCM at every stored size.
+TEST(FlowSchedule, ZImageAndQwenImageMatchDiffusers) {
+  struct Case {
+    const char* fixture;
+    const char* model;
+    std::vector<int> steps;
+    std::vector<std::pair<int, int>> sizes;
+  };
+  const Case cases[] = {
+      {"zimage-tiny", "zimage-tiny", {4, 8, 9, 50}, {{64, 64}, {1024, 1024}}},
+      {"qwenimage-tiny", "qwenimage-tiny", {4, 8, 20, 50}, {{64, 64}, {96, 64}, {128, 128}, {1328, 1328}}}};
+  int checked = 0;
+  for (const Case& c : cases) {
+    const std::string root = test::fixtures() + "/" + c.fixture;
+    auto ref = SafetensorsFile::open(root + "/scheduler/scheduler.safetensors");
+    const SchedulerConfig cfg = config(root + "/models/" + c.model);
+    for (const char* cls : {"FlowMatchEulerDiscreteScheduler", "FlowMatchLCMScheduler"})
+      for (int steps : c.steps)
+        for (auto [w, h] : c.sizes) {
+          const std::string key = std::string(cls) + ".steps" + std::to_string(steps) + "." + std::to_string(w) + "x" +
+                                  std::to_string(h);
+          if (!ref->has(key + ".sigmas")) continue;
+          SamplerOptions o;
+          o.image_seq_len = (w / 16) * (h / 16);
+          o.flow_linear_sigmas = true;
+          auto s = make_sampler(resolve_sampler(std::string(cls) == "FlowMatchLCMScheduler" ? "lcm" : "euler", "default", cfg, o), cfg, o);
+          s->set_timesteps(steps);
+          expect_schedule(*s, *ref, key);
+          ++checked;
+        }
+  }
+  EXPECT_GE(checked, 40);
+}
+
 }  // namespace
 }  // namespace vg

@@ -323,13 +323,16 @@ nlohmann::json bench_precision(const BenchOptions& o, bool bf16, double peak, Be
 
 void run_bench(const BenchOptions& o) {
   if (!o.write_model.empty()) {
-    if (o.arch != "sdxl" || o.tokenizers_from.empty()) {
-      set_exit_code(report_error({ErrorCode::kInvalidArgument, "--write-model needs --arch sdxl and --tokenizers-from DIR "
-                                                               "(an SDXL diffusers folder whose tokenizer/ and tokenizer_2/ are copied)"}));
+    if ((o.arch != "sdxl" && o.arch != "zimage-turbo") || o.tokenizers_from.empty()) {
+      set_exit_code(report_error({ErrorCode::kInvalidArgument, "--write-model needs --arch sdxl or zimage-turbo and --tokenizers-from DIR "
+                                                               "(a diffusers folder of that family whose tokenizers are copied)"}));
       return;
     }
     try {
-      write_synthetic_sdxl(o.write_model, o.tokenizers_from, 1);
+      if (o.arch == "zimage-turbo")
+        write_synthetic_zimage(o.write_model, o.tokenizers_from, 1);
+      else
+        write_synthetic_sdxl(o.write_model, o.tokenizers_from, 1);
     } catch (const VgException& e) {
       set_exit_code(report_error(e.to_error()));
     }
@@ -457,11 +460,14 @@ void add_bench(CLI::App& app) {
   cmd->add_option("--quant", o->quant, "UNet or DiT transformer: synthetic weights of every linear sd.cpp would quantise quantised to "
                   "TYPE (q8_0, q6_k, q5_k, q4_k, q3_k, q2_k, q5_1, q5_0, q4_1, q4_0, f16) with ggml's reference quantisers and computed from the blocks, vs the same weights in fp32");
   cmd->add_option("-m,--model", o->model, "also time loading this model (diffusers folder or .safetensors) from the page cache");
-  cmd->add_option("--write-model", o->write_model, "instead of benchmarking, write a full-size SDXL base diffusers folder "
-                  "with random f16 weights here (about 7 GB), for whole-pipeline measurements");
-  cmd->add_option("--tokenizers-from", o->tokenizers_from, "with --write-model: SDXL folder whose tokenizer/ and tokenizer_2/ are copied");
+  cmd->add_option("--write-model", o->write_model, "instead of benchmarking, write a full-size model with random f16 weights "
+                  "here, for whole-pipeline measurements: --arch sdxl an SDXL base diffusers folder (about 7 GB); --arch "
+                  "zimage-turbo z_image_turbo_synthetic.safetensors plus Qwen3-4B, VAE and scheduler folders for --config "
+                  "(about 20 GB)");
+  cmd->add_option("--tokenizers-from", o->tokenizers_from, "with --write-model: a diffusers folder of the family whose "
+                  "tokenizer/ (SDXL: and tokenizer_2/) is copied");
   cmd->callback([o, sizes, steps, stack] {
-    if (!is_dit_arch(o->arch)) return run_bench(*o);
+    if (!is_dit_arch(o->arch) || !o->write_model.empty()) return run_bench(*o);
     DitBenchOptions d;
     d.arch = o->arch, d.precision = o->precision, d.quant = o->quant, d.stack = *stack, d.threads = o->threads;
     d.json = o->json, d.profile = o->profile;

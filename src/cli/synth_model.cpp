@@ -14,7 +14,9 @@
 #include "io/weights.h"
 #include "models/autoencoder_kl.h"
 #include "models/unet.h"
+#include "models/zimage.h"
 #include "text/clip_text_model.h"
+#include "text/qwen_encoder.h"
 
 namespace vg::cli {
 
@@ -156,6 +158,32 @@ std::pair<WeightStore, std::shared_ptr<WeightStore::Requests>> recorder() {
   return {std::move(ws), req};
 }
 
+// Writes `path` with the names and shapes `build` asks a recording store for
+// (kept when it exists: files appear whole, so a rerun finishes an interrupted write).
+template <class Build>
+void emit(const std::string& path, uint32_t seed, Build build, bool (*drop)(const std::string&) = nullptr) {
+  if (fs::exists(path)) {
+    std::printf("%s: kept\n", path.c_str());
+    return;
+  }
+  auto [ws, req] = recorder();
+  build(ws);
+  if (drop)
+    for (auto it = req->begin(); it != req->end();) it = drop(it->first) ? req->erase(it) : std::next(it);
+  write_random_f16(path, *req, seed);
+  std::printf("%s: %zu tensors, %.2f GB\n", path.c_str(), req->size(), fs::file_size(path) / 1e9);
+  std::fflush(stdout);
+}
+
+// Synthetic stores say yes to every optional weight; diffusers' transformer
+// attention has no q/k/v biases (the VAE's attention does).
+bool unet_attention_bias(const std::string& n) {
+  return n.find(".transformer_blocks.") != std::string::npos &&
+         (n.ends_with("to_q.bias") || n.ends_with("to_k.bias") || n.ends_with("to_v.bias"));
+}
+// Qwen3 has q/k norms but no q/k/v biases.
+bool qwen3_bias(const std::string& n) { return n.ends_with("_proj.bias"); }
+
 }  // namespace
 
 void write_synthetic_sdxl(const std::string& dir, const std::string& tokenizer_src, uint32_t seed) {
@@ -174,33 +202,44 @@ void write_synthetic_sdxl(const std::string& dir, const std::string& tokenizer_s
   write_json(dir + "/text_encoder_2/config.json", clip_config(true));
   // Each model is built from the config just written, so the files hold
   // exactly the names and shapes the loader asks for.
-  auto emit = [&](const std::string& comp, const char* file, auto build) {
-    const std::string path = dir + "/" + comp + "/" + file;
-    if (fs::exists(path)) {  // written whole (temp file + rename): a rerun finishes an interrupted write
-      std::printf("%s: kept\n", path.c_str());
-      return;
-    }
-    auto [ws, req] = recorder();
-    build(ws);
-    // Synthetic stores say yes to every optional weight; diffusers' transformer
-    // attention has no q/k/v biases (the VAE's attention does).
-    if (comp == "unet")
-      for (auto it = req->begin(); it != req->end();)
-        it = it->first.find(".transformer_blocks.") != std::string::npos &&
-                     (it->first.ends_with("to_q.bias") || it->first.ends_with("to_k.bias") || it->first.ends_with("to_v.bias"))
-                 ? req->erase(it) : std::next(it);
-    write_random_f16(path, *req, seed);
-    std::printf("%s: %zu tensors, %.2f GB\n", path.c_str(), req->size(), fs::file_size(path) / 1e9);
-    std::fflush(stdout);
-  };
-  emit("unet", "diffusion_pytorch_model.safetensors",
-       [&](const WeightStore& ws) { UNet u(UNetConfig::from_json_file(dir + "/unet/config.json"), ws); });
-  emit("vae", "diffusion_pytorch_model.safetensors",
+  emit(dir + "/unet/diffusion_pytorch_model.safetensors", seed,
+       [&](const WeightStore& ws) { UNet u(UNetConfig::from_json_file(dir + "/unet/config.json"), ws); },
+       unet_attention_bias);
+  emit(dir + "/vae/diffusion_pytorch_model.safetensors", seed,
        [&](const WeightStore& ws) { AutoencoderKL v(VaeConfig::from_json_file(dir + "/vae/config.json"), ws, true); });
-  for (const char* te : {"text_encoder", "text_encoder_2"})
-    emit(te, "model.safetensors", [&](const WeightStore& ws) {
+  for (const std::string te : {"text_encoder", "text_encoder_2"})
+    emit(dir + "/" + te + "/model.safetensors", seed, [&](const WeightStore& ws) {
       ClipTextModel m(ClipTextConfig::from_json_file(dir + "/" + te + "/config.json"), ws, "", /*lazy=*/true);
     });
+}
+
+void write_synthetic_zimage(const std::string& dir, const std::string& tokenizer_src, uint32_t seed) {
+  if (!fs::exists(tokenizer_src + "/tokenizer/tokenizer_config.json"))
+    fail(ErrorCode::kFileNotFound, "'" + tokenizer_src + "/tokenizer/tokenizer_config.json' does not exist; "
+                                   "--tokenizers-from must name a Z-Image diffusers folder with tokenizer/");
+  for (const char* c : {"vae", "text_encoder", "scheduler"}) fs::create_directories(dir + "/" + c);
+  fs::copy(tokenizer_src + "/tokenizer", dir + "/tokenizer", fs::copy_options::recursive | fs::copy_options::overwrite_existing);
+  write_json(dir + "/scheduler/scheduler_config.json",
+             {{"_class_name", "FlowMatchEulerDiscreteScheduler"}, {"num_train_timesteps", 1000}, {"shift", 3.0},
+              {"use_dynamic_shifting", false}});
+  // Qwen3-4B and the FLUX.1 VAE, as Z-Image-Turbo ships them
+  write_json(dir + "/text_encoder/config.json",
+             {{"architectures", {"Qwen3ForCausalLM"}}, {"model_type", "qwen3"}, {"hidden_size", 2560},
+              {"intermediate_size", 9728}, {"num_hidden_layers", 36}, {"num_attention_heads", 32},
+              {"num_key_value_heads", 8}, {"head_dim", 128}, {"vocab_size", 151936}, {"rms_norm_eps", 1e-6},
+              {"rope_theta", 1000000.0}});
+  json vae = vae_config();
+  vae.update({{"latent_channels", 16}, {"scaling_factor", 0.3611}, {"shift_factor", 0.1159}, {"use_quant_conv", false},
+              {"use_post_quant_conv", false}});
+  write_json(dir + "/vae/config.json", vae);
+  // The transformer in the original single-file layout (z_image_turbo_bf16.safetensors), the real config.
+  emit(dir + "/z_image_turbo_synthetic.safetensors", seed,
+       [&](const WeightStore& ws) { ZImageTransformer t(ZImageConfig{}, ws); });
+  emit(dir + "/vae/diffusion_pytorch_model.safetensors", seed,
+       [&](const WeightStore& ws) { AutoencoderKL v(VaeConfig::from_json_file(dir + "/vae/config.json"), ws, true); });
+  emit(dir + "/text_encoder/model.safetensors", seed, [&](const WeightStore& ws) {
+    QwenTextEncoder e(QwenTextConfig::from_json_file(dir + "/text_encoder/config.json"), ws, "", /*lazy=*/true);
+  }, qwen3_bias);
 }
 
 }  // namespace vg::cli

@@ -1,4 +1,4 @@
-// A full-size SDXL base diffusers folder with random f16 weights, for
+// Full-size models (SDXL base, Z-Image-Turbo) with random f16 weights, for
 // memory and speed measurements where the real weights are not at hand.
 #pragma once
 #include <string>
@@ -9,5 +9,10 @@ namespace vg::cli {
 // tokenizer_2}/ and model_index.json. Tokenizer files are copied from
 // `tokenizer_src` (a diffusers SDXL folder holding tokenizer/ and tokenizer_2/).
 void write_synthetic_sdxl(const std::string& dir, const std::string& tokenizer_src, uint32_t seed);
+
+// Z-Image-Turbo at full size: `dir`/z_image_turbo_synthetic.safetensors (the
+// transformer, original names) and text_encoder/ (Qwen3-4B), vae/, scheduler/,
+// tokenizer/ (copied from `tokenizer_src`/tokenizer) for `--config dir`.
+void write_synthetic_zimage(const std::string& dir, const std::string& tokenizer_src, uint32_t seed);
 
 }  // namespace vg::cli
