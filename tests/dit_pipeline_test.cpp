@@ -13,11 +13,6 @@
 namespace vg {
 namespace {
 
-int64_t seed_of(const std::string& gen) {
-  const auto a = gen.find("manual_seed(") + 12;
-  return std::stoll(gen.substr(a, gen.find(')', a) - a));
-}
-
 // The request a manifest case describes, in our parameters.
 GenerateParams params_of(const nlohmann::json& c, bool flux) {
   const auto& k = c["call_kwargs"];
@@ -27,7 +22,7 @@ GenerateParams params_of(const nlohmann::json& c, bool flux) {
   p.width = k["width"];
   p.height = k["height"];
   p.steps = k["num_inference_steps"];
-  p.seed = seed_of(k["generator"]);
+  p.seed = test::manual_seed_of(k["generator"]);
   p.max_sequence_length = k.value("max_sequence_length", 0);
   if (flux) {
     p.guidance = k["guidance_scale"];

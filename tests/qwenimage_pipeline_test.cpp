@@ -18,11 +18,6 @@ namespace {
 std::string root() { return test::fixtures() + "/qwenimage-tiny"; }
 std::string folder() { return root() + "/models/qwenimage-tiny"; }
 
-int64_t seed_of(const std::string& gen) {
-  const auto a = gen.find("manual_seed(") + 12;
-  return std::stoll(gen.substr(a, gen.find(')', a) - a));
-}
-
 GenerateParams params_of(const nlohmann::json& c) {
   const auto& k = c["call_kwargs"];
   GenerateParams p;
@@ -31,7 +26,7 @@ GenerateParams params_of(const nlohmann::json& c) {
   p.width = k["width"];
   p.height = k["height"];
   p.steps = k["num_inference_steps"];
-  p.seed = seed_of(k["generator"]);
+  p.seed = test::manual_seed_of(k["generator"]);
   p.cfg_scale = k.value("true_cfg_scale", 4.0f);  // the pipeline's default
   p.sampler = c["scheduler_class"] == "FlowMatchLCMScheduler" ? "lcm" : "euler";
   if (k.contains("strength")) p.strength = k["strength"];

@@ -87,6 +87,12 @@ struct CliResult {
   int code;
   std::string out;
 };
+// The seed of a manifest's "torch.Generator('cpu').manual_seed(N)" string.
+inline int64_t manual_seed_of(const std::string& gen) {
+  const auto a = gen.find("manual_seed(") + 12;
+  return std::stoll(gen.substr(a, gen.find(')', a) - a));
+}
+
 inline CliResult run_cli(const std::string& args) {
   FILE* p = popen((std::string(VG_CLI_PATH) + " " + args + " 2>&1").c_str(), "r");
   std::string out;

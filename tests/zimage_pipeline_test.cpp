@@ -20,11 +20,6 @@ namespace {
 std::string root() { return test::fixtures() + "/zimage-tiny"; }
 std::string folder() { return root() + "/models/zimage-tiny"; }
 
-int64_t seed_of(const std::string& gen) {
-  const auto a = gen.find("manual_seed(") + 12;
-  return std::stoll(gen.substr(a, gen.find(')', a) - a));
-}
-
 GenerateParams params_of(const nlohmann::json& c) {
   const auto& k = c["call_kwargs"];
   GenerateParams p;
@@ -33,7 +28,7 @@ GenerateParams params_of(const nlohmann::json& c) {
   p.width = k["width"];
   p.height = k["height"];
   p.steps = k["num_inference_steps"];
-  p.seed = seed_of(k["generator"]);
+  p.seed = test::manual_seed_of(k["generator"]);
   p.cfg_scale = 1.0f + k["guidance_scale"].get<float>();  // diffusers' g is our cfg_scale - 1
   p.sampler = c["scheduler_class"] == "FlowMatchLCMScheduler" ? "lcm" : "euler";
   if (k.contains("strength")) p.strength = k["strength"];

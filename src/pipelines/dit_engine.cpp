@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <random>
 
 #include "backend/cpu/ops.h"
@@ -58,6 +59,20 @@ size_t first_call(const Sampler& s, int steps, double strength) {
 }
 
 }  // namespace
+
+ModelInfo dit_model_info(const std::string& family, const std::string& path, const LatentCodec& vae, int64_t patch,
+                         int default_size) {
+  ModelInfo info;
+  info.family = family;
+  info.path = path;
+  info.name = std::filesystem::path(path).filename().string();
+  if (info.name.empty()) info.name = std::filesystem::path(path).parent_path().filename().string();
+  info.prediction_type = "flow_prediction";
+  info.vae_scale = static_cast<int>(vae.scale());
+  info.size_multiple = info.vae_scale * static_cast<int>(patch);
+  info.default_width = info.default_height = default_size;
+  return info;
+}
 
 std::unique_ptr<Sampler> DitEngine::request_sampler(const GenerateParams& p, int w, int h, SamplerChoice* choice) const {
   SamplerOptions o;

@@ -22,6 +22,11 @@ struct DitParts {
   std::string hash_source;  // file whose sha256 is the A1111 "Model hash"
 };
 
+// The ModelInfo of a DiT model at `path`: flow prediction, its VAE's scale,
+// sizes in multiples of scale * patch, `default_size` square by default.
+ModelInfo dit_model_info(const std::string& family, const std::string& path, const LatentCodec& vae, int64_t patch,
+                         int default_size);
+
 class DitEngine : public FamilyEngine {
  public:
   DitEngine(DitParts parts, const LoadOptions& opts) : parts_(std::move(parts)), keep_text_(opts.keep_text_encoder) {}

@@ -88,15 +88,7 @@ std::unique_ptr<FluxModel> load_flux_model(const std::string& path, const LoadOp
   m->parts.vae = kl_latent_codec(load_vae_component({vae, "", sub("vae")}, bf16, dit_vae_defaults(0.3611f, 0.1159f)  /* BFL's ae.safetensors */));
   const std::string sched = sub("scheduler") + "/scheduler_config.json";
   m->parts.scheduler = !base.empty() && path_exists(sched) ? SchedulerConfig::from_json_file(sched) : default_scheduler(dev);
-  ModelInfo& info = m->parts.info;
-  info.family = "flux";
-  info.path = path;
-  info.name = fs::path(path).filename().string();
-  if (info.name.empty()) info.name = fs::path(path).parent_path().filename().string();
-  info.prediction_type = "flow_prediction";
-  info.default_width = info.default_height = 1024;
-  info.vae_scale = static_cast<int>(m->parts.vae->scale());
-  info.size_multiple = info.vae_scale * 2;  // 2x2 latent packing
+  m->parts.info = dit_model_info("flux", path, *m->parts.vae, 2 /* 2x2 latent packing */, 1024);
   m->parts.hash_source = folder ? weight_files(path + "/transformer").front() : path;
   return m;
 }

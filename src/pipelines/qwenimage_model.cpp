@@ -90,15 +90,7 @@ std::unique_ptr<QwenImageModel> load_qwenimage_model(const std::string& path, co
                                     " packed features; pass Qwen-Image's VAE");
   const std::string sched = sub("scheduler") + "/scheduler_config.json";
   m->parts.scheduler = !base.empty() && path_exists(sched) ? SchedulerConfig::from_json_file(sched) : default_scheduler();
-  ModelInfo& info = m->parts.info;
-  info.family = "qwenimage";
-  info.path = path;
-  info.name = fs::path(path).filename().string();
-  if (info.name.empty()) info.name = fs::path(path).parent_path().filename().string();
-  info.prediction_type = "flow_prediction";
-  info.default_width = info.default_height = 1328;
-  info.vae_scale = static_cast<int>(m->parts.vae->scale());
-  info.size_multiple = info.vae_scale * static_cast<int>(m->config.patch_size);
+  m->parts.info = dit_model_info("qwenimage", path, *m->parts.vae, m->config.patch_size, 1328);
   m->parts.hash_source = folder ? weight_files(path + "/transformer").front() : tpath;
   return m;
 }

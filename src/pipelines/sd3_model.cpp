@@ -99,14 +99,8 @@ std::unique_ptr<Sd3Model> load_sd3_model(const std::string& path, const LoadOpti
   m->parts.vae = kl_latent_codec(load_vae_component(vae, bf16, dit_vae_defaults(1.5305f, 0.0609f)  /* SD3's */));
   const std::string sched = sub("scheduler") + "/scheduler_config.json";
   m->parts.scheduler = !base.empty() && path_exists(sched) ? SchedulerConfig::from_json_file(sched) : default_scheduler();
-  ModelInfo& info = m->parts.info;
-  info.family = "sd3";
-  info.path = path;
-  info.name = fs::path(path).filename().string();
-  info.prediction_type = "flow_prediction";
-  info.vae_scale = static_cast<int>(m->parts.vae->scale());
-  info.size_multiple = info.vae_scale * static_cast<int>(m->config.patch_size);
-  info.default_width = info.default_height = static_cast<int>(m->config.sample_size) * info.vae_scale;
+  m->parts.info = dit_model_info("sd3", path, *m->parts.vae, m->config.patch_size,
+                                 static_cast<int>(m->config.sample_size * m->parts.vae->scale()));
   m->parts.hash_source = folder ? weight_files(path + "/transformer").front() : path;
   return m;
 }

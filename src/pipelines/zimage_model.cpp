@@ -88,16 +88,8 @@ std::unique_ptr<ZImageModel> load_zimage_model(const std::string& path, const Lo
                                     std::to_string(m->config.in_channels) + "; pass the FLUX.1 VAE (ae.safetensors)");
   const std::string sched = sub("scheduler") + "/scheduler_config.json";
   m->parts.scheduler = !base.empty() && path_exists(sched) ? SchedulerConfig::from_json_file(sched) : default_scheduler();
-  ModelInfo& info = m->parts.info;
-  info.family = "zimage";
-  info.path = path;
-  info.name = fs::path(path).filename().string();
-  if (info.name.empty()) info.name = fs::path(path).parent_path().filename().string();
-  m->turbo = lower(info.name).find("turbo") != std::string::npos || lower(path).find("turbo") != std::string::npos;
-  info.prediction_type = "flow_prediction";
-  info.default_width = info.default_height = 1024;
-  info.vae_scale = static_cast<int>(m->parts.vae->scale());
-  info.size_multiple = info.vae_scale * static_cast<int>(m->config.patch_size);
+  m->parts.info = dit_model_info("zimage", path, *m->parts.vae, m->config.patch_size, 1024);
+  m->turbo = lower(m->parts.info.name).find("turbo") != std::string::npos || lower(path).find("turbo") != std::string::npos;
   m->parts.hash_source = folder ? weight_files(path + "/transformer").front() : tpath;
   return m;
 }
