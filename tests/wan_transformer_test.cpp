@@ -95,6 +95,8 @@ double check_all(const WanTransformer& model, double tol, bool intermediates) {
         EXPECT_LE(err, tol) << tag << " " << name;
         worst = std::max(worst, err);
       };
+      // one embedding per distinct value: 2 for image-to-video (frame 0 at t = 0), else 1
+      EXPECT_EQ(tr.distinct_timesteps, cs.name == "t700_i2v_first_frame_t0" ? 2 : 1) << tag;
       cmp(tr.temb, "temb");
       cmp(tr.timestep_proj, "timestep_proj");
       cmp(ctx.text_embedded, "text_embedded");

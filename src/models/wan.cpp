@@ -241,6 +241,7 @@ Tensor WanTransformer::forward(const Tensor& x, const std::vector<float>& t, con
     trace->temb = expand_rows(temb, idx);
     trace->timestep_proj = expand_rows(tproj, idx);
     trace->block_out.clear();
+    trace->distinct_timesteps = u;
   }
   Tensor cos, sin;
   wan_rope_tables(cfg_, gf, gh, gw, cos, sin);

@@ -56,10 +56,11 @@ struct WanContext {
 
 // Intermediate tensors of one forward (names as the fixture stores them), per token.
 struct WanTrace {
-  Tensor temb;                    // [N, D]
-  Tensor timestep_proj;           // [N, 6D]
-  Tensor patch_embedding_tokens;  // [N, D]
-  std::vector<Tensor> block_out;  // per block, [N, D]
+  Tensor temb;                     // [N, D]
+  Tensor timestep_proj;            // [N, 6D]
+  Tensor patch_embedding_tokens;   // [N, D]
+  std::vector<Tensor> block_out;   // per block, [N, D]
+  int64_t distinct_timesteps = 0;  // how many time embeddings / modulations were computed
 };
 
 // RoPE tables cos/sin [F*gh*gw, head_dim] for a token grid of F x gh x gw
