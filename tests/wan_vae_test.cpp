@@ -158,12 +158,18 @@ TEST(WanVae, ConfigFromJsonAndFromWeights) {
   EXPECT_EQ(f.dim_mult, c.dim_mult);
   EXPECT_EQ(f.temperal_downsample, c.temperal_downsample);
 
-  // Wan 2.2's VAE is another network; malformed fields are corrupt files
-  EXPECT_EQ(
-      test::code_of([] {
-        WanVaeConfig::from_json_file(test::fixtures() + "/wan22-tiny/models/wan22-tiny-ti2v/vae/config.json");
-      }),
-      ErrorCode::kUnsupportedModel);
+  EXPECT_FALSE(c.is_residual);
+  EXPECT_EQ(c.patch_size, 1);
+  EXPECT_FALSE(f.is_residual);
+  EXPECT_EQ(f.patch_size, 1);
+  EXPECT_EQ(f.decoder_dim(), c.decoder_dim());
+
+  // Wan 2.2's form (residual blocks, patchified) is selected by its config
+  // (tests/wan22_vae_test.cpp); malformed fields are corrupt files
+  const WanVaeConfig w22 =
+      WanVaeConfig::from_json_file(test::fixtures() + "/wan22-tiny/models/wan22-tiny-ti2v/vae/config.json");
+  EXPECT_TRUE(w22.is_residual);
+  EXPECT_EQ(w22.spatial_scale(), 16);
   nlohmann::json bad = j;
   bad["temperal_downsample"] = {true};
   EXPECT_EQ(test::code_of([&] { WanVaeConfig::from_json(bad, "x"); }), ErrorCode::kCorruptFile);

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "models/blocks.h"
 #include "models/config_util.h"
+#include "models/wan22_vae_blocks.h"
 #include "models/wan_vae_blocks.h"
 
 namespace vg {
@@ -29,15 +30,24 @@ WanVaeConfig WanVaeConfig::from_json(const nlohmann::json& j, const std::string&
   WanVaeConfig c;
   const std::string bad = "'" + source + "' ";
   try {
-    // Wan 2.2's VAE (patchified, residual up/down blocks) is another network
-    if (j.value("is_residual", false) || (j.contains("patch_size") && !j["patch_size"].is_null()))
-      fail(ErrorCode::kUnsupportedModel,
-           bad +
-               "describes a Wan 2.2 VAE (is_residual/patch_size); only the Wan 2.1 "
-               "layout (Qwen-Image, Wan 2.1) is supported");
-    for (const char* key : {"input_channels", "in_channels", "out_channels"})
-      if (j.contains(key) && j[key].is_number_integer() && j[key].get<int64_t>() != 3)
-        fail(ErrorCode::kUnsupportedModel, bad + "has " + key + " != 3; only RGB Wan VAEs are supported");
+    auto optional_int = [&](const char* key, int64_t fallback) {  // absent or null: the fallback
+      return j.contains(key) && !j[key].is_null() ? j[key].get<int64_t>() : fallback;
+    };
+    c.is_residual = j.value("is_residual", c.is_residual);
+    c.patch_size = optional_int("patch_size", 1);
+    c.decoder_base_dim = optional_int("decoder_base_dim", 0);
+    if (c.patch_size < 1 || c.patch_size > 8)
+      fail(ErrorCode::kCorruptFile, bad + "has patch_size " + std::to_string(c.patch_size) + " (needs 1..8)");
+    // RGB in and out: 3 channels, or 3 * patch_size^2 counted after patchify
+    const int64_t patched = 3 * c.patch_size * c.patch_size;
+    c.in_channels = c.out_channels = patched;
+    for (const char* key : {"input_channels", "in_channels", "out_channels"}) {
+      const int64_t v = optional_int(key, patched);
+      if (v != 3 && v != patched)
+        fail(ErrorCode::kUnsupportedModel, bad + "has " + key + " " + std::to_string(v) +
+                                               "; only RGB Wan VAEs (3 channels, " + std::to_string(patched) +
+                                               " patchified) are supported");
+    }
     c.base_dim = j.value("base_dim", c.base_dim);
     c.z_dim = j.value("z_dim", c.z_dim);
     c.num_res_blocks = j.value("num_res_blocks", c.num_res_blocks);
@@ -49,12 +59,23 @@ WanVaeConfig WanVaeConfig::from_json(const nlohmann::json& j, const std::string&
     const bool has_std = j.contains("latents_std") && !j["latents_std"].is_null();
     if (has_mean) c.latents_mean = j["latents_mean"].get<std::vector<float>>();
     if (has_std) c.latents_std = j["latents_std"].get<std::vector<float>>();
-    if (c.z_dim != 16 && !has_mean) c.latents_mean.clear();  // the defaults are Wan 2.1's 16 channels
-    if (c.z_dim != 16 && !has_std) c.latents_std.clear();
+    // the defaults are the published statistics of 16 (Wan 2.1) or 48 (Wan 2.2) channels
+    if (c.z_dim == 48 && !has_mean) c.latents_mean = wan22_latents_mean();
+    if (c.z_dim == 48 && !has_std) c.latents_std = wan22_latents_std();
+    if (c.z_dim != 16 && c.z_dim != 48 && !has_mean) c.latents_mean.clear();
+    if (c.z_dim != 16 && c.z_dim != 48 && !has_std) c.latents_std.clear();
+    // diffusers' derived scale factors, when listed, must agree with the architecture
+    const std::pair<const char*, int64_t> scales[] = {{"scale_factor_spatial", c.spatial_scale()},
+                                                      {"scale_factor_temporal", c.temporal_scale()}};
+    for (const auto& [key, want] : scales)
+      if (optional_int(key, want) != want)
+        fail(ErrorCode::kCorruptFile, bad + "has " + key + " " + std::to_string(j[key].get<int64_t>()) +
+                                          " but its layers give " + std::to_string(want));
   } catch (const nlohmann::json::exception& e) {
     fail(ErrorCode::kCorruptFile, bad + "has a field of the wrong type: " + e.what());
   }
   if (c.base_dim <= 0 || c.z_dim <= 0 || c.num_res_blocks <= 0 || c.dim_mult.empty() ||
+      c.decoder_base_dim < 0 ||
       std::any_of(c.dim_mult.begin(), c.dim_mult.end(), [](int64_t m) { return m <= 0; }))
     fail(ErrorCode::kCorruptFile, bad + "needs positive base_dim, z_dim, num_res_blocks and dim_mult");
   if (c.temperal_downsample.size() + 1 != c.dim_mult.size())
@@ -75,13 +96,28 @@ WanVaeConfig WanVaeConfig::from_weights(const WeightStore& w) {
     if (!ti || ti->shape.size() < 2)
       fail(ErrorCode::kUnsupportedModel,
            "weight '" + name + "' is missing from " + w.describe() +
-               "; this is not a Wan 2.1 / Qwen-Image VAE (or it needs its config.json)");
+               "; this is not a Wan / Qwen-Image VAE (or it needs its config.json)");
     return ti->shape;
   };
   auto up = [](int64_t i) { return "decoder.up_blocks." + std::to_string(i) + "."; };
   WanVaeConfig c;
   c.z_dim = shape_of("decoder.conv_in.weight")[1];
   c.base_dim = shape_of("decoder.conv_out.weight")[1];
+  // Wan 2.2: residual blocks (`upsampler`, `down_blocks.N.resnets`), its own
+  // decoder width, RGB patchified into the convolutions' channels
+  c.is_residual =
+      w.has(up(0) + "upsampler.resample.1.weight") || w.has("encoder.down_blocks.0.resnets.0.conv1.weight");
+  const int64_t rgb = shape_of("decoder.conv_out.weight")[0];
+  while (3 * c.patch_size * c.patch_size < rgb) ++c.patch_size;
+  if (3 * c.patch_size * c.patch_size != rgb)
+    fail(ErrorCode::kUnsupportedModel, w.describe() + ": the VAE decoder has " + std::to_string(rgb) +
+                                           " output channels; only RGB Wan VAEs (3 * patch^2) are supported");
+  c.in_channels = c.out_channels = rgb;
+  if (c.is_residual) {
+    c.decoder_base_dim = c.base_dim;
+    if (w.has("encoder.conv_in.weight")) c.base_dim = shape_of("encoder.conv_in.weight")[0];
+  }
+  const int64_t dec = c.decoder_dim();
   int64_t levels = 0, resnets = 0;
   while (w.has(up(levels) + "resnets.0.conv1.weight")) ++levels;
   while (w.has(up(0) + "resnets." + std::to_string(resnets) + ".conv1.weight")) ++resnets;
@@ -92,14 +128,14 @@ WanVaeConfig WanVaeConfig::from_weights(const WeightStore& w) {
   c.dim_mult.assign(static_cast<size_t>(levels), 1);
   c.temperal_downsample.assign(static_cast<size_t>(levels - 1), false);
   for (int64_t i = 0; i < levels; ++i) {
-    c.dim_mult[static_cast<size_t>(levels - 1 - i)] =
-        shape_of(up(i) + "resnets.0.conv1.weight")[0] / c.base_dim;
+    c.dim_mult[static_cast<size_t>(levels - 1 - i)] = shape_of(up(i) + "resnets.0.conv1.weight")[0] / dec;
     // the decoder upsamples in time where the encoder downsampled, in reverse
     if (i + 1 < levels)
       c.temperal_downsample[static_cast<size_t>(levels - 2 - i)] =
-          w.has(up(i) + "upsamplers.0.time_conv.weight");
+          w.has(up(i) + (c.is_residual ? "upsampler.time_conv.weight" : "upsamplers.0.time_conv.weight"));
   }
-  if (c.z_dim != 16) c.latents_mean.clear(), c.latents_std.clear();
+  if (c.z_dim == 48) c.latents_mean = wan22_latents_mean(), c.latents_std = wan22_latents_std();
+  if (c.z_dim != 16 && c.z_dim != 48) c.latents_mean.clear(), c.latents_std.clear();
   return c;
 }
 
@@ -107,12 +143,13 @@ WanVaeConfig WanVaeConfig::from_weights(const WeightStore& w) {
 
 namespace wan {
 
-class Encoder {
+class Encoder : public Stage {
  public:
   Encoder(const WanVaeConfig& cfg, const WeightStore& w) {
     std::vector<int64_t> dims{cfg.base_dim};
     for (int64_t m : cfg.dim_mult) dims.push_back(cfg.base_dim * m);
-    conv_in_ = CausalConv3d(w, "encoder.conv_in", dims[0], 3, 3, 3, slots_++);
+    const int64_t rgb = 3 * cfg.patch_size * cfg.patch_size;
+    conv_in_ = CausalConv3d(w, "encoder.conv_in", dims[0], rgb, 3, 3, slots_++);
     float scale = 1.0f;
     int idx = 0;
     auto name = [&] { return "encoder.down_blocks." + std::to_string(idx++) + "."; };
@@ -138,10 +175,10 @@ class Encoder {
     norm_out_ = w.get("encoder.norm_out.gamma", {top});
     conv_out_ = CausalConv3d(w, "encoder.conv_out", 2 * cfg.z_dim, top, 3, 3, slots_++);
   }
-  int slots() const { return slots_; }
+  int slots() const override { return slots_; }
 
   // [T, H, W, 3] -> [T', H/8, W/8, 2 z_dim]
-  Tensor forward(const Tensor& x, Pass& pass) const {
+  Tensor forward(const Tensor& x, Pass& pass) const override {
     Tensor h = conv_in_.forward(x, pass);
     for (const Layer& l : down_) {
       if (const auto* r = std::get_if<ResidualBlock>(&l))
@@ -167,7 +204,7 @@ class Encoder {
   Tensor norm_out_;
 };
 
-class Decoder {
+class Decoder : public Stage {
  public:
   Decoder(const WanVaeConfig& cfg, const WeightStore& w) {
     const size_t n = cfg.dim_mult.size();
@@ -193,12 +230,13 @@ class Decoder {
       up_.push_back(std::move(b));
     }
     norm_out_ = w.get("decoder.norm_out.gamma", {dims.back()});
-    conv_out_ = CausalConv3d(w, "decoder.conv_out", 3, dims.back(), 3, 3, slots_++);
+    const int64_t rgb = 3 * cfg.patch_size * cfg.patch_size;
+    conv_out_ = CausalConv3d(w, "decoder.conv_out", rgb, dims.back(), 3, 3, slots_++);
   }
-  int slots() const { return slots_; }
+  int slots() const override { return slots_; }
 
   // one latent frame [1, h, w, z] -> its video frames [1 or 4, 8h, 8w, 3]
-  Tensor forward(const Tensor& z, Pass& pass) const {
+  Tensor forward(const Tensor& z, Pass& pass) const override {
     Tensor h = conv_in_.forward(z, pass);
     h = mid_res_[0].forward(h, pass);
     h = mid_attn_[0].forward(h);
@@ -231,10 +269,16 @@ WanVae::WanVae(const WanVaeConfig& cfg, const WeightStore& w, bool with_encoder)
   if (cfg.temperal_downsample.size() + 1 != cfg.dim_mult.size())
     fail(ErrorCode::kInvalidArgument,
          "Wan VAE config: temperal_downsample needs one entry fewer than dim_mult");
-  decoder_ = std::make_unique<Decoder>(cfg, w);
+  if (cfg.is_residual)
+    decoder_ = std::make_unique<ResidualDecoder>(cfg, w);
+  else
+    decoder_ = std::make_unique<Decoder>(cfg, w);
   post_quant_ = load_conv(w, "post_quant_conv", cfg.z_dim, cfg.z_dim, 1, 1, 0, 0);
   if (with_encoder && w.has("encoder.conv_in.weight")) {
-    encoder_ = std::make_unique<Encoder>(cfg, w);
+    if (cfg.is_residual)
+      encoder_ = std::make_unique<ResidualEncoder>(cfg, w);
+    else
+      encoder_ = std::make_unique<Encoder>(cfg, w);
     quant_ = load_conv(w, "quant_conv", 2 * cfg.z_dim, 2 * cfg.z_dim, 1, 1, 0, 0);
   }
 }
@@ -247,9 +291,11 @@ Posterior WanVae::encode(const Tensor& video) const {
   if (!encoder_)
     fail(ErrorCode::kMissingComponent,
          "this Wan VAE has no encoder weights; image-to-image needs a full VAE");
-  if (video.rank() != 4 || video.dim(3) != 3 || video.dim(0) < 1 || (video.dim(0) - 1) % 4 != 0)
-    fail(ErrorCode::kShapeMismatch,
-         "Wan VAE encode expects frames [1+4k, H, W, 3], got " + shape_str(video.shape()));
+  const int64_t s_all = cfg_.spatial_scale(), patch = cfg_.patch_size;
+  if (video.rank() != 4 || video.dim(3) != 3 || video.dim(0) < 1 || (video.dim(0) - 1) % 4 != 0 ||
+      video.dim(1) % s_all != 0 || video.dim(2) % s_all != 0)
+    fail(ErrorCode::kShapeMismatch, "Wan VAE encode expects frames [1+4k, H, W, 3] with H, W multiples of " +
+                                        std::to_string(s_all) + ", got " + shape_str(video.shape()));
   TensorPoolBypass bypass;  // one pass of many sizes: do not keep its buffers
   Pass pass;
   pass.caches.resize(static_cast<size_t>(encoder_->slots()));
@@ -264,7 +310,7 @@ Posterior WanVae::encode(const Tensor& video) const {
     const Tensor chunk = Tensor::wrap(
         s,
         std::shared_ptr<float>(std::shared_ptr<float>(), const_cast<float*>(video.data()) + begin * fsize));
-    parts.push_back(encoder_->forward(chunk, pass));
+    parts.push_back(encoder_->forward(patch > 1 ? patchify(chunk, patch) : chunk, pass));
   }
   pass = Pass();
   const Tensor moments = quant_.forward(parts.size() == 1 ? parts[0] : concat_frames(parts));
@@ -292,9 +338,12 @@ Tensor WanVae::decode(const Tensor& z) const {
   pass.caches.resize(static_cast<size_t>(decoder_->slots()));
   const int64_t frames = z.dim(0);
   std::vector<Tensor> parts;
+  const int64_t p = cfg_.patch_size;
   for (int64_t i = 0; i < frames; ++i) {  // one latent frame at a time
+    pass.first = i == 0;
     pass.last = i + 1 == frames;
-    parts.push_back(decoder_->forward(frames_of(x, i, i + 1), pass));
+    Tensor y = decoder_->forward(frames_of(x, i, i + 1), pass);
+    parts.push_back(p > 1 ? unpatchify(y, p) : std::move(y));
   }
   pass = Pass();
   Tensor out = parts.size() == 1 ? std::move(parts[0]) : concat_frames(parts);

@@ -1,6 +1,7 @@
-// The Wan 2.1-style causal 3-D VAE (diffusers AutoencoderKLQwenImage and
-// AutoencoderKLWan 2.1): video frames <-> latent frames, 8x in space and 4x in
-// time (1+4k frames <-> 1+k latent frames). Frames are processed in chunks
+// The Wan causal 3-D VAE (diffusers AutoencoderKLQwenImage and
+// AutoencoderKLWan, both its 2.1 and 2.2 forms): video frames <-> latent
+// frames, 8x in space (16x for Wan 2.2 TI2V, which patchifies 2x2 first) and
+// 4x in time (1+4k frames <-> 1+k latent frames). Frames are processed in chunks
 // (encoder: the first frame, then 4 at a time; decoder: one latent frame at a
 // time) and each causal convolution keeps only its last 2 input frames, so
 // memory does not grow with the number of frames.
@@ -14,8 +15,14 @@
 
 namespace vg {
 
-struct WanVaeConfig {  // diffusers AutoencoderKLQwenImage / AutoencoderKLWan (2.1) config.json fields
+struct WanVaeConfig {  // diffusers AutoencoderKLQwenImage / AutoencoderKLWan config.json fields
   int64_t base_dim = 96, z_dim = 16, num_res_blocks = 2;
+  // Wan 2.2 (is_residual): residual down/up blocks with AvgDown3D / DupUp3D
+  // shortcuts, a decoder of its own width (decoder_base_dim; 0 = base_dim),
+  // and frames patchified patch_size x patch_size into channels around the
+  // network (in/out_channels = 3 * patch_size^2, or 3).
+  bool is_residual = false;
+  int64_t decoder_base_dim = 0, patch_size = 1, in_channels = 3, out_channels = 3;
   std::vector<int64_t> dim_mult{1, 2, 4, 4};
   std::vector<float> attn_scales;
   std::vector<bool> temperal_downsample{false, true, true};
@@ -31,15 +38,18 @@ struct WanVaeConfig {  // diffusers AutoencoderKLQwenImage / AutoencoderKLWan (2
   // `source` names the config in error messages.
   static WanVaeConfig from_json(const nlohmann::json& j, const std::string& source);
   // The architecture read from the tensor shapes (diffusers names), for a
-  // single file without a config; latents_mean/std keep their defaults.
+  // single file without a config; latents_mean/std are the published ones of
+  // that z_dim (Wan 2.1's 16, Wan 2.2's 48).
   static WanVaeConfig from_weights(const WeightStore& w);
-  int64_t spatial_scale() const { return int64_t{1} << temperal_downsample.size(); }  // 8
+  int64_t spatial_scale() const {  // 8; 16 for Wan 2.2 TI2V
+    return (int64_t{1} << temperal_downsample.size()) * patch_size;
+  }
   int64_t temporal_scale() const;  // 4 with two temporal downsamples
+  int64_t decoder_dim() const { return decoder_base_dim > 0 ? decoder_base_dim : base_dim; }
 };
 
 namespace wan {
-class Encoder;
-class Decoder;
+class Stage;
 }  // namespace wan
 
 class WanVae {
@@ -51,26 +61,27 @@ class WanVae {
   WanVae& operator=(WanVae&&) noexcept;
 
   // video: frames in [-1,1], NHWC per frame: [T, H, W, 3], T = 1 + 4k (else
-  // shape_mismatch); H, W multiples of 8. The posterior (logvar clamped to [-30, 20]):
-  // [1+k, H/8, W/8, z_dim].
+  // shape_mismatch); H, W multiples of s = spatial_scale(). The posterior
+  // (logvar clamped to [-30, 20]): [1+k, H/s, W/s, z_dim].
   Posterior encode(const Tensor& video) const;
   // z: raw latents (z*std+mean is the caller's job) [T', h, w, z_dim] ->
-  // [1 + 4(T'-1), 8h, 8w, 3], clamped to [-1, 1] as diffusers' decode does.
+  // [1 + 4(T'-1), s*h, s*w, 3], clamped to [-1, 1] as diffusers' decode does.
   Tensor decode(const Tensor& z) const;
   const WanVaeConfig& config() const { return cfg_; }
   bool has_encoder() const { return encoder_ != nullptr; }
 
  private:
   WanVaeConfig cfg_;
-  std::unique_ptr<wan::Encoder> encoder_;
-  std::unique_ptr<wan::Decoder> decoder_;
+  std::unique_ptr<wan::Stage> encoder_, decoder_;
   Conv2d quant_, post_quant_;  // 1x1x1: per-pixel 1x1 convolutions
 };
 
-// The original Wan 2.1 / ComfyUI layout (Wan2.1_VAE.pth, wan_2.1_vae.safetensors,
+// The original Wan / ComfyUI layout (Wan2.1_VAE.pth, wan_2.1_vae.safetensors,
 // Comfy-Org qwen_image_vae.safetensors): `encoder.conv1`, `encoder.downsamples.N`,
 // `*.middle.{0,1,2}`, `*.head.{0,2}`, `decoder.upsamples.N`, `conv1`/`conv2` =
-// quant/post_quant convs. Detected by tensor names.
+// quant/post_quant convs; Wan2.2_VAE.pth nests its levels
+// (`encoder.downsamples.I.downsamples.J`, `decoder.upsamples.I.upsamples.J`).
+// Detected by tensor names.
 bool is_wan_vae_original(const WeightStore& w);
 // The same tensors exposed under diffusers' names (the store's files are
 // shared; the original names stay visible too).

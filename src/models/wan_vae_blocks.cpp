@@ -213,11 +213,12 @@ Tensor AttentionBlock::forward(const Tensor& x) const {
   return y;
 }
 
-Resample::Resample(const WeightStore& w, const std::string& p, int64_t dim, ResampleMode mode, int& slot)
+Resample::Resample(const WeightStore& w, const std::string& p, int64_t dim, ResampleMode mode, int& slot,
+                   int64_t up_out)
     : mode_(mode), dim_(dim) {
   const bool up = mode == ResampleMode::kUp2d || mode == ResampleMode::kUp3d;
   // down: diffusers pads (0,1,0,1) and convolves with stride 2, no padding
-  conv_ = up ? load_conv(w, p + "resample.1", dim / 2, dim, 3, 1, 1, 1)
+  conv_ = up ? load_conv(w, p + "resample.1", up_out > 0 ? up_out : dim / 2, dim, 3, 1, 1, 1)
              : load_conv(w, p + "resample.1", dim, dim, 3, 2, 0, 1);
   if (mode == ResampleMode::kUp3d) {
     slot_ = slot++;

@@ -23,6 +23,16 @@ struct FrameCache {
 struct Pass {
   std::vector<FrameCache> caches;
   bool last = true;
+  bool first = true;  // the first chunk (Wan 2.2's DupUp3D drops frames there)
+};
+
+// An encoder or a decoder: one chunk of frames at a time, its causal
+// convolutions' caches in the pass (slots() of them).
+class Stage {
+ public:
+  virtual ~Stage() = default;
+  virtual Tensor forward(const Tensor& x, Pass& pass) const = 0;
+  virtual int slots() const = 0;
 };
 
 // Frames [begin, end) of x (a copy).
@@ -79,12 +89,14 @@ class AttentionBlock {
 
 enum class ResampleMode { kUp2d, kUp3d, kDown2d, kDown3d };
 
-// Spatial x2 up (nearest + 3x3 conv to dim/2) or down (3x3 stride-2 conv);
+// Spatial x2 up (nearest + 3x3 conv to up_out channels, 0 = dim/2) or down
+// (3x3 stride-2 conv);
 // the 3-D modes add a time convolution (up: each frame but the very first
 // becomes two; down: frames pair up after the first).
 class Resample {
  public:
-  Resample(const WeightStore& w, const std::string& p, int64_t dim, ResampleMode mode, int& slot);
+  Resample(const WeightStore& w, const std::string& p, int64_t dim, ResampleMode mode, int& slot,
+           int64_t up_out = 0);
   Tensor forward(const Tensor& x, Pass& pass) const;
 
  private:

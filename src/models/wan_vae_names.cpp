@@ -1,8 +1,12 @@
-// The original Wan 2.1 VAE layout (Wan2.1_VAE.pth, ComfyUI's wan_2.1_vae and
-// qwen_image_vae files) under diffusers' names, as diffusers' convert_vae
-// script maps it: flat `encoder.downsamples.N` keep their index, the
-// decoder's flat `upsamples.N` group into levels of (num_res_blocks + 1)
-// residual blocks and one resampler.
+// The original Wan VAE layouts under diffusers' names, as diffusers'
+// convert_wan_to_diffusers.py maps them. Wan 2.1 (Wan2.1_VAE.pth, ComfyUI's
+// wan_2.1_vae and qwen_image_vae files): flat `encoder.downsamples.N` keep
+// their index, the decoder's flat `upsamples.N` group into levels of
+// (num_res_blocks + 1) residual blocks and one resampler. Wan 2.2
+// (Wan2.2_VAE.pth, convert_vae_22): levels are nested,
+// `encoder.downsamples.I.downsamples.J` = residual block J, or the
+// downsampler when J = num_res_blocks; `decoder.upsamples.I.upsamples.J` =
+// residual block J, or the upsampler when J = num_res_blocks + 1.
 #include <string>
 
 #include "core/error.h"
@@ -53,10 +57,25 @@ std::string wan_vae_diffusers_name(const std::string& name, int64_t num_res_bloc
     }
     if (side == "encoder." && starts_with(rest, "downsamples.")) {
       const auto [i, inner] = split_index(rest.substr(12));
-      return i < 0 ? "" : side + "down_blocks." + std::to_string(i) + "." + residual_part(inner);
+      if (i < 0) return "";
+      const std::string block = side + "down_blocks." + std::to_string(i) + ".";
+      if (starts_with(inner, "downsamples.")) {  // Wan 2.2
+        const auto [j, leaf] = split_index(inner.substr(12));
+        if (j < 0) return "";
+        return j < num_res_blocks ? block + "resnets." + std::to_string(j) + "." + residual_part(leaf)
+                                  : block + "downsampler." + leaf;
+      }
+      return block + residual_part(inner);
     }
     if (side == "decoder." && starts_with(rest, "upsamples.")) {
       const auto [i, inner] = split_index(rest.substr(10));
+      if (i >= 0 && starts_with(inner, "upsamples.")) {  // Wan 2.2
+        const auto [j, leaf] = split_index(inner.substr(10));
+        if (j < 0) return "";
+        const std::string block = side + "up_blocks." + std::to_string(i) + ".";
+        return j <= num_res_blocks ? block + "resnets." + std::to_string(j) + "." + residual_part(leaf)
+                                   : block + "upsampler." + leaf;
+      }
       if (i < 0 || num_res_blocks < 1) return "";
       const int64_t per_level = num_res_blocks + 2, level = i / per_level, pos = i % per_level;
       const std::string block = side + "up_blocks." + std::to_string(level) + ".";
@@ -67,17 +86,44 @@ std::string wan_vae_diffusers_name(const std::string& name, int64_t num_res_bloc
   return "";
 }
 
+namespace {
+
+// Wan 2.2 nests the decoder's levels: decoder.upsamples.I.upsamples.J.
+bool is_wan22_original(const WeightStore& w) {
+  return w.has("decoder.upsamples.0.upsamples.0.residual.0.gamma");
+}
+
+WeightStore with_diffusers_names(const WeightStore& w, int64_t num_res_blocks) {
+  WeightStore out = w;
+  for (const auto& [name, info] : w.entries()) {
+    const std::string mapped = wan_vae_diffusers_name(name, num_res_blocks);
+    if (!mapped.empty() && !out.has(mapped)) out.add_alias(mapped, info);
+  }
+  return out;
+}
+
+}  // namespace
+
 bool is_wan_vae_original(const WeightStore& w) {
-  // Wan 2.2's VAE nests its blocks (decoder.upsamples.0.upsamples.0...): not this layout
-  return w.has("decoder.middle.0.residual.0.gamma") && w.has("decoder.upsamples.0.residual.0.gamma") &&
+  return w.has("decoder.middle.0.residual.0.gamma") &&
+         (w.has("decoder.upsamples.0.residual.0.gamma") || is_wan22_original(w)) &&
          w.has("decoder.head.2.weight");
 }
 
 WeightStore wan_vae_weights_from_original(const WeightStore& w) {
   if (!is_wan_vae_original(w))
-    fail(ErrorCode::kUnsupportedModel, w.describe() +
-                                           " is not a Wan 2.1-layout VAE (no decoder.middle.0.residual / "
-                                           "decoder.upsamples.0.residual / decoder.head tensors)");
+    fail(ErrorCode::kUnsupportedModel,
+         w.describe() +
+             " is not an original-layout Wan VAE (no decoder.middle.0.residual / "
+             "decoder.upsamples.0[.upsamples.0].residual / decoder.head tensors)");
+  if (is_wan22_original(w)) {  // level 0 holds num_res_blocks + 1 residual blocks
+    int64_t blocks = 0;
+    while (w.has("decoder.upsamples.0.upsamples." + std::to_string(blocks) + ".residual.0.gamma")) ++blocks;
+    if (blocks < 2)
+      fail(ErrorCode::kCorruptFile, w.describe() + ": the Wan 2.2 VAE decoder's first level has " +
+                                        std::to_string(blocks) + " residual blocks (needs at least 2)");
+    return with_diffusers_names(w, blocks - 1);
+  }
   // The first resampler follows level 0's num_res_blocks + 1 residual blocks.
   int64_t first_resample = 0;
   while (first_resample < 64 &&
@@ -92,12 +138,7 @@ WeightStore wan_vae_weights_from_original(const WeightStore& w) {
   if (num_res_blocks < 1)
     fail(ErrorCode::kCorruptFile,
          w.describe() + ": the Wan VAE decoder has no residual blocks before its first resampler");
-  WeightStore out = w;
-  for (const auto& [name, info] : w.entries()) {
-    const std::string mapped = wan_vae_diffusers_name(name, num_res_blocks);
-    if (!mapped.empty() && !out.has(mapped)) out.add_alias(mapped, info);
-  }
-  return out;
+  return with_diffusers_names(w, num_res_blocks);
 }
 
 }  // namespace vg
