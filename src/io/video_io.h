@@ -23,9 +23,8 @@ struct Video {
 //         container's "comment" tag (the mp4 ©cmt atom).
 //   .webm VP9 (libvpx-vp9, constant quality crf 24), yuv420p; odd sizes work. Comment: the
 //         Matroska COMMENT tag.
-//   .webp animated, lossless (the frames exactly; larger than mp4/webm), loops forever. Comment: an XMP chunk
-//   holding it as
-//         dc:description (XML-escaped).
+//   .webp animated, lossless (the frames exactly; larger than mp4/webm), loops forever.
+//         Comment: an XMP chunk holding it as dc:description (XML-escaped).
 //   .gif  one global 256-colour median-cut palette for all frames, libavcodec's gif encoder,
 //         loops forever; frame delays are in 1/100 s. Comment: a GIF comment extension.
 // Errors: unknown extension -> invalid_argument; an encoder missing from the FFmpeg build ->
