@@ -147,3 +147,28 @@ TEST(FlowSchedule, ZImageAndQwenImageMatchDiffusers) {
 
 }  // namespace
 }  // namespace vg
+
+namespace vg {
+namespace {
+
+// Wan 2.2's UniPC (flow sigmas, flow_shift 5, truncated integer timesteps) and
+// the two schedulers users switch to from its config: FlowMatchEuler with
+// shift 5 (float timesteps) and DPM-Solver++ 2M in flow form.
+TEST(FlowSchedule, WanUniPcEulerAndDpmMatchDiffusers) {
+  const std::string root = test::fixtures() + "/wan22-tiny";
+  auto ref = SafetensorsFile::open(root + "/scheduler/scheduler.safetensors");
+  const SchedulerConfig cfg = config(root + "/models/wan22-tiny-ti2v");
+  int checked = 0;
+  for (auto [name, key] : {std::pair{"unipc", "unipc"}, {"euler", "flowmatch_euler_shift5"}, {"dpmpp_2m", "dpmpp_2m_flow"}})
+    for (int steps : {2, 3, 4, 6, 8, 50}) {
+      SamplerOptions o;
+      auto s = make_sampler(resolve_sampler(name, "default", cfg, o), cfg, o);
+      s->set_timesteps(steps);
+      expect_schedule(*s, *ref, std::string(key) + ".steps" + std::to_string(steps));
+      ++checked;
+    }
+  EXPECT_EQ(checked, 18);
+}
+
+}  // namespace
+}  // namespace vg

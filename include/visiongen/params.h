@@ -73,6 +73,9 @@ struct GenerateParams {
   float skip_layer_scale = 2.8f;
   float skip_layer_start = 0.01f;      // fraction of the steps where skip-layer guidance starts
   float skip_layer_stop = 0.2f;        // and stops
+  int frames = 0;                      // video: frames (4k+1 for Wan; 0 = the model's default)
+  float fps = 0.0f;                    // video: frames per second of the output (0 = the model's default: 24 Wan 2.2)
+  bool strict = false;                 // refuse values the model would round (frames not 4k+1) instead of warning
 };
 
 // Describes one field for CLI/HTTP/metadata generation.

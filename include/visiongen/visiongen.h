@@ -24,6 +24,13 @@ struct Image {
   std::vector<uint8_t> pixels;  // row-major RGB8
 };
 
+// A generated clip: RGB8 frames of one size, shown at `fps`.
+struct Video {
+  int width = 0, height = 0;
+  double fps = 24;
+  std::vector<Image> frames;
+};
+
 struct StageTimings {
   double load_s = 0, text_encode_s = 0, denoise_s = 0, decode_s = 0;
   // Peak resident memory of the process during each phase, MB (each phase
@@ -41,6 +48,7 @@ struct SamplingInfo {
 
 struct GenerateResult {
   std::vector<Image> images;
+  std::vector<Video> videos;           // video models (Wan): one clip per batch item, instead of images
   std::vector<uint64_t> seeds;         // seed used for each image (seed, seed+1, ... for batches)
   SamplingInfo sampling;
   std::vector<std::string> warnings;   // options that were not applied, and why
@@ -130,6 +138,8 @@ struct ModelInfo {
   int default_width = 512, default_height = 512;
   int size_multiple = 8;   // width/height must be multiples of this
   int vae_scale = 8;
+  bool video = false;      // a video model (Wan): results come as GenerateResult::videos
+  int default_frames = 0;  // video models: frames made when none are asked for
   std::string precision = "fp32";  // effective compute precision
   // How it was chosen: "requested", "env" ($VG_PRECISION), "small model",
   // "measured" (this load timed fp32 vs bf16) or "cached measurement".
@@ -172,6 +182,12 @@ class Engine {
 // Writes PNG (with the A1111 "parameters" tEXt chunk), JPEG or WebP, chosen
 // by the extension. Atomic: on failure no partial file is left.
 Status save_image(const Image& image, const std::string& path, const std::string& infotext = "");
+// A clip by the path's extension: .mp4 (H.264, yuv420p), .webm (VP9), .webp
+// (animated), .gif; `infotext` goes into the container's comment. Written
+// atomically: nothing is left at `path` when it fails.
+Status save_video(const Video& video, const std::string& path, const std::string& infotext = "");
+// Every frame as DIR/frame_0000.png, ... (each with `infotext`).
+Status save_video_frames(const Video& video, const std::string& dir, const std::string& infotext = "");
 
 // Sets the thread count used by every kernel (0 = all cores).
 void set_threads(int threads);

@@ -27,6 +27,8 @@ std::string ext_for(const std::string& mime) {
   if (mime == "image/jpeg") return ".jpg";
   if (mime == "image/webp") return ".webp";
   if (mime == "video/mp4") return ".mp4";
+  if (mime == "video/webm") return ".webm";
+  if (mime == "image/gif") return ".gif";
   return ".bin";
 }
 

@@ -30,6 +30,8 @@ struct GenerateOptions {
   GenerateParams params;
   std::string preview_path;
   std::string quant_compute = "native";
+  std::string output_frames;  // --output-frames DIR (video models)
+  bool output_given = false;  // -o was on the command line
   std::string model, output = "output.png", tokenizer, unet_file, log_format = "text", artifact_dir, device = "auto";
   bool log_format_given = false, allow_download = false;
   int threads = 0;
@@ -54,6 +56,36 @@ std::string numbered(const std::string& path, int i, int n) {
   if (n == 1) return path;
   std::filesystem::path p(path);
   return (p.parent_path() / (p.stem().string() + "-" + std::to_string(i) + p.extension().string())).string();
+}
+
+// A video model's clips: -o by its extension (.mp4, .webm, .webp, .gif; the
+// default output.png becomes output.mp4) and/or --output-frames DIR.
+bool save_videos(const GenerateOptions& o, const GenerateResult& res) {
+  const int n = static_cast<int>(res.videos.size());
+  std::string out = o.output;
+  if (!o.output_given) out = "output.mp4";
+  for (int i = 0; i < n; ++i) {
+    const Video& v = res.videos[i];
+    if (!o.output_frames.empty()) {
+      const std::string dir = n == 1 ? o.output_frames : o.output_frames + "-" + std::to_string(i);
+      if (Status s = save_video_frames(v, dir, res.infotext[i]); !s) {
+        g_exit = report_error(s.error());
+        return false;
+      }
+      if (!o.quiet) std::printf("%s/frame_0000.png .. frame_%04d.png (seed %llu)\n", dir.c_str(),
+                                static_cast<int>(v.frames.size()) - 1, static_cast<unsigned long long>(res.seeds[i]));
+      if (!o.output_given) continue;
+    }
+    const std::string path = numbered(out, i, n);
+    if (Status s = save_video(v, path, res.infotext[i]); !s) {
+      g_exit = report_error(s.error());
+      return false;
+    }
+    if (!o.quiet)
+      std::printf("%s (%d frames at %g fps, seed %llu)\n", path.c_str(), static_cast<int>(v.frames.size()), v.fps,
+                  static_cast<unsigned long long>(res.seeds[i]));
+  }
+  return true;
 }
 
 void run_generate(const GenerateOptions& o) {
@@ -127,6 +159,7 @@ void run_generate(const GenerateOptions& o) {
     std::fprintf(stderr, "sampler %s (asked: %s), scheduler %s (asked: %s), rng %s\n", sm.sampler_effective.c_str(),
                  sm.sampler_in.c_str(), sm.scheduler_effective.c_str(), sm.scheduler_in.c_str(), sm.rng.c_str());
   }
+  if (!res->videos.empty() && !save_videos(o, *res)) return;
   const int n = static_cast<int>(res->images.size());
   for (int i = 0; i < n; ++i) {
     const std::string path = numbered(o.output, i, n);
@@ -164,7 +197,7 @@ void run_generate(const GenerateOptions& o) {
     rusage ru{};
     getrusage(RUSAGE_SELF, &ru);
     const double rss_mb = std::max({ru.ru_maxrss / 1024.0, t.load_peak_rss_mb, t.text_encode_peak_rss_mb, t.denoise_peak_rss_mb, t.decode_peak_rss_mb});
-    const Image& im = res->images.front();
+    const Image& im = res->videos.empty() ? res->images.front() : res->videos.front().frames.front();
     if (o.log_format == "json") {
       nlohmann::json j = {{"event", "generate"}, {"engine", "cpu"}, {"model", model}, {"task", o.params.task},
                           {"width", im.width}, {"height", im.height}, {"steps", o.params.steps},
@@ -251,7 +284,8 @@ void add_generate(CLI::App& app) {
   cmd->add_option(flags(field("prompt_syntax")), p.prompt_syntax, field("prompt_syntax").help)->capture_default_str()
       ->check(CLI::IsMember({"diffusers", "a1111"}));
   add_component_flags(cmd, &opts->components, false);
-  cmd->add_option("-o,--output", opts->output, "output file (.png, .jpg, .webp); batches add -0, -1, ...")->capture_default_str();
+  cmd->add_option("-o,--output", opts->output, "output file: images .png, .jpg, .webp; videos .mp4 (H.264), .webm (VP9), .webp (animated), .gif (default output.mp4 for video models); batches add -0, -1, ...")->capture_default_str();
+  cmd->add_option("--output-frames", opts->output_frames, "video models: also write every frame as DIR/frame_0000.png, ... (only these when -o is not given)");
   cmd->add_option("-t,--threads", opts->threads, "CPU threads (0 = all cores)")->capture_default_str();
   cmd->add_option("--tokenizer", opts->tokenizer, "tokenizer folder for single-file checkpoints");
   cmd->add_option("--unet", opts->unet_file,
@@ -277,6 +311,7 @@ void add_generate(CLI::App& app) {
       if (cmd->get_option_no_throw(flag) && cmd->get_option_no_throw(flag)->count() > 0) opts->params.set_fields.push_back(f.name);
     }
     opts->log_format_given = cmd->get_option("--log-format")->count() > 0;
+    opts->output_given = cmd->get_option("--output")->count() > 0;
     for (const auto& l : opts->loras) opts->params.loras += (opts->params.loras.empty() ? "" : ",") + l;
     run_generate(*opts);
   });

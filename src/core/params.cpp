@@ -9,7 +9,7 @@ namespace vg {
 
 const std::vector<ParamField>& param_fields() {
   static const std::vector<ParamField> kFields = {
-      {"task", "--task", "", "", "text_to_image, image_to_image, inpaint (auto from the inputs); video and upscale tasks are reported as not supported"},
+      {"task", "--task", "", "", "text_to_image, image_to_image, inpaint, text_to_video, image_to_video (auto from the model and the inputs); upscale is reported as not supported"},
       {"mode", "--mode", "", "", "preset mode: normal, lcm, turbo, lightning (fills only what you did not set)"},
       {"prompt", "--prompt", "-p", "", "text describing the image"},
       {"loras", "--lora", "", "", "LoRA to apply as name:weight (weight 1 if left out); repeat it or separate with commas. A name is a .safetensors path or a file in --lora-dir / $VG_LORA_DIR; <lora:name:weight> in the prompt works too"},
@@ -61,6 +61,9 @@ const std::vector<ParamField>& param_fields() {
       {"skip_layer_scale", "--skip-layer-scale", "", "Skip layer scale", "SD3.5 skip-layer guidance scale (diffusers' skip_layer_guidance_scale)"},
       {"skip_layer_start", "--skip-layer-start", "", "Skip layer start", "fraction of the steps where skip-layer guidance starts"},
       {"skip_layer_stop", "--skip-layer-stop", "", "Skip layer stop", "fraction of the steps where skip-layer guidance stops"},
+      {"frames", "--frames", "", "Frames", "video models: number of frames, 4k+1 for Wan (0 = the model's default: 121 Wan 2.2 TI2V-5B); others are snapped down to 4k+1 with a warning"},
+      {"fps", "--fps", "", "FPS", "video models: frames per second written into the video (0 = the model's default: 24 Wan 2.2)"},
+      {"strict", "--strict", "", "", "refuse values the model would round (e.g. --frames not 4k+1) instead of snapping them with a warning"},
       {"prompt_syntax", "--prompt-syntax", "", "", "diffusers (plain text, 77 tokens, seeds match diffusers) or a1111 ((word:1.2), (word), [word], BREAK, prompts over 77 tokens)"},
   };
   return kFields;
@@ -88,9 +91,11 @@ Status validate_params(const GenerateParams& p) {
   static const char* kTasks[] = {"auto", "text_to_image", "image_to_image", "inpaint", "text_to_video", "image_to_video", "upscale"};
   if (std::find(std::begin(kTasks), std::end(kTasks), p.task) == std::end(kTasks))
     return bad("task '" + p.task + "' is unknown; use text_to_image, image_to_image, inpaint, text_to_video, image_to_video or upscale");
-  if (p.task == "text_to_video" || p.task == "image_to_video" || p.task == "upscale")
-    return Error{ErrorCode::kCapabilityNotSupported,
-                 "task " + p.task + " is not supported by any engine in this build (the cpu engine runs text_to_image, image_to_image and inpaint for SD 1.x/2.x)"};
+  if (p.task == "upscale")
+    return Error{ErrorCode::kCapabilityNotSupported, "task upscale is not supported by any engine in this build yet"};
+  if (p.task == "image_to_video" && p.init_image.empty()) return bad("task image_to_video needs the first frame (--init-image)");
+  if (p.frames < 0 || p.frames > 1025) return bad("frames must be between 1 and 1025 (0 = the model's default)");
+  if (!std::isfinite(p.fps) || p.fps < 0 || p.fps > 240) return bad("fps must be between 0 (the model's default) and 240");
   if (p.task == "text_to_image" && !p.init_image.empty()) return bad("task text_to_image takes no init image; use image_to_image");
   if ((p.task == "image_to_image" || p.task == "inpaint") && p.init_image.empty())
     return bad("task " + p.task + " needs an init image (--init-image)");
@@ -184,6 +189,8 @@ std::string format_infotext(const GenerateParams& p, uint64_t seed, int width, i
     if (p.inpaint_full_res) os << ", Inpaint area: Only masked, Masked area padding: " << p.inpaint_full_res_padding;
   }
   if (p.guidance >= 0) os << ", Guidance: " << p.guidance;
+  if (p.frames > 0) os << ", Frames: " << p.frames;
+  if (p.fps > 0) os << ", FPS: " << p.fps;
   if (!p.skip_layers.empty()) os << ", Skip layers: " << p.skip_layers << ", Skip layer scale: " << p.skip_layer_scale;
   if (!p.init_image.empty() && p.resize_mode != "just_resize") os << ", Resize mode: " << p.resize_mode;
   if (p.rng == "philox" || p.rng == "gpu" || p.rng == "nv") os << ", RNG: NV";

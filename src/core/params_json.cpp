@@ -65,6 +65,9 @@ const std::vector<std::pair<const char*, Member>>& members() {
       {"skip_layer_scale", &P::skip_layer_scale},
       {"skip_layer_start", &P::skip_layer_start},
       {"skip_layer_stop", &P::skip_layer_stop},
+      {"frames", &P::frames},
+      {"fps", &P::fps},
+      {"strict", &P::strict},
   };
   return k;
 }

@@ -45,25 +45,37 @@ bool is_video_path(const std::string& path) {
   return ext == ".mp4" || ext == ".webm" || ext == ".webp" || ext == ".gif";
 }
 
-void write_video(const std::string& path, const Video& v, const std::string& comment) {
-  const std::string ext = lower_extension(path);
+std::string encode_video(const Video& v, const std::string& ext_in, const std::string& comment) {
+  std::string ext = ext_in;
+  for (auto& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (!ext.empty() && ext[0] == '.') ext.erase(0, 1);
   VideoFormat format;
-  if (ext == ".mp4")
+  if (ext == "mp4")
     format = VideoFormat::kMp4;
-  else if (ext == ".webm")
+  else if (ext == "webm")
     format = VideoFormat::kWebm;
-  else if (ext == ".webp")
+  else if (ext == "webp")
     format = VideoFormat::kWebp;
-  else if (ext == ".gif")
+  else if (ext == "gif")
     format = VideoFormat::kGif;
   else
-    fail(ErrorCode::kInvalidArgument,
-         "video output '" + path +
-             "' must end in .mp4, .webm, .webp or .gif (or write a folder of PNG frames)");
+    fail(ErrorCode::kInvalidArgument, "video format '" + ext_in + "' is not one of mp4, webm, webp, gif");
   check_video(v);
-  const std::string bytes =
-      format == VideoFormat::kWebp ? encode_video_webp(v, comment) : encode_video_libav(v, format, comment);
-  write_file_atomic(path, bytes);
+  return format == VideoFormat::kWebp ? encode_video_webp(v, comment) : encode_video_libav(v, format, comment);
+}
+
+std::string video_mime(const std::string& ext) {
+  if (ext == "webm") return "video/webm";
+  if (ext == "webp") return "image/webp";
+  if (ext == "gif") return "image/gif";
+  return "video/mp4";
+}
+
+void write_video(const std::string& path, const Video& v, const std::string& comment) {
+  if (!is_video_path(path))
+    fail(ErrorCode::kInvalidArgument,
+         "video output '" + path + "' must end in .mp4, .webm, .webp or .gif (or write a folder of PNG frames)");
+  write_file_atomic(path, encode_video(v, lower_extension(path), comment));
 }
 
 void write_video_frames(const std::string& dir, const Video& v, const std::string& comment) {

@@ -11,11 +11,7 @@
 
 namespace vg {
 
-struct Video {
-  int width = 0, height = 0;
-  double fps = 24;
-  std::vector<Image> frames;  // RGB8, each width x height
-};
+// vg::Video (visiongen.h): RGB8 frames of one size at `fps`.
 
 // The format follows the extension (case-insensitive):
 //   .mp4  H.264 (libx264, crf 18, preset medium), yuv420p (BT.601, limited range, tagged);
@@ -35,6 +31,12 @@ void write_video(const std::string& path, const Video& v, const std::string& com
 // in `v` (no rounding of its own) with `comment` as its "parameters" text, written
 // atomically.
 void write_video_frames(const std::string& dir, const Video& v, const std::string& comment);
+
+// The file `write_video` would write for extension `ext` ("mp4", "webm", "webp",
+// "gif"), as bytes (the server keeps them as artifacts).
+std::string encode_video(const Video& v, const std::string& ext, const std::string& comment);
+// "video/mp4", "video/webm", "image/webp", "image/gif" for those extensions.
+std::string video_mime(const std::string& ext);
 
 // .mp4 .webm .webp .gif (case-insensitive). .webp is an image format too: callers
 // choose by frame count.

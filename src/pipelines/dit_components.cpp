@@ -13,6 +13,7 @@
 #include "models/flux_names.h"
 #include "models/mmdit_names.h"
 #include "models/qwenimage.h"
+#include "models/wan_names.h"
 #include "models/zimage_names.h"
 #include "pipelines/ldm_common.h"
 #include "pipelines/ldm_names.h"
@@ -82,6 +83,7 @@ std::string dit_family_of(const std::string& path) {
     if (c.rfind("StableDiffusion3", 0) == 0) return "sd3";
     if (c.rfind("ZImage", 0) == 0) return "zimage";
     if (c.rfind("QwenImage", 0) == 0) return "qwenimage";
+    if (c.rfind("Wan", 0) == 0) return "wan";
     return "";
   }
   try {
@@ -90,6 +92,7 @@ std::string dit_family_of(const std::string& path) {
     if (is_mmdit_file(*f)) return "sd3";
     if (is_zimage_file(*f) || is_zimage_diffusers(*f)) return "zimage";
     if (is_qwenimage_file(*f)) return "qwenimage";
+    if (is_wan_transformer_file(*f)) return "wan";
     return "";
   } catch (const std::exception&) {
     return "";  // unreadable: the loader reports it properly

@@ -49,7 +49,8 @@ std::string find_component(const std::string& given, const std::string& config_d
 // "flux" (a FluxPipeline folder or a file with BFL transformer names), "sd3"
 // (StableDiffusion3Pipeline folder or MMDiT file), "zimage" (ZImagePipeline
 // folder or Z-Image transformer file), "qwenimage" (QwenImagePipeline folder or
-// Qwen-Image transformer file), or "" — one read of the file's header.
+// Qwen-Image transformer file), "wan" (WanPipeline folder or Wan transformer
+// file), or "" — one read of the file's header.
 std::string dit_family_of(const std::string& path);
 
 // After a transformer was built from `w` (with track_used() on): unsupported_model

@@ -15,11 +15,13 @@
 #include "io/hf_cache.h"
 #include "io/weights.h"
 #include "io/image_io.h"
+#include "io/video_io.h"
 #include "pipelines/family_engine.h"
 #include "pipelines/flux_model.h"
 #include "pipelines/sd3_model.h"
 #include "pipelines/qwenimage_model.h"
 #include "pipelines/sd_model.h"
+#include "pipelines/wan_model.h"
 #include "pipelines/zimage_model.h"
 #include "registry/presets.h"
 #include "visiongen/visiongen.h"
@@ -129,6 +131,10 @@ Result<std::unique_ptr<Engine>> Engine::load(const std::string& path, const Load
       auto m = load_qwenimage_model(resolved, opts, precision == "bf16");
       stamp(m->parts.info);
       impl->family = make_qwenimage_engine(std::move(m), opts);
+    } else if (dit == "wan") {
+      auto m = load_wan_model(resolved, opts, precision == "bf16");
+      stamp(m->info);
+      impl->family = make_wan_engine(std::move(m), opts);
     } else if (dit == "zimage") {
       auto m = load_zimage_model(resolved, opts, precision == "bf16");
       stamp(m->parts.info);
@@ -155,6 +161,10 @@ Status Engine::validate(const GenerateParams& p) const { return validate_with(p,
 Status Engine::validate_with(const GenerateParams& p, const ImageInputs& images) const {
   Status s = validate_params(p);
   if (!s) return s;
+  const ModelInfo& mi = impl_->family->info();
+  if ((p.task == "text_to_video" || p.task == "image_to_video") && !mi.video)
+    return Error{ErrorCode::kCapabilityNotSupported, "task " + p.task + " needs a video model (Wan 2.2 TI2V-5B); " +
+                                                         mi.name + " (" + mi.family + ") makes images"};
   return impl_->family->validate(p, images);
 }
 
@@ -167,8 +177,12 @@ Result<GenerateResult> Engine::generate(const GenerateParams& p_in, const ImageI
   GenerateParams p = p_in;
   PresetReport preset;
   if (!p.set_fields.empty() || p.mode != "normal") {
-    const std::string task = p.task != "auto" ? p.task : p.init_image.empty() && !images.init_image ? "text_to_image"
-                                                        : (p.mask.empty() && !images.mask ? "image_to_image" : "inpaint");
+    const bool has_image = !p.init_image.empty() || images.init_image;
+    const std::string task = p.task != "auto"                 ? p.task
+                             : impl_->family->info().video   ? (has_image ? "image_to_video" : "text_to_video")
+                             : !has_image                    ? "text_to_image"
+                             : p.mask.empty() && !images.mask ? "image_to_image"
+                                                              : "inpaint";
     auto r = guard([&] {
       return apply_preset(impl_->family->preset_family(), p.mode, task, {p.set_fields.begin(), p.set_fields.end()}, &p);
     });
@@ -200,6 +214,22 @@ Status save_image(const Image& image, const std::string& path, const std::string
   });
   if (!r) return r.error();
   return Status();
+}
+
+Status save_video(const Video& video, const std::string& path, const std::string& infotext) {
+  auto r = guard([&] {
+    write_video(path, video, infotext);
+    return 0;
+  });
+  return r ? Status() : Status(r.error());
+}
+
+Status save_video_frames(const Video& video, const std::string& dir, const std::string& infotext) {
+  auto r = guard([&] {
+    write_video_frames(dir, video, infotext);
+    return 0;
+  });
+  return r ? Status() : Status(r.error());
 }
 
 void set_threads(int threads) { set_num_threads(threads); }

@@ -144,6 +144,16 @@ Status VisionManager::validate(const TaskRequest& req) {
   if (!eng)
     return Error{ErrorCode::kCapabilityNotSupported,
                  "task " + task + " is not supported by any engine in this build; the engines here run " + join_tasks(list)};
+  const bool video = task == "text_to_video" || task == "image_to_video";
+  if (video && req.params.frames > eng->max_frames && eng->max_frames > 0)
+    return Error{ErrorCode::kInvalidArgument, std::to_string(req.params.frames) + " frames is above engine " + eng->name +
+                                                  "'s limit of " + std::to_string(eng->max_frames) + "; ask for fewer"};
+  if (video && (req.params.width % 16 || req.params.height % 16))
+    return Error{ErrorCode::kInvalidArgument, "video sizes must be multiples of 16 (" + std::to_string(eng->size_multiple) +
+                                                  " for Wan 2.2); got " + std::to_string(req.params.width) + "x" +
+                                                  std::to_string(req.params.height)};
+  if (task == "image_to_video" && !has_image)
+    return Error{ErrorCode::kInvalidArgument, "image_to_video needs the first frame as an init image"};
   if (has_mask && !eng->mask)
     return Error{ErrorCode::kCapabilityNotSupported, "engine " + eng->name + " runs image_to_image without mask support (no inpainting); drop the mask or use an engine with mask support"};
   if (!req.params.loras.empty() && !eng->lora)
@@ -181,6 +191,7 @@ Result<GenerateResult> VisionManager::run(const TaskRequest& req, const Progress
     impl_->lru.push_back(req.model);
   }
   GenerateParams p = req.params;
+  if (!req.task.empty() && req.task != "auto") p.task = req.task;
   if (req.task == "text_to_image") p.init_image.clear(), p.mask.clear();
   if (req.images.init_image && p.init_image.empty()) p.init_image = "(image)";
   if (req.images.mask && p.mask.empty()) p.mask = "(mask)";

@@ -36,7 +36,9 @@ const std::vector<std::string>& known_tasks() {
 const std::vector<EngineCapabilities>& builtin_engines() {
   static const std::vector<EngineCapabilities> k = {
       {"cpu", {"stable-diffusion-1-x", "stable-diffusion-2-x", "sdxl", "flux-1", "sd3-sd3-5", "z-image", "qwen-image"}, {"text_to_image", "image_to_image", "inpaint"},
-       {"f32", "f16", "bf16"}, {"cpu"}, true, true, 8, 4096, 0}};
+       {"f32", "f16", "bf16"}, {"cpu"}, true, true, 8, 4096, 0},
+      {"cpu-video", {"wan-2-2"}, {"text_to_video", "image_to_video"}, {"f32", "f16", "bf16"}, {"cpu"}, false, false, 32,
+       1920, 1025}};
   return k;
 }
 

@@ -22,5 +22,10 @@ double flow_shifted(const SchedulerConfig& cfg, int image_seq_len, double sigma)
 // final sigma 0.
 void flow_multistep_grid(const SchedulerConfig& cfg, int image_seq_len, int steps, std::vector<float>* sigmas,
                          std::vector<float>* timesteps);
+// UniPC's use_flow_sigmas grid (diffusers 0.40): linspace(1, 1/N_train, N+1)
+// without its last value, shifted the same way, the first sigma (1) lowered
+// by 1e-6; timesteps floor(sigma * N_train); final sigma 0.
+void flow_unipc_grid(const SchedulerConfig& cfg, int image_seq_len, int steps, std::vector<float>* sigmas,
+                     std::vector<float>* timesteps);
 
 }  // namespace vg

@@ -58,7 +58,7 @@ class UniPcSampler : public SigmaSampler {
 
   void set_timesteps(int steps) override {
     if (flow_) {  // rectified flow: x_t = (1 - s) x0 + s noise, final sigma 0
-      flow_multistep_grid(cfg_, opt_.image_seq_len, steps, &sigmas_, &timesteps_);
+      flow_unipc_grid(cfg_, opt_.image_seq_len, steps, &sigmas_, &timesteps_);
     } else {
       make_schedule(steps);
       single_call_schedule();

@@ -40,6 +40,7 @@ void respond_when_done(Context& ctx, httplib::Response& res, std::shared_ptr<Job
 
 void add_native_routes(httplib::Server& s, Context& ctx);
 void add_openai_routes(httplib::Server& s, Context& ctx);
+void add_openai_video_routes(httplib::Server& s, Context& ctx);
 void add_a1111_routes(httplib::Server& s, Context& ctx);
 void add_ui_routes(httplib::Server& s, Context& ctx);
 

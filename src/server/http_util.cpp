@@ -1,5 +1,7 @@
 #include "server/http_util.h"
 
+#include <cstring>
+
 #include <openssl/evp.h>
 
 #include "core/error.h"
@@ -133,6 +135,30 @@ nlohmann::json parse_json_body(const std::string& body) {
   } catch (const nlohmann::json::parse_error& e) {
     fail(ErrorCode::kInvalidArgument, std::string("the request body is not valid JSON: ") + e.what());
   }
+}
+
+int json_int(const nlohmann::json& v, const char* name) {
+  if (v.is_number_integer()) return v.get<int>();
+  if (v.is_string()) {
+    try {
+      size_t n = 0;
+      const int x = std::stoi(v.get<std::string>(), &n);
+      if (n == v.get<std::string>().size()) return x;
+    } catch (const std::exception&) {
+    }
+  }
+  fail(ErrorCode::kInvalidArgument, std::string("'") + name + "' must be an integer");
+}
+
+std::string sniff_mime(const std::string& b) {
+  auto at = [&](size_t off, const char* sig) { return b.compare(off, std::strlen(sig), sig) == 0; };
+  if (at(0, "\x89PNG")) return "image/png";
+  if (at(0, "\xFF\xD8")) return "image/jpeg";
+  if (at(0, "GIF8")) return "image/gif";
+  if (at(0, "RIFF") && at(8, "WEBP")) return "image/webp";
+  if (b.size() > 8 && at(4, "ftyp")) return "video/mp4";
+  if (at(0, "\x1A\x45\xDF\xA3")) return "video/webm";
+  return "application/octet-stream";
 }
 
 }  // namespace vg::server

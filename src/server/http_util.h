@@ -18,6 +18,9 @@ void send_error(httplib::Response& res, const Error& e);
 void send_json(httplib::Response& res, const nlohmann::json& j, int status = 200);
 
 std::string base64_encode(const std::string& bytes);
+// The media type of an artifact from its first bytes (PNG, JPEG, WebP, GIF,
+// MP4, WebM; application/octet-stream otherwise).
+std::string sniff_mime(const std::string& bytes);
 // Accepts plain base64 and data: URLs; nullopt when malformed.
 std::optional<std::string> base64_decode(const std::string& text);
 
@@ -25,6 +28,9 @@ std::optional<std::string> base64_decode(const std::string& text);
 Image decode_image_field(const std::string& b64, const std::string& field);
 // "WxH" -> (w, h); "auto" or "" -> (0, 0). Throws invalid_argument.
 std::pair<int, int> parse_size(const std::string& s);
+
+// An integer given as a JSON number or a form string; invalid_argument naming `name` otherwise.
+int json_int(const nlohmann::json& v, const char* name);
 
 // Parses a JSON body or throws invalid_argument with the parse position.
 nlohmann::json parse_json_body(const std::string& body);

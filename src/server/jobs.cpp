@@ -7,6 +7,7 @@
 #include "core/hash.h"
 #include "core/error.h"
 #include "io/image_io.h"
+#include "io/video_io.h"
 #include "server/http_util.h"
 
 namespace vg::server {
@@ -55,16 +56,25 @@ nlohmann::json Job::to_json_locked(int queue_position) const {
                       {"model", model_used.empty() ? req.model : model_used}};
   j["eta_s"] = eta_s >= 0 ? nlohmann::json(eta_s) : nlohmann::json(nullptr);
   if (status == JobStatus::kCompleted) {
-    nlohmann::json imgs = nlohmann::json::array();
-    for (const auto& im : images)
-      imgs.push_back({{"id", im.artifact_id},
-                      {"uri", "/v1/artifacts/" + im.artifact_id},
-                      {"mime", "image/png"},
-                      {"width", im.width},
-                      {"height", im.height},
-                      {"seed", im.seed},
-                      {"infotext", im.infotext}});
+    nlohmann::json imgs = nlohmann::json::array(), vids = nlohmann::json::array();
+    for (const auto& im : images) {
+      nlohmann::json o = {{"id", im.artifact_id},
+                          {"uri", "/v1/artifacts/" + im.artifact_id},
+                          {"mime", im.mime},
+                          {"width", im.width},
+                          {"height", im.height},
+                          {"seed", im.seed},
+                          {"infotext", im.infotext}};
+      if (im.frames > 0) {
+        o["frames"] = im.frames;
+        o["fps"] = im.fps;
+        vids.push_back(std::move(o));
+      } else {
+        imgs.push_back(std::move(o));
+      }
+    }
     j["result"] = {{"images", imgs},
+                   {"videos", vids},
                    {"warnings", warnings},
                    {"sampler_in", sampling.sampler_in},
                    {"sampler_effective", sampling.sampler_effective},
@@ -312,12 +322,29 @@ void JobQueue::run(const std::shared_ptr<Job>& j) {
   };
   auto res = (*engine)->generate(j->req.params, in, cb);
   if (!res) return finish_error(res.error());
+  if (!res->videos.empty()) {
+    std::lock_guard<std::mutex> jl(j->mu);
+    j->phase = "video_encode";
+    j->push_event_locked("progress", {{"status", "running"}, {"phase", "video_encode"}, {"step", j->step},
+                                      {"steps", j->steps}, {"eta_s", j->eta_s}});
+  }
   std::vector<JobImage> out;
-  for (size_t i = 0; i < res->images.size(); ++i) {
-    std::string png;
-    auto enc = guard([&] { return encode_png(res->images[i], res->infotext[i]); });
+  const size_t n_out = res->videos.empty() ? res->images.size() : res->videos.size();
+  for (size_t i = 0; i < n_out; ++i) {
+    const bool video = !res->videos.empty();
+    auto enc = guard([&] {
+      return video ? encode_video(res->videos[i], j->req.video_format, res->infotext[i])
+                   : encode_png(res->images[i], res->infotext[i]);
+    });
     if (!enc) return finish_error(enc.error());
-    JobImage im{sha256_hex(*enc), res->images[i].width, res->images[i].height, res->seeds[i], res->infotext[i]};
+    JobImage im{sha256_hex(*enc), 0, 0, res->seeds[i], res->infotext[i]};
+    if (video) {
+      const Video& v = res->videos[i];
+      im.width = v.width, im.height = v.height, im.frames = static_cast<int>(v.frames.size()), im.fps = v.fps;
+      im.mime = video_mime(j->req.video_format);
+    } else {
+      im.width = res->images[i].width, im.height = res->images[i].height;
+    }
     if (store_) {
       nlohmann::json info = {{"job", j->id}, {"model", models_.resolve(j->req.model).id}, {"seed", res->seeds[i]},
                              {"infotext", res->infotext[i]}, {"sampler_in", res->sampling.sampler_in},
@@ -325,7 +352,8 @@ void JobQueue::run(const std::shared_ptr<Job>& j) {
                              {"scheduler_effective", res->sampling.scheduler_effective},
                              {"timings", {{"load", res->timings.load_s}, {"text_encode", res->timings.text_encode_s},
                                           {"denoise", res->timings.denoise_s}, {"decode", res->timings.decode_s}}}};
-      auto put = guard([&] { return store_->put(*enc, "image/png", im.width, im.height, info); });
+      if (video) info["frames"] = im.frames, info["fps"] = im.fps;
+      auto put = guard([&] { return store_->put(*enc, im.mime, im.width, im.height, info); });
       if (!put) return finish_error(put.error());
     }
     {
@@ -351,6 +379,7 @@ void JobQueue::run(const std::shared_ptr<Job>& j) {
   j->sampling = res->sampling;
   j->applied_preset_patch = res->applied_preset_patch.empty() ? "{}" : res->applied_preset_patch;
   j->status = JobStatus::kCompleted;
+  j->finished = std::chrono::system_clock::now();
   j->phase = "completed";
   j->step = j->steps;
   j->eta_s = 0;

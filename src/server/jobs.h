@@ -24,13 +24,18 @@ struct JobRequest {
   GenerateParams params;
   std::string model;  // "" = default
   std::optional<Image> init_image, mask;
+  std::string video_format = "mp4";  // video models: mp4 | webm | webp | gif
 };
 
+// One output: a PNG image, or a video (frames > 0) in the request's format.
 struct JobImage {
-  std::string artifact_id;  // sha256 of the PNG
+  std::string artifact_id;  // sha256 of the file
   int width = 0, height = 0;
   uint64_t seed = 0;
   std::string infotext;
+  std::string mime = "image/png";
+  int frames = 0;
+  double fps = 0;
 };
 
 enum class JobStatus { kQueued, kLoading, kRunning, kCompleted, kFailed, kCancelled };
@@ -48,6 +53,7 @@ class Job {
   std::string id;
   JobRequest req;
   std::chrono::system_clock::time_point created = std::chrono::system_clock::now();
+  std::chrono::system_clock::time_point finished;  // when it completed
   std::atomic<bool> cancel_requested{false};
 
   mutable std::mutex mu;

@@ -6,7 +6,7 @@
 namespace vg::server {
 
 bool is_dit_family(const std::string& family) {
-  return family == "flux" || family == "sd3" || family == "zimage" || family == "qwenimage";
+  return family == "flux" || family == "sd3" || family == "zimage" || family == "qwenimage" || family == "wan";
 }
 
 nlohmann::json model_details(const Engine& e) {
@@ -26,9 +26,10 @@ nlohmann::json model_details(const Engine& e) {
                              {"negative_prompt_needs_cfg", flux || qwen},
                              {"guidance", variant == "flux-dev"},
                              {"clip_skip", !is_dit_family(mi.family) || sd3},
-                             {"skip_layers", sd3}};
+                             {"skip_layers", sd3},
+                             {"video", mi.video}};
   GenerateParams p;
-  auto preset = guard([&] { return apply_preset(variant, "normal", "text_to_image", {}, &p); });
+  auto preset = guard([&] { return apply_preset(variant, "normal", mi.video ? "text_to_video" : "text_to_image", {}, &p); });
   (void)preset;  // no preset: the library's defaults stand
   nlohmann::json defaults = {{"steps", p.steps},
                              {"cfg_scale", p.cfg_scale},
@@ -38,11 +39,16 @@ nlohmann::json model_details(const Engine& e) {
                              {"scheduler", p.scheduler}};
   if (variant == "flux-dev") defaults["guidance"] = p.guidance >= 0 ? p.guidance : 3.5f;
   if (sd3) defaults["skip_layer_scale"] = p.skip_layer_scale;
+  if (mi.video) {
+    defaults["frames"] = p.frames > 0 ? p.frames : mi.default_frames;
+    defaults["fps"] = p.fps > 0 ? p.fps : 24.0f;
+  }
   return {{"family", mi.family},
           {"variant", variant},
           {"default_width", mi.default_width},
           {"default_height", mi.default_height},
           {"size_multiple", mi.size_multiple},
+          {"video", mi.video},
           {"controls", controls},
           {"defaults", defaults}};
 }

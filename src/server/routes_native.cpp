@@ -48,6 +48,13 @@ JobRequest job_request_from_json(const nlohmann::json& body) {
     r.model = p["model"].get<std::string>();
     p.erase("model");
   }
+  if (p.contains("video_format")) {
+    const auto& f = p["video_format"];
+    if (!f.is_string() || (f != "mp4" && f != "webm" && f != "webp" && f != "gif"))
+      fail(ErrorCode::kInvalidArgument, "field 'video_format' must be \"mp4\", \"webm\", \"webp\" or \"gif\"");
+    r.video_format = f.get<std::string>();
+    p.erase("video_format");
+  }
   for (const char* f : {"init_image", "mask"}) {
     if (!p.contains(f) || p[f].is_null()) continue;
     if (!p[f].is_string()) fail(ErrorCode::kInvalidArgument, std::string("field '") + f + "' must be base64 image data");
@@ -130,8 +137,8 @@ void add_native_routes(httplib::Server& s, Context& ctx) {
                      {{"text_to_image", {{"supported", true}}},
                       {"image_to_image", {{"supported", true}}},
                       {"inpaint", {{"supported", true}}},
-                      {"text_to_video", {{"supported", false}, {"reason", "no video engine in this build yet"}}},
-                      {"image_to_video", {{"supported", false}, {"reason", "no video engine in this build yet"}}},
+                      {"text_to_video", {{"supported", true}, {"families", {"wan-2-2"}}}},
+                      {"image_to_video", {{"supported", true}, {"families", {"wan-2-2"}}}},
                       {"upscale", {{"supported", false}, {"reason", "no upscaler engine in this build yet"}}}}},
                     {"engines", engines_json()},
                     {"models", models},
@@ -182,7 +189,7 @@ void add_native_routes(httplib::Server& s, Context& ctx) {
                                   {"compute_threads", ctx.opts.threads > 0 ? static_cast<size_t>(ctx.opts.threads) : cores}}}},
                     {"memory", {{"total_bytes", static_cast<double>(pages) * psz}, {"available_bytes", static_cast<double>(avail) * psz}}},
                     {"loaded_models", ctx.models.loaded()},
-                    {"features", {{"cuda", false}, {"video", false}, {"hub", false}}}});
+                    {"features", {{"cuda", false}, {"video", true}, {"hub", false}}}});
   });
   s.Post("/v1/jobs", [&ctx](const httplib::Request& req, httplib::Response& res) {
     auto job = validate_and_submit(ctx, job_request_from_json(parse_json_body(req.body)));
@@ -226,9 +233,9 @@ void add_native_routes(httplib::Server& s, Context& ctx) {
     respond_when_done(ctx, res, *job, [&ctx](Job& j) { return sync_body(ctx, j); });
   });
   s.Get(R"(/v1/artifacts/([0-9a-f]{64}))", [&ctx](const httplib::Request& req, httplib::Response& res) {
-    auto png = ctx.jobs.artifact(req.matches[1]);
-    if (!png) return send_error(res, {ErrorCode::kFileNotFound, "no artifact '" + std::string(req.matches[1]) + "'"});
-    res.set_content(*png, "image/png");
+    auto bytes = ctx.jobs.artifact(req.matches[1]);
+    if (!bytes) return send_error(res, {ErrorCode::kFileNotFound, "no artifact '" + std::string(req.matches[1]) + "'"});
+    res.set_content(*bytes, sniff_mime(*bytes));
   });
   s.Get("/metrics", [&ctx](const httplib::Request&, httplib::Response& res) {
     const QueueMetrics m = ctx.jobs.metrics();

@@ -19,19 +19,6 @@ std::string map_model(Context& ctx, const std::string& m) {
   return m;
 }
 
-int to_int(const nlohmann::json& v, const char* name) {
-  if (v.is_number_integer()) return v.get<int>();
-  if (v.is_string()) {
-    try {
-      size_t n = 0;
-      const int x = std::stoi(v.get<std::string>(), &n);
-      if (n == v.get<std::string>().size()) return x;
-    } catch (const std::exception&) {
-    }
-  }
-  fail(ErrorCode::kInvalidArgument, std::string("'") + name + "' must be an integer");
-}
-
 // Fields shared by generations and edits; `fields` holds JSON values or form strings.
 struct OpenAiRequest {
   JobRequest job;
@@ -46,7 +33,7 @@ OpenAiRequest from_fields(Context& ctx, const nlohmann::json& f) {
   p.prompt = f["prompt"].get<std::string>();
   if (f.contains("model") && f["model"].is_string()) r.job.model = map_model(ctx, f["model"].get<std::string>());
   if (f.contains("n")) {
-    p.batch_size = to_int(f["n"], "n");
+    p.batch_size = json_int(f["n"], "n");
     if (p.batch_size < 1 || p.batch_size > 10) fail(ErrorCode::kInvalidArgument, "'n' must be between 1 and 10");
   }
   if (f.contains("size") && f["size"].is_string()) std::tie(p.width, p.height) = parse_size(f["size"].get<std::string>());
@@ -66,8 +53,8 @@ OpenAiRequest from_fields(Context& ctx, const nlohmann::json& f) {
   auto number = [&](const char* k) { return f[k].is_string() ? std::stof(f[k].get<std::string>()) : f[k].get<float>(); };
   // common extension fields at top level (Open WebUI, LocalAI, Lemonade)
   if (f.contains("negative_prompt") && f["negative_prompt"].is_string()) p.negative_prompt = f["negative_prompt"], given("negative_prompt");
-  if (f.contains("seed")) p.seed = to_int(f["seed"], "seed"), given("seed");
-  if (f.contains("steps")) p.steps = to_int(f["steps"], "steps"), given("steps");
+  if (f.contains("seed")) p.seed = json_int(f["seed"], "seed"), given("seed");
+  if (f.contains("steps")) p.steps = json_int(f["steps"], "steps"), given("steps");
   if (f.contains("cfg_scale")) p.cfg_scale = number("cfg_scale"), given("cfg_scale");
   // guidance_scale means what diffusers' pipeline of the family calls so:
   // FluxPipeline's is the distilled guidance, ZImagePipeline's g is our

@@ -134,6 +134,7 @@ Result<std::unique_ptr<Server>> Server::create(const ServerOptions& o) {
   });
   add_native_routes(s, ctx);
   add_openai_routes(s, ctx);
+  add_openai_video_routes(s, ctx);
   add_a1111_routes(s, ctx);
   add_ui_routes(s, ctx);
   return std::unique_ptr<Server>(new Server(std::move(impl)));

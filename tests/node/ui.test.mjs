@@ -87,3 +87,33 @@ test('per-family controls for FLUX and SD3', async () => {
     await srv.stop();
   }
 });
+
+// The video tab with a Wan model: frames and fps, a clip made through the
+// jobs API, shown in a player that Chromium can decode (WebM/VP9).
+test('video tab generates a short clip and plays it', async () => {
+  const fx = process.env.VG_FIXTURES;
+  const srv = await startServer(['--precision', 'fp32'], fx + '/wan22-tiny/models/wan22-tiny-ti2v');
+  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args: ['--no-sandbox'] });
+  try {
+    const page = await (await browser.newContext({ bypassCSP: true })).newPage();
+    await page.goto(srv.url + '/');
+    await page.waitForFunction(() => document.querySelectorAll('#sampler option').length > 5);
+    await page.waitForFunction(() => document.querySelector('#tab-video').classList.contains('on'));
+    assert.equal(await page.isVisible('#frames'), true);
+    await page.fill('#prompt', 'a red balloon floats over a field');
+    await page.selectOption('#size', '64x64');
+    await page.fill('#steps', '2');
+    await page.fill('#frames', '5');
+    await page.fill('#fps', '12');
+    await page.click('#go');
+    await page.waitForSelector('#gallery .card video', { timeout: 120000 });
+    await page.waitForFunction(() => { const v = document.querySelector('#gallery video'); return v && v.readyState >= 1; },
+                               null, { timeout: 30000 });
+    const [w, h] = await page.evaluate(() => { const v = document.querySelector('#gallery video'); return [v.videoWidth, v.videoHeight]; });
+    assert.deepEqual([w, h], [64, 64]);
+    assert.match(await page.textContent('#gallery .card pre'), /5 frames at 12 fps/);
+  } finally {
+    await browser.close();
+    await srv.stop();
+  }
+});
