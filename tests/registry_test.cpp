@@ -239,14 +239,29 @@ TEST(VisionManager, RunsKnownTasksAndRejectsTheOthers) {
   r.params.prompt = "a cat";
   r.params.steps = 2;
   r.params.width = r.params.height = 64;
-  for (const char* t : {"text_to_video", "image_to_video", "upscale"}) {
-    r.task = t;
-    auto res = vm.run(r);
-    ASSERT_FALSE(res);
-    EXPECT_EQ(res.error().code, ErrorCode::kCapabilityNotSupported) << t;
-    EXPECT_NE(res.error().message.find("text_to_image, image_to_image and inpaint"), std::string::npos) << res.error().message;
-  }
+  r.task = "upscale";
+  auto up = vm.run(r);
+  ASSERT_FALSE(up);
+  EXPECT_EQ(up.error().code, ErrorCode::kCapabilityNotSupported);
   EXPECT_TRUE(vm.loaded().empty());  // rejected before loading anything
+  // video limits are checked before loading too: frames above the engine's, sizes not multiples of 16
+  r.task = "text_to_video";
+  r.params.frames = 2001;
+  EXPECT_EQ(vm.validate(r).error().code, ErrorCode::kInvalidArgument);
+  r.params.frames = 5;
+  r.params.width = 72;
+  EXPECT_EQ(vm.validate(r).error().code, ErrorCode::kInvalidArgument);
+  r.task = "image_to_video";
+  r.params.width = 64;
+  EXPECT_EQ(vm.validate(r).error().code, ErrorCode::kInvalidArgument);  // no first frame
+  EXPECT_TRUE(vm.loaded().empty());
+  // a video task on an image model is refused by the model's engine, naming the family
+  r.task = "text_to_video";
+  auto v = vm.run(r);
+  ASSERT_FALSE(v);
+  EXPECT_EQ(v.error().code, ErrorCode::kCapabilityNotSupported);
+  EXPECT_NE(v.error().message.find("needs a video model"), std::string::npos) << v.error().message;
+  r.params.frames = 0;
   r.task = "text_to_image";
   r.device = "cuda";
   EXPECT_EQ(vm.validate(r).error().code, ErrorCode::kCapabilityNotSupported);

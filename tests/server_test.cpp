@@ -43,7 +43,9 @@ TEST(Server, DiscoveryEndpoints) {
   auto c = s.client();
   auto caps = body_of(c.Get("/v1/capabilities"));
   EXPECT_TRUE(caps["tasks"]["text_to_image"]["supported"].get<bool>());
-  EXPECT_FALSE(caps["tasks"]["text_to_video"]["supported"].get<bool>());
+  EXPECT_TRUE(caps["tasks"]["text_to_video"]["supported"].get<bool>());
+  EXPECT_EQ(caps["tasks"]["text_to_video"]["families"][0], "wan-2-2");
+  EXPECT_FALSE(caps["tasks"]["upscale"]["supported"].get<bool>());
   EXPECT_EQ(caps["default_model"], "sd1-tiny");
   EXPECT_EQ(body_of(c.Get("/engines"))[0]["name"], "cpu");
   EXPECT_EQ(body_of(c.Get("/v1/models"))["data"][0]["id"], "sd1-tiny");

@@ -9,6 +9,7 @@
 #include "io/image_decode.h"
 #include "io/safetensors.h"
 #include "pipelines/wan_model.h"
+#include "gguf_util.h"
 #include "test_util.h"
 
 namespace vg {
@@ -118,6 +119,25 @@ TEST(WanPipeline, SingleFilesGiveTheFolderVideo) {
   ASSERT_EQ(b.videos.size(), 1u);
   ASSERT_EQ(a.videos[0].frames.size(), b.videos[0].frames.size());
   for (size_t f = 0; f < a.videos[0].frames.size(); ++f) EXPECT_EQ(a.videos[0].frames[f].pixels, b.videos[0].frames[f].pixels) << f;
+}
+
+// city96-style GGUF of the transformer (original Wan names) gives the folder's
+// video; one holding a tensor Wan does not have is refused.
+TEST(WanPipeline, GgufTransformerGivesTheFolderVideo) {
+  const std::string dir = testing::TempDir() + "/wan_gguf";
+  std::filesystem::create_directories(dir);
+  const std::string single = root() + "/models/single_file/wan2.2_ti2v_tiny_fp16.safetensors";
+  test::to_gguf(single, dir + "/wan2.2-ti2v-5b-F32.gguf", [](const std::string& n) { return n; });
+  LoadOptions lo;
+  lo.config_dir = folder();  // text encoder, tokenizer and VAE from the diffusers folder
+  const GenerateParams p = small_request();
+  const auto a = engine(folder())->generate(p, {}, nullptr);
+  const auto b = engine(dir + "/wan2.2-ti2v-5b-F32.gguf", lo)->generate(p, {}, nullptr);
+  ASSERT_EQ(b.videos.size(), 1u);
+  for (size_t f = 0; f < a.videos[0].frames.size(); ++f) EXPECT_EQ(a.videos[0].frames[f].pixels, b.videos[0].frames[f].pixels) << f;
+  test::to_gguf(single, dir + "/wan_extra.gguf", [](const std::string& n) { return n; }, "blocks.0.self_attn.extra.weight");
+  EXPECT_EQ(test::code_of([&] { load_wan_model(dir + "/wan_extra.gguf", lo, false); }), ErrorCode::kUnsupportedModel);
+  std::filesystem::remove_all(dir);
 }
 
 TEST(WanPipeline, FramesAndSizesAreSnappedOrRefused) {

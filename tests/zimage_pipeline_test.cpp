@@ -8,10 +8,10 @@
 
 #include "backend/cpu/ops.h"
 #include "io/image_decode.h"
-#include "io/gguf_writer.h"
 #include "io/safetensors.h"
 #include "pipelines/qwen_components.h"
 #include "pipelines/zimage_model.h"
+#include "gguf_util.h"
 #include "test_util.h"
 
 namespace vg {
@@ -121,25 +121,7 @@ TEST(ZImagePipeline, BadComponentsAreClearErrors) {
   std::filesystem::remove_all(dir);
 }
 
-// Every tensor of a safetensors file as an F32 GGUF tensor, renamed by `rename`
-// ("" drops it), plus `extra` (a name the model does not know) when given.
-void to_gguf(const std::string& src_path, const std::string& dst, const std::function<std::string(const std::string&)>& rename,
-             const std::string& extra = "") {
-  auto src = open_tensor_file(src_path);
-  std::vector<Tensor> keep;
-  keep.reserve(src->tensors().size() + 1);
-  std::vector<GgufTensorToWrite> out;
-  auto add = [&](const std::string& name, Tensor t) {
-    keep.push_back(std::move(t));
-    const Tensor& k = keep.back();
-    std::vector<int64_t> ne(k.shape().rbegin(), k.shape().rend());
-    out.push_back({name, 0, ne, [&k](uint8_t* d) { std::memcpy(d, k.data(), k.numel() * 4); }});
-  };
-  for (const auto& [name, info] : src->tensors())
-    if (const std::string g = rename(name); !g.empty()) add(g, src->load_f32(name));
-  if (!extra.empty()) add(extra, Tensor::zeros({4}));
-  write_gguf(dst, {{"general.architecture", gguf_string("test")}}, out);
-}
+using test::to_gguf;
 
 // A GGUF transformer (original names) gives the folder's image; one holding a
 // tensor Z-Image does not have is refused; a Qwen3 GGUF in llama.cpp names

@@ -20,6 +20,7 @@
 #include "backend/cpu/ops.h"
 #include "cli/bench_dit.h"
 #include "cli/bench_lora.h"
+#include "cli/bench_wan.h"
 #include "cli/commands.h"
 #include "cli/synth_model.h"
 #include "core/error.h"
@@ -436,9 +437,10 @@ void add_bench(CLI::App& app) {
                                  "transformer, VAE and text encoders with synthetic weights");
   std::vector<std::string> archs{"sd15", "sdxl"};
   for (const auto& a : dit_bench_archs()) archs.push_back(a);
+  archs.push_back("wan22-ti2v-5b");
   cmd->add_option("--arch", o->arch, "architecture: sd15 (SD 1.5 UNet, CLIP-L), sdxl (SDXL base UNet, OpenCLIP bigG), "
                   "flux-dev, flux-schnell, sd35-medium, sd35-large, zimage-turbo, qwen-image (DiT section: real configs, "
-                  "--sizes 1024 and --steps 1 by default)")
+                  "--sizes 1024 and --steps 1 by default), wan22-ti2v-5b (video: --video-size 832x480 --frames 17 33)")
       ->capture_default_str()->check(CLI::IsMember(archs));
   cmd->add_flag("--quick", o->quick, "tiny widths, one iteration (CI smoke run)");
   cmd->add_flag("--json", o->json, "print JSON");
@@ -466,7 +468,22 @@ void add_bench(CLI::App& app) {
                   "(about 20 GB)");
   cmd->add_option("--tokenizers-from", o->tokenizers_from, "with --write-model: a diffusers folder of the family whose "
                   "tokenizer/ (SDXL: and tokenizer_2/) is copied");
-  cmd->callback([o, sizes, steps, stack] {
+  auto video = std::make_shared<WanBenchOptions>();
+  auto video_size = std::make_shared<std::string>("832x480");
+  cmd->add_option("--video-size", *video_size, "wan22-ti2v-5b: the video size WxH (multiples of 32)")->capture_default_str();
+  cmd->add_option("--frames", video->frames, "wan22-ti2v-5b: frame counts to time (4k+1)")->capture_default_str();
+  cmd->callback([o, sizes, steps, stack, video, video_size] {
+    if (o->arch == "wan22-ti2v-5b") {
+      WanBenchOptions w = *video;
+      std::pair<int, int> wh;
+      if (!parse_pair(*video_size, 'x', &wh))
+        return set_exit_code(report_error({ErrorCode::kInvalidArgument, "--video-size is WxH, e.g. 832x480"}));
+      w.width = wh.first, w.height = wh.second;
+      w.precision = o->precision, w.stack = *stack, w.threads = o->threads, w.json = o->json;
+      if (o->quick) w.width = w.height = 64, w.frames = {5}, w.stack = 1, w.text_tokens = 16;  // smoke run
+      if (steps->count()) w.steps = o->steps;
+      return run_wan_bench(w);
+    }
     if (!is_dit_arch(o->arch) || !o->write_model.empty()) return run_bench(*o);
     DitBenchOptions d;
     d.arch = o->arch, d.precision = o->precision, d.quant = o->quant, d.stack = *stack, d.threads = o->threads;

@@ -14,6 +14,7 @@
 
 #include "backend/cpu/bf16.h"
 #include "backend/cpu/dnnl_context.h"
+#include "backend/cpu/precision_probe.h"
 #include "cli/bench_dit_parts.h"
 #include "cli/commands.h"
 #include "core/error.h"
@@ -31,23 +32,9 @@ using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 constexpr double kGB = 1073741824.0;
 
-// Best-of-4 GFLOP/s of a Linear built as the transformer's are (same
-// precision/quantisation) on [2048 x 3072] x [3072 x 3072]^T.
 // Tiny-size runs (smoke tests) use 256 rows: their ratio means little anyway.
 int64_t g_peak_rows = 2048;
-
-double gemm_peak(const WeightStore& ws) {
-  const int64_t m = g_peak_rows, k = 3072, n = 3072;
-  const Linear lin = load_linear(ws, "gemm_peak", n, k, false);
-  const Tensor x = filled({m, k}, 1);
-  double best = 1e30;
-  for (int r = 0; r < 5; ++r) {
-    const auto t = Clock::now();
-    const Tensor y = lin.forward(x);
-    if (r) best = std::min(best, since(t));
-  }
-  return 2.0 * m * n * k / best / 1e9;
-}
+double gemm_peak(const WeightStore& ws) { return dit_bench::gemm_peak(ws, g_peak_rows); }
 
 double bytes_per_weight(int qtype, bool bf16) {
   if (qtype >= 0) {
@@ -142,13 +129,6 @@ nlohmann::json bench_mode(const DitBenchOptions& o, const Arch& real, bool bf16,
   return out;
 }
 
-std::string cpu_name() {
-  std::ifstream in("/proc/cpuinfo");
-  for (std::string line; std::getline(in, line);)
-    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
-  return "unknown CPU";
-}
-
 std::string load_average() {
   std::ifstream in("/proc/loadavg");
   std::string a, b, c;
@@ -157,6 +137,19 @@ std::string load_average() {
 }
 
 }  // namespace
+
+double dit_bench::gemm_peak(const WeightStore& ws, int64_t m) {
+  const int64_t k = 3072, n = 3072;
+  const Linear lin = load_linear(ws, "gemm_peak", n, k, false);
+  const Tensor x = filled({m, k}, 1);
+  double best = 1e30;
+  for (int r = 0; r < 5; ++r) {
+    const auto t = Clock::now();
+    const Tensor y = lin.forward(x);
+    if (r) best = std::min(best, since(t));
+  }
+  return 2.0 * m * n * k / best / 1e9;
+}
 
 const std::vector<std::string>& dit_bench_archs() {
   static const std::vector<std::string> k{"flux-dev", "flux-schnell", "sd35-medium", "sd35-large", "zimage-turbo",
@@ -186,7 +179,7 @@ void run_dit_bench(const DitBenchOptions& o) {
     g_peak_rows = *std::max_element(o.sizes.begin(), o.sizes.end()) >= 512 ? 2048 : 256;
     const Arch real = arch_of(o.arch);
     nlohmann::json out;
-    out["arch"] = o.arch, out["cpu"] = cpu_name(), out["threads"] = num_threads(),
+    out["arch"] = o.arch, out["cpu"] = cpu_model_name(), out["threads"] = num_threads(),
     out["load_average"] = load_average();
     say("%s on %s, %d threads, load average %s\n", o.arch.c_str(), out["cpu"].get<std::string>().c_str(),
         num_threads(), out["load_average"].get<std::string>().c_str());

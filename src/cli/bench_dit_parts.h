@@ -15,6 +15,9 @@ extern bool g_json;  // --json: only the JSON goes to stdout
 void say(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 double process_peak_gb();                   // the process's peak RSS over the phases, GB
 Tensor filled(Shape shape, uint32_t salt);  // deterministic values in [-1, 1)
+// Best-of-4 GFLOP/s of a Linear built as the transformers' are (the store's
+// precision/quantisation) on [m x 3072] x [3072 x 3072]^T: the same-run peak.
+double gemm_peak(const WeightStore& ws, int64_t m);
 
 enum class Family { kFlux, kMmdit, kZImage, kQwenImage };
 

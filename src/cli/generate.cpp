@@ -17,6 +17,7 @@
 #include "hub/hub.h"
 #include "io/atomic_file.h"
 #include "io/hf_cache.h"
+#include "io/video_io.h"
 #include "visiongen/manager.h"
 #include "visiongen/visiongen.h"
 
@@ -130,6 +131,11 @@ void run_generate(const GenerateOptions& o) {
   auto engine = Engine::load(model, lo);
   if (!engine) {
     g_exit = report_error(engine.error());
+    return;
+  }
+  if ((*engine)->info().video && o.output_given && !is_video_path(o.output)) {
+    g_exit = report_error({ErrorCode::kInvalidArgument, "this model makes videos: -o '" + o.output +
+                                                            "' must end in .mp4, .webm, .webp or .gif (or use --output-frames DIR)"});
     return;
   }
   // Previews go to a file replaced atomically, so a viewer never sees half an image.
@@ -274,6 +280,9 @@ void add_generate(CLI::App& app) {
   for (const char* name : {"guidance", "skip_layer_scale", "skip_layer_start", "skip_layer_stop"})
     cmd->add_option(flags(field(name)), *params_float_field(p, name), field(name).help)->capture_default_str();
   cmd->add_option(flags(field("max_sequence_length")), p.max_sequence_length, field("max_sequence_length").help)->capture_default_str();
+  cmd->add_option(flags(field("frames")), p.frames, field("frames").help)->capture_default_str();
+  cmd->add_option(flags(field("fps")), p.fps, field("fps").help)->capture_default_str();
+  cmd->add_flag(flags(field("strict")), p.strict, field("strict").help);
   cmd->add_option(flags(field("aesthetic_score")), p.aesthetic_score, field("aesthetic_score").help)->capture_default_str();
   cmd->add_option(flags(field("negative_aesthetic_score")), p.negative_aesthetic_score, field("negative_aesthetic_score").help)->capture_default_str();
   cmd->add_option(flags(field("refiner_switch")), p.refiner_switch, field("refiner_switch").help)->capture_default_str();
