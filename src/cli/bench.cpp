@@ -479,7 +479,7 @@ void add_bench(CLI::App& app) {
       if (!parse_pair(*video_size, 'x', &wh))
         return set_exit_code(report_error({ErrorCode::kInvalidArgument, "--video-size is WxH, e.g. 832x480"}));
       w.width = wh.first, w.height = wh.second;
-      w.precision = o->precision, w.stack = *stack, w.threads = o->threads, w.json = o->json;
+      w.precision = o->precision, w.stack = *stack, w.threads = o->threads, w.json = o->json, w.profile = o->profile;
       if (o->quick) w.width = w.height = 64, w.frames = {5}, w.stack = 1, w.text_tokens = 16;  // smoke run
       if (steps->count()) w.steps = o->steps;
       return run_wan_bench(w);

@@ -17,6 +17,7 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/memory.h"
+#include "core/profile.h"
 #include "models/wan.h"
 #include "models/wan_vae.h"
 #include "text/t5_encoder.h"
@@ -95,11 +96,14 @@ nlohmann::json bench_mode(const WanBenchOptions& o, bool bf16) {
       reset_peak_rss();
       const double before = peak_rss_bytes();
       double best = 1e30;
+      profile::reset();
+      profile::g_enabled = o.profile;
       for (int s = 0; s < o.steps; ++s) {
         const auto t0 = Clock::now();
         model.forward(x, t, ctx);
         best = std::min(best, since(t0));
       }
+      profile::g_enabled = false;
       const double act = (peak_rss_bytes() - before) / kGB;
       peak = std::max(peak, gemm_peak(ws, 2048));
       const double scale = wan_flops(real, n, text) / wan_flops(run, n, text);
@@ -119,6 +123,11 @@ nlohmann::json bench_mode(const WanBenchOptions& o, bool bf16) {
           "GFLOP, %.1f GFLOP/s = %.0f%% of the %s GEMM peak (%.1f); activations %.2f GB; a CFG step is two calls\n",
           label.c_str(), o.width, o.height, frames, (long long)n, (long long)text, s_step, best, gflop, gfs,
           100 * gfs / peak, label.c_str(), peak, act);
+      if (o.profile)
+        for (const auto& [k, v] : profile::totals()) {
+          out["transformer"].back()["profile_s"][k] = v / o.steps;
+          say("  %-14s %.3f s per call%s\n", k.c_str(), v / o.steps, whole ? "" : " (in the measured stack)");
+        }
     }
   }
   tensor_pool_trim();

@@ -14,7 +14,7 @@ struct WanBenchOptions {
   int text_tokens = 512;          // UMT5 tokens (the pipeline's max_sequence_length)
   std::string precision = "both";
   int threads = 0;
-  bool json = false;
+  bool json = false, profile = false;
 };
 
 void run_wan_bench(const WanBenchOptions& o);
