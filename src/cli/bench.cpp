@@ -324,14 +324,16 @@ nlohmann::json bench_precision(const BenchOptions& o, bool bf16, double peak, Be
 
 void run_bench(const BenchOptions& o) {
   if (!o.write_model.empty()) {
-    if ((o.arch != "sdxl" && o.arch != "zimage-turbo") || o.tokenizers_from.empty()) {
-      set_exit_code(report_error({ErrorCode::kInvalidArgument, "--write-model needs --arch sdxl or zimage-turbo and --tokenizers-from DIR "
+    if ((o.arch != "sdxl" && o.arch != "zimage-turbo" && o.arch != "wan22-ti2v-5b") || o.tokenizers_from.empty()) {
+      set_exit_code(report_error({ErrorCode::kInvalidArgument, "--write-model needs --arch sdxl, zimage-turbo or wan22-ti2v-5b and --tokenizers-from DIR "
                                                                "(a diffusers folder of that family whose tokenizers are copied)"}));
       return;
     }
     try {
       if (o.arch == "zimage-turbo")
         write_synthetic_zimage(o.write_model, o.tokenizers_from, 1);
+      else if (o.arch == "wan22-ti2v-5b")
+        write_synthetic_wan(o.write_model, o.tokenizers_from, 1);
       else
         write_synthetic_sdxl(o.write_model, o.tokenizers_from, 1);
     } catch (const VgException& e) {
@@ -465,7 +467,8 @@ void add_bench(CLI::App& app) {
   cmd->add_option("--write-model", o->write_model, "instead of benchmarking, write a full-size model with random f16 weights "
                   "here, for whole-pipeline measurements: --arch sdxl an SDXL base diffusers folder (about 7 GB); --arch "
                   "zimage-turbo z_image_turbo_synthetic.safetensors plus Qwen3-4B, VAE and scheduler folders for --config "
-                  "(about 20 GB)");
+                  "(about 20 GB); --arch wan22-ti2v-5b wan2.2_ti2v_5B_synthetic.safetensors plus UMT5-XXL, VAE and "
+                  "scheduler folders (about 22 GB)");
   cmd->add_option("--tokenizers-from", o->tokenizers_from, "with --write-model: a diffusers folder of the family whose "
                   "tokenizer/ (SDXL: and tokenizer_2/) is copied");
   auto video = std::make_shared<WanBenchOptions>();
@@ -473,7 +476,7 @@ void add_bench(CLI::App& app) {
   cmd->add_option("--video-size", *video_size, "wan22-ti2v-5b: the video size WxH (multiples of 32)")->capture_default_str();
   cmd->add_option("--frames", video->frames, "wan22-ti2v-5b: frame counts to time (4k+1)")->capture_default_str();
   cmd->callback([o, sizes, steps, stack, video, video_size] {
-    if (o->arch == "wan22-ti2v-5b") {
+    if (o->arch == "wan22-ti2v-5b" && o->write_model.empty()) {
       WanBenchOptions w = *video;
       std::pair<int, int> wh;
       if (!parse_pair(*video_size, 'x', &wh))

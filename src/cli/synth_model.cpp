@@ -14,9 +14,12 @@
 #include "io/weights.h"
 #include "models/autoencoder_kl.h"
 #include "models/unet.h"
+#include "models/wan.h"
+#include "models/wan_vae.h"
 #include "models/zimage.h"
 #include "text/clip_text_model.h"
 #include "text/qwen_encoder.h"
+#include "text/t5_encoder.h"
 
 namespace vg::cli {
 
@@ -240,6 +243,37 @@ void write_synthetic_zimage(const std::string& dir, const std::string& tokenizer
   emit(dir + "/text_encoder/model.safetensors", seed, [&](const WeightStore& ws) {
     QwenTextEncoder e(QwenTextConfig::from_json_file(dir + "/text_encoder/config.json"), ws, "", /*lazy=*/true);
   }, qwen3_bias);
+}
+
+void write_synthetic_wan(const std::string& dir, const std::string& tokenizer_src, uint32_t seed) {
+  if (!fs::exists(tokenizer_src + "/tokenizer/spiece.model") && !fs::exists(tokenizer_src + "/tokenizer/tokenizer.json"))
+    fail(ErrorCode::kFileNotFound, "'" + tokenizer_src + "/tokenizer' holds no spiece.model or tokenizer.json; "
+                                   "--tokenizers-from must name a Wan diffusers folder with tokenizer/");
+  for (const char* c : {"vae", "text_encoder", "scheduler"}) fs::create_directories(dir + "/" + c);
+  fs::copy(tokenizer_src + "/tokenizer", dir + "/tokenizer", fs::copy_options::recursive | fs::copy_options::overwrite_existing);
+  write_json(dir + "/scheduler/scheduler_config.json",
+             {{"_class_name", "UniPCMultistepScheduler"}, {"num_train_timesteps", 1000}, {"prediction_type", "flow_prediction"},
+              {"use_flow_sigmas", true}, {"flow_shift", 5.0}, {"solver_order", 2}, {"solver_type", "bh2"},
+              {"predict_x0", true}, {"lower_order_final", true}, {"final_sigmas_type", "zero"}});
+  // UMT5-XXL and the Wan 2.2 VAE, as Wan2.2-TI2V-5B-Diffusers ships them
+  write_json(dir + "/text_encoder/config.json",
+             {{"architectures", {"UMT5EncoderModel"}}, {"model_type", "umt5"}, {"d_model", 4096}, {"d_ff", 10240},
+              {"d_kv", 64}, {"num_heads", 64}, {"num_layers", 24}, {"vocab_size", 256384},
+              {"feed_forward_proj", "gated-gelu"}, {"dense_act_fn", "gelu_new"}, {"layer_norm_epsilon", 1e-6},
+              {"relative_attention_num_buckets", 32}, {"relative_attention_max_distance", 128}});
+  write_json(dir + "/vae/config.json",
+             {{"_class_name", "AutoencoderKLWan"}, {"base_dim", 160}, {"decoder_base_dim", 256}, {"dim_mult", {1, 2, 4, 4}},
+              {"in_channels", 12}, {"out_channels", 12}, {"is_residual", true}, {"patch_size", 2}, {"num_res_blocks", 2},
+              {"z_dim", 48}, {"attn_scales", json::array()}, {"temperal_downsample", {false, true, true}},
+              {"scale_factor_spatial", 16}, {"scale_factor_temporal", 4}});
+  // The transformer in ComfyUI's single-file layout (original Wan names), the real config.
+  emit(dir + "/wan2.2_ti2v_5B_synthetic.safetensors", seed,
+       [&](const WeightStore& ws) { WanTransformer t(WanTransformerConfig{}, ws); });
+  emit(dir + "/vae/diffusion_pytorch_model.safetensors", seed,
+       [&](const WeightStore& ws) { WanVae v(WanVaeConfig::from_json_file(dir + "/vae/config.json"), ws, true); });
+  emit(dir + "/text_encoder/model.safetensors", seed, [&](const WeightStore& ws) {
+    T5Encoder e(T5Config::from_json_file(dir + "/text_encoder/config.json"), ws, "", /*lazy=*/true);
+  });
 }
 
 }  // namespace vg::cli

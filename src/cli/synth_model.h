@@ -1,4 +1,4 @@
-// Full-size models (SDXL base, Z-Image-Turbo) with random f16 weights, for
+// Full-size models (SDXL base, Z-Image-Turbo, Wan 2.2 TI2V-5B) with random f16 weights, for
 // memory and speed measurements where the real weights are not at hand.
 #pragma once
 #include <string>
@@ -14,5 +14,10 @@ void write_synthetic_sdxl(const std::string& dir, const std::string& tokenizer_s
 // transformer, original names) and text_encoder/ (Qwen3-4B), vae/, scheduler/,
 // tokenizer/ (copied from `tokenizer_src`/tokenizer) for `--config dir`.
 void write_synthetic_zimage(const std::string& dir, const std::string& tokenizer_src, uint32_t seed);
+
+// Wan 2.2 TI2V-5B at full size: `dir`/wan2.2_ti2v_5B_synthetic.safetensors (the
+// transformer, original names) and text_encoder/ (UMT5-XXL), vae/ (Wan 2.2),
+// scheduler/, tokenizer/ (copied from `tokenizer_src`/tokenizer) for `--config dir`.
+void write_synthetic_wan(const std::string& dir, const std::string& tokenizer_src, uint32_t seed);
 
 }  // namespace vg::cli

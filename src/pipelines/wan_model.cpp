@@ -67,6 +67,7 @@ std::unique_ptr<WanModel> load_wan_model(const std::string& path, const LoadOpti
                                        "(google/umt5-xxl's tokenizer), put them beside the model, or pass --config "
                                        "with a diffusers Wan folder");
   m->text_encoder = load_t5_component({te, "", sub("text_encoder")}, bf16, "text_encoder");
+  m->text_encoder->set_keep_weights(opts.keep_text_encoder);  // else one block's compute copy at a time (UMT5-XXL: ~1.5 GiB, not 13)
   if (!m->text_encoder->config().per_layer_bias)
     fail(ErrorCode::kShapeMismatch, "the text encoder '" + te + "' is a T5 model (one shared position bias); Wan "
                                     "encodes prompts with UMT5-XXL, pass that with --text-encoder");
