@@ -25,6 +25,7 @@ TEST(BenchWan, QuickRunReportsEveryFigureSlow) {
   EXPECT_GT(t["gemm_peak_gflops"].get<double>(), 0);
   EXPECT_GT(run["umt5_s"].get<double>(), 0);
   EXPECT_GT(run["vae_decode_s_per_frame"].get<double>(), 0);
+  EXPECT_GT(run["vae_decode_tiled_s_per_frame"].get<double>(), 0);  // the same decode in 256-pixel tiles
   EXPECT_GT(j["peak_rss_gb"].get<double>(), 0);
   // bad sizes and frame counts are refused
   r = test::run_cli("bench --arch wan22-ti2v-5b --video-size 100x64");

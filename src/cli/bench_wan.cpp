@@ -146,21 +146,24 @@ nlohmann::json bench_mode(const WanBenchOptions& o, bool bf16) {
         (long long)text, (long long)tc.num_layers);
   }
   tensor_pool_trim();
-  {  // VAE decode of the largest clip, one latent frame at a time
+  {  // VAE decode of the largest clip, one latent frame at a time, whole and in spatial tiles
     WanVae vae(ti2v_vae(), ws, false);
     const int64_t lf = (max_frames - 1) / 4 + 1;
     const Tensor z = filled({lf, o.height / 16, o.width / 16, 48}, 5);
-    process_peak_gb();
-    reset_peak_rss();
-    const double before = peak_rss_bytes();
-    const auto t0 = Clock::now();
-    const Tensor video = vae.decode(z);
-    const double s = since(t0);
-    out["vae_decode_s"] = s, out["vae_decode_s_per_frame"] = s / static_cast<double>(video.dim(0));
-    out["vae_decode_peak_gb"] = (peak_rss_bytes() - before) / kGB;
-    say("[%s] VAE decode %lld frames at %dx%d: %.2f s (%.2f s per frame), +%.2f GB\n", label.c_str(),
-        (long long)video.dim(0), o.width, o.height, s, s / static_cast<double>(video.dim(0)),
-        out["vae_decode_peak_gb"].get<double>());
+    for (const bool tiled : {false, true}) {
+      const std::string key = tiled ? "vae_decode_tiled" : "vae_decode";
+      process_peak_gb();
+      reset_peak_rss();
+      const double before = peak_rss_bytes();
+      const auto t0 = Clock::now();
+      const Tensor video = vae.decode(z, WanTiling{tiled});
+      const double s = since(t0), gb = (peak_rss_bytes() - before) / kGB;
+      out[key + "_s"] = s, out[key + "_s_per_frame"] = s / static_cast<double>(video.dim(0));
+      out[key + "_peak_gb"] = gb;
+      say("[%s] VAE decode%s %lld frames at %dx%d: %.2f s (%.2f s per frame), +%.2f GB\n", label.c_str(),
+          tiled ? " (tiles 256/192)" : "", (long long)video.dim(0), o.width, o.height, s,
+          s / static_cast<double>(video.dim(0)), gb);
+    }
   }
   out["peak_rss_gb"] = process_peak_gb();
   return out;

@@ -328,26 +328,32 @@ Posterior WanVae::encode(const Tensor& video) const {
   return p;
 }
 
-Tensor WanVae::decode(const Tensor& z) const {
-  if (z.rank() != 4 || z.dim(3) != cfg_.z_dim || z.dim(0) < 1)
-    fail(ErrorCode::kShapeMismatch, "Wan VAE decode expects latents [frames, h, w, " +
-                                        std::to_string(cfg_.z_dim) + "], got " + shape_str(z.shape()));
-  TensorPoolBypass bypass;
+Tensor WanVae::decode_patchified(const Tensor& z) const {
   const Tensor x = post_quant_.forward(z);
   Pass pass;
   pass.caches.resize(static_cast<size_t>(decoder_->slots()));
   const int64_t frames = z.dim(0);
   std::vector<Tensor> parts;
-  const int64_t p = cfg_.patch_size;
   for (int64_t i = 0; i < frames; ++i) {  // one latent frame at a time
     pass.first = i == 0;
     pass.last = i + 1 == frames;
-    Tensor y = decoder_->forward(frames_of(x, i, i + 1), pass);
-    parts.push_back(p > 1 ? unpatchify(y, p) : std::move(y));
+    parts.push_back(decoder_->forward(frames_of(x, i, i + 1), pass));
   }
   pass = Pass();
-  Tensor out = parts.size() == 1 ? std::move(parts[0]) : concat_frames(parts);
-  parts.clear();
+  return parts.size() == 1 ? std::move(parts[0]) : concat_frames(parts);
+}
+
+Tensor WanVae::decode(const Tensor& z, const WanTiling& tiling) const {
+  if (z.rank() != 4 || z.dim(3) != cfg_.z_dim || z.dim(0) < 1)
+    fail(ErrorCode::kShapeMismatch, "Wan VAE decode expects latents [frames, h, w, " +
+                                        std::to_string(cfg_.z_dim) + "], got " + shape_str(z.shape()));
+  TensorPoolBypass bypass;
+  const int64_t s = cfg_.spatial_scale();
+  if (tiling.enabled) check_wan_tiling(tiling, s);
+  const bool tiled = tiling.enabled && (z.dim(1) > tiling.tile / s || z.dim(2) > tiling.tile / s);
+  Tensor out = tiled ? decode_tiled(z, tiling) : decode_patchified(z);
+  const int64_t p = cfg_.patch_size;
+  if (p > 1) out = unpatchify(out, p);
   float* d = out.data();
   const int64_t n = out.numel();
 #pragma omp parallel for

@@ -52,6 +52,20 @@ namespace wan {
 class Stage;
 }  // namespace wan
 
+// Spatial tiling of the decode (diffusers' enable_tiling on AutoencoderKLWan):
+// tiles of `tile` pixels (tile / spatial_scale latents) every `stride` pixels,
+// each decoded over all frames with its own time caches, neighbours cross-faded
+// over the tile - stride overlap. Both multiples of spatial_scale(), stride <= tile.
+struct WanTiling {
+  bool enabled = false;
+  int64_t tile = 256, stride = 192;
+};
+// mode "on" -> true, "off" -> false, "auto" -> true above 512x512 pixels
+// (bounded decode memory for 480p / 720p video); anything else is invalid_argument.
+bool wan_vae_tiling_wanted(const std::string& mode, int64_t width, int64_t height);
+// invalid_argument unless s <= stride <= tile, both multiples of s (the spatial scale).
+void check_wan_tiling(const WanTiling& tiling, int64_t s);
+
 class WanVae {
  public:
   // Weights under diffusers' names (see wan_vae_weights_from_original).
@@ -66,7 +80,9 @@ class WanVae {
   Posterior encode(const Tensor& video) const;
   // z: raw latents (z*std+mean is the caller's job) [T', h, w, z_dim] ->
   // [1 + 4(T'-1), s*h, s*w, 3], clamped to [-1, 1] as diffusers' decode does.
-  Tensor decode(const Tensor& z) const;
+  // With tiling enabled and a latent larger than one tile, it decodes in
+  // spatial tiles (WanTiling): memory grows with the tile, not the frame.
+  Tensor decode(const Tensor& z, const WanTiling& tiling = {}) const;
   const WanVaeConfig& config() const { return cfg_; }
   bool has_encoder() const { return encoder_ != nullptr; }
 
@@ -74,6 +90,11 @@ class WanVae {
   WanVaeConfig cfg_;
   std::unique_ptr<wan::Stage> encoder_, decoder_;
   Conv2d quant_, post_quant_;  // 1x1x1: per-pixel 1x1 convolutions
+
+  // post_quant_conv + the decoder over all frames of z with a fresh pass:
+  // [1 + 4(T'-1), h*s/p, w*s/p, 3p^2], patchified, not clamped.
+  Tensor decode_patchified(const Tensor& z) const;
+  Tensor decode_tiled(const Tensor& z, const WanTiling& tiling) const;  // same output, in tiles
 };
 
 // The original Wan / ComfyUI layout (Wan2.1_VAE.pth, wan_2.1_vae.safetensors,

@@ -40,6 +40,12 @@ Tensor frames_of(const Tensor& x, int64_t begin, int64_t end);
 // Frames stacked along the leading dim.
 Tensor concat_frames(const std::vector<Tensor>& parts);
 
+// diffusers' blend_v (axis 1) / blend_h (axis 2) on [T, H, W, C] tiles, in
+// place: b's first e = min(extent, a's and b's size on axis) rows (columns)
+// become a's last e ones * (1 - k/e) + b's * k/e, k = 0..e-1 (definition in
+// models/wan_vae_tiling.cpp).
+void blend_tiles(const Tensor& a, Tensor& b, int axis, int64_t extent);
+
 // RMS_norm over channels: x / max(||x||, 1e-12) * sqrt(C) * gamma, then SiLU.
 Tensor rms_norm(const Tensor& x, const Tensor& gamma, bool silu);
 

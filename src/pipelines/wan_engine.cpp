@@ -141,7 +141,8 @@ class WanEngine : public FamilyEngine {
       t0 = Clock::now();
       report("decode", 0, 1);
       tensor_pool_trim();
-      const Tensor video = m_->vae->decode(denormalize(std::move(x)));
+      const WanTiling tiling{wan_vae_tiling_wanted(p.vae_tiling, vs.width, vs.height)};
+      const Tensor video = m_->vae->decode(denormalize(std::move(x)), tiling);
       res.timings.decode_s += seconds_since(t0);
       res.timings.decode_peak_rss_mb = std::max(res.timings.decode_peak_rss_mb, peak_rss_bytes() / 1048576.0);
       report("decode", 1, 1);
