@@ -36,7 +36,7 @@ const std::vector<ParamField>& param_fields() {
       {"resize_mode", "--resize-mode", "", "Resize mode", "init image of another size: just_resize, crop_and_resize, resize_and_fill, or none (error)"},
       {"paste_back", "--paste-back", "", "", "inpaint: auto (on for normal models and --inpaint-full-res), on, off"},
       {"batch_size", "--batch-size", "-b", "", "images per run; image i uses seed+i (1-16)"},
-      {"vae_tiling", "--vae-tiling", "", "", "decode in overlapping 512-pixel tiles with blended seams: auto (above 768x768), on, off"},
+      {"vae_tiling", "--vae-tiling", "", "", "decode in overlapping tiles with blended seams: auto (above 768x768; Wan video: 256-pixel tiles above 512x512), on, off"},
       {"prompt_2", "--prompt-2", "", "", "SDXL: prompt for the second text encoder (OpenCLIP bigG); default: the prompt"},
       {"negative_prompt_2", "--negative-prompt-2", "", "", "SDXL: negative prompt for the second text encoder; default: the negative prompt"},
       {"original_size", "--original-size", "", "", "SDXL micro-conditioning: the original image size WxH (default: the output size)"},
