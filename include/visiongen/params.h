@@ -46,7 +46,7 @@ struct GenerateParams {
   int inpaint_full_res_padding = 32;   // pixels around the mask for inpaint_full_res
   std::string resize_mode = "just_resize";  // just_resize | crop_and_resize | resize_and_fill | none (error)
   std::string paste_back = "auto";     // auto | on | off: composite the result over the original outside the mask
-  std::string vae_tiling = "auto";     // auto (tiles above 768x768) | on | off: decode in overlapping tiles, bounded memory
+  std::string vae_tiling = "auto";     // auto (tiles above 768x768; Wan video above 512x512) | on | off: decode in overlapping tiles, bounded memory
   // SDXL (diffusers' StableDiffusionXL*Pipeline arguments).
   std::string prompt_2;                // second text encoder's prompt ("" = prompt)
   std::string negative_prompt_2;       // "" = negative_prompt
