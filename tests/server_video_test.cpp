@@ -107,6 +107,44 @@ TEST(ServerVideo, CliJobsAndOpenAiVideosGiveTheSameClip) {
   EXPECT_EQ(c.Get("/v1/videos/" + vid + "/content?variant=spritesheet")->status, 400);
 }
 
+// `--output-frames` of a fixture case gives diffusers' frames (the fixture's
+// first, middle and last PNGs); --artifact-dir keeps the clip with its frames.
+TEST(ServerVideo, CliFramesMatchTheFixturePngs) {
+  const std::string dir = testing::TempDir() + "/vg_video_frames";
+  std::filesystem::remove_all(dir);
+  const auto& cases = test::fixture_manifest("wan22-tiny")["pipelines"];
+  int checked = 0;
+  for (const auto& c : cases) {
+    if (c["name"] != "t2v_unipc_f5_s4_cfg5_neg_96x64" && c["name"] != "i2v_unipc_f9_s4_cfg5_neg_96x64") continue;
+    const auto& k = c["cli"];
+    std::string cmd = "generate -q -m " + wan() + " -p \"" + k["prompt"].get<std::string>() + "\" -n \"" +
+                      k["negative_prompt"].get<std::string>() + "\" -W " + std::to_string(k["width"].get<int>()) +
+                      " -H " + std::to_string(k["height"].get<int>()) + " --frames " + std::to_string(k["frames"].get<int>()) +
+                      " --steps " + std::to_string(k["steps"].get<int>()) + " --seed " + std::to_string(k["seed"].get<int>()) +
+                      " --cfg-scale 5 --sampler " + k["sampler"].get<std::string>() + " --precision fp32 --output-frames " +
+                      dir + "/" + c["name"].get<std::string>() + " -o " + dir + "/clip.webm --artifact-dir " + dir + "/art";
+    if (k["init_image"].is_string())
+      cmd += " --init-image " + test::fixtures() + "/wan22-tiny/" + k["init_image"].get<std::string>();
+    auto r = test::run_cli(cmd);
+    ASSERT_EQ(r.code, 0) << r.out;
+    for (const auto& [which, png] : c["pngs"].items()) {
+      const std::string ref = test::fixtures() + "/wan22-tiny/" + png.get<std::string>();
+      const std::string frame = png.get<std::string>().substr(png.get<std::string>().find("_frame") + 6, 2);
+      const std::string got = dir + "/" + c["name"].get<std::string>() + "/frame_00" + frame + ".png";
+      const Image a = decode_png(read_file(got), got), b = decode_png(read_file(ref), ref);
+      ASSERT_EQ(a.pixels.size(), b.pixels.size()) << got;
+      EXPECT_GE(test::frac_within(test::image01(a), test::image01(b), 1.0 / 255 + 1e-6), 0.99) << got;
+      ++checked;
+    }
+  }
+  EXPECT_EQ(checked, 6);
+  // the artifact store holds the clips as video/webm with their frame count
+  auto list = test::run_cli("artifacts --dir " + dir + "/art list --json");
+  ASSERT_EQ(list.code, 0) << list.out;
+  EXPECT_NE(list.out.find("video/webm"), std::string::npos) << list.out;
+  EXPECT_NE(list.out.find("\"frames\":9"), std::string::npos) << list.out;
+}
+
 TEST(ServerVideo, CancellingAVideoJobStopsWithinAStep) {
   auto srv = start();
   auto c = srv.client();

@@ -61,7 +61,7 @@ std::string numbered(const std::string& path, int i, int n) {
 
 // A video model's clips: -o by its extension (.mp4, .webm, .webp, .gif; the
 // default output.png becomes output.mp4) and/or --output-frames DIR.
-bool save_videos(const GenerateOptions& o, const GenerateResult& res) {
+bool save_videos(const GenerateOptions& o, const GenerateResult& res, const std::string& model) {
   const int n = static_cast<int>(res.videos.size());
   std::string out = o.output;
   if (!o.output_given) out = "output.mp4";
@@ -85,6 +85,20 @@ bool save_videos(const GenerateOptions& o, const GenerateResult& res) {
     if (!o.quiet)
       std::printf("%s (%d frames at %g fps, seed %llu)\n", path.c_str(), static_cast<int>(v.frames.size()), v.fps,
                   static_cast<unsigned long long>(res.seeds[i]));
+    if (o.artifact_dir.empty()) continue;
+    auto ref = guard([&] {  // the clip with its frames, fps and what made it
+      nlohmann::json info = {{"params", params_to_json(o.params)}, {"seed", res.seeds[i]}, {"model", model},
+                             {"infotext", res.infotext[i]}, {"frames", v.frames.size()}, {"fps", v.fps},
+                             {"warnings", res.warnings}};
+      const std::string ext = std::filesystem::path(path).extension().string().substr(1);
+      return ArtifactStore(o.artifact_dir).put(read_file(path), video_mime(ext), v.width, v.height, info,
+                                               static_cast<int>(v.frames.size()), v.fps);
+    });
+    if (!ref) {
+      g_exit = report_error(ref.error());
+      return false;
+    }
+    if (!o.quiet) std::printf("artifact %s\n", ref->id.c_str());
   }
   return true;
 }
@@ -165,7 +179,7 @@ void run_generate(const GenerateOptions& o) {
     std::fprintf(stderr, "sampler %s (asked: %s), scheduler %s (asked: %s), rng %s\n", sm.sampler_effective.c_str(),
                  sm.sampler_in.c_str(), sm.scheduler_effective.c_str(), sm.scheduler_in.c_str(), sm.rng.c_str());
   }
-  if (!res->videos.empty() && !save_videos(o, *res)) return;
+  if (!res->videos.empty() && !save_videos(o, *res, model)) return;
   const int n = static_cast<int>(res->images.size());
   for (int i = 0; i < n; ++i) {
     const std::string path = numbered(o.output, i, n);

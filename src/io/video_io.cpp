@@ -64,7 +64,10 @@ std::string encode_video(const Video& v, const std::string& ext_in, const std::s
   return format == VideoFormat::kWebp ? encode_video_webp(v, comment) : encode_video_libav(v, format, comment);
 }
 
-std::string video_mime(const std::string& ext) {
+std::string video_mime(const std::string& ext_in) {
+  std::string ext = ext_in;
+  for (auto& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (!ext.empty() && ext[0] == '.') ext.erase(0, 1);
   if (ext == "webm") return "video/webm";
   if (ext == "webp") return "image/webp";
   if (ext == "gif") return "image/gif";

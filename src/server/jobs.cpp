@@ -353,7 +353,7 @@ void JobQueue::run(const std::shared_ptr<Job>& j) {
                              {"timings", {{"load", res->timings.load_s}, {"text_encode", res->timings.text_encode_s},
                                           {"denoise", res->timings.denoise_s}, {"decode", res->timings.decode_s}}}};
       if (video) info["frames"] = im.frames, info["fps"] = im.fps;
-      auto put = guard([&] { return store_->put(*enc, im.mime, im.width, im.height, info); });
+      auto put = guard([&] { return store_->put(*enc, im.mime, im.width, im.height, info, video ? im.frames : 1, im.fps); });
       if (!put) return finish_error(put.error());
     }
     {
