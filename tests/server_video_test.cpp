@@ -10,6 +10,7 @@
 
 #include "io/atomic_file.h"
 #include "io/image_decode.h"
+#include "io/image_io.h"
 #include "server/http_util.h"
 #include "server/server.h"
 #include "server_util.h"
