@@ -119,6 +119,7 @@ class Linear {
   };
   const Prim& get_prim(int64_t m) const;
   Tensor forward_bf16(const Tensor& x) const;
+  void run_bf16(int64_t rows, const uint16_t* xb, float* dst) const;
 
   mutable Tensor weight_;
   Tensor bias_;
