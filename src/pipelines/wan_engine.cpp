@@ -23,14 +23,10 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-// torch.randn([1, C, L, h, w]) laid out as [L, h, w, C].
+// torch.randn([1, C, L, h, w]) laid out as [L, h, w, C]: the same draw order
+// as torch.randn([1, C, L*h, w]), which randn_nhwc lays out as [1, L*h, w, C].
 Tensor video_noise(Rng& rng, int64_t l, int64_t h, int64_t w, int64_t c) {
-  const std::vector<float> v = rng.randn(c * l * h * w);
-  Tensor x({l, h, w, c});
-  const int64_t plane = l * h * w;
-  for (int64_t k = 0; k < c; ++k)
-    for (int64_t i = 0; i < plane; ++i) x.data()[i * c + k] = v[static_cast<size_t>(k * plane + i)];
-  return x;
+  return rng.randn_nhwc({1, l * h, w, c}).reshape({l, h, w, c});
 }
 
 // The sizes and frame count a request runs at, after the pipeline's rounding.
