@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "cli/commands.h"
+#include "core/data_dir.h"
 #include "core/error.h"
 #include "pipelines/gguf_convert.h"
 #include "pipelines/ldm_checkpoint.h"
@@ -12,18 +13,7 @@
 
 namespace vg::cli {
 
-std::string default_model_path() {
-  namespace fs = std::filesystem;
-  if (const char* env = std::getenv("VG_DEFAULT_MODEL"); env && *env) return env;
-  std::error_code ec;
-  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  if (ec) return "";
-  for (fs::path dir = exe.parent_path(); !dir.empty() && dir != dir.root_path(); dir = dir.parent_path()) {
-    for (const fs::path& c : {dir / "models" / "visiongen-shapes", dir / "share" / "visiongen" / "models" / "visiongen-shapes"})
-      if (fs::exists(c / "model_index.json", ec)) return c.string();
-  }
-  return "";
-}
+std::string default_model_path() { return vg::default_model_path(); }
 
 void add_convert(CLI::App& app) {
   auto in = std::make_shared<std::string>();

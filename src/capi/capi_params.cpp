@@ -1,0 +1,136 @@
+// C API: vg_params <-> GenerateParams through the params table's JSON names
+// (core/params_json), so the C struct, the HTTP APIs and the CLI agree.
+#include <nlohmann/json.hpp>
+
+#include "capi/capi_internal.h"
+#include "core/params_json.h"
+
+namespace vg::capi {
+
+namespace {
+
+const GenerateParams& defaults() {
+  static const GenerateParams d;
+  return d;
+}
+
+const char* cstr(const std::string& s) { return s.c_str(); }
+
+// The struct's fields by their params-table names (tests check each name is
+// one of params_json_fields()). Images travel as buffers, not as paths.
+nlohmann::json struct_fields(const vg_params& p) {
+  nlohmann::json j = nlohmann::json::object();
+  auto str = [&](const char* name, const char* v) {
+    if (v) j[name] = v;
+  };
+  str("task", p.task);
+  str("prompt", p.prompt);
+  str("negative_prompt", p.negative_prompt);
+  j["width"] = p.width;
+  j["height"] = p.height;
+  j["steps"] = p.steps;
+  j["cfg_scale"] = p.cfg_scale;
+  j["seed"] = p.seed;
+  str("sampler", p.sampler);
+  str("scheduler", p.scheduler);
+  j["batch_size"] = p.batch_size;
+  j["strength"] = p.strength;
+  j["guidance"] = p.guidance;
+  j["frames"] = p.frames;
+  j["fps"] = p.fps;
+  j["preview_every"] = p.preview_every;
+  str("loras", p.loras);
+  return j;
+}
+
+}  // namespace
+
+Image image_from_c(const vg_image& im, const char* what) {
+  if (!im.pixels || im.width <= 0 || im.height <= 0 || (im.channels != 3 && im.channels != 4))
+    fail(ErrorCode::kInvalidArgument, std::string(what) + " must be an RGB8 or RGBA8 vg_image with pixels and a positive size");
+  if (static_cast<int64_t>(im.width) * im.height > (int64_t{1} << 28))
+    fail(ErrorCode::kInvalidArgument, std::string(what) + " is too large (more than 2^28 pixels)");
+  Image out;
+  out.width = im.width;
+  out.height = im.height;
+  out.channels = im.channels;
+  out.pixels.assign(im.pixels, im.pixels + static_cast<size_t>(im.width) * im.height * im.channels);
+  return out;
+}
+
+Result<Request> to_request(const vg_params& p) {
+  nlohmann::json j = struct_fields(p);
+  std::vector<std::string> given;
+  const nlohmann::json d = params_to_json(defaults());
+  for (auto it = j.begin(); it != j.end(); ++it)
+    if (!d.contains(it.key()) || d[it.key()] != it.value()) given.push_back(it.key());
+  if (p.extra_json && *p.extra_json) {
+    nlohmann::json extra = nlohmann::json::parse(p.extra_json, nullptr, false);
+    if (extra.is_discarded() || !extra.is_object())
+      return Error{ErrorCode::kInvalidArgument, "extra_json must be a JSON object, e.g. {\"clip_skip\": 2}"};
+    for (auto it = extra.begin(); it != extra.end(); ++it) {
+      j[it.key()] = it.value();
+      given.push_back(it.key());
+    }
+  }
+  Request r;
+  Status st = params_from_json(j, &r.params, /*strict=*/true);
+  if (!st) return st.error();
+  r.params.set_fields = given;
+  if (p.init_image) r.init_image = std::make_unique<Image>(image_from_c(*p.init_image, "init_image"));
+  if (p.mask) r.mask = std::make_unique<Image>(image_from_c(*p.mask, "mask"));
+  if (r.mask && !r.init_image) return Error{ErrorCode::kInvalidArgument, "a mask needs an init_image to inpaint"};
+  // Buffers, not paths: the infotext and the task choice still see that they were given.
+  if (r.init_image && r.params.init_image.empty()) r.params.init_image = "(image)";
+  if (r.mask && r.params.mask.empty()) r.params.mask = "(mask)";
+  return r;
+}
+
+}  // namespace vg::capi
+
+using vg::capi::fail_with;
+using vg::capi::protect;
+
+extern "C" {
+
+void vg_params_init_sized(vg_params* out, size_t size) {
+  const vg::GenerateParams& d = vg::capi::defaults();
+  vg_params full{};
+  vg_params* p = &full;
+  p->task = vg::capi::cstr(d.task);
+  p->prompt = vg::capi::cstr(d.prompt);
+  p->negative_prompt = vg::capi::cstr(d.negative_prompt);
+  p->width = d.width;
+  p->height = d.height;
+  p->steps = d.steps;
+  p->cfg_scale = d.cfg_scale;
+  p->seed = d.seed;
+  p->sampler = vg::capi::cstr(d.sampler);
+  p->scheduler = vg::capi::cstr(d.scheduler);
+  p->batch_size = d.batch_size;
+  p->strength = d.strength;
+  p->guidance = d.guidance;
+  p->frames = d.frames;
+  p->fps = d.fps;
+  p->preview_every = d.preview_every;
+  p->loras = vg::capi::cstr(d.loras);
+  vg::capi::sized_init(out, size, full);
+}
+
+vg_status vg_params_to_json(const vg_params* params, char** json_out) {
+  return protect([&] {
+    if (!json_out) return fail_with(VG_INVALID_ARGUMENT, "vg_params_to_json: json_out must not be NULL");
+    *json_out = nullptr;
+    auto r = vg::capi::to_request(vg::capi::versioned_copy(params, vg_params_init));
+    if (!r) return fail_with(r.error());
+    const std::string s = vg::params_to_json(r->params).dump();
+    *json_out = static_cast<char*>(std::malloc(s.size() + 1));
+    if (!*json_out) return fail_with(VG_OUT_OF_MEMORY, "out of memory");
+    std::memcpy(*json_out, s.c_str(), s.size() + 1);
+    return VG_OK;
+  });
+}
+
+void vg_string_free(char* s) { std::free(s); }
+
+}  // extern "C"
