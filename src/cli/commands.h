@@ -14,6 +14,9 @@ void add_registry_commands(CLI::App& app);
 void add_artifact_commands(CLI::App& app);
 void add_repl(CLI::App& app);
 void add_hf_commands(CLI::App& app);
+// Man pages and completion scripts: they walk the whole of `app` when they run (after parsing).
+void add_man(CLI::App& app);
+void add_completion(CLI::App& app);
 // The demo model shipped in models/ (found beside the binary or in the
 // source tree); "" when absent.
 std::string default_model_path();

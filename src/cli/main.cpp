@@ -22,6 +22,8 @@ int main(int argc, char** argv) {
   vg::cli::add_artifact_commands(app);
   vg::cli::add_repl(app);
   vg::cli::add_hf_commands(app);
+  vg::cli::add_man(app);
+  vg::cli::add_completion(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
