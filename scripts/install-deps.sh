@@ -8,7 +8,7 @@ PKGS=(build-essential cmake ninja-build pkg-config libcpp-httplib-dev
       libcli11-dev libgtest-dev libgmock-dev libicu-dev libssl-dev libyaml-cpp-dev libcurl4-openssl-dev
       libsentencepiece-dev libavcodec-dev libavformat-dev libavutil-dev libswscale-dev)
 if [[ "${1:-}" == "--test" ]]; then
-  PKGS+=(chromium python3-torch python3-numpy python3-pil ffmpeg debootstrap)
+  PKGS+=(chromium python3-torch python3-numpy python3-pil ffmpeg debootstrap groff-base)
   command -v node >/dev/null || PKGS+=(nodejs)
   command -v npm >/dev/null || PKGS+=(npm)
 fi
