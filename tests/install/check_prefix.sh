@@ -17,6 +17,11 @@ check_prefix() {
   [[ -f "$libdir/libvisiongen.a" && -L "$libdir/libvisiongen.so" ]] || { echo "static library or .so link missing"; return 1; }
   [[ -f "$prefix/share/visiongen/models/visiongen-shapes/model_index.json" ]] || { echo "demo model not installed"; return 1; }
   for f in visiongen.h visiongen_c.h params.h error.h; do [[ -f "$prefix/include/visiongen/$f" ]]; done
+  for f in man/man1/visiongen.1 man/man1/visiongen-generate.1 bash-completion/completions/visiongen \
+           zsh/vendor-completions/_visiongen; do
+    [[ -f "$prefix/share/$f" ]] || { echo "share/$f not installed"; return 1; }
+  done
+  grep -qF -- '\-\-steps' "$prefix/share/man/man1/visiongen-generate.1"
   # The CLI with no -m draws the demo image from the prefix's share folder.
   "$prefix/bin/visiongen" generate -p "a red star on a white background" --seed 1 -o star.png >cli.log 2>&1 ||
     { cat cli.log; return 1; }
