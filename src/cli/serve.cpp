@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <thread>
 
@@ -26,7 +27,10 @@ void add_serve(CLI::App& app) {
   cmd->add_option("--host", o->host, "address to listen on; other than loopback needs an API key")->capture_default_str();
   cmd->add_option("--port", o->port, "port (0 = any free port, printed on start)")->capture_default_str();
   cmd->add_option("--api-key", o->api_keys, "accept this key (Authorization: Bearer KEY); repeatable");
-  cmd->add_option("--api-key-file", *key_file, "read accepted keys from this file, one per line");
+  cmd->add_option("--api-key-file", *key_file,
+                  "read accepted keys from this file, one per line (keeps them out of `ps`; so does $VG_API_KEY)");
+  cmd->add_option("--tls-cert", o->tls_cert, "serve HTTPS with this PEM certificate (chain); needs --tls-key");
+  cmd->add_option("--tls-key", o->tls_key, "the PEM private key of --tls-cert");
   cmd->add_option("--cors-origin", o->cors_origins, "allow browser calls from this origin; repeatable");
   cmd->add_option("--models-dir", o->models_dirs, "serve the models directly inside this directory; repeatable");
   cmd->add_option("--lora-dir", o->lora_dirs,
@@ -60,12 +64,26 @@ void add_serve(CLI::App& app) {
         }
       }
     }
+    // $VG_API_KEY: one key, or several separated by commas or newlines.
+    if (const char* env = std::getenv("VG_API_KEY"); env && *env) {
+      std::string key;
+      for (const char* c = env;; ++c) {
+        if (*c == ',' || *c == '\n' || *c == '\r' || *c == '\0') {
+          if (!key.empty()) o->api_keys.push_back(key);
+          key.clear();
+          if (!*c) break;
+        } else {
+          key += *c;
+        }
+      }
+    }
     if (o->default_model.empty()) o->default_model = default_model_path();
     auto srv = server::Server::create(*o);
     if (!srv) return set_exit_code(report_error(srv.error()));
     auto port = (*srv)->start();
     if (!port) return set_exit_code(report_error(port.error()));
-    std::printf("visiongen serving on http://%s:%d/ (default model: %s)\n", o->host.c_str(), *port,
+    std::printf("visiongen serving on %s://%s:%d/ (default model: %s)\n", o->tls_cert.empty() ? "http" : "https",
+                o->host.c_str(), *port,
                 o->default_model.empty() ? "none" : o->default_model.c_str());
     std::fflush(stdout);
     signal(SIGINT, on_signal);

@@ -1,5 +1,6 @@
 #include "core/dtype.h"
 
+#include <cpuid.h>
 #include <immintrin.h>
 
 #include <algorithm>
@@ -76,9 +77,11 @@ __attribute__((target("avx,f16c"))) void f16_block_f16c(const uint16_t* s, float
   for (; i < n; ++i) d[i] = f16_to_f32(s[i]);
 }
 
+// F16C from CPUID leaf 1 (ECX bit 29; clang's __builtin_cpu_supports has no "f16c").
 const bool g_f16c = [] {
   __builtin_cpu_init();
-  return __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29)) != 0 && __builtin_cpu_supports("avx");
 }();
 
 void f16_to_f32_array(const uint16_t* s, float* d, size_t n) {

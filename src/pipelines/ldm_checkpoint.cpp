@@ -1,6 +1,5 @@
 #include "pipelines/ldm_checkpoint.h"
 
-#include <yaml-cpp/yaml.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -14,6 +13,7 @@
 #include "io/atomic_file.h"
 #include "lora/layer_registry.h"
 #include "models/config_util.h"
+#include "pipelines/a1111_yaml.h"
 #include "pipelines/ldm_common.h"
 #include "pipelines/ldm_names.h"
 #include "pipelines/sd_model.h"
@@ -92,28 +92,6 @@ namespace {
                   "Diffusion 1.x/2.x/XL checkpoints)"
                 : ", which visiongen does not support yet; supported single files are Stable Diffusion 1.x, 2.x and XL "
                   "checkpoints and FLUX.1 / SD3 transformers"));
-}
-
-struct YamlHints {
-  std::string parameterization;
-  int num_heads = -1, num_head_channels = -1;
-};
-
-YamlHints read_yaml(const std::string& ckpt) {
-  YamlHints h;
-  std::string y = (fs::path(ckpt).parent_path() / fs::path(ckpt).stem()).string() + ".yaml";
-  if (!path_exists(y)) return h;
-  try {
-    YAML::Node root = YAML::LoadFile(y);
-    YAML::Node params = root["model"]["params"];
-    if (params["parameterization"]) h.parameterization = params["parameterization"].as<std::string>();
-    YAML::Node up = params["unet_config"]["params"];
-    if (up["num_heads"]) h.num_heads = up["num_heads"].as<int>();
-    if (up["num_head_channels"]) h.num_head_channels = up["num_head_channels"].as<int>();
-  } catch (const YAML::Exception& e) {
-    fail(ErrorCode::kCorruptFile, "'" + y + "' is not valid YAML: " + e.what());
-  }
-  return h;
 }
 
 }  // namespace
@@ -207,7 +185,7 @@ std::unique_ptr<SdModel> load_ldm_checkpoint(const std::string& path, const std:
                    f.has("cond_stage_model.transformer.embeddings.token_embedding.weight");
   const bool sd2 = f.has("cond_stage_model.model.token_embedding.weight");
   if (!sd1 && !sd2) unknown_family(f);
-  const YamlHints yaml = read_yaml(path);
+  const A1111YamlHints yaml = read_a1111_yaml(path);
   auto m = std::make_unique<SdModel>();
 
   // ---- UNet config from shapes ----

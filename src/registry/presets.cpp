@@ -50,6 +50,32 @@ Preset parse(const std::string& text, const std::string& name) {
   return p;
 }
 
+// The preset's fill as JSON values (YAML scalars: integer, number, bool or
+// string), without the fields the user set. corrupt_file for a non-scalar.
+nlohmann::json fill_json(const Preset& pr, const std::set<std::string>& user_set) {
+  nlohmann::json fill = nlohmann::json::object();
+  try {
+    for (auto it = pr.fill.begin(); it != pr.fill.end(); ++it) {
+      const std::string k = it->first.as<std::string>();
+      if (user_set.count(k)) continue;  // never override the user
+      const YAML::Node& v = it->second;
+      if (!v.IsScalar()) fail(ErrorCode::kCorruptFile, "preset " + pr.name + ": fill value of '" + k + "' is not a scalar");
+      nlohmann::json jv;
+      int64_t i = 0;
+      double d = 0;
+      bool b = false;
+      if (YAML::convert<int64_t>::decode(v, i)) jv = i;
+      else if (YAML::convert<double>::decode(v, d)) jv = d;
+      else if (YAML::convert<bool>::decode(v, b)) jv = b;
+      else jv = v.as<std::string>();
+      fill[k] = jv;
+    }
+  } catch (const YAML::Exception& e) {
+    fail(ErrorCode::kCorruptFile, "preset " + pr.name + " is not valid YAML: " + e.what());
+  }
+  return fill;
+}
+
 std::vector<Preset> all_presets() {
   std::map<std::string, std::string> files;  // name -> text; user files replace built-ins
   for (const auto& [name, text] : builtin_presets()) files[name] = text;
@@ -87,31 +113,18 @@ PresetReport apply_preset(const std::string& family, const std::string& mode, co
     return r;
   }
   r.preset = chosen->name;
-  nlohmann::json fill = nlohmann::json::object();
-  for (auto it = chosen->fill.begin(); it != chosen->fill.end(); ++it) {
-    const std::string k = it->first.as<std::string>();
-    if (user_set.count(k)) continue;  // never override the user
-    const YAML::Node& v = it->second;
-    nlohmann::json jv;
-    try {
-      jv = v.as<int64_t>();
-    } catch (const YAML::Exception&) {
-      try {
-        jv = v.as<double>();
-      } catch (const YAML::Exception&) {
-        try {
-          jv = v.as<bool>();
-        } catch (const YAML::Exception&) {
-          jv = v.as<std::string>();
-        }
-      }
-    }
-    fill[k] = jv;
-  }
+  const nlohmann::json fill = fill_json(*chosen, user_set);
   Status st = params_from_json(fill, p, true);
   if (!st) fail(ErrorCode::kCorruptFile, "preset " + chosen->name + ": " + st.error().message);
   r.applied_patch = fill;
   return r;
+}
+
+void check_preset_text(const std::string& text, const std::string& name) {
+  const Preset pr = parse(text, name);
+  GenerateParams p;
+  Status st = params_from_json(fill_json(pr, {}), &p, true);
+  if (!st) fail(ErrorCode::kCorruptFile, "preset " + name + ": " + st.error().message);
 }
 
 }  // namespace vg

@@ -23,4 +23,8 @@ struct PresetReport {
 PresetReport apply_preset(const std::string& family, const std::string& mode, const std::string& task,
                           const std::set<std::string>& user_set, GenerateParams* p);
 
+// Parses a preset file's text and checks its fill against the params table;
+// throws corrupt_file naming `name` (what a user preset file must pass).
+void check_preset_text(const std::string& text, const std::string& name);
+
 }  // namespace vg

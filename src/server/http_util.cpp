@@ -130,11 +130,26 @@ std::pair<int, int> parse_size(const std::string& s) {
 }
 
 nlohmann::json parse_json_body(const std::string& body) {
+  // No request has more than a few levels; deeper nesting is refused while
+  // parsing (before a deep tree is built).
+  constexpr int kMaxDepth = 32;
+  bool too_deep = false;
+  const auto limit = [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json&) {
+    if (depth > kMaxDepth && (event == nlohmann::json::parse_event_t::object_start ||
+                              event == nlohmann::json::parse_event_t::array_start))
+      too_deep = true;
+    return !too_deep;
+  };
+  nlohmann::json j;
   try {
-    return nlohmann::json::parse(body);
+    j = nlohmann::json::parse(body, limit);
   } catch (const nlohmann::json::parse_error& e) {
-    fail(ErrorCode::kInvalidArgument, std::string("the request body is not valid JSON: ") + e.what());
+    if (!too_deep) fail(ErrorCode::kInvalidArgument, std::string("the request body is not valid JSON: ") + e.what());
   }
+  if (too_deep)
+    fail(ErrorCode::kInvalidArgument, "the request body nests JSON more than " + std::to_string(kMaxDepth) +
+                                          " levels deep; send a flat object of parameters");
+  return j;
 }
 
 int json_int(const nlohmann::json& v, const char* name) {

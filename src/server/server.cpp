@@ -3,6 +3,7 @@
 #include <openssl/crypto.h>
 #include <signal.h>
 
+#include <filesystem>
 #include <thread>
 
 #include "core/error.h"
@@ -17,7 +18,7 @@ bool is_loopback_host(const std::string& h) {
 
 struct Server::Impl {
   std::unique_ptr<Context> ctx;
-  httplib::Server http;
+  std::unique_ptr<httplib::Server> http;  // an httplib::SSLServer with --tls-cert/--tls-key
   std::thread thread;
 };
 
@@ -88,10 +89,24 @@ Result<std::unique_ptr<Server>> Server::create(const ServerOptions& o) {
   if (!is_loopback_host(o.host) && o.api_keys.empty())
     return Error{ErrorCode::kInvalidArgument, "refusing to listen on '" + o.host +
                                                   "' without an API key; pass --api-key or --api-key-file (or use 127.0.0.1)"};
+  if (o.tls_cert.empty() != o.tls_key.empty())
+    return Error{ErrorCode::kInvalidArgument, "TLS needs both --tls-cert and --tls-key (PEM files)"};
   auto impl = std::make_unique<Impl>();
+  if (!o.tls_cert.empty()) {
+    for (const std::string& f : {o.tls_cert, o.tls_key})
+      if (!std::filesystem::exists(f))
+        return Error{ErrorCode::kFileNotFound, "TLS file '" + f + "' does not exist; pass a PEM certificate and key"};
+    auto tls = std::make_unique<httplib::SSLServer>(o.tls_cert.c_str(), o.tls_key.c_str());
+    if (!tls->is_valid())
+      return Error{ErrorCode::kInvalidArgument, "cannot use the TLS certificate '" + o.tls_cert + "' with the key '" +
+                                                    o.tls_key + "' (not PEM, or they do not match)"};
+    impl->http = std::move(tls);
+  } else {
+    impl->http = std::make_unique<httplib::Server>();
+  }
   impl->ctx = std::make_unique<Context>(o);
   Context& ctx = *impl->ctx;
-  auto& s = impl->http;
+  auto& s = *impl->http;
   s.set_payload_max_length(o.max_body_bytes);
   // Synchronous endpoints hold a connection thread while their job waits in
   // the queue, so the pool is sized for the queue, not for the cores.
@@ -142,14 +157,14 @@ Result<std::unique_ptr<Server>> Server::create(const ServerOptions& o) {
 
 Result<int> Server::start() {
   signal(SIGPIPE, SIG_IGN);
-  const int port = impl_->ctx->opts.port == 0 ? impl_->http.bind_to_any_port(impl_->ctx->opts.host)
-                                               : (impl_->http.bind_to_port(impl_->ctx->opts.host, impl_->ctx->opts.port)
+  const int port = impl_->ctx->opts.port == 0 ? impl_->http->bind_to_any_port(impl_->ctx->opts.host)
+                                               : (impl_->http->bind_to_port(impl_->ctx->opts.host, impl_->ctx->opts.port)
                                                       ? impl_->ctx->opts.port
                                                       : -1);
   if (port <= 0)
     return Error{ErrorCode::kIoError, "cannot listen on " + impl_->ctx->opts.host + ":" +
                                           std::to_string(impl_->ctx->opts.port) + " (in use or not permitted)"};
-  impl_->thread = std::thread([this] { impl_->http.listen_after_bind(); });
+  impl_->thread = std::thread([this] { impl_->http->listen_after_bind(); });
   return port;
 }
 
@@ -160,7 +175,7 @@ void Server::wait() {
 void Server::stop(bool cancel_running) {
   if (!impl_) return;
   impl_->ctx->jobs.shutdown(cancel_running);
-  impl_->http.stop();
+  if (impl_->http) impl_->http->stop();
   if (impl_->thread.joinable()) impl_->thread.join();
 }
 

@@ -14,6 +14,8 @@ struct ServerOptions {
   std::string host = "127.0.0.1";
   int port = 7860;  // 0 = any free port
   std::vector<std::string> api_keys;
+  // HTTPS: a PEM certificate (chain) and its private key; both or neither.
+  std::string tls_cert, tls_key;
   std::vector<std::string> cors_origins;
   std::vector<std::string> models_dirs;
   std::string default_model;  // path of the model used when a request names none
