@@ -65,8 +65,9 @@ void help_tree(const std::string& path, std::vector<std::string>* out) {
       in_subs = false;
   }
   for (const auto& s : subs) {
-    out->push_back(path.empty() ? s : path + " " + s);
-    help_tree(out->back(), out);
+    const std::string child = path.empty() ? s : path + " " + s;  // a copy: pushing may move out's elements
+    out->push_back(child);
+    help_tree(child, out);
   }
 }
 

@@ -5,6 +5,7 @@
 #include "backend/cpu/ops.h"
 #include "io/atomic_file.h"
 #include "io/weights.h"
+#include "quant/quantize.h"
 #include "test_util.h"
 #include "visiongen/visiongen.h"
 
@@ -13,12 +14,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-uint16_t to_f16(float f) {
-  _Float16 h = static_cast<_Float16>(f);
-  uint16_t u;
-  std::memcpy(&u, &h, 2);
-  return u;
-}
+uint16_t to_f16(float f) { return f32_to_f16(f); }  // round to nearest even, as a cast to _Float16
 uint16_t to_bf16(float f) {
   uint32_t u;
   std::memcpy(&u, &f, 4);

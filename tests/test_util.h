@@ -24,6 +24,22 @@
 namespace vg::test {
 
 inline std::string fixtures() { return VG_FIXTURES_DIR; }
+
+// AddressSanitizer builds (scripts/sanitize-test.sh): memory figures there
+// measure the sanitizer's shadow and quarantine, not visiongen.
+constexpr bool under_asan() {
+#if defined(__SANITIZE_ADDRESS__)
+  return true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+  return true;
+#else
+  return false;
+#endif
+#else
+  return false;
+#endif
+}
 inline std::string tiny() { return fixtures() + "/sd1-tiny"; }
 inline std::string tiny_model() { return tiny() + "/models/sd1-tiny"; }
 

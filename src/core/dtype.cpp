@@ -68,13 +68,28 @@ float f16_to_f32(uint16_t h) {
 
 namespace {
 
+// Element i of a tensor whose data need not be aligned (safetensors offsets
+// are arbitrary): memcpy, which compiles to a plain load.
+template <typename T>
+T load_unaligned(const unsigned char* base, size_t i) {
+  T v;
+  std::memcpy(&v, base + i * sizeof(T), sizeof(T));
+  return v;
+}
+
+template <typename T>
+void widen(const void* src, float* dst, size_t n) {
+  const auto* b = static_cast<const unsigned char*>(src);
+  for (size_t i = 0; i < n; ++i) dst[i] = static_cast<float>(load_unaligned<T>(b, i));
+}
+
 // IEEE half -> single is exact, so the F16C instruction gives the same
 // values as the scalar routine, only much faster.
 __attribute__((target("avx,f16c"))) void f16_block_f16c(const uint16_t* s, float* d, size_t n) {
   size_t i = 0;
   for (; i + 8 <= n; i += 8)
     _mm256_storeu_ps(d + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i))));
-  for (; i < n; ++i) d[i] = f16_to_f32(s[i]);
+  for (; i < n; ++i) d[i] = f16_to_f32(load_unaligned<uint16_t>(reinterpret_cast<const unsigned char*>(s), i));
 }
 
 // F16C from CPUID leaf 1 (ECX bit 29; clang's __builtin_cpu_supports has no "f16c").
@@ -85,10 +100,11 @@ const bool g_f16c = [] {
 }();
 
 void f16_to_f32_array(const uint16_t* s, float* d, size_t n) {
+  const auto* bytes = reinterpret_cast<const unsigned char*>(s);
   auto one = [&](size_t b, size_t e) {
     if (g_f16c) f16_block_f16c(s + b, d + b, e - b);
     else
-      for (size_t i = b; i < e; ++i) d[i] = f16_to_f32(s[i]);
+      for (size_t i = b; i < e; ++i) d[i] = f16_to_f32(load_unaligned<uint16_t>(bytes, i));
   };
   if (n < (1u << 18)) return one(0, n);
   const long chunks = static_cast<long>((n + (1u << 16) - 1) >> 16);
@@ -103,40 +119,16 @@ void convert_to_f32(DType t, const void* src, float* dst, size_t n) {
     case DType::kF32: std::memcpy(dst, src, n * 4); return;
     case DType::kF16: f16_to_f32_array(static_cast<const uint16_t*>(src), dst, n); return;
     case DType::kBF16: {
-      auto* s = static_cast<const uint16_t*>(src);
-      for (size_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(s[i]);
+      const auto* b = static_cast<const unsigned char*>(src);
+      for (size_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(load_unaligned<uint16_t>(b, i));
       return;
     }
-    case DType::kF64: {
-      auto* s = static_cast<const double*>(src);
-      for (size_t i = 0; i < n; ++i) dst[i] = static_cast<float>(s[i]);
-      return;
-    }
-    case DType::kI64: {
-      auto* s = static_cast<const int64_t*>(src);
-      for (size_t i = 0; i < n; ++i) dst[i] = static_cast<float>(s[i]);
-      return;
-    }
-    case DType::kI32: {
-      auto* s = static_cast<const int32_t*>(src);
-      for (size_t i = 0; i < n; ++i) dst[i] = static_cast<float>(s[i]);
-      return;
-    }
-    case DType::kI16: {
-      auto* s = static_cast<const int16_t*>(src);
-      for (size_t i = 0; i < n; ++i) dst[i] = s[i];
-      return;
-    }
-    case DType::kI8: {
-      auto* s = static_cast<const int8_t*>(src);
-      for (size_t i = 0; i < n; ++i) dst[i] = s[i];
-      return;
-    }
-    case DType::kU8: case DType::kBool: {
-      auto* s = static_cast<const uint8_t*>(src);
-      for (size_t i = 0; i < n; ++i) dst[i] = s[i];
-      return;
-    }
+    case DType::kF64: return widen<double>(src, dst, n);
+    case DType::kI64: return widen<int64_t>(src, dst, n);
+    case DType::kI32: return widen<int32_t>(src, dst, n);
+    case DType::kI16: return widen<int16_t>(src, dst, n);
+    case DType::kI8: return widen<int8_t>(src, dst, n);
+    case DType::kU8: case DType::kBool: return widen<uint8_t>(src, dst, n);
     case DType::kQuant:
       fail(ErrorCode::kInternal, "convert_to_f32 got a block-quantised tensor; use tensor_to_f32");
   }

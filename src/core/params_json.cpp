@@ -140,7 +140,7 @@ Status params_from_json(const nlohmann::json& j, GenerateParams* p, bool strict)
 
 nlohmann::json params_to_json(const GenerateParams& p) {
   nlohmann::json j = nlohmann::json::object();
-  for (const auto& [name, m] : members()) std::visit([&](auto mp) { j[name] = p.*mp; }, m);
+  for (const auto& nm : members()) std::visit([&](auto mp) { j[nm.first] = p.*mp; }, nm.second);
   return j;
 }
 

@@ -132,7 +132,9 @@ void rename_all(const SafetensorsFile& f, const std::string& root, Prefixes p, O
 // (SD2).
 void openclip_to_hf(const SafetensorsFile& f, const std::string& P, const ClipTextConfig& tc, Out& out) {
   static const std::regex layer(R"(^transformer\.resblocks\.(\d+)\.(.*)$)");
-  for (auto& [name, info] : f.tensors()) {
+  for (auto& entry : f.tensors()) {
+    const std::string& name = entry.first;
+    const TensorInfo& info = entry.second;  // a reference lambdas can capture (not a structured binding)
     if (name.rfind(P, 0) != 0) continue;
     const std::string n = name.substr(P.size());
     std::smatch m;

@@ -96,7 +96,7 @@ Status DitEngine::validate(const GenerateParams& p, const ImageInputs& images) c
                 : std::pair<int, int>{p.width ? p.width : mi.default_width, p.height ? p.height : mi.default_height};
   });
   if (!sized) return sized.error();
-  const auto [w, h] = *sized;
+  const int w = sized->first, h = sized->second;
   if (Status s = check_size_multiple(w, h, mi.size_multiple, mi.family); !s) return s;
   if (p.max_sequence_length > max_text_tokens())
     return Error{ErrorCode::kInvalidArgument, "max_sequence_length " + std::to_string(p.max_sequence_length) +
@@ -115,8 +115,10 @@ GenerateResult DitEngine::generate(const GenerateParams& p, const ImageInputs& i
   const ModelInfo& mi = parts_.info;
   GenerateResult res;
   const RequestImages li(p, images);
-  const auto [w, h] = li.pi ? edit_size(p, *li.pi, mi.size_multiple)
-                            : std::pair<int, int>{p.width ? p.width : mi.default_width, p.height ? p.height : mi.default_height};
+  const std::pair<int, int> size = li.pi ? edit_size(p, *li.pi, mi.size_multiple)
+                                         : std::pair<int, int>{p.width ? p.width : mi.default_width,
+                                                               p.height ? p.height : mi.default_height};
+  const int w = size.first, h = size.second;
   const uint64_t seed = p.seed >= 0 ? static_cast<uint64_t>(p.seed) : (std::random_device{}() & 0xffffffffu);
   auto t0 = Clock::now();
   auto report = [&](const char* stage, int step, int total) {

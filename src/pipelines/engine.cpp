@@ -103,8 +103,9 @@ Result<std::unique_ptr<Engine>> Engine::load(const std::string& path, const Load
     const std::string resolved = resolve_model_reference(path);
     const bool is_auto = opts.precision == "auto" || opts.precision.empty();
     const std::string dit = dit_family(resolved, opts);
-    const auto [precision, source] =
+    const auto chosen =
         precision_with_source(opts.precision, is_auto ? weight_bytes(resolved) : -1, is_auto ? probe_arch(resolved, dit) : "sd");
+    const std::string precision = chosen.first, source = chosen.second;
     if (precision.empty())
       fail(ErrorCode::kInvalidArgument, "precision '" + opts.precision + "' is unknown; use auto, fp32 or bf16");
     if (precision == "bf16" && !cpu_can_bf16())

@@ -58,7 +58,7 @@ nlohmann::json fill_json(const Preset& pr, const std::set<std::string>& user_set
     for (auto it = pr.fill.begin(); it != pr.fill.end(); ++it) {
       const std::string k = it->first.as<std::string>();
       if (user_set.count(k)) continue;  // never override the user
-      const YAML::Node& v = it->second;
+      const YAML::Node v = it->second;  // a copy: the iterator gives a temporary (a reference dangled)
       if (!v.IsScalar()) fail(ErrorCode::kCorruptFile, "preset " + pr.name + ": fill value of '" + k + "' is not a scalar");
       nlohmann::json jv;
       int64_t i = 0;

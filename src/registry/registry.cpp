@@ -144,7 +144,7 @@ Registry Registry::load_default() {
     nlohmann::json j;
     try {
       j = nlohmann::json::parse(read_file(user));
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {
       fail(ErrorCode::kCorruptFile, user + ": not valid JSON: " + e.what());
     }
     r.merge(j, user);

@@ -143,7 +143,7 @@ nlohmann::json parse_json_body(const std::string& body) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(body, limit);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range for numbers like 1e99999
     if (!too_deep) fail(ErrorCode::kInvalidArgument, std::string("the request body is not valid JSON: ") + e.what());
   }
   if (too_deep)
