@@ -16,8 +16,10 @@ const GenerateParams& defaults() {
 
 const char* cstr(const std::string& s) { return s.c_str(); }
 
-// The struct's fields by their params-table names (tests check each name is
-// one of params_json_fields()). Images travel as buffers, not as paths.
+// The struct's fields by their params-table names; params_from_json reads
+// them strictly, so a name the table lacks fails every call (the C test's
+// vg_params_to_json of a default struct covers them all). Images travel as
+// buffers, not as paths.
 nlohmann::json struct_fields(const vg_params& p) {
   nlohmann::json j = nlohmann::json::object();
   auto str = [&](const char* name, const char* v) {
