@@ -206,7 +206,24 @@ class Video(list):
         self.infotext = infotext
 
 
-class Result(list):
+class _Closing:
+    """`with` support and freeing on garbage collection, for classes whose
+    close() releases library handles."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown: module globals may be gone
+            pass
+
+
+class Result(_Closing, list):
     """The images of one generation (in the output form), and:
 
     infotext: A1111 "parameters" text per image (video models: per clip).
@@ -266,20 +283,8 @@ class Result(list):
         if handle:
             lib.vg_result_free(handle)
 
-    def __enter__(self):
-        return self
 
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:  # interpreter shutdown: module globals may be gone
-            pass
-
-
-class Engine:
+class Engine(_Closing):
     """A vg_context and one model loaded through it.
 
     model: a diffusers folder or a single .safetensors / .gguf checkpoint;
@@ -391,18 +396,6 @@ class Engine:
                 lib.vg_model_free(model)
             if ctx:
                 lib.vg_context_free(ctx)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:  # interpreter shutdown: module globals may be gone
-            pass
 
     def __repr__(self):
         if not self._model:
