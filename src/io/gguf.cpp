@@ -195,12 +195,13 @@ std::shared_ptr<GgufFile> GgufFile::open(const std::string& path) {
     if (n_dims < 1 || n_dims > 4)
       corrupt(path, "tensor '" + p.name + "' has " + std::to_string(n_dims) + " dimensions (GGUF allows 1 to 4)");
     std::vector<uint64_t> ne(n_dims);
-    uint64_t numel = 1;
+    uint64_t numel = 1, nonzero = 1;  // the product of the non-zero dims is bounded too (a 0 must not hide the rest)
     for (auto& d : ne) {
       d = r.get<uint64_t>(what.c_str());
-      if (d > kMaxElems || (d > 0 && numel > kMaxElems / d))
+      if (d > kMaxElems || (d > 0 && nonzero > kMaxElems / d))
         corrupt(path, "tensor '" + p.name + "' is impossibly large");
       numel *= d;
+      if (d > 0) nonzero *= d;
     }
     const uint32_t type = r.get<uint32_t>(what.c_str());
     const GgmlTypeInfo* ti = ggml_type_info(static_cast<int>(type));
@@ -248,8 +249,17 @@ std::shared_ptr<GgufFile> GgufFile::open(const std::string& path) {
     if (f->find_kv("comfy.gguf.orig_shape." + p.name)) {
       const auto shape = f->get_int_array("comfy.gguf.orig_shape." + p.name);
       Shape s(shape->begin(), shape->end());
-      if (s.empty() || s.size() > 8 || shape_numel(s) != shape_numel(p.info.shape) ||
-          std::any_of(s.begin(), s.end(), [](int64_t d) { return d < 0; }))
+      // The product is checked step by step: dims from the file must not overflow it.
+      uint64_t n = 1, nonzero = 1;
+      bool sane = !s.empty() && s.size() <= 8;
+      for (int64_t d : s) {
+        const uint64_t u = static_cast<uint64_t>(d);
+        sane = sane && d >= 0 && u <= kMaxElems && (u == 0 || nonzero <= kMaxElems / u);
+        if (!sane) break;
+        n *= u;
+        if (u > 0) nonzero *= u;
+      }
+      if (!sane || n != static_cast<uint64_t>(shape_numel(p.info.shape)))
         corrupt(path, "comfy.gguf.orig_shape." + p.name + " does not match the tensor's " +
                           std::to_string(shape_numel(p.info.shape)) + " elements");
       p.info.shape = s;

@@ -60,14 +60,15 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
       corrupt(path, "tensor '" + name + "' has unknown dtype " + entry["dtype"].dump());
     const auto& shape = entry["shape"];
     if (!shape.is_array() || shape.size() > 8) corrupt(path, "tensor '" + name + "' has a bad shape");
-    uint64_t numel = 1;
+    uint64_t numel = 1, nonzero = 1;  // the non-zero dims' product is bounded too (a 0 must not hide the rest)
     for (auto& d : shape) {
       if (!d.is_number_unsigned() && !(d.is_number_integer() && d.get<int64_t>() >= 0))
         corrupt(path, "tensor '" + name + "' has a negative or non-integer dimension");
       uint64_t v = d.get<uint64_t>();
-      if (v > (1ull << 40) || (numel > 0 && v > (1ull << 62) / numel))
+      if (v > (1ull << 40) || (v > 0 && v > (1ull << 62) / nonzero))
         corrupt(path, "tensor '" + name + "' is impossibly large");
       numel *= v;
+      if (v > 0) nonzero *= v;
       info.shape.push_back(static_cast<int64_t>(v));
     }
     const auto& off = entry["data_offsets"];
