@@ -46,8 +46,7 @@ vg_status vg_context_create(const vg_context_params* params, vg_context** out) {
     if (p.threads < 0) return fail_with(VG_INVALID_ARGUMENT, "threads must be 0 (all cores) or more");
     auto ctx = std::make_unique<vg_context>();
     ctx->threads = p.threads;
-    if (p.data_dir) ctx->data_dir = p.data_dir;
-    ctx->default_model = vg::default_model_path(ctx->data_dir);
+    ctx->default_model = vg::default_model_path(p.data_dir ? p.data_dir : "");
     *out = ctx.release();
     return VG_OK;
   });
@@ -110,7 +109,6 @@ vg_status vg_model_load(vg_context* ctx, const char* path, const vg_load_options
     auto e = vg::Engine::load(model, lo);
     if (!e) return fail_with(e.error());
     auto m = std::make_unique<vg_model>();
-    m->ctx = ctx;
     m->engine = std::move(*e);
     m->info_json = info_json(*m->engine);
     *out = m.release();

@@ -15,12 +15,10 @@
 
 struct vg_context {
   int threads = 0;
-  std::string data_dir;       // "" = found at run time
-  std::string default_model;  // cached vg_context_default_model()
+  std::string default_model;  // vg_context_default_model(), found once from the data folder
 };
 
 struct vg_model {
-  vg_context* ctx = nullptr;
   std::unique_ptr<vg::Engine> engine;
   std::string info_json;
   std::mutex run_mutex;  // one generation at a time per model
@@ -75,6 +73,8 @@ void sized_init(T* out, size_t size, T full) {
 }
 
 Result<Request> to_request(const vg_params& p);
+// A view of an image the library owns (a result's, a preview's).
+inline vg_image to_c(const Image& im) { return vg_image{im.width, im.height, im.channels, im.pixels.data()}; }
 // A vg_image (RGB8/RGBA8) as an owned vg::Image; invalid_argument if malformed.
 Image image_from_c(const vg_image& im, const char* what);
 // The runner shared by vg_generate and jobs: locks the model, runs, wraps the result.

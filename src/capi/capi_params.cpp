@@ -1,6 +1,7 @@
 // C API: vg_params <-> GenerateParams through the params table's JSON names
 // (core/params_json), so the C struct, the HTTP APIs and the CLI agree.
 #include <nlohmann/json.hpp>
+#include <variant>
 
 #include "capi/capi_internal.h"
 #include "core/params_json.h"
@@ -9,39 +10,47 @@ namespace vg::capi {
 
 namespace {
 
-const GenerateParams& defaults() {
-  static const GenerateParams d;
+// vg_params' fields by their params-table names: read into JSON by
+// struct_fields, filled from GenerateParams' defaults by vg_params_init. The
+// table reads them strictly, so a name it lacks fails every call (the C
+// test's vg_params_to_json of a default struct covers them all). Images
+// travel as buffers, not as paths.
+using CMember = std::variant<const char* vg_params::*, int32_t vg_params::*, int64_t vg_params::*, float vg_params::*>;
+const std::pair<const char*, CMember> kFields[] = {
+    {"task", &vg_params::task},         {"prompt", &vg_params::prompt},
+    {"negative_prompt", &vg_params::negative_prompt}, {"width", &vg_params::width},
+    {"height", &vg_params::height},     {"steps", &vg_params::steps},
+    {"cfg_scale", &vg_params::cfg_scale}, {"seed", &vg_params::seed},
+    {"sampler", &vg_params::sampler},   {"scheduler", &vg_params::scheduler},
+    {"batch_size", &vg_params::batch_size}, {"strength", &vg_params::strength},
+    {"guidance", &vg_params::guidance}, {"frames", &vg_params::frames},
+    {"fps", &vg_params::fps},           {"preview_every", &vg_params::preview_every},
+    {"loras", &vg_params::loras},
+};
+
+// GenerateParams' defaults, as an object (vg_params_init's strings point into
+// it) and as JSON (what "given" is measured against).
+GenerateParams& defaults() {
+  static GenerateParams d;
   return d;
 }
+const nlohmann::json& defaults_json() {
+  static const nlohmann::json j = params_to_json(defaults());
+  return j;
+}
 
-const char* cstr(const std::string& s) { return s.c_str(); }
-
-// The struct's fields by their params-table names; params_from_json reads
-// them strictly, so a name the table lacks fails every call (the C test's
-// vg_params_to_json of a default struct covers them all). Images travel as
-// buffers, not as paths.
 nlohmann::json struct_fields(const vg_params& p) {
   nlohmann::json j = nlohmann::json::object();
-  auto str = [&](const char* name, const char* v) {
-    if (v) j[name] = v;
-  };
-  str("task", p.task);
-  str("prompt", p.prompt);
-  str("negative_prompt", p.negative_prompt);
-  j["width"] = p.width;
-  j["height"] = p.height;
-  j["steps"] = p.steps;
-  j["cfg_scale"] = p.cfg_scale;
-  j["seed"] = p.seed;
-  str("sampler", p.sampler);
-  str("scheduler", p.scheduler);
-  j["batch_size"] = p.batch_size;
-  j["strength"] = p.strength;
-  j["guidance"] = p.guidance;
-  j["frames"] = p.frames;
-  j["fps"] = p.fps;
-  j["preview_every"] = p.preview_every;
-  str("loras", p.loras);
+  for (const auto& [name, member] : kFields)
+    std::visit(
+        [&, n = name](auto m) {
+          if constexpr (std::is_same_v<decltype(p.*m), const char* const&>) {
+            if (p.*m) j[n] = p.*m;
+          } else {
+            j[n] = p.*m;
+          }
+        },
+        member);
   return j;
 }
 
@@ -63,7 +72,7 @@ Image image_from_c(const vg_image& im, const char* what) {
 Result<Request> to_request(const vg_params& p) {
   nlohmann::json j = struct_fields(p);
   std::vector<std::string> given;
-  const nlohmann::json d = params_to_json(defaults());
+  const nlohmann::json& d = defaults_json();
   for (auto it = j.begin(); it != j.end(); ++it)
     if (!d.contains(it.key()) || d[it.key()] != it.value()) given.push_back(it.key());
   if (p.extra_json && *p.extra_json) {
@@ -96,26 +105,15 @@ using vg::capi::protect;
 extern "C" {
 
 void vg_params_init_sized(vg_params* out, size_t size) {
-  const vg::GenerateParams& d = vg::capi::defaults();
   vg_params full{};
-  vg_params* p = &full;
-  p->task = vg::capi::cstr(d.task);
-  p->prompt = vg::capi::cstr(d.prompt);
-  p->negative_prompt = vg::capi::cstr(d.negative_prompt);
-  p->width = d.width;
-  p->height = d.height;
-  p->steps = d.steps;
-  p->cfg_scale = d.cfg_scale;
-  p->seed = d.seed;
-  p->sampler = vg::capi::cstr(d.sampler);
-  p->scheduler = vg::capi::cstr(d.scheduler);
-  p->batch_size = d.batch_size;
-  p->strength = d.strength;
-  p->guidance = d.guidance;
-  p->frames = d.frames;
-  p->fps = d.fps;
-  p->preview_every = d.preview_every;
-  p->loras = vg::capi::cstr(d.loras);
+  for (const auto& [name, member] : vg::capi::kFields)
+    std::visit(
+        [&, n = name](auto m) {
+          using T = std::remove_const_t<std::remove_reference_t<decltype(full.*m)>>;
+          if constexpr (std::is_same_v<T, const char*>) full.*m = vg::params_string_field(vg::capi::defaults(), n)->c_str();
+          else full.*m = vg::capi::defaults_json()[n].get<T>();
+        },
+        member);
   vg::capi::sized_init(out, size, full);
 }
 

@@ -30,8 +30,6 @@ using vg::capi::protect;
 
 namespace {
 
-vg_image to_c(const vg::Image& im) { return vg_image{im.width, im.height, im.channels, im.pixels.data()}; }
-
 vg_status out_of_range(const char* what, size_t index, size_t count) {
   return fail_with(VG_INVALID_ARGUMENT, std::string(what) + " " + std::to_string(index) + " is out of range (the result has " +
                                             std::to_string(count) + ")");
@@ -49,6 +47,19 @@ void drop_opaque_alpha(vg::Image* im) {
   im->channels = 3;
 }
 
+// Clip `video` of the result written by `save` (a file or a folder of frames)
+// with its infotext.
+vg_status save_clip(const char* fn, const vg_result* r, size_t video, const char* target,
+                    vg::Status (*save)(const vg::Video&, const std::string&, const std::string&)) {
+  return protect([&] {
+    if (!r || !target || !*target) return fail_with(VG_INVALID_ARGUMENT, std::string(fn) + ": result and path are required");
+    if (video >= r->result.videos.size()) return out_of_range("video", video, r->result.videos.size());
+    const std::string info = video < r->result.infotext.size() ? r->result.infotext[video] : "";
+    auto st = save(r->result.videos[video], target, info);
+    return st ? VG_OK : fail_with(st.error());
+  });
+}
+
 }  // namespace
 
 extern "C" {
@@ -58,7 +69,7 @@ size_t vg_result_image_count(const vg_result* r) { return r ? r->result.images.s
 vg_status vg_result_image(const vg_result* r, size_t index, vg_image* out) {
   if (!r || !out) return fail_with(VG_INVALID_ARGUMENT, "vg_result_image: result and out must not be NULL");
   if (index >= r->result.images.size()) return out_of_range("image", index, r->result.images.size());
-  *out = to_c(r->result.images[index]);
+  *out = vg::capi::to_c(r->result.images[index]);
   return VG_OK;
 }
 
@@ -73,7 +84,7 @@ vg_status vg_result_frame(const vg_result* r, size_t video, size_t frame, vg_ima
   if (video >= r->result.videos.size()) return out_of_range("video", video, r->result.videos.size());
   const auto& frames = r->result.videos[video].frames;
   if (frame >= frames.size()) return out_of_range("frame", frame, frames.size());
-  *out = to_c(frames[frame]);
+  *out = vg::capi::to_c(frames[frame]);
   return VG_OK;
 }
 
@@ -123,23 +134,11 @@ void vg_image_release(vg_image* image) {
 }
 
 vg_status vg_result_save_video(const vg_result* r, size_t video, const char* path) {
-  return protect([&] {
-    if (!r || !path || !*path) return fail_with(VG_INVALID_ARGUMENT, "vg_result_save_video: result and path are required");
-    if (video >= r->result.videos.size()) return out_of_range("video", video, r->result.videos.size());
-    const std::string info = video < r->result.infotext.size() ? r->result.infotext[video] : "";
-    auto st = vg::save_video(r->result.videos[video], path, info);
-    return st ? VG_OK : fail_with(st.error());
-  });
+  return save_clip("vg_result_save_video", r, video, path, vg::save_video);
 }
 
 vg_status vg_result_save_frames(const vg_result* r, size_t video, const char* dir) {
-  return protect([&] {
-    if (!r || !dir || !*dir) return fail_with(VG_INVALID_ARGUMENT, "vg_result_save_frames: result and dir are required");
-    if (video >= r->result.videos.size()) return out_of_range("video", video, r->result.videos.size());
-    const std::string info = video < r->result.infotext.size() ? r->result.infotext[video] : "";
-    auto st = vg::save_video_frames(r->result.videos[video], dir, info);
-    return st ? VG_OK : fail_with(st.error());
-  });
+  return save_clip("vg_result_save_frames", r, video, dir, vg::save_video_frames);
 }
 
 }  // extern "C"

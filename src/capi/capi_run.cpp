@@ -15,12 +15,6 @@ struct vg_job {
 
 namespace vg::capi {
 
-namespace {
-
-vg_image to_c(const Image& im) { return vg_image{im.width, im.height, im.channels, im.pixels.data()}; }
-
-}  // namespace
-
 vg_status run(vg_model* model, const Request& req, const vg_callbacks& cb, const std::atomic<bool>* cancel,
               vg_result** out) {
   ProgressCallback progress = [&](const Progress& pr) {
@@ -53,10 +47,9 @@ using vg::capi::protect;
 
 namespace {
 
-// The checks vg_generate and vg_job_start share; converts the params.
-vg_status prepare(vg_model* model, const vg_params* params, const vg_callbacks* callbacks, void* out,
-                  vg::capi::Request* req, vg_callbacks* cb) {
-  if (!out) return fail_with(VG_INVALID_ARGUMENT, "the out pointer must not be NULL");
+// The checks vg_generate, vg_model_validate and vg_job_start share; converts the params.
+vg_status prepare(vg_model* model, const vg_params* params, const vg_callbacks* callbacks, vg::capi::Request* req,
+                  vg_callbacks* cb) {
   if (!model) return fail_with(VG_INVALID_ARGUMENT, "model must not be NULL (load one with vg_model_load)");
   if (!params) return fail_with(VG_INVALID_ARGUMENT, "params must not be NULL (start from vg_params_init)");
   auto r = vg::capi::to_request(vg::capi::versioned_copy(params, vg_params_init));
@@ -74,10 +67,11 @@ void vg_callbacks_init_sized(vg_callbacks* c, size_t size) { vg::capi::sized_ini
 
 vg_status vg_generate(vg_model* model, const vg_params* params, const vg_callbacks* callbacks, vg_result** out) {
   return protect([&] {
-    if (out) *out = nullptr;
+    if (!out) return fail_with(VG_INVALID_ARGUMENT, "vg_generate: out must not be NULL");
+    *out = nullptr;
     vg::capi::Request req;
     vg_callbacks cb;
-    if (vg_status st = prepare(model, params, callbacks, out, &req, &cb); st != VG_OK) return st;
+    if (vg_status st = prepare(model, params, callbacks, &req, &cb); st != VG_OK) return st;
     return vg::capi::run(model, req, cb, nullptr, out);
   });
 }
@@ -86,8 +80,7 @@ vg_status vg_model_validate(vg_model* model, const vg_params* params) {
   return protect([&] {
     vg::capi::Request req;
     vg_callbacks cb;
-    int unused = 0;
-    if (vg_status st = prepare(model, params, nullptr, &unused, &req, &cb); st != VG_OK) return st;
+    if (vg_status st = prepare(model, params, nullptr, &req, &cb); st != VG_OK) return st;
     vg::Status st = model->engine->validate_with(req.params, req.inputs());
     return st ? VG_OK : fail_with(st.error());
   });
@@ -95,9 +88,10 @@ vg_status vg_model_validate(vg_model* model, const vg_params* params) {
 
 vg_status vg_job_start(vg_model* model, const vg_params* params, const vg_callbacks* callbacks, vg_job** out) {
   return protect([&] {
-    if (out) *out = nullptr;
+    if (!out) return fail_with(VG_INVALID_ARGUMENT, "vg_job_start: out must not be NULL");
+    *out = nullptr;
     auto job = std::make_unique<vg_job>();
-    if (vg_status st = prepare(model, params, callbacks, out, &job->request, &job->callbacks); st != VG_OK) return st;
+    if (vg_status st = prepare(model, params, callbacks, &job->request, &job->callbacks); st != VG_OK) return st;
     job->model = model;
     vg_job* j = job.get();
     j->thread = std::thread([j] {
