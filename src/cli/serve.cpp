@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <thread>
 
@@ -18,6 +19,19 @@ namespace vg::cli {
 namespace {
 std::atomic<bool> g_stop{false};
 void on_signal(int) { g_stop = true; }
+
+// The non-empty pieces of `text` between any of the `separators`, as API keys.
+void add_keys(const std::string& text, const char* separators, std::vector<std::string>* keys) {
+  std::string key;
+  for (char c : text + separators[0]) {
+    if (std::strchr(separators, c)) {
+      if (!key.empty()) keys->push_back(key);
+      key.clear();
+    } else {
+      key += c;
+    }
+  }
+}
 }  // namespace
 
 void add_serve(CLI::App& app) {
@@ -54,29 +68,10 @@ void add_serve(CLI::App& app) {
         set_exit_code(report_error({ErrorCode::kFileNotFound, "API key file '" + *key_file + "' does not exist"}));
         return;
       }
-      std::string text = read_file(*key_file), line;
-      for (char c : text + "\n") {
-        if (c == '\n' || c == '\r') {
-          if (!line.empty()) o->api_keys.push_back(line);
-          line.clear();
-        } else {
-          line += c;
-        }
-      }
+      add_keys(read_file(*key_file), "\n\r", &o->api_keys);  // one per line
     }
     // $VG_API_KEY: one key, or several separated by commas or newlines.
-    if (const char* env = std::getenv("VG_API_KEY"); env && *env) {
-      std::string key;
-      for (const char* c = env;; ++c) {
-        if (*c == ',' || *c == '\n' || *c == '\r' || *c == '\0') {
-          if (!key.empty()) o->api_keys.push_back(key);
-          key.clear();
-          if (!*c) break;
-        } else {
-          key += *c;
-        }
-      }
-    }
+    if (const char* env = std::getenv("VG_API_KEY"); env && *env) add_keys(env, ",\n\r", &o->api_keys);
     if (o->default_model.empty()) o->default_model = default_model_path();
     auto srv = server::Server::create(*o);
     if (!srv) return set_exit_code(report_error(srv.error()));

@@ -76,6 +76,15 @@ nlohmann::json fill_json(const Preset& pr, const std::set<std::string>& user_set
   return fill;
 }
 
+// Fills `p` from the preset (what the user did not set); returns the fill.
+// corrupt_file when a value does not fit its field.
+nlohmann::json fill_params(const Preset& pr, const std::set<std::string>& user_set, GenerateParams* p) {
+  nlohmann::json fill = fill_json(pr, user_set);
+  Status st = params_from_json(fill, p, true);
+  if (!st) fail(ErrorCode::kCorruptFile, "preset " + pr.name + ": " + st.error().message);
+  return fill;
+}
+
 std::vector<Preset> all_presets() {
   std::map<std::string, std::string> files;  // name -> text; user files replace built-ins
   for (const auto& [name, text] : builtin_presets()) files[name] = text;
@@ -113,18 +122,13 @@ PresetReport apply_preset(const std::string& family, const std::string& mode, co
     return r;
   }
   r.preset = chosen->name;
-  const nlohmann::json fill = fill_json(*chosen, user_set);
-  Status st = params_from_json(fill, p, true);
-  if (!st) fail(ErrorCode::kCorruptFile, "preset " + chosen->name + ": " + st.error().message);
-  r.applied_patch = fill;
+  r.applied_patch = fill_params(*chosen, user_set, p);
   return r;
 }
 
 void check_preset_text(const std::string& text, const std::string& name) {
-  const Preset pr = parse(text, name);
   GenerateParams p;
-  Status st = params_from_json(fill_json(pr, {}), &p, true);
-  if (!st) fail(ErrorCode::kCorruptFile, "preset " + name + ": " + st.error().message);
+  fill_params(parse(text, name), {}, &p);
 }
 
 }  // namespace vg
