@@ -17,9 +17,6 @@ void add_hf_commands(CLI::App& app);
 // Man pages and completion scripts: they walk the whole of `app` when they run (after parsing).
 void add_man(CLI::App& app);
 void add_completion(CLI::App& app);
-// The demo model shipped in models/ (found beside the binary or in the
-// source tree); "" when absent.
-std::string default_model_path();
 // Prints "error [code]: message" and returns the exit code 10 + code.
 int report_error(const Error& e);
 int exit_code();

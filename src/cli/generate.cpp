@@ -12,6 +12,7 @@
 #include "artifacts/store.h"
 #include "cli/commands.h"
 #include "cli/component_flags.h"
+#include "core/data_dir.h"
 #include "core/error.h"
 #include "core/params_json.h"
 #include "hub/hub.h"

@@ -1,10 +1,8 @@
 #include <cstdio>
-#include <cstdlib>
 #include <filesystem>
 #include <memory>
 
 #include "cli/commands.h"
-#include "core/data_dir.h"
 #include "core/error.h"
 #include "pipelines/gguf_convert.h"
 #include "pipelines/ldm_checkpoint.h"
@@ -12,8 +10,6 @@
 #include "sampling/sigma_schedules.h"
 
 namespace vg::cli {
-
-std::string default_model_path() { return vg::default_model_path(); }
 
 void add_convert(CLI::App& app) {
   auto in = std::make_shared<std::string>();

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "cli/commands.h"
+#include "core/data_dir.h"
 #include "core/error.h"
 #include "core/params_json.h"
 #include "registry/registry.h"

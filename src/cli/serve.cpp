@@ -11,6 +11,7 @@
 
 #include "cli/commands.h"
 #include "cli/component_flags.h"
+#include "core/data_dir.h"
 #include "io/atomic_file.h"
 #include "server/server.h"
 
