@@ -5,6 +5,7 @@
 # for SECONDS from the committed seeds plus the corpus kept in
 # $VG_FUZZ_WORK/NAME (default /tmp/vg-fuzz), so longer campaigns resume.
 # Without BINARY it builds build-san/fuzz/fuzz_NAME (clang, ASan+UBSan).
+# VG_FUZZ_RUNS=N stops earlier, after N executions.
 # Crashing inputs land in $VG_FUZZ_WORK/NAME-crashes; add them to
 # fuzz/regressions/NAME once fixed. Prints the executions and the exec/s.
 set -euo pipefail
@@ -25,7 +26,9 @@ if compgen -G "fuzz/regressions/$name/*" >/dev/null; then
 fi
 log=$work/$name.log
 status=0
-"$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2560 -max_len=65536 -print_final_stats=1 \
+runs_flag=()
+[[ -n "${VG_FUZZ_RUNS:-}" ]] && runs_flag=(-runs="$VG_FUZZ_RUNS")
+"$bin" "${runs_flag[@]}" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2560 -max_len=65536 -print_final_stats=1 \
   -artifact_prefix="$work/$name-crashes/" "$work/$name" "fuzz/corpus/$name" >"$log" 2>&1 || status=$?
 runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
 rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
@@ -34,4 +37,5 @@ if [[ $status != 0 ]]; then
   echo "fuzz $name: FAILED after ${runs:-?} executions (log: $log)"
   exit 1
 fi
-echo "fuzz $name: ${runs:-0} executions in ${seconds} s (${rate:-?}/s), 0 crashes, corpus $(ls "$work/$name" | wc -l) files"
+elapsed=$(sed -n 's/.*Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log" | tail -1)
+echo "fuzz $name: ${runs:-0} executions in ${elapsed:-$seconds} s (${rate:-?}/s), 0 crashes, corpus $(ls "$work/$name" | wc -l) files"

@@ -153,3 +153,128 @@ TEST(ServerHardening, ApiKeyFromTheEnvironment) {
 
 }  // namespace
 }  // namespace vg
+
+namespace vg {
+namespace {
+
+// Every request field that names a file on the server (model, LoRA, VAE,
+// preview VAE, refiner, init image, mask) refuses paths, '..' and symlinks
+// that lead out of the configured folders.
+TEST(ServerHardening, PathFieldsStayInsideTheConfiguredFolders) {
+  const fs::path root = fs::temp_directory_path() / ("vg_paths_" + std::to_string(getpid()));
+  fs::remove_all(root);
+  fs::create_directories(root / "loras" / "sub");
+  fs::create_directories(root / "models");
+  fs::create_symlink("/etc/hostname", root / "loras" / "escape.safetensors");  // leads out of the folder
+  fs::create_directory_symlink("/etc", root / "models" / "etc");
+  server::ServerOptions o;
+  o.default_model = test::tiny_model();
+  o.lora_dirs = {(root / "loras").string()};
+  o.models_dirs = {(root / "models").string()};
+  auto s = test::start_server(o);
+  ASSERT_GT(s.port, 0);
+  auto c = s.client();
+  auto post = [&](const std::string& path, const std::string& body) {
+    auto r = c.Post(path, body, "application/json");
+    return r ? std::to_string(r->status) + " " + r->body : std::string("no answer");
+  };
+  const std::string head = R"({"prompt":"x","steps":1,"width":64,"height":64,)";
+  struct Case {
+    std::string body, code, says;
+  };
+  const Case cases[] = {
+      {head + R"("loras":"/etc/hostname"})", "invalid_argument", "not a name inside the LoRA folders"},
+      {head + R"("loras":"../../etc/hostname"})", "invalid_argument", "not a name inside the LoRA folders"},
+      {head + R"("loras":"escape"})", "lora_not_found", "not in the LoRA folders"},
+      {R"({"steps":1,"width":64,"height":64,"prompt":"x <lora:/etc/hostname:1>"})", "invalid_argument", "not a name inside the LoRA folders"},
+      {head + R"("vae":"/etc"})", "invalid_argument", "'vae' must be a name inside"},
+      {head + R"("vae":"../models"})", "invalid_argument", "'vae' must be a name inside"},
+      {head + R"("vae":"etc"})", "file_not_found", "not in the server's model folders"},
+      {head + R"("preview_vae":"/tmp"})", "invalid_argument", "'preview_vae' must be a name inside"},
+      {head + R"("refiner":"/etc"})", "invalid_argument", "not a plain model name"},
+      {head + R"("model":"etc"})", "unknown_model", "unknown model"},
+  };
+  for (const auto& k : cases) {  // the synchronous endpoint: refused at once, or the job fails before any work
+    const std::string got = post("/generate", k.body);
+    EXPECT_NE(got.find("\"" + k.code + "\""), std::string::npos) << k.body << " -> " << got;
+    EXPECT_NE(got.find(k.says), std::string::npos) << k.body << " -> " << got;
+  }
+  // the OpenAI "extra" object and the native schema cannot name server files as images
+  EXPECT_EQ(post("/v1/images/generations", R"({"prompt":"x","extra":{"init_image":"/etc/hostname"}})").substr(0, 3), "400");
+  EXPECT_EQ(post("/v1/jobs", head + R"("init_image":"/etc/hostname"})").substr(0, 3), "400");
+  fs::remove_all(root);
+}
+
+}  // namespace
+}  // namespace vg
+
+namespace vg {
+namespace {
+
+// A served model whose files vanish or are damaged between requests: a clean
+// error for that model, and the server keeps serving the others.
+TEST(ServerHardening, VanishedOrDamagedModelGivesACleanErrorAndServingGoesOn) {
+  const fs::path root = fs::temp_directory_path() / ("vg_vanish_" + std::to_string(getpid()));
+  fs::remove_all(root);
+  fs::create_directories(root);
+  fs::copy(test::tiny_model(), root / "copy", fs::copy_options::recursive);
+  server::ServerOptions o;
+  o.default_model = test::tiny_model();
+  o.models_dirs = {root.string()};
+  auto s = test::start_server(o);
+  ASSERT_GT(s.port, 0);
+  auto c = s.client();
+  auto gen = [&](const std::string& model, const std::string& prompt) {
+    auto r = c.Post("/generate", R"({"prompt":")" + prompt + R"(","steps":1,"width":64,"height":64,"model":")" + model + "\"}",
+                    "application/json");
+    if (!r) return std::string("no answer");
+    const std::string body = r->body.substr(r->body.find_first_not_of(' '));  // the sync endpoint pads with spaces
+    return std::to_string(r->status) + " " + body;
+  };
+  ASSERT_EQ(gen("copy", "a").substr(0, 3), "200");
+  // damaged: the UNet file cut short, then the model reloaded
+  const fs::path unet = root / "copy" / "unet" / "diffusion_pytorch_model.safetensors";
+  ASSERT_TRUE(c.Post("/v1/models/copy/unload", "", "application/json"));
+  fs::resize_file(unet, fs::file_size(unet) / 2);
+  std::string r = gen("copy", "b");
+  EXPECT_NE(r.find("corrupt_file"), std::string::npos) << r;
+  EXPECT_NE(r.find("diffusion_pytorch_model.safetensors"), std::string::npos) << r;
+  EXPECT_EQ(gen("", "c").substr(0, 3), "200");  // the default model still works
+  // vanished: the whole folder gone
+  fs::remove_all(root / "copy");
+  r = gen("copy", "d");
+  EXPECT_NE(r.find("unknown_model"), std::string::npos) << r;
+  EXPECT_EQ(gen("", "e").substr(0, 3), "200");
+  EXPECT_EQ(c.Get("/health")->status, 200);
+  fs::remove_all(root);
+}
+
+}  // namespace
+}  // namespace vg
+
+namespace vg {
+namespace {
+
+// Bytes that are not UTF-8 in the path or quoted back in an error (found by
+// the soak test: the 404 body's JSON text threw and killed the server).
+TEST(ServerHardening, NonUtf8BytesInPathOrBodyGetAnErrorNotACrash) {
+  server::ServerOptions o;
+  o.default_model = test::tiny_model();
+  auto s = test::start_server(o);
+  ASSERT_GT(s.port, 0);
+  auto c = s.client();
+  auto r = c.Get("/%FF%FEnope");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 404);
+  EXPECT_NE(r->body.find("file_not_found"), std::string::npos) << r->body;
+  r = c.Post("/v1/jobs", std::string("{\"prompt\": \"\xff\xfe\"}"), "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+  r = c.Post("/sdapi/v1/txt2img", std::string("\xff{\x80", 3), "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+  EXPECT_EQ(c.Get("/health")->status, 200);
+}
+
+}  // namespace
+}  // namespace vg

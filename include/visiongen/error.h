@@ -30,6 +30,7 @@ enum class ErrorCode {
   kModelNotConverted = 18,       // a format that must be converted first (e.g. GGUF)
   kLoraNotFound = 19,            // a LoRA name that is no file and is not in the LoRA folders
   kLoraIncompatible = 20,        // a LoRA made for another model family / with other layer shapes
+  kDiskFull = 21,                // no space left (or quota/file-size limit) while writing; nothing half-written
 };
 
 // Stable machine-readable name, e.g. "invalid_argument".

@@ -95,6 +95,9 @@ struct LoadOptions {
   // Folders searched for LoRA names (--lora / <lora:name:w>) that are not
   // paths, before $VG_LORA_DIR (':'-separated).
   std::vector<std::string> lora_dirs;
+  // LoRA names only inside lora_dirs: no paths of their own, no "..", no
+  // symlink out of a folder (what the server sets for its clients).
+  bool lora_confined = false;
   // How LoRAs reach the layers: "merge" (added into the weights, unmerged
   // bit-exactly when removed: no per-step cost) or "runtime" (the weights stay
   // as loaded and each layer adds its low-rank update to its output: no

@@ -53,7 +53,7 @@ one (InvalidArgument, FileNotFound, Cancelled, ...).
 
 from . import _lib
 from ._engine import Engine, Result, Video, params_json
-from ._errors import (Cancelled, CapabilityNotSupported, CorruptFile, FileNotFound,
+from ._errors import (Cancelled, CapabilityNotSupported, CorruptFile, DiskFull, FileNotFound,
                       InvalidArgument, LoraIncompatible, LoraNotFound, MissingComponent,
                       OutOfMemory, UnsupportedFormat, UnsupportedModel, VisiongenError)
 from ._image import Image
@@ -61,7 +61,7 @@ from ._image import Image
 __version__ = "0.1.0"
 
 __all__ = [
-    "Cancelled", "CapabilityNotSupported", "CorruptFile", "Engine", "FileNotFound", "Image",
+    "Cancelled", "CapabilityNotSupported", "CorruptFile", "DiskFull", "Engine", "FileNotFound", "Image",
     "InvalidArgument", "LoraIncompatible", "LoraNotFound", "MissingComponent", "OutOfMemory",
     "Result", "UnsupportedFormat", "UnsupportedModel", "Video", "VisiongenError", "abi_version",
     "library_path", "params_json", "version",

@@ -65,6 +65,10 @@ class LoraIncompatible(VisiongenError):
     """VG_LORA_INCOMPATIBLE (20)."""
 
 
+class DiskFull(VisiongenError):
+    """VG_DISK_FULL (21): no space left while writing; nothing was left half-written."""
+
+
 _BY_CODE = {
     1: InvalidArgument,
     2: FileNotFound,
@@ -77,6 +81,7 @@ _BY_CODE = {
     14: CapabilityNotSupported,
     19: LoraNotFound,
     20: LoraIncompatible,
+    21: DiskFull,
 }
 
 

@@ -1,16 +1,10 @@
 #include "artifacts/store.h"
 
-#include <fcntl.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
-#include <chrono>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
-#include <sstream>
-#include <thread>
 
 #include "core/hash.h"
 #include "core/error.h"
@@ -37,41 +31,6 @@ std::string now_iso() {
   char b[32];
   std::strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
   return b;
-}
-
-// Unique temp name per writer (process, thread, counter), then rename.
-void write_unique_atomic(const std::string& path, const std::string& bytes) {
-  static std::atomic<uint64_t> counter{0};
-  std::ostringstream tmp;
-  tmp << path << ".tmp-" << getpid() << "-" << std::hash<std::thread::id>{}(std::this_thread::get_id()) << "-" << counter++;
-  const std::string t = tmp.str();
-  int fd = ::open(t.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0) fail(ErrorCode::kIoError, "cannot create '" + t + "': " + std::strerror(errno));
-  // test hook: slow, chunked writes so a test can kill a writer midway
-  const char* delay = std::getenv("VG_ARTIFACT_WRITE_DELAY_MS");
-  const size_t chunk = delay ? (1u << 16) : bytes.size();
-  size_t done = 0;
-  while (done < bytes.size()) {
-    ssize_t n = ::write(fd, bytes.data() + done, std::min(chunk, bytes.size() - done));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      const int err = errno;
-      ::close(fd);
-      ::unlink(t.c_str());
-      fail(ErrorCode::kIoError, "writing '" + path + "' failed: " + std::strerror(err) + (err == ENOSPC ? "; free disk space" : ""));
-    }
-    done += static_cast<size_t>(n);
-    if (delay) std::this_thread::sleep_for(std::chrono::milliseconds(std::atoi(delay)));
-  }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    ::unlink(t.c_str());
-    fail(ErrorCode::kIoError, "flushing '" + path + "' failed");
-  }
-  if (::rename(t.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(t.c_str());
-    fail(ErrorCode::kIoError, "cannot move '" + path + "' into place: " + std::strerror(err));
-  }
 }
 
 }  // namespace
@@ -129,8 +88,8 @@ MediaRef ArtifactStore::put(const std::string& bytes, const std::string& mime, i
   fs::create_directories(dir_ + "/" + m.id.substr(0, 2), ec);
   const std::string sidecar = dir_ + "/" + m.id.substr(0, 2) + "/" + m.id + ".json";
   if (path_exists(sidecar)) return *get(m.id);  // same content already stored
-  write_unique_atomic(blob, bytes);
-  write_unique_atomic(sidecar, m.to_json().dump(1));  // last: makes the artifact visible
+  write_file_atomic(blob, bytes);
+  write_file_atomic(sidecar, m.to_json().dump(1));  // last: makes the artifact visible
   return m;
 }
 
@@ -183,11 +142,11 @@ size_t ArtifactStore::clean_partial() {
   std::error_code ec;
   for (const auto& sub : fs::directory_iterator(dir_, ec)) {
     if (!sub.is_directory()) continue;
+    removed += remove_stale_temps(sub.path().string());  // of writers killed between naming and renaming
     for (const auto& f : fs::directory_iterator(sub.path(), ec)) {
-      const std::string name = f.path().filename().string();
-      const bool tmp = name.find(".tmp-") != std::string::npos;
+      if (f.path().filename().string().find(".tmp-") != std::string::npos) continue;  // a live writer's
       const bool orphan = f.path().extension() != ".json" && !path_exists((sub.path() / (f.path().stem().string() + ".json")).string());
-      if (tmp || orphan) removed += fs::remove(f.path(), ec) ? 1 : 0;
+      if (orphan) removed += fs::remove(f.path(), ec) ? 1 : 0;
     }
   }
   return removed;

@@ -56,6 +56,12 @@ void add_serve(CLI::App& app) {
   cmd->add_option("-m,--default-model", o->default_model, "model used when a request names none (default: the demo model)");
   add_component_flags(cmd, &o->components, true);
   cmd->add_option("--artifacts-dir", o->artifacts_dir, "keep results in this content-addressed artifact store (default: memory only)");
+  cmd->add_option("--client-timeout", o->client_timeout_s,
+                  "seconds a client has to send a request's headers (its body: as many more plus 1 s per 64 KiB); "
+                  "slower connections are closed (0 = no limit)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--keep-jobs", o->keep_jobs, "finished jobs the server remembers (GET /v1/jobs); older ones are forgotten")
+      ->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--max-queue", o->max_queue, "jobs allowed to wait; more get HTTP 429")->capture_default_str();
   cmd->add_option("-t,--threads", o->threads, "CPU threads (0 = all cores)")->capture_default_str();
   cmd->add_option("--precision", o->precision, "auto (bf16 for models of 500 MB+ on CPUs with AVX512_BF16, else fp32), fp32 or bf16")

@@ -75,23 +75,16 @@ void write_random_f16(const std::string& path, const WeightStore::Requests& req,
   }
   std::string h = header.dump();
   while (h.size() % 8) h.push_back(' ');
-  const std::string tmp = path + ".tmp";
-  FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) fail(ErrorCode::kIoError, "cannot write '" + tmp + "'; check the folder is writable");
+  AtomicFile f(path);
   const uint64_t hn = h.size();
-  bool ok = std::fwrite(&hn, 8, 1, f) == 1 && std::fwrite(h.data(), 1, h.size(), f) == h.size();
+  f.write(&hn, 8);
+  f.write(h);
   std::vector<uint16_t> buf;
   for (const auto& [name, shape] : req) {
-    if (!ok) break;
     fill(name, shape, seed, buf);
-    ok = std::fwrite(buf.data(), 2, buf.size(), f) == buf.size();
+    f.write(buf.data(), buf.size() * 2);
   }
-  ok = std::fclose(f) == 0 && ok;
-  if (!ok) {
-    fs::remove(tmp);
-    fail(ErrorCode::kIoError, "writing '" + path + "' failed; check the free disk space");
-  }
-  fs::rename(tmp, path);
+  f.commit();
 }
 
 void write_json(const std::string& path, const json& j) { write_file_atomic(path, j.dump(2) + "\n"); }

@@ -25,6 +25,7 @@ const char* error_code_name(ErrorCode code) {
     case ErrorCode::kModelNotConverted: return "model_not_converted";
     case ErrorCode::kLoraNotFound: return "lora_not_found";
     case ErrorCode::kLoraIncompatible: return "lora_incompatible";
+    case ErrorCode::kDiskFull: return "disk_full";
   }
   return "unknown";
 }

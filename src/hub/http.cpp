@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cctype>
 #include <chrono>
 #include <cmath>
@@ -19,7 +20,10 @@ size_t on_body(char* p, size_t sz, size_t n, void* ud) {
   auto* ctx = static_cast<std::pair<HttpResponse*, std::FILE*>*>(ud);
   const size_t len = sz * n;
   if (ctx->second) {
-    if (std::fwrite(p, 1, len, ctx->second) != len) return 0;
+    if (std::fwrite(p, 1, len, ctx->second) != len) {
+      ctx->first->write_errno = errno ? errno : EIO;
+      return 0;  // curl stops with a write error
+    }
     ctx->first->written += len;
   } else {
     ctx->first->body.append(p, len);

@@ -17,6 +17,7 @@ struct HttpResponse {
   std::map<std::string, std::string> headers;
   std::string body, error;
   uint64_t written = 0;  // bytes streamed into `out`
+  int write_errno = 0;   // why writing into `out` failed (ENOSPC...), 0 if it did not
 };
 
 struct HttpRequest {

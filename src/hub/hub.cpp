@@ -374,7 +374,9 @@ PullReport pull_repo(const HubConfig& cfg, const std::string& kind, const std::s
         HttpRequest get{"GET", location, hdrs, f, dt && std::atol(dt) > 0 ? std::atol(dt) : 10, &progress[index]};
         if (have > 0) get.headers.push_back("Range: bytes=" + std::to_string(have) + "-");
         HttpResponse r = http_send(get);
-        std::fclose(f);
+        const int closed_errno = std::fclose(f) == 0 ? 0 : errno;
+        // a full disk keeps the .incomplete file: the next pull resumes it once there is space
+        if (r.write_errno || closed_errno) fail_write(r.write_errno ? r.write_errno : closed_errno, "downloading into", part.string());
         base_bytes[index] = have;
         if (r.status == 200 && have > 0) {  // server ignored the range: start over
           fs::remove(part);

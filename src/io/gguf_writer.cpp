@@ -1,39 +1,26 @@
 #include "io/gguf_writer.h"
 
-#include <fcntl.h>
-#include <unistd.h>
 
-#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <set>
 
 #include "core/error.h"
+#include "io/atomic_file.h"
 #include "quant/ggml_types.h"
 
 namespace vg {
 
 namespace {
 
-// Buffered writer on a temp file; destroyed without commit() it removes it.
+// Buffered writer on an AtomicFile: the GGUF appears only when complete.
 class TempFile {
  public:
-  explicit TempFile(const std::string& path) : path_(path) {
-    static std::atomic<unsigned> counter{0};
-    tmp_ = path + ".tmp-" + std::to_string(getpid()) + "-" + std::to_string(counter++);
-    fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd_ < 0)
-      fail(ErrorCode::kIoError, "cannot create '" + path + "': " + std::strerror(errno) +
-                                    "; check that the folder exists and is writable");
-  }
-  ~TempFile() {
-    if (fd_ >= 0) ::close(fd_);
-    if (!committed_) ::unlink(tmp_.c_str());
-  }
+  explicit TempFile(const std::string& path) : file_(path) {}
   void put(const void* p, size_t n) {
     const auto* b = static_cast<const uint8_t*>(p);
     if (buf_.size() + n > kBuf) flush();
-    if (n >= kBuf) return raw(b, n);
+    if (n >= kBuf) return file_.write(b, n);
     buf_.insert(buf_.end(), b, b + n);
   }
   template <typename T>
@@ -50,44 +37,19 @@ class TempFile {
       r -= k;
     }
   }
-  uint64_t written() const { return flushed_ + buf_.size(); }
+  uint64_t written() const { return file_.written() + buf_.size(); }
   void commit() {
     flush();
-    if (::fsync(fd_) != 0 || ::close(fd_) != 0) {
-      fd_ = -1;
-      io_fail("flushing");
-    }
-    fd_ = -1;
-    if (::rename(tmp_.c_str(), path_.c_str()) != 0) io_fail("moving the finished file into place at");
-    committed_ = true;
+    file_.commit();
   }
 
  private:
   static constexpr size_t kBuf = 1 << 20;
   void flush() {
-    raw(buf_.data(), buf_.size());
+    file_.write(buf_.data(), buf_.size());
     buf_.clear();
   }
-  void raw(const uint8_t* b, size_t n) {
-    for (size_t done = 0; done < n;) {
-      const ssize_t k = ::write(fd_, b + done, n - done);
-      if (k < 0 && errno == EINTR) continue;
-      if (k <= 0) io_fail("writing");
-      done += static_cast<size_t>(k);
-    }
-    flushed_ += n;
-  }
-  [[noreturn]] void io_fail(const char* what) {
-    const int err = errno;
-    fail(ErrorCode::kIoError, std::string(what) + " '" + path_ + "' failed: " + std::strerror(err) +
-                                  (err == ENOSPC || err == EDQUOT ? "; free disk space and retry"
-                                                                  : "; check the disk and permissions") +
-                                  " (no partial file was left)");
-  }
-  std::string path_, tmp_;
-  int fd_ = -1;
-  bool committed_ = false;
-  uint64_t flushed_ = 0;
+  AtomicFile file_;
   std::vector<uint8_t> buf_;
 };
 

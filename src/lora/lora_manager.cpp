@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "io/confined_path.h"
 #include "io/weights.h"
 
 namespace vg {
@@ -103,15 +104,19 @@ std::vector<std::string> lora_folders(const std::vector<std::string>& dirs) {
   return all;
 }
 
-std::string resolve_lora_path(const std::string& name, const std::vector<std::string>& dirs) {
+std::string resolve_lora_path(const std::string& name, const std::vector<std::string>& dirs, bool confined) {
   if (name.empty()) fail(ErrorCode::kInvalidArgument, "empty LoRA name");
   std::error_code ec;
-  if (fs::is_regular_file(name, ec)) return name;
+  if (confined && (name.front() == '/' || name.find("..") != std::string::npos || name.find('\\') != std::string::npos))
+    fail(ErrorCode::kInvalidArgument, "LoRA '" + name + "' is not a name inside the LoRA folders (no paths, no '..'); "
+                                      "see GET /v1/loras for the LoRAs this server has");
+  if (!confined && fs::is_regular_file(name, ec)) return name;
   const std::vector<std::string> all = lora_folders(dirs);
   for (const auto& d : all)
     for (const char* ext : {"", ".safetensors", ".ckpt", ".pt"}) {
       const std::string p = (fs::path(d) / (name + ext)).string();
-      if (fs::is_regular_file(p, ec)) return p;  // pickles are refused when opened
+      // pickles are refused when opened; a symlink out of the folder is not followed when confined
+      if (fs::is_regular_file(p, ec) && (!confined || stays_inside(p, d))) return p;
     }
   std::string where;
   for (const auto& d : all) where += (where.empty() ? "" : ", ") + d;
@@ -160,7 +165,7 @@ LoraApplied LoraManager::set(const std::vector<LoraSpec>& loras) {
   std::vector<Req> reqs;
   std::string sig = runtime_ ? "runtime;" : "";
   for (const auto& s : loras) {
-    Req r{s, resolve_lora_path(s.name, dirs_), nullptr};
+    Req r{s, resolve_lora_path(s.name, dirs_, confined_), nullptr};
     std::error_code ec;
     sig += r.path + "|" + std::to_string(fs::last_write_time(r.path, ec).time_since_epoch().count()) + "|" +
            fmt_weight(s.weight) + ";";

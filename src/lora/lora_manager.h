@@ -29,7 +29,9 @@ std::vector<LoraSpec> parse_lora_list(const std::string& s);
 std::string extract_prompt_loras(const std::string& prompt, std::vector<LoraSpec>* out);
 // `name` as a path when it exists, else name / name.safetensors in `dirs`
 // and then in $VG_LORA_DIR (':'-separated). lora_not_found otherwise.
-std::string resolve_lora_path(const std::string& name, const std::vector<std::string>& dirs);
+// confined (the server): only names inside the folders (subfolders allowed),
+// never a path of its own, "..", or a symlink that leads out of its folder.
+std::string resolve_lora_path(const std::string& name, const std::vector<std::string>& dirs, bool confined = false);
 // `dirs` followed by the folders of $VG_LORA_DIR (':'-separated).
 std::vector<std::string> lora_folders(const std::vector<std::string>& dirs);
 
@@ -50,7 +52,10 @@ struct LoraApplied {
 class LoraManager {
  public:
   LoraManager(std::string family, std::vector<LoraComponent> components);
-  void set_dirs(std::vector<std::string> dirs) { dirs_ = std::move(dirs); }
+  void set_dirs(std::vector<std::string> dirs, bool confined = false) {
+    dirs_ = std::move(dirs);
+    confined_ = confined;
+  }
   // true: LoRAs are applied at run time (the layers keep their loaded
   // weights and add x @ (scale * B @ A)^T to their output) instead of being
   // merged into the weights. Takes effect at the next set().
@@ -73,6 +78,7 @@ class LoraManager {
   std::string family_;
   std::vector<LoraComponent> components_;
   std::vector<std::string> dirs_;
+  bool confined_ = false;
   std::map<std::string, Target> lookup_;  // "component/underscored name" -> layer
   std::map<std::string, std::pair<std::string, std::shared_ptr<const LoraFile>>> files_;  // path -> (stamp, file)
   std::set<std::shared_ptr<LayerPatch>> patched_;

@@ -59,7 +59,7 @@ SdEngine::SdEngine(std::unique_ptr<SdModel> model, const LoadOptions& opts)
   if (model_->text_encoder) parts.push_back({"text_encoder", model_->text_encoder_layers, nullptr});
   if (model_->text_encoder_2) parts.push_back({"text_encoder_2", model_->text_encoder_2_layers, nullptr});
   loras_ = std::make_unique<LoraManager>(model_->info.family, std::move(parts));
-  loras_->set_dirs(opts.lora_dirs);
+  loras_->set_dirs(opts.lora_dirs, opts.lora_confined);
   loras_->set_runtime(opts.lora_mode == "runtime");
 }
 

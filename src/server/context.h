@@ -4,6 +4,7 @@
 
 #include <functional>
 
+#include "server/conn_guard.h"
 #include "server/jobs.h"
 #include "server/server.h"
 
@@ -17,13 +18,14 @@ struct Context {
   std::mutex a1111_mu;
   std::string a1111_model;
   Context(const ServerOptions& o)
-      : opts(o), models(o.default_model, o.models_dirs, load_options(o), o.components), jobs(models, o.max_queue, o.artifacts_dir) {}
+      : opts(o), models(o.default_model, o.models_dirs, load_options(o), o.components), jobs(models, o.max_queue, o.artifacts_dir, o.keep_jobs) {}
   static LoadOptions load_options(const ServerOptions& o) {
     LoadOptions l;
     l.threads = o.threads;
     l.precision = o.precision;
     l.keep_text_encoder = o.keep_text_encoder;
     l.lora_dirs = o.lora_dirs;
+    l.lora_confined = true;  // clients name LoRAs; they never pass server paths
     l.lora_mode = o.lora_mode;
     return l;
   }
@@ -38,10 +40,10 @@ Result<std::shared_ptr<Job>> validate_and_submit(Context& ctx, JobRequest req);
 void respond_when_done(Context& ctx, httplib::Response& res, std::shared_ptr<Job> job,
                        std::function<nlohmann::json(Job&)> body);
 
-void add_native_routes(httplib::Server& s, Context& ctx);
-void add_openai_routes(httplib::Server& s, Context& ctx);
-void add_openai_video_routes(httplib::Server& s, Context& ctx);
-void add_a1111_routes(httplib::Server& s, Context& ctx);
-void add_ui_routes(httplib::Server& s, Context& ctx);
+void add_native_routes(Router& s, Context& ctx);
+void add_openai_routes(Router& s, Context& ctx);
+void add_openai_video_routes(Router& s, Context& ctx);
+void add_a1111_routes(Router& s, Context& ctx);
+void add_ui_routes(Router& s, Context& ctx);
 
 }  // namespace vg::server

@@ -30,6 +30,7 @@ int http_status(ErrorCode code) {
     case ErrorCode::kUnknownModel:
     case ErrorCode::kModelNotAvailableOffline:
     case ErrorCode::kLoraNotFound: return 404;
+    case ErrorCode::kDiskFull: return 507;
     case ErrorCode::kIoError:
     case ErrorCode::kInternal: return 500;
   }
@@ -71,9 +72,11 @@ nlohmann::json error_body(const Error& e) {
   return {{"error", {{"message", e.message}, {"type", error_type(st)}, {"param", param_of(e)}, {"code", error_code_name(e.code)}}}};
 }
 
+std::string json_text(const nlohmann::json& j) { return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); }
+
 void send_json(httplib::Response& res, const nlohmann::json& j, int status) {
   res.status = status;
-  res.set_content(j.dump(), "application/json");
+  res.set_content(json_text(j), "application/json");
 }
 
 void send_error(httplib::Response& res, const Error& e) { send_json(res, error_body(e), http_status(e.code)); }

@@ -14,6 +14,9 @@ namespace vg::server {
 int http_status(ErrorCode code);
 // {"error":{"message","type","param","code"}}: OpenAI's shape; code is our stable name.
 nlohmann::json error_body(const Error& e);
+// JSON text for a response: bytes that are not UTF-8 (a raw URL path, a
+// client's bytes quoted in an error) become U+FFFD instead of throwing.
+std::string json_text(const nlohmann::json& j);
 void send_error(httplib::Response& res, const Error& e);
 void send_json(httplib::Response& res, const nlohmann::json& j, int status = 200);
 

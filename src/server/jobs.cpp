@@ -1,6 +1,7 @@
 #include "server/jobs.h"
 
 
+#include <algorithm>
 #include <cstdio>
 #include <random>
 
@@ -24,7 +25,6 @@ std::string new_job_id() {
 }
 
 constexpr size_t kMaxArtifacts = 512;
-constexpr size_t kMaxFinishedJobs = 1000;
 
 }  // namespace
 
@@ -93,8 +93,8 @@ void Job::push_event_locked(const std::string& type, nlohmann::json data) {
   cv.notify_all();
 }
 
-JobQueue::JobQueue(ModelPool& models, size_t max_queue, const std::string& artifacts_dir)
-    : models_(models), max_queue_(max_queue) {
+JobQueue::JobQueue(ModelPool& models, size_t max_queue, const std::string& artifacts_dir, size_t keep_jobs)
+    : models_(models), max_queue_(max_queue), keep_jobs_(std::max<size_t>(keep_jobs, 1)) {
   if (!artifacts_dir.empty()) {
     store_ = std::make_unique<ArtifactStore>(artifacts_dir);
     store_->clean_partial();
@@ -121,7 +121,7 @@ Result<std::shared_ptr<Job>> JobQueue::submit(JobRequest req) {
   jobs_[j->id] = j;
   job_order_.push_back(j->id);
   // forget the oldest finished jobs
-  while (job_order_.size() > kMaxFinishedJobs) {
+  while (job_order_.size() > keep_jobs_) {
     auto it = jobs_.find(job_order_.front());
     if (it != jobs_.end()) {
       std::lock_guard<std::mutex> jl(it->second->mu);

@@ -83,7 +83,8 @@ struct QueueMetrics {
 
 class JobQueue {
  public:
-  JobQueue(ModelPool& models, size_t max_queue, const std::string& artifacts_dir = "");
+  // keep_jobs: finished jobs remembered (GET /v1/jobs); older ones are forgotten.
+  JobQueue(ModelPool& models, size_t max_queue, const std::string& artifacts_dir = "", size_t keep_jobs = 1000);
   ~JobQueue();
   // Fails with a code the HTTP layer maps to 429 when the queue is full.
   Result<std::shared_ptr<Job>> submit(JobRequest req);
@@ -107,6 +108,7 @@ class JobQueue {
   ModelPool& models_;
   std::unique_ptr<ArtifactStore> store_;
   size_t max_queue_;
+  size_t keep_jobs_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::shared_ptr<Job>> queue_;

@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "io/confined_path.h"
 
 namespace vg::server {
 
@@ -25,12 +26,7 @@ bool is_model(const fs::path& p) {
 
 }  // namespace
 
-bool safe_model_name(const std::string& id) {
-  if (id.empty() || id.size() > 200 || id == "." || id == "..") return false;
-  for (char c : id)
-    if (c == '/' || c == '\\' || c == '\0' || static_cast<unsigned char>(c) < 0x20) return false;
-  return id.find("..") == std::string::npos;
-}
+bool safe_model_name(const std::string& id) { return id.size() <= 200 && is_plain_name(id); }
 
 ModelPool::ModelPool(std::string default_path, std::vector<std::string> dirs, LoadOptions load, LoadOptions components)
     : default_path_(std::move(default_path)), dirs_(std::move(dirs)), load_(std::move(load)), components_(std::move(components)) {
@@ -44,11 +40,7 @@ std::vector<ModelEntry> ModelPool::list() const {
     std::error_code ec;
     for (const auto& e : fs::directory_iterator(d, ec)) {
       // symlinks that leave the directory are not followed
-      if (e.is_symlink(ec)) {
-        auto target = fs::weakly_canonical(e.path(), ec);
-        auto root = fs::weakly_canonical(d, ec);
-        if (target.string().rfind(root.string() + "/", 0) != 0) continue;
-      }
+      if (e.is_symlink(ec) && !stays_inside(e.path().string(), d)) continue;
       if (!is_model(e.path())) continue;
       const std::string id = stem_of(e.path().string());
       if (std::none_of(out.begin(), out.end(), [&](const ModelEntry& m) { return m.id == id; }))

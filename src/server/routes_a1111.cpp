@@ -18,7 +18,7 @@ namespace {
 void a1111_error(httplib::Response& res, const Error& e) {
   res.status = http_status(e.code);
   const std::string detail = e.message;
-  res.set_content(nlohmann::json{{"error", "HTTPException"}, {"detail", detail}, {"body", ""}, {"errors", detail}}.dump(),
+  res.set_content(json_text(nlohmann::json{{"error", "HTTPException"}, {"detail", detail}, {"body", ""}, {"errors", detail}}),
                   "application/json");
 }
 
@@ -165,12 +165,12 @@ nlohmann::json a1111_response(Context& ctx, Job& j, const nlohmann::json& reques
                          {"is_using_inpainting_conditioning", false},
                          {"version", std::string("visiongen ") + version()}};
   for (size_t i = 0; i < j.images.size(); ++i) info["all_prompts"].push_back(p.prompt);
-  return {{"images", images}, {"parameters", request}, {"info", info.dump()}};
+  return {{"images", images}, {"parameters", request}, {"info", json_text(info)}};
 }
 
 }  // namespace
 
-void add_a1111_routes(httplib::Server& s, Context& ctx) {
+void add_a1111_routes(Router& s, Context& ctx) {
   for (const char* kind : {"txt2img", "img2img"}) {
     const bool img = std::string(kind) == "img2img";
     s.Post(std::string("/sdapi/v1/") + kind, [&ctx, img](const httplib::Request& req, httplib::Response& res) {

@@ -107,7 +107,7 @@ void sse_events(Context& ctx, httplib::Response& res, std::shared_ptr<Job> job) 
         done = job_finished(job->status) && next == job->events.size();
       }
       for (const auto& e : batch) {
-        const std::string msg = "id: " + std::to_string(e.seq) + "\nevent: " + e.type + "\ndata: " + e.data.dump() + "\n\n";
+        const std::string msg = "id: " + std::to_string(e.seq) + "\nevent: " + e.type + "\ndata: " + json_text(e.data) + "\n\n";
         if (!sink.write(msg.data(), msg.size())) return false;
       }
       if (batch.empty() && !sink.write(": keepalive\n\n", 13)) return false;
@@ -122,7 +122,7 @@ void sse_events(Context& ctx, httplib::Response& res, std::shared_ptr<Job> job) 
 
 }  // namespace
 
-void add_native_routes(httplib::Server& s, Context& ctx) {
+void add_native_routes(Router& s, Context& ctx) {
   s.Get("/health", [](const httplib::Request&, httplib::Response& res) { send_json(res, {{"status", "ok"}}); });
   s.Get("/v1/capabilities", [&ctx](const httplib::Request&, httplib::Response& res) {
     nlohmann::json samplers = nlohmann::json::array();

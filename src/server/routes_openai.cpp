@@ -105,7 +105,7 @@ void run(Context& ctx, const httplib::Request& req, httplib::Response& res, Open
 
 }  // namespace
 
-void add_openai_routes(httplib::Server& s, Context& ctx) {
+void add_openai_routes(Router& s, Context& ctx) {
   s.Post("/v1/images/generations", [&ctx](const httplib::Request& req, httplib::Response& res) {
     run(ctx, req, res, from_fields(ctx, parse_json_body(req.body)));
   });

@@ -101,7 +101,7 @@ nlohmann::json video_json(Context& ctx, Job& j) {
 
 }  // namespace
 
-void add_openai_video_routes(httplib::Server& s, Context& ctx) {
+void add_openai_video_routes(Router& s, Context& ctx) {
   s.Post("/v1/videos", [&ctx](const httplib::Request& req, httplib::Response& res) {
     nlohmann::json fields = nlohmann::json::object();
     std::optional<Image> ref;

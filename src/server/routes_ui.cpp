@@ -8,7 +8,7 @@ using vg::kUiHtml;
 
 namespace vg::server {
 
-void add_ui_routes(httplib::Server& s, Context&) {
+void add_ui_routes(Router& s, Context&) {
   auto page = [](const httplib::Request&, httplib::Response& res) {
     res.set_header("Content-Security-Policy", "default-src 'self'; img-src 'self' blob: data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'");
     res.set_content(kUiHtml, "text/html; charset=utf-8");

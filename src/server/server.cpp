@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "io/confined_path.h"
 #include "server/context.h"
 #include "server/http_util.h"
 
@@ -19,6 +20,7 @@ bool is_loopback_host(const std::string& h) {
 struct Server::Impl {
   std::unique_ptr<Context> ctx;
   std::unique_ptr<httplib::Server> http;  // an httplib::SSLServer with --tls-cert/--tls-key
+  std::unique_ptr<ConnGuard> guard;        // cuts clients too slow to send their request
   std::thread thread;
 };
 
@@ -46,7 +48,32 @@ bool public_path(const std::string& p) { return p == "/" || p == "/index.html" |
 }  // namespace
 
 
+// Request fields that name files on the server take names inside the model
+// folders only, never paths of their own: the refiner a served model, the
+// VAE / preview VAE a folder or .safetensors in a --models-dir. Images come
+// as data, never as server paths.
+void confine_paths(Context& ctx, JobRequest& req) {
+  GenerateParams& p = req.params;
+  if (!p.init_image.empty() && !req.init_image)
+    fail(ErrorCode::kInvalidArgument, "'init_image' must be image data (base64), not a path on the server");
+  if (!p.mask.empty() && !req.mask) fail(ErrorCode::kInvalidArgument, "'mask' must be image data (base64), not a path on the server");
+  if (!p.refiner.empty()) p.refiner = ctx.models.resolve(p.refiner).path;
+  for (auto [field, value] : {std::pair<const char*, std::string*>{"vae", &p.vae}, {"preview_vae", &p.preview_vae}}) {
+    if (value->empty()) continue;
+    const std::string found = find_inside(ctx.opts.models_dirs, *value, {"", ".safetensors"});
+    if (!found.empty()) {
+      *value = found;
+      continue;
+    }
+    if (!is_plain_name(*value))
+      fail(ErrorCode::kInvalidArgument, std::string("'") + field + "' must be a name inside the server's model folders (no paths, no '..')");
+    fail(ErrorCode::kFileNotFound, std::string("'") + field + "' names '" + *value +
+                                       "', which is not in the server's model folders (--models-dir); put it there");
+  }
+}
+
 Result<std::shared_ptr<Job>> validate_and_submit(Context& ctx, JobRequest req) {
+  if (auto st = guard([&] { return confine_paths(ctx, req), 0; }); !st) return st.error();
   auto entry = guard([&] { return ctx.models.resolve(req.model); });
   if (!entry) return entry.error();
   req.model = entry->id;
@@ -74,7 +101,7 @@ void respond_when_done(Context& ctx, httplib::Response& res, std::shared_ptr<Job
       ctx.jobs.cancel(job->id);  // the client disconnected: stop its work
       return false;
     }
-    const std::string s = body(*job).dump();
+    const std::string s = json_text(body(*job));
     sink.write(s.data(), s.size());
     sink.done();
     return true;
@@ -112,7 +139,11 @@ Result<std::unique_ptr<Server>> Server::create(const ServerOptions& o) {
   // the queue, so the pool is sized for the queue, not for the cores.
   const size_t pool = std::max<size_t>(16, o.max_queue + 8);
   s.new_task_queue = [pool] { return new httplib::ThreadPool(pool); };
-  s.set_pre_routing_handler([&ctx](const httplib::Request& req, httplib::Response& res) {
+  impl->guard = std::make_unique<ConnGuard>(o.client_timeout_s);
+  ConnGuard& guard = *impl->guard;
+  s.set_logger([&guard](const httplib::Request& req, const httplib::Response&) { guard.finished(req); });
+  s.set_pre_routing_handler([&ctx, &guard](const httplib::Request& req, httplib::Response& res) {
+    guard.headers_read(req);
     const std::string origin = req.get_header_value("Origin");
     const bool allowed = !origin.empty() && std::find(ctx.opts.cors_origins.begin(), ctx.opts.cors_origins.end(),
                                                       origin) != ctx.opts.cors_origins.end();
@@ -147,11 +178,12 @@ Result<std::unique_ptr<Server>> Server::create(const ServerOptions& o) {
     if (res.status == 404) send_error(res, {ErrorCode::kFileNotFound, "no endpoint " + req.method + " " + req.path});
     else if (res.status == 413) send_json(res, error_body({ErrorCode::kInvalidArgument, "the request body is too large"}), 413);
   });
-  add_native_routes(s, ctx);
-  add_openai_routes(s, ctx);
-  add_openai_video_routes(s, ctx);
-  add_a1111_routes(s, ctx);
-  add_ui_routes(s, ctx);
+  Router routes(s, guard);
+  add_native_routes(routes, ctx);
+  add_openai_routes(routes, ctx);
+  add_openai_video_routes(routes, ctx);
+  add_a1111_routes(routes, ctx);
+  add_ui_routes(routes, ctx);
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }
 
@@ -164,6 +196,7 @@ Result<int> Server::start() {
   if (port <= 0)
     return Error{ErrorCode::kIoError, "cannot listen on " + impl_->ctx->opts.host + ":" +
                                           std::to_string(impl_->ctx->opts.port) + " (in use or not permitted)"};
+  impl_->guard->start(port);
   impl_->thread = std::thread([this] { impl_->http->listen_after_bind(); });
   return port;
 }
@@ -175,6 +208,7 @@ void Server::wait() {
 void Server::stop(bool cancel_running) {
   if (!impl_) return;
   impl_->ctx->jobs.shutdown(cancel_running);
+  if (impl_->guard) impl_->guard->stop();
   if (impl_->http) impl_->http->stop();
   if (impl_->thread.joinable()) impl_->thread.join();
 }

@@ -21,7 +21,12 @@ struct ServerOptions {
   std::string default_model;  // path of the model used when a request names none
   std::string artifacts_dir;  // keep results in this artifact store ("" = memory only)
   size_t max_queue = 16;
+  size_t keep_jobs = 1000;  // finished jobs remembered for GET /v1/jobs/{id}
   size_t max_body_bytes = 64u << 20;
+  // A client has this many seconds to send a request's headers, and as many
+  // more plus 1 s per 64 KiB for its body; slower connections are closed
+  // (slowloris). 0 = no limit beyond httplib's per-read timeout.
+  int client_timeout_s = 10;
   int threads = 0;
   std::string precision = "auto";  // auto | fp32 | bf16 (see LoadOptions)
   bool keep_text_encoder = false;  // see LoadOptions
