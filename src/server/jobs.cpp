@@ -1,6 +1,5 @@
 #include "server/jobs.h"
 
-
 #include <algorithm>
 #include <cstdio>
 #include <random>
