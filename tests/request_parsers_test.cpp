@@ -74,6 +74,10 @@ TEST(OpenAiRequest, EditFormDecodesImageAndMask) {
   EXPECT_EQ(r.job.init_image->width, 64);
   EXPECT_EQ(r.job.params.steps, 3);
   EXPECT_FLOAT_EQ(r.job.params.strength, 1.0f);  // a mask without strength: the whole masked area
+  form.emplace("negative_prompt", httplib::MultipartFormData{"negative_prompt", "bad \xff text", "", ""});
+  EXPECT_NE(error_of([&] { server::openai_edit_request(form, family_sd1); }).find("'negative_prompt' is not UTF-8"),
+            std::string::npos);  // it would later fail to be written as JSON
+  form.erase("negative_prompt");
   form.find("image")->second.content = "not an image";
   ErrorCode code = ErrorCode::kOk;
   error_of([&] { server::openai_edit_request(form, family_sd1); }, &code);

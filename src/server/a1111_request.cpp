@@ -71,16 +71,6 @@ std::string_view strip_blanks(std::string_view s) {
   return s;
 }
 
-// nlohmann's dump checks UTF-8 strictly (no overlong forms or surrogates), as a response must be.
-bool valid_utf8(const std::string& s) {
-  try {
-    (void)nlohmann::json(s).dump();
-    return true;
-  } catch (const nlohmann::json::type_error&) {
-    return false;
-  }
-}
-
 // PNG tEXt chunks are Latin-1 (iTXt UTF-8): text that is not UTF-8 is read as Latin-1.
 std::string as_utf8(const std::string& s) {
   if (valid_utf8(s)) return s;

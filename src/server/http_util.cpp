@@ -203,6 +203,15 @@ float json_number(const nlohmann::json& v, const char* name) {
   return static_cast<float>(x);
 }
 
+bool valid_utf8(const std::string& s) {
+  try {
+    (void)nlohmann::json(s).dump();  // nlohmann checks as strictly as its responses need
+    return true;
+  } catch (const nlohmann::json::type_error&) {
+    return false;
+  }
+}
+
 std::string sniff_mime(const std::string& b) {
   auto at = [&](size_t off, const char* sig) { return b.compare(off, std::strlen(sig), sig) == 0; };
   if (at(0, "\x89PNG")) return "image/png";

@@ -42,6 +42,9 @@ float json_number(const nlohmann::json& v, const char* name);
 // request parsers need to know of the models (the route asks the pool).
 using FamilyOf = std::function<std::string(const std::string& model)>;
 
+// Whether `s` is UTF-8 as a JSON response needs it (strict: no overlong forms or surrogates).
+bool valid_utf8(const std::string& s);
+
 // Parses a JSON body or throws invalid_argument with the parse position.
 nlohmann::json parse_json_body(const std::string& body);
 

@@ -82,7 +82,11 @@ OpenAiRequest openai_request(const nlohmann::json& f, const FamilyOf& family_of)
 OpenAiRequest openai_edit_request(const httplib::MultipartFormDataMap& form, const FamilyOf& family_of) {
   nlohmann::json fields = nlohmann::json::object();
   for (const auto& [name, file] : form)
-    if (file.filename.empty()) fields[name] = file.content;  // plain form fields
+    if (file.filename.empty()) {  // plain form fields: text, as JSON would carry it
+      if (!valid_utf8(file.content) || !valid_utf8(name))
+        fail(ErrorCode::kInvalidArgument, "form field '" + (valid_utf8(name) ? name : "?") + "' is not UTF-8 text");
+      fields[name] = file.content;
+    }
   OpenAiRequest r = openai_request(fields, family_of);
   const std::string* image = form_file(form, form.count("image[]") ? "image[]" : "image");
   if (!image) fail(ErrorCode::kInvalidArgument, "'image' is required");
