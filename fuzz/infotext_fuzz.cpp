@@ -56,7 +56,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       m["Size-2"] != std::to_string(size % 97 + 1))
     std::abort();
   if (round_trips(p.prompt) && round_trips(p.negative_prompt) && m["Prompt"] != p.prompt) std::abort();
-  if (round_trips(p.prompt) && round_trips(p.negative_prompt) && m["Negative prompt"] != p.negative_prompt) std::abort();
+  if (round_trips(p.prompt) && round_trips(p.negative_prompt) && m["Negative prompt"] != p.negative_prompt)
+    std::abort();
   if (value_round_trips(p.sampler) && m["Sampler"] != p.sampler) std::abort();
   return 0;
 }

@@ -21,7 +21,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::string name = part.substr(0, eq), filename;
     if (!name.empty() && name.back() == '@') name.pop_back(), filename = "upload";
     const std::string content = eq == std::string::npos ? "" : part.substr(eq + 1);
-    form.emplace(name, httplib::MultipartFormData{name, content, filename, filename.empty() ? "" : "image/png"});
+    form.emplace(name,
+                 httplib::MultipartFormData{name, content, filename, filename.empty() ? "" : "image/png"});
     at = end + 5;
   }
   try {

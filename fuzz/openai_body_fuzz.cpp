@@ -12,8 +12,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   const std::string family = kFamilies[data[0] % 5];
   try {
-    const auto r = vg::server::openai_request(vg::server::parse_json_body(vg::fuzz::as_text(data + 1, size - 1)),
-                                              [&](const std::string&) { return family; });
+    const auto r =
+        vg::server::openai_request(vg::server::parse_json_body(vg::fuzz::as_text(data + 1, size - 1)),
+                                   [&](const std::string&) { return family; });
     (void)vg::validate_params(r.job.params);
     (void)vg::params_to_json(r.job.params).dump();
   } catch (const vg::VgException&) {

@@ -19,7 +19,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       (void)vg::server::a1111_png_info(body).dump();
       return 0;
     }
-    const auto r = vg::server::a1111_request(body, route == 1, "default-model", [&](const std::string&) { return family; });
+    const auto r = vg::server::a1111_request(body, route == 1, "default-model",
+                                             [&](const std::string&) { return family; });
     (void)vg::validate_params(r.params);
     (void)vg::params_to_json(r.params).dump();
   } catch (const vg::VgException&) {

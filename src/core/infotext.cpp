@@ -48,9 +48,10 @@ Pairs find_pairs(std::string_view s) {
     size_t q = k + 1;
     while (q < n && is_space(s[q])) ++q;
     size_t end = std::string_view::npos;  // end of the value
-    if (q < n && s[q] == '"') {  // "(?:\\.|[^\\"])+" then , or the end
+    if (q < n && s[q] == '"') {           // "(?:\\.|[^\\"])+" then , or the end
       size_t t = q + 1;
-      while (t < n && s[t] != '"' && !(s[t] == '\\' && (t + 1 >= n || s[t + 1] == '\n'))) t += s[t] == '\\' ? 2 : 1;
+      while (t < n && s[t] != '"' && !(s[t] == '\\' && (t + 1 >= n || s[t + 1] == '\n')))
+        t += s[t] == '\\' ? 2 : 1;
       if (t < n && s[t] == '"' && t > q + 1 && (t + 1 == n || s[t + 1] == ',')) end = t + 1;
     }
     if (end == std::string_view::npos) end = std::min(s.find(',', q), n);
@@ -98,8 +99,10 @@ std::map<std::string, std::string> parse_infotext(const std::string& text) {
     at = nl + 1;
   }
   Pairs pairs = find_pairs(lines.back());
-  if (pairs.size() >= 3) lines.pop_back();
-  else pairs.clear();
+  if (pairs.size() >= 3)
+    lines.pop_back();
+  else
+    pairs.clear();
   std::string prompt, negative;
   bool in_negative = false;
   for (std::string_view line : lines) {

@@ -35,7 +35,8 @@ void take(const nlohmann::json& j, const char* key, int* out) {
   int64_t x = 0;
   take(j, key, &x);
   if (x < INT32_MIN || x > INT32_MAX)
-    fail(ErrorCode::kInvalidArgument, std::string("'") + key + "' is out of range (" + std::to_string(x) + ")");
+    fail(ErrorCode::kInvalidArgument,
+         std::string("'") + key + "' is out of range (" + std::to_string(x) + ")");
   *out = static_cast<int>(x);
 }
 
@@ -51,19 +52,35 @@ void take(const nlohmann::json& j, const char* key, std::string* out) {
 
 void take(const nlohmann::json& j, const char* key, bool* out) {
   if (!present(j, key)) return;
-  if (j[key].is_boolean()) *out = j[key].get<bool>();
-  else if (j[key].is_number_integer() && (j[key] == 0 || j[key] == 1)) *out = j[key] == 1;
-  else fail(ErrorCode::kInvalidArgument, std::string("'") + key + "' must be true or false");
+  if (j[key].is_boolean())
+    *out = j[key].get<bool>();
+  else if (j[key].is_number_integer() && (j[key] == 0 || j[key] == 1))
+    *out = j[key] == 1;
+  else
+    fail(ErrorCode::kInvalidArgument, std::string("'") + key + "' must be true or false");
 }
 
 // A1111 field -> GenerateParams field, for the fields a client gave (FLUX/SD3
 // take their preset for the rest).
-const std::pair<const char*, const char*> kA1111Fields[] = {
-    {"prompt", "prompt"}, {"negative_prompt", "negative_prompt"}, {"seed", "seed"}, {"steps", "steps"},
-    {"cfg_scale", "cfg_scale"}, {"distilled_cfg_scale", "guidance"}, {"width", "width"}, {"height", "height"},
-    {"eta", "eta"}, {"s_churn", "s_churn"}, {"s_noise", "s_noise"}, {"sampler_name", "sampler"},
-    {"sampler_index", "sampler"}, {"scheduler", "scheduler"}, {"batch_size", "batch_size"}, {"n_iter", "batch_size"},
-    {"denoising_strength", "strength"}, {"resize_mode", "resize_mode"}, {"mask_blur", "mask_blur"}};
+const std::pair<const char*, const char*> kA1111Fields[] = {{"prompt", "prompt"},
+                                                            {"negative_prompt", "negative_prompt"},
+                                                            {"seed", "seed"},
+                                                            {"steps", "steps"},
+                                                            {"cfg_scale", "cfg_scale"},
+                                                            {"distilled_cfg_scale", "guidance"},
+                                                            {"width", "width"},
+                                                            {"height", "height"},
+                                                            {"eta", "eta"},
+                                                            {"s_churn", "s_churn"},
+                                                            {"s_noise", "s_noise"},
+                                                            {"sampler_name", "sampler"},
+                                                            {"sampler_index", "sampler"},
+                                                            {"scheduler", "scheduler"},
+                                                            {"batch_size", "batch_size"},
+                                                            {"n_iter", "batch_size"},
+                                                            {"denoising_strength", "strength"},
+                                                            {"resize_mode", "resize_mode"},
+                                                            {"mask_blur", "mask_blur"}};
 
 std::string_view strip_blanks(std::string_view s) {
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
@@ -76,8 +93,10 @@ std::string as_utf8(const std::string& s) {
   if (valid_utf8(s)) return s;
   std::string out;
   for (unsigned char c : s) {
-    if (c < 0x80) out += static_cast<char>(c);
-    else out += static_cast<char>(0xC0 | (c >> 6)), out += static_cast<char>(0x80 | (c & 0x3F));
+    if (c < 0x80)
+      out += static_cast<char>(c);
+    else
+      out += static_cast<char>(0xC0 | (c >> 6)), out += static_cast<char>(0x80 | (c & 0x3F));
   }
   return out;
 }
@@ -98,7 +117,8 @@ void take_img2img(const nlohmann::json& b, bool dit, JobRequest& r) {
   int resize_mode = 0;
   take(b, "resize_mode", &resize_mode);
   static const char* kModes[] = {"just_resize", "crop_and_resize", "resize_and_fill"};
-  if (resize_mode < 0 || resize_mode > 2) fail(ErrorCode::kInvalidArgument, "'resize_mode' must be 0, 1 or 2");
+  if (resize_mode < 0 || resize_mode > 2)
+    fail(ErrorCode::kInvalidArgument, "'resize_mode' must be 0, 1 or 2");
   p.resize_mode = kModes[resize_mode];
   std::string mask;
   take(b, "mask", &mask);
@@ -167,7 +187,8 @@ JobRequest a1111_request(const nlohmann::json& b, bool img2img, const std::strin
   take(b, "n_iter", &n_iter);
   const int64_t images = static_cast<int64_t>(batch) * n_iter;
   if (batch < 1 || n_iter < 1 || images > 1000)
-    fail(ErrorCode::kInvalidArgument, "'batch_size' and 'n_iter' must be at least 1, with at most 1000 images in all");
+    fail(ErrorCode::kInvalidArgument,
+         "'batch_size' and 'n_iter' must be at least 1, with at most 1000 images in all");
   p.batch_size = static_cast<int>(images);
   if (img2img) take_img2img(b, dit, r);
   return r;

@@ -10,7 +10,8 @@ namespace {
 
 // OpenAI model names mean "the server's default model".
 std::string map_model(const std::string& m) {
-  if (m.empty() || m.rfind("dall-e", 0) == 0 || m.rfind("gpt-image", 0) == 0 || m == "chatgpt-image-latest") return "";
+  if (m.empty() || m.rfind("dall-e", 0) == 0 || m.rfind("gpt-image", 0) == 0 || m == "chatgpt-image-latest")
+    return "";
   return m;
 }
 
@@ -30,15 +31,18 @@ const std::string* form_file(const httplib::MultipartFormDataMap& form, const st
 OpenAiRequest openai_request(const nlohmann::json& f, const FamilyOf& family_of) {
   OpenAiRequest r;
   GenerateParams& p = r.job.params;
-  if (!f.is_object() || !f.contains("prompt") || !f["prompt"].is_string() || f["prompt"].get<std::string>().empty())
+  if (!f.is_object() || !f.contains("prompt") || !f["prompt"].is_string() ||
+      f["prompt"].get<std::string>().empty())
     fail(ErrorCode::kInvalidArgument, "'prompt' is required");
   p.prompt = f["prompt"].get<std::string>();
   if (f.contains("model") && f["model"].is_string()) r.job.model = map_model(f["model"].get<std::string>());
   if (f.contains("n")) {
     p.batch_size = json_int(f["n"], "n");
-    if (p.batch_size < 1 || p.batch_size > 10) fail(ErrorCode::kInvalidArgument, "'n' must be between 1 and 10");
+    if (p.batch_size < 1 || p.batch_size > 10)
+      fail(ErrorCode::kInvalidArgument, "'n' must be between 1 and 10");
   }
-  if (f.contains("size") && f["size"].is_string()) std::tie(p.width, p.height) = parse_size(f["size"].get<std::string>());
+  if (f.contains("size") && f["size"].is_string())
+    std::tie(p.width, p.height) = parse_size(f["size"].get<std::string>());
   if (f.contains("response_format") && f["response_format"].is_string()) {
     r.response_format = f["response_format"].get<std::string>();
     if (r.response_format != "url" && r.response_format != "b64_json")
@@ -62,9 +66,12 @@ OpenAiRequest openai_request(const nlohmann::json& f, const FamilyOf& family_of)
   // FluxPipeline's is the distilled guidance, ZImagePipeline's g is our
   // cfg_scale - 1, the others' is CFG; true_cfg_scale (FLUX, Qwen-Image) is cfg_scale
   if (f.contains("guidance_scale")) {
-    if (family == "flux") p.guidance = number("guidance_scale"), given("guidance");
-    else if (family == "zimage") p.cfg_scale = 1.0f + number("guidance_scale"), given("cfg_scale");
-    else p.cfg_scale = number("guidance_scale"), given("cfg_scale");
+    if (family == "flux")
+      p.guidance = number("guidance_scale"), given("guidance");
+    else if (family == "zimage")
+      p.cfg_scale = 1.0f + number("guidance_scale"), given("cfg_scale");
+    else
+      p.cfg_scale = number("guidance_scale"), given("cfg_scale");
   }
   if (f.contains("true_cfg_scale")) p.cfg_scale = number("true_cfg_scale"), given("cfg_scale");
   if (f.contains("guidance")) p.guidance = number("guidance"), given("guidance");
@@ -84,7 +91,8 @@ OpenAiRequest openai_edit_request(const httplib::MultipartFormDataMap& form, con
   for (const auto& [name, file] : form)
     if (file.filename.empty()) {  // plain form fields: text, as JSON would carry it
       if (!valid_utf8(file.content) || !valid_utf8(name))
-        fail(ErrorCode::kInvalidArgument, "form field '" + (valid_utf8(name) ? name : "?") + "' is not UTF-8 text");
+        fail(ErrorCode::kInvalidArgument,
+             "form field '" + (valid_utf8(name) ? name : "?") + "' is not UTF-8 text");
       fields[name] = file.content;
     }
   OpenAiRequest r = openai_request(fields, family_of);
