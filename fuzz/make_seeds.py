@@ -139,6 +139,62 @@ def main():
                            "\\(escaped\\) (unbalanced [ ( :-1.5) " + "word, " * 60,
                            "\u4e00\u4e8c\u4e09 \U0001F600 emoji, \u0301combining"]):
         put("prompt", "prompt%d.txt" % i, p)
+    request_seeds()
+
+
+def tiny_png(text=None):
+    """A 4x3 RGBA PNG (written here: no PIL needed), with an A1111 "parameters"
+    tEXt chunk if given."""
+    import zlib
+
+    def chunk(kind, payload):
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+    rows = b"".join(b"\0" + bytes([10, 200, 30, 128]) * 4 for _ in range(3))
+    out = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 4, 3, 8, 6, 0, 0, 0))
+    if text is not None:
+        out += chunk(b"tEXt", b"parameters\0" + text.encode("latin-1"))
+    return out + chunk(b"IDAT", zlib.compress(rows, 9)) + chunk(b"IEND", b"")
+
+
+def request_seeds():
+    """Bodies of the OpenAI and sdapi routes; the first byte picks the model family
+    (and for sdapi_body the route: byte // 5 % 3 = txt2img, img2img, png-info)."""
+    import base64
+    infotexts = ["a red fox, (detailed:1.2)\nsecond line\nNegative prompt: blurry, ugly\n"
+                 "Steps: 20, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7, Seed: 42, Size: 512x768, "
+                 "Model hash: abcdef0123, Model: \"my model, v1\", Lora hashes: \"a: 1, b: 2\", Version: v1.10",
+                 "only a prompt\nStyle: oil, Mood: calm",
+                 "p\nSteps: 4, Sampler: \"x\\\"y\", Empty: , Size: 64x64x2, Denoising strength: 0.5, K:\"\"",
+                 "\n\n  Negative prompt:\nNegative prompt: n\n Steps:1,Seed:2,Size:3x4 "]
+    for i, t in enumerate(infotexts):
+        put("infotext", "info%d.txt" % i, t)
+    put("infotext", "roundtrip.txt", "a cat\nin a hat\x01blurry\x01Euler, a")
+    for i, (family, body) in enumerate([
+            (0, {"model": "dall-e-3", "prompt": "a cat", "n": 2, "size": "64x64", "seed": 3, "steps": "4",
+                 "response_format": "b64_json", "negative_prompt": "dog", "cfg_scale": "6.5"}),
+            (2, {"prompt": "x", "guidance_scale": 3.5, "true_cfg_scale": 1, "strength": 0.5, "sampler": "euler",
+                 "scheduler": "karras", "extra": {"clip_skip": 2, "loras": "s:0.5"}}),
+            (3, {"prompt": "z", "guidance_scale": "4", "size": "auto", "seed": "18446744073709551615"}),
+            (4, {"prompt": "q", "n": 1e30, "steps": [1], "guidance": {"a": 1}})]):
+        put("openai_body", "body%d.json" % i, bytes([family]) + json.dumps(body).encode())
+    png = tiny_png("a cat\nSteps: 2, Sampler: Euler a, Seed: 7, Size: 4x3")
+    b64 = base64.b64encode(png).decode()
+    for i, (sel, body) in enumerate([
+            (0, {"prompt": "a cat", "negative_prompt": "dog", "steps": 20, "width": 64, "height": 64, "seed": -1,
+                 "sampler_name": "DPM++ 2M Karras", "batch_size": 2, "n_iter": 2, "cfg_scale": 7.5,
+                 "override_settings": {"sd_model_checkpoint": "m", "CLIP_stop_at_last_layers": 2}}),
+            (2, {"prompt": "f", "distilled_cfg_scale": 3.5, "scheduler": "simple", "eta": 0.5, "s_churn": 0.1}),
+            (5, {"init_images": [b64], "prompt": "x", "denoising_strength": 0.5, "resize_mode": 1,
+                 "mask": "data:image/png;base64," + b64, "mask_blur": 2, "inpainting_mask_invert": 1,
+                 "inpaint_full_res": True, "inpaint_full_res_padding": 8}),
+            (8, {"init_images": ["AAAA"], "steps": 20.5, "width": "64"}),
+            (10, {"image": "data:image/png;base64," + b64}),
+            (11, {"image": ""})]):
+        put("sdapi_body", "body%d.json" % i, bytes([sel]) + json.dumps(body).encode())
+    mp = b"prompt=a dog--vg\nn=1--vg\nsteps=4--vg\nstrength=0.5--vg\nimage@=" + png
+    put("multipart", "edit.bin", b"\x00" + mp)
+    put("multipart", "mask.bin", b"\x02" + mp + b"--vg\nmask@=" + png + b"--vg\nguidance_scale=3")
+    put("multipart", "list.bin", b"\x03prompt=x--vg\nimage[]@=" + png + b"--vg\nseed=abc--vg\nsize=64x64")
 
 
 if __name__ == "__main__":

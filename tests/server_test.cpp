@@ -269,6 +269,28 @@ TEST(Server, A1111Endpoints) {
   EXPECT_FALSE(body_of(c.Get("/sdapi/v1/schedulers")).empty());
 }
 
+TEST(Server, A1111PngInfoReadsGeneratedImage) {
+  auto s = start();
+  auto c = s.client();
+  auto r = c.Post("/sdapi/v1/txt2img", R"({"prompt":"a cat, in a hat","negative_prompt":"blurry","steps":3,"width":64,"height":64,"seed":77})",
+                  kJson);
+  ASSERT_EQ(r->status, 200) << r->body;
+  const std::string image = json::parse(r->body)["images"][0];
+  auto info = body_of(c.Post("/sdapi/v1/png-info", json{{"image", "data:image/png;base64," + image}}.dump(), kJson));
+  EXPECT_EQ(info["info"], read_png_parameters(*server::base64_decode(image)));
+  EXPECT_TRUE(info["items"].is_object());
+  const json& p = info["parameters"];
+  EXPECT_EQ(p["Prompt"], "a cat, in a hat");
+  EXPECT_EQ(p["Negative prompt"], "blurry");
+  EXPECT_EQ(p["Seed"], "77");
+  EXPECT_EQ(p["Steps"], "3");
+  EXPECT_EQ(p["Size-1"], "64");
+  EXPECT_EQ(p["Model"], "sd1-tiny");
+  auto bad = c.Post("/sdapi/v1/png-info", R"({"image":"not base64!"})", kJson);
+  EXPECT_EQ(bad->status, 400);
+  EXPECT_NE(json::parse(bad->body)["detail"].get<std::string>().find("'image'"), std::string::npos);
+}
+
 TEST(Server, TwentyConcurrentClientsGetTheirOwnImages) {
   server::ServerOptions o;
   o.max_queue = 32;

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <sstream>
 
+#include "core/infotext.h"
 #include "visiongen/params.h"
 
 namespace vg {
@@ -172,12 +173,13 @@ std::string format_infotext(const GenerateParams& p, uint64_t seed, int width, i
   std::ostringstream os;
   os << p.prompt << "\n";
   if (!p.negative_prompt.empty()) os << "Negative prompt: " << p.negative_prompt << "\n";
-  os << "Steps: " << p.steps << ", Sampler: " << p.sampler;
-  if (!p.scheduler.empty() && p.scheduler != "default") os << ", Schedule type: " << p.scheduler;
+  const auto q = infotext_quote;  // values with , : or newlines go in quotes, as A1111 writes them
+  os << "Steps: " << p.steps << ", Sampler: " << q(p.sampler);
+  if (!p.scheduler.empty() && p.scheduler != "default") os << ", Schedule type: " << q(p.scheduler);
   os << ", CFG scale: " << p.cfg_scale
      << ", Seed: " << seed << ", Size: " << width << "x" << height;
-  if (!model_hash.empty()) os << ", Model hash: " << model_hash;
-  if (!model_name.empty()) os << ", Model: " << model_name;
+  if (!model_hash.empty()) os << ", Model hash: " << q(model_hash);
+  if (!model_name.empty()) os << ", Model: " << q(model_name);
   if (p.clip_skip > 1) os << ", Clip skip: " << p.clip_skip;
   if (p.eta >= 0) os << ", Eta: " << p.eta;
   if (p.s_noise != 1.0f) os << ", s_noise: " << p.s_noise;
@@ -191,11 +193,11 @@ std::string format_infotext(const GenerateParams& p, uint64_t seed, int width, i
   if (p.guidance >= 0) os << ", Guidance: " << p.guidance;
   if (p.frames > 0) os << ", Frames: " << p.frames;
   if (p.fps > 0) os << ", FPS: " << p.fps;
-  if (!p.skip_layers.empty()) os << ", Skip layers: " << p.skip_layers << ", Skip layer scale: " << p.skip_layer_scale;
-  if (!p.init_image.empty() && p.resize_mode != "just_resize") os << ", Resize mode: " << p.resize_mode;
+  if (!p.skip_layers.empty()) os << ", Skip layers: " << q(p.skip_layers) << ", Skip layer scale: " << p.skip_layer_scale;
+  if (!p.init_image.empty() && p.resize_mode != "just_resize") os << ", Resize mode: " << q(p.resize_mode);
   if (p.rng == "philox" || p.rng == "gpu" || p.rng == "nv") os << ", RNG: NV";
-  if (!p.refiner.empty()) os << ", Refiner: " << p.refiner << ", Refiner switch at: " << p.refiner_switch;
-  if (!p.vae.empty()) os << ", VAE: " << p.vae.substr(p.vae.find_last_of('/') + 1);
+  if (!p.refiner.empty()) os << ", Refiner: " << q(p.refiner) << ", Refiner switch at: " << p.refiner_switch;
+  if (!p.vae.empty()) os << ", VAE: " << q(p.vae.substr(p.vae.find_last_of('/') + 1));
   os << ", Version: visiongen";
   return os.str();
 }

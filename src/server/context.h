@@ -5,6 +5,7 @@
 #include <functional>
 
 #include "server/conn_guard.h"
+#include "server/http_util.h"
 #include "server/jobs.h"
 #include "server/server.h"
 
@@ -39,6 +40,15 @@ Result<std::shared_ptr<Job>> validate_and_submit(Context& ctx, JobRequest req);
 // a client that went away is noticed, and its job cancelled.
 void respond_when_done(Context& ctx, httplib::Response& res, std::shared_ptr<Job> job,
                        std::function<nlohmann::json(Job&)> body);
+
+// What the request parsers know of the models: a model's family, "" when it
+// cannot be loaded (validation reports that).
+inline FamilyOf family_lookup(Context& ctx) {
+  return [&ctx](const std::string& model) {
+    auto e = ctx.models.acquire(model);
+    return e ? (*e)->info().family : std::string();
+  };
+}
 
 void add_native_routes(Router& s, Context& ctx);
 void add_openai_routes(Router& s, Context& ctx);

@@ -1,6 +1,11 @@
 #include "server/http_util.h"
 
+#include <cctype>
+#include <cfloat>
+#include <charconv>
+#include <cmath>
 #include <cstring>
+#include <string_view>
 
 #include <openssl/evp.h>
 
@@ -155,17 +160,59 @@ nlohmann::json parse_json_body(const std::string& body) {
   return j;
 }
 
-int json_int(const nlohmann::json& v, const char* name) {
-  if (v.is_number_integer()) return v.get<int>();
+namespace {
+
+// Form text as JSON would give it: surrounding blanks and a leading '+' are allowed.
+std::string_view number_text(const std::string& s) {
+  std::string_view t = s;
+  while (!t.empty() && std::isspace(static_cast<unsigned char>(t.front()))) t.remove_prefix(1);
+  while (!t.empty() && std::isspace(static_cast<unsigned char>(t.back()))) t.remove_suffix(1);
+  if (t.size() > 1 && t.front() == '+' && t[1] != '-') t.remove_prefix(1);
+  return t;
+}
+
+}  // namespace
+
+int64_t json_int64(const nlohmann::json& v, const char* name) {
+  if (v.is_number_unsigned() && v.get<uint64_t>() <= static_cast<uint64_t>(INT64_MAX)) return v.get<int64_t>();
+  if (v.is_number_integer() && !v.is_number_unsigned()) return v.get<int64_t>();
   if (v.is_string()) {
-    try {
-      size_t n = 0;
-      const int x = std::stoi(v.get<std::string>(), &n);
-      if (n == v.get<std::string>().size()) return x;
-    } catch (const std::exception&) {
-    }
+    const std::string_view t = number_text(v.get_ref<const std::string&>());
+    int64_t x = 0;
+    const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), x);
+    if (ec == std::errc() && end == t.data() + t.size() && !t.empty()) return x;
   }
-  fail(ErrorCode::kInvalidArgument, std::string("'") + name + "' must be an integer");
+  fail(ErrorCode::kInvalidArgument, std::string("'") + name + "' must be an integer (a 64-bit whole number)");
+}
+
+int json_int(const nlohmann::json& v, const char* name) {
+  const int64_t x = json_int64(v, name);
+  if (x < INT32_MIN || x > INT32_MAX)
+    fail(ErrorCode::kInvalidArgument, std::string("'") + name + "' must be an integer between " +
+                                          std::to_string(INT32_MIN) + " and " + std::to_string(INT32_MAX));
+  return static_cast<int>(x);
+}
+
+float json_number(const nlohmann::json& v, const char* name) {
+  double x = NAN;
+  if (v.is_number()) x = v.get<double>();
+  if (v.is_string()) {
+    const std::string_view t = number_text(v.get_ref<const std::string&>());
+    const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), x);
+    if (ec != std::errc() || end != t.data() + t.size() || t.empty()) x = NAN;
+  }
+  if (!std::isfinite(x) || std::fabs(x) > FLT_MAX)
+    fail(ErrorCode::kInvalidArgument, std::string("'") + name + "' must be a finite number (JSON number or number text)");
+  return static_cast<float>(x);
+}
+
+bool valid_utf8(const std::string& s) {
+  try {
+    (void)nlohmann::json(s).dump();  // nlohmann checks as strictly as its responses need
+    return true;
+  } catch (const nlohmann::json::type_error&) {
+    return false;
+  }
 }
 
 std::string sniff_mime(const std::string& b) {

@@ -3,6 +3,8 @@
 #pragma once
 #include <httplib.h>
 
+#include <cstdint>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -32,8 +34,19 @@ Image decode_image_field(const std::string& b64, const std::string& field);
 // "WxH" -> (w, h); "auto" or "" -> (0, 0). Throws invalid_argument.
 std::pair<int, int> parse_size(const std::string& s);
 
-// An integer given as a JSON number or a form string; invalid_argument naming `name` otherwise.
+// Request fields given as a JSON value or a form string (multipart): an
+// integer number or integer text, in range; a finite number or number text
+// that fits a float. Anything else is invalid_argument naming `name`.
 int json_int(const nlohmann::json& v, const char* name);
+int64_t json_int64(const nlohmann::json& v, const char* name);
+float json_number(const nlohmann::json& v, const char* name);
+
+// A model id -> its family ("sd1", "flux", ...; "" when unknown): all the
+// request parsers need to know of the models (the route asks the pool).
+using FamilyOf = std::function<std::string(const std::string& model)>;
+
+// Whether `s` is UTF-8 as a JSON response needs it (strict: no overlong forms or surrogates).
+bool valid_utf8(const std::string& s);
 
 // Parses a JSON body or throws invalid_argument with the parse position.
 nlohmann::json parse_json_body(const std::string& body);

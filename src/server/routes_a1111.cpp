@@ -1,5 +1,5 @@
-// A1111/Forge-compatible /sdapi/v1 endpoints: txt2img, img2img, progress,
-// interrupt, options, sd-models, samplers, schedulers.
+// A1111/Forge-compatible /sdapi/v1 endpoints: txt2img, img2img, png-info,
+// progress, interrupt, options, sd-models, samplers, schedulers.
 #include <chrono>
 #include <ctime>
 
@@ -7,9 +7,9 @@
 #include "core/params_json.h"
 #include "sampling/sampler.h"
 #include "sampling/sigma_schedules.h"
+#include "server/a1111_request.h"
 #include "server/context.h"
 #include "server/http_util.h"
-#include "server/model_details.h"
 
 namespace vg::server {
 
@@ -22,105 +22,10 @@ void a1111_error(httplib::Response& res, const Error& e) {
                   "application/json");
 }
 
-template <class T>
-void take(const nlohmann::json& j, const char* key, T* out) {
-  if (!j.contains(key) || j[key].is_null()) return;
-  try {
-    *out = j[key].get<T>();
-  } catch (const nlohmann::json::exception&) {
-    fail(ErrorCode::kInvalidArgument, std::string(key) + " has the wrong type");
-  }
-}
-
-// A1111 field -> GenerateParams field, for the fields a client gave (FLUX/SD3
-// take their preset for the rest).
-const std::pair<const char*, const char*> kA1111Fields[] = {
-    {"prompt", "prompt"}, {"negative_prompt", "negative_prompt"}, {"seed", "seed"}, {"steps", "steps"},
-    {"cfg_scale", "cfg_scale"}, {"distilled_cfg_scale", "guidance"}, {"width", "width"}, {"height", "height"},
-    {"eta", "eta"}, {"s_churn", "s_churn"}, {"s_noise", "s_noise"}, {"sampler_name", "sampler"},
-    {"sampler_index", "sampler"}, {"scheduler", "scheduler"}, {"batch_size", "batch_size"}, {"n_iter", "batch_size"},
-    {"denoising_strength", "strength"}, {"resize_mode", "resize_mode"}, {"mask_blur", "mask_blur"}};
-
-JobRequest from_a1111(Context& ctx, const nlohmann::json& b, bool img2img) {
-  if (!b.is_object()) fail(ErrorCode::kInvalidArgument, "the request body must be a JSON object");
-  JobRequest r;
-  GenerateParams& p = r.params;
-  if (b.contains("override_settings") && b["override_settings"].is_object()) {
-    const auto& o = b["override_settings"];
-    take(o, "sd_model_checkpoint", &r.model);
-    take(o, "CLIP_stop_at_last_layers", &p.clip_skip);
-    if (o.contains("CLIP_stop_at_last_layers")) p.set_fields.push_back("clip_skip");
-  }
-  if (r.model.empty()) {
-    std::lock_guard<std::mutex> lock(ctx.a1111_mu);
-    r.model = ctx.a1111_model.empty() ? ctx.models.default_id() : ctx.a1111_model;
-  }
-  // The family decides the defaults (an unknown model is reported when the job is validated).
-  std::string family;
-  if (auto e = ctx.models.acquire(r.model)) family = (*e)->info().family;
-  const bool dit = is_dit_family(family);
-  if (dit) {
-    for (const auto& [key, field] : kA1111Fields)
-      if (b.contains(key) && !b[key].is_null()) p.set_fields.push_back(field);
-  } else {  // A1111's own defaults, as A1111 runs SD models
-    p.steps = 50;
-    p.cfg_scale = 7.0f;
-    p.width = p.height = 512;
-    p.set_fields.clear();
-  }
-  if (dit) p.set_fields.push_back("prompt_syntax");  // so the preset applies even to a bare request
-  p.prompt_syntax = "a1111";  // A1111 clients write (word:1.2), [word], BREAK and long prompts
-  take(b, "prompt", &p.prompt);
-  take(b, "negative_prompt", &p.negative_prompt);
-  take(b, "seed", &p.seed);
-  take(b, "steps", &p.steps);
-  take(b, "cfg_scale", &p.cfg_scale);
-  // Forge's Flux "Distilled CFG Scale"; other families have no such input (Forge ignores it there too)
-  if (family == "flux") take(b, "distilled_cfg_scale", &p.guidance);
-  take(b, "width", &p.width);
-  take(b, "height", &p.height);
-  take(b, "eta", &p.eta);
-  take(b, "s_churn", &p.s_churn);
-  take(b, "s_noise", &p.s_noise);
-  std::string sampler = dit ? p.sampler : "Euler";
-  take(b, "sampler_index", &sampler);
-  take(b, "sampler_name", &sampler);
-  p.sampler = sampler;
-  std::string sched;
-  take(b, "scheduler", &sched);
-  if (!sched.empty()) p.scheduler = sched;
-  int batch = 1, n_iter = 1;
-  take(b, "batch_size", &batch);
-  take(b, "n_iter", &n_iter);
-  p.batch_size = batch * n_iter;
-  if (!img2img) return r;
-  if (!b.contains("init_images") || !b["init_images"].is_array() || b["init_images"].empty())
-    fail(ErrorCode::kFileNotFound, "Init image not found");
-  r.init_image = decode_image_field(b["init_images"][0].get<std::string>(), "init_images");
-  p.init_image = "(upload)";
-  p.width = p.height = 0;  // the init image's size
-  if (dit) p.set_fields.push_back("width"), p.set_fields.push_back("height");
-  take(b, "width", &p.width);
-  take(b, "height", &p.height);
-  take(b, "denoising_strength", &p.strength);
-  int resize_mode = 0;
-  take(b, "resize_mode", &resize_mode);
-  static const char* kModes[] = {"just_resize", "crop_and_resize", "resize_and_fill"};
-  if (resize_mode < 0 || resize_mode > 2) fail(ErrorCode::kInvalidArgument, "resize_mode must be 0, 1 or 2");
-  p.resize_mode = kModes[resize_mode];
-  if (b.contains("mask") && b["mask"].is_string() && !b["mask"].get<std::string>().empty()) {
-    r.mask = decode_image_field(b["mask"].get<std::string>(), "mask");
-    p.mask = "(upload)";
-    p.mask_blur = 4;
-    take(b, "mask_blur", &p.mask_blur);
-    int invert = 0;
-    take(b, "inpainting_mask_invert", &invert);
-    p.invert_mask = invert != 0;
-    take(b, "inpaint_full_res", &p.inpaint_full_res);
-    take(b, "inpaint_full_res_padding", &p.inpaint_full_res_padding);
-    p.paste_back = "on";  // A1111 always pastes back
-  }
-  return r;
+// A1111's current checkpoint: the one POST /sdapi/v1/options chose, else the default.
+std::string checkpoint(Context& ctx) {
+  std::lock_guard<std::mutex> lock(ctx.a1111_mu);
+  return ctx.a1111_model.empty() ? ctx.models.default_id() : ctx.a1111_model;
 }
 
 nlohmann::json a1111_response(Context& ctx, Job& j, const nlohmann::json& request) {
@@ -178,7 +83,7 @@ void add_a1111_routes(Router& s, Context& ctx) {
       JobRequest r;
       try {
         body = parse_json_body(req.body);
-        r = from_a1111(ctx, body, img);
+        r = a1111_request(body, img, checkpoint(ctx), family_lookup(ctx));
       } catch (const VgException& e) {
         return a1111_error(res, {e.code(), e.what()});
       }
@@ -187,6 +92,13 @@ void add_a1111_routes(Router& s, Context& ctx) {
       respond_when_done(ctx, res, *job, [&ctx, body](Job& j) { return a1111_response(ctx, j, body); });
     });
   }
+  s.Post("/sdapi/v1/png-info", [](const httplib::Request& req, httplib::Response& res) {
+    try {
+      send_json(res, a1111_png_info(parse_json_body(req.body)));
+    } catch (const VgException& e) {
+      a1111_error(res, {e.code(), e.what()});
+    }
+  });
   s.Get("/sdapi/v1/progress", [&ctx](const httplib::Request&, httplib::Response& res) {
     double progress = 0, eta = 0;
     int step = 0, steps = 0, job_count = 0;
@@ -219,11 +131,7 @@ void add_a1111_routes(Router& s, Context& ctx) {
     send_json(res, nlohmann::json::object());
   });
   s.Get("/sdapi/v1/options", [&ctx](const httplib::Request&, httplib::Response& res) {
-    std::string model;
-    {
-      std::lock_guard<std::mutex> lock(ctx.a1111_mu);
-      model = ctx.a1111_model.empty() ? ctx.models.default_id() : ctx.a1111_model;
-    }
+    const std::string model = checkpoint(ctx);
     // Forge's UI preset for the current model's family ("all" until it is loaded): clients such
     // as SillyTavern read it to know they talk to Forge and may send distilled_cfg_scale
     std::string preset = "all";

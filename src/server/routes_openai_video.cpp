@@ -16,15 +16,6 @@ namespace vg::server {
 
 namespace {
 
-float number_of(const nlohmann::json& v, const char* name) {
-  try {
-    if (v.is_number()) return v.get<float>();
-    if (v.is_string()) return std::stof(v.get<std::string>());
-  } catch (const std::exception&) {
-  }
-  fail(ErrorCode::kInvalidArgument, std::string("'") + name + "' must be a number");
-}
-
 JobRequest video_request(Context& ctx, const nlohmann::json& f) {
   JobRequest r;
   GenerateParams& p = r.params;
@@ -39,10 +30,10 @@ JobRequest video_request(Context& ctx, const nlohmann::json& f) {
     std::tie(p.width, p.height) = parse_size(f["size"].get<std::string>());
     if (p.width) given("width"), given("height");
   }
-  if (f.contains("fps")) p.fps = number_of(f["fps"], "fps"), given("fps");
+  if (f.contains("fps")) p.fps = json_number(f["fps"], "fps"), given("fps");
   if (f.contains("frames")) p.frames = json_int(f["frames"], "frames"), given("frames");
   if (f.contains("seconds") && !f.contains("frames")) {  // seconds at the clip's fps, as 4k+1 frames
-    const float sec = number_of(f["seconds"], "seconds");
+    const float sec = json_number(f["seconds"], "seconds");
     if (!(sec > 0 && sec <= 60)) fail(ErrorCode::kInvalidArgument, "'seconds' must be between 0 and 60");
     const float fps = p.fps > 0 ? p.fps : 24.0f;
     p.frames = static_cast<int>(std::lround(sec * fps / 4.0f)) * 4 + 1;
@@ -52,7 +43,7 @@ JobRequest video_request(Context& ctx, const nlohmann::json& f) {
   if (f.contains("seed")) p.seed = json_int(f["seed"], "seed"), given("seed");
   if (f.contains("steps")) p.steps = json_int(f["steps"], "steps"), given("steps");
   for (const char* k : {"cfg_scale", "guidance_scale"})  // WanPipeline's guidance_scale is our cfg_scale
-    if (f.contains(k)) p.cfg_scale = number_of(f[k], k), given("cfg_scale");
+    if (f.contains(k)) p.cfg_scale = json_number(f[k], k), given("cfg_scale");
   if (f.contains("video_format") && f["video_format"].is_string()) r.video_format = f["video_format"];
   if (f.contains("extra") && f["extra"].is_object()) {  // the native schema, strictly
     Status st = params_from_json(f["extra"], &p, true);
