@@ -283,7 +283,7 @@ TEST_F(VideoIo, FullDiskLeavesNoFile) {
     int status = 0;
     ASSERT_EQ(waitpid(child, &status, 0), child);
     ASSERT_TRUE(WIFEXITED(status));
-    EXPECT_EQ(WEXITSTATUS(status), static_cast<int>(ErrorCode::kIoError)) << ext;
+    EXPECT_EQ(WEXITSTATUS(status), static_cast<int>(ErrorCode::kDiskFull)) << ext;
     EXPECT_EQ(std::distance(fs::directory_iterator(dir_), fs::directory_iterator()), 0) << ext;
   }
 }
