@@ -139,6 +139,9 @@ def main():
                            "\\(escaped\\) (unbalanced [ ( :-1.5) " + "word, " * 60,
                            "\u4e00\u4e8c\u4e09 \U0001F600 emoji, \u0301combining"]):
         put("prompt", "prompt%d.txt" % i, p)
+        put("tokenizers", "prompt%d.txt" % i, p)  # the same texts through T5/UMT5/Qwen
+    put("tokenizers", "multilingual.txt",
+        "Ein Fuchs im Schnee, \u6771\u4eac\u306e\u591c\u666f, \u00e9moji \U0001F98A and <tags> \u2581spaces\t\n")
     request_seeds()
 
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs one libFuzzer harness: scripts/fuzz.sh NAME SECONDS [BINARY]
-#   NAME: safetensors gguf image params_json yaml registry lora prompt openai_body sdapi_body infotext multipart
+#   NAME: safetensors gguf image params_json yaml registry lora prompt tokenizers openai_body sdapi_body infotext multipart
 # Replays fuzz/regressions/NAME first (inputs that once crashed), then fuzzes
 # for SECONDS from the committed seeds plus the corpus kept in
 # $VG_FUZZ_WORK/NAME (default /tmp/vg-fuzz), so longer campaigns resume.

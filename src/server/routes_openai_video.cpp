@@ -98,7 +98,11 @@ void add_openai_video_routes(Router& s, Context& ctx) {
     std::optional<Image> ref;
     if (req.is_multipart_form_data()) {
       for (const auto& [name, file] : req.files)
-        if (file.filename.empty() && name != "input_reference") fields[name] = file.content;
+        if (file.filename.empty() && name != "input_reference") {
+          if (!valid_utf8(file.content))
+            fail(ErrorCode::kInvalidArgument, "form field '" + name + "' is not UTF-8 text; send text fields as UTF-8");
+          fields[name] = file.content;
+        }
       if (req.has_file("input_reference") && !req.get_file_value("input_reference").content.empty())
         ref = decode_image(req.get_file_value("input_reference").content, "input_reference");
     } else {

@@ -35,7 +35,10 @@ check_prefix() {
   LD_LIBRARY_PATH=$libdir ./gen_shared shared.png >gen_shared.log || { cat gen_shared.log; return 1; }
   grep -q "second job: cancelled after 2 steps" gen_shared.log || { cat gen_shared.log; return 1; }
   check_png_64 shared.png
-  LD_LIBRARY_PATH=$libdir ldd ./gen_shared | grep -q "$libdir/libvisiongen.so.0" || { ldd ./gen_shared; return 1; }
+  # (ldd's output captured first: `ldd | grep -q` fails under pipefail when grep exits before ldd has written all)
+  local deps
+  deps=$(LD_LIBRARY_PATH=$libdir ldd ./gen_shared)
+  grep -q "$libdir/libvisiongen.so.0" <<<"$deps" || { echo "$deps"; return 1; }
   # shellcheck disable=SC2046
   cc -std=c11 "$src/examples/c/generate.c" -o gen_static $(pkg-config --cflags visiongen) "$libdir/libvisiongen.a" \
     $(pkg-config --static --libs visiongen | sed 's/-lvisiongen\b//')
