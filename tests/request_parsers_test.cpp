@@ -66,8 +66,8 @@ TEST(OpenAiRequest, EveryBadFieldIsInvalidArgumentNamingIt) {
   for (const auto& [field, value] : bad) {
     ErrorCode code = ErrorCode::kOk;
     const std::string msg = error_of(
-        [&] {
-          server::openai_request({{"prompt", "x"}, {field, value}}, family_sd1);
+        [&, f = field, v = value] {  // (clang 14 cannot capture structured bindings)
+          server::openai_request({{"prompt", "x"}, {f, v}}, family_sd1);
         },
         &code);
     EXPECT_EQ(code, ErrorCode::kInvalidArgument) << field << "=" << value.dump();
