@@ -28,7 +28,7 @@ log=$work/$name.log
 status=0
 runs_flag=()
 [[ -n "${VG_FUZZ_RUNS:-}" ]] && runs_flag=(-runs="$VG_FUZZ_RUNS")
-"$bin" "${runs_flag[@]}" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2560 -max_len=65536 -print_final_stats=1 \
+"$bin" "${runs_flag[@]}" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 -max_len=65536 -print_final_stats=1 \
   -artifact_prefix="$work/$name-crashes/" "$work/$name" "fuzz/corpus/$name" >"$log" 2>&1 || status=$?
 runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
 rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)

@@ -278,3 +278,42 @@ TEST(ServerHardening, NonUtf8BytesInPathOrBodyGetAnErrorNotACrash) {
 
 }  // namespace
 }  // namespace vg
+
+#include "io/image_decode.h"
+
+namespace vg {
+namespace {
+
+// A PNG declaring w x h RGB pixels, with a tiny IDAT (far too little data for that size).
+std::string png_header(uint32_t w, uint32_t h) {
+  auto be32 = [](uint32_t v) { return std::string{char(v >> 24), char(v >> 16), char(v >> 8), char(v)}; };
+  auto chunk = [&](const std::string& type_and_data) {
+    uint32_t crc = 0xffffffffu;  // CRC-32 (PNG's), bit by bit
+    for (unsigned char c : type_and_data) {
+      crc ^= c;
+      for (int k = 0; k < 8; ++k) crc = (crc >> 1) ^ (0xedb88320u & (0u - (crc & 1u)));
+    }
+    return be32(static_cast<uint32_t>(type_and_data.size() - 4)) + type_and_data + be32(crc ^ 0xffffffffu);
+  };
+  const std::string idat("IDAT\x78\x9c\x63\x00\x00\x00\x01\x00\x01", 15);  // zlib of one 0 byte
+  return std::string("\x89PNG\r\n\x1a\n", 8) + chunk("IHDR" + be32(w) + be32(h) + std::string{8, 2, 0, 0, 0}) +
+         chunk(idat) + chunk("IEND");
+}
+
+// A few bytes of PNG may declare a huge image (found by fuzz_multipart: an image
+// and a mask of 16384x16384 took gigabytes): refused from the header, by size.
+TEST(ServerHardening, DecompressionBombImagesAreRefusedFromTheHeader) {
+  try {
+    decode_image(png_header(12000, 12000), "image");
+    FAIL() << "accepted";
+  } catch (const VgException& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("64 megapixels"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(test::code_of([] { decode_image(png_header(20000, 16), "image"); }), ErrorCode::kInvalidArgument);
+  // a normal size gets past the size check (and fails later: no pixel data here)
+  EXPECT_EQ(test::code_of([] { decode_image(png_header(1024, 768), "image"); }), ErrorCode::kCorruptFile);
+}
+
+}  // namespace
+}  // namespace vg

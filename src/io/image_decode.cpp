@@ -16,9 +16,11 @@ namespace vg {
 namespace {
 
 void check_size(int w, int h, const std::string& name) {
-  if (w <= 0 || h <= 0 || w > kMaxInputImageSide || h > kMaxInputImageSide)
+  if (w <= 0 || h <= 0 || w > kMaxInputImageSide || h > kMaxInputImageSide ||
+      int64_t{w} * h > kMaxInputImagePixels)
     fail(ErrorCode::kInvalidArgument, "'" + name + "' is " + std::to_string(w) + "x" + std::to_string(h) +
-                                          "; images up to " + std::to_string(kMaxInputImageSide) + " pixels a side are accepted");
+                                          "; images up to " + std::to_string(kMaxInputImageSide) +
+                                          " pixels a side and 64 megapixels are accepted; scale it down first");
 }
 
 void png_error_throw(png_structp, png_const_charp msg) { throw VgException(ErrorCode::kCorruptFile, msg); }
@@ -102,7 +104,7 @@ Image decode_jpeg_rgba(const std::string& bytes, const std::string& name) {
   jpeg_start_decompress(&cinfo);
   w = static_cast<int>(cinfo.output_width);
   h = static_cast<int>(cinfo.output_height);
-  if (w > kMaxInputImageSide || h > kMaxInputImageSide) {
+  if (w > kMaxInputImageSide || h > kMaxInputImageSide || int64_t{w} * h > kMaxInputImagePixels) {
     jpeg_destroy_decompress(&cinfo);
     check_size(w, h, name);
   }

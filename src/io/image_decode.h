@@ -8,6 +8,9 @@
 namespace vg {
 
 constexpr int kMaxInputImageSide = 16384;
+// 64 megapixels (8192x8192): a few MB of PNG can declare 16384x16384, and
+// decoding it (with a mask beside it) would take gigabytes.
+constexpr int64_t kMaxInputImagePixels = int64_t{8192} * 8192;
 
 // channels == 4 in the result. Throws corrupt_file for damaged/truncated
 // data, unsupported_format for other formats.
