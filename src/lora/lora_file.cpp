@@ -156,6 +156,12 @@ std::shared_ptr<const LoraFile> load_lora_file(const std::string& path) {
       m.alpha = t.data()[0];
       m.has_alpha = true;
     } else {
+      // factors are matrices or more; the mid/Tucker cores have two rank dims in front
+      const bool core = std::strcmp(role, "mid") == 0 || std::strncmp(role, "hada_t", 6) == 0 || std::strcmp(role, "lokr_t2") == 0;
+      if (t.rank() < (core ? 2 : 1) || t.numel() == 0)
+        fail(ErrorCode::kCorruptFile, "LoRA '" + path + "': '" + name + "' has shape " + shape_str(t.shape()) +
+                                          (core ? "; a core needs two rank dimensions" : "; a factor needs a dimension") +
+                                          " and no empty one. The file is damaged: download it again");
       m.t[role] = std::move(t);
     }
   }
@@ -199,6 +205,9 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
 // LyCORIS Tucker: einsum("i j k l, j r, i p -> p r k l", t, b, a).
 Tensor tucker(const Tensor& t, const Tensor& b, const Tensor& a) {
   const int64_t r1 = t.dim(0), r2 = t.dim(1), kk = t.numel() / (r1 * r2), in = cols(b), out = cols(a);
+  if (b.dim(0) != r2 || a.dim(0) != r1)
+    fail(ErrorCode::kCorruptFile, "LoRA Tucker core " + shape_str(t.shape()) + " does not fit its factors " +
+                                      shape_str(a.shape()) + " and " + shape_str(b.shape()));
   Tensor res = Tensor::zeros({out, in * kk});
   for (int64_t i = 0; i < r1; ++i)
     for (int64_t j = 0; j < r2; ++j)
