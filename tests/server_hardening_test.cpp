@@ -295,7 +295,7 @@ std::string png_header(uint32_t w, uint32_t h) {
     }
     return be32(static_cast<uint32_t>(type_and_data.size() - 4)) + type_and_data + be32(crc ^ 0xffffffffu);
   };
-  const std::string idat("IDAT\x78\x9c\x63\x00\x00\x00\x01\x00\x01", 15);  // zlib of one 0 byte
+  const std::string idat("IDAT\x78\x9c\x63\x00\x00\x00\x01\x00\x01", 13);  // zlib of one 0 byte
   return std::string("\x89PNG\r\n\x1a\n", 8) + chunk("IHDR" + be32(w) + be32(h) + std::string{8, 2, 0, 0, 0}) +
          chunk(idat) + chunk("IEND");
 }
