@@ -2,6 +2,8 @@
 """Soak test: `visiongen serve` under a mix of valid jobs, invalid bodies,
 cancels and disconnects for a while, from several client threads.
 
+The warm-up lasts --warmup seconds and until the server's bounded memory
+(results kept in memory, --keep-jobs jobs) has filled, at most 4x as long.
 Fails (exit 1) on any 5xx answer, on file descriptors or threads that grew
 after the warm-up, or on RSS growth of 5 % or more after the warm-up.
 Prints the figures as JSON (also written to --json FILE).
@@ -41,6 +43,7 @@ class Soak:
         self.lock = threading.Lock()
         self.counts = {}
         self.server_errors = []
+        self.deadline = float("inf")  # clients stop then
 
     def note(self, kind, status):
         with self.lock:
@@ -130,12 +133,17 @@ class Soak:
             s.close()
         self.note("disconnect", "sent")
 
-    def client(self, seed, deadline, failures):
+    def results_made(self):
+        """About how many images the server has made (synchronous ones, plus half the jobs: the rest are cancelled)."""
+        with self.lock:
+            return self.counts.get("openai_generation 200", 0) + self.counts.get("job_submit 202", 0) // 2
+
+    def client(self, seed, failures):
         rng = random.Random(seed)
         actions = [(self.valid_sync, 25), (self.valid_job, 20), (self.invalid, 25), (self.reads, 20),
                    (self.disconnect, 10)]
         pool = [a for a, w in actions for _ in range(w)]
-        while time.time() < deadline:
+        while time.time() < self.deadline:
             try:
                 rng.choice(pool)(rng)
             except (AssertionError, OSError, http.client.HTTPException) as e:
@@ -164,14 +172,20 @@ def main():
     soak = Soak(port, 1)
     failures = []
     t0 = time.time()
-    deadline = t0 + warmup + a.seconds
-    threads = [threading.Thread(target=soak.client, args=(k, deadline, failures)) for k in range(a.clients)]
+    soak.deadline = float("inf")
+    threads = [threading.Thread(target=soak.client, args=(k, failures)) for k in range(a.clients)]
     for t in threads:
         t.start()
+    # warm-up: the time asked, and until the server's bounded memory is full
+    # (the 512 results it keeps in memory, the --keep-jobs jobs), at most 4x the time
     time.sleep(warmup)
+    while soak.results_made() < 600 + a.keep_jobs and time.time() < t0 + 4 * warmup:
+        time.sleep(1)
+    warmup = time.time() - t0
     base = proc_stats(srv.pid)
     peak_rss = base[0]
-    while time.time() < deadline:
+    soak.deadline = time.time() + a.seconds
+    while time.time() < soak.deadline:
         time.sleep(1)
         peak_rss = max(peak_rss, proc_stats(srv.pid)[0])
     for t in threads:
@@ -192,7 +206,7 @@ def main():
     srv.wait(30)
     total = sum(v for k, v in soak.counts.items() if not k.startswith("job_poll"))
     report = {
-        "seconds": a.seconds, "warmup_s": warmup, "clients": a.clients, "requests": total,
+        "seconds": a.seconds, "warmup_s": round(warmup, 1), "clients": a.clients, "requests": total,
         "by_kind": dict(sorted(soak.counts.items())), "5xx": len(soak.server_errors),
         "client_failures": failures[:10], "client_failure_count": len(failures),
         "rss_kib": {"after_warmup": base[0], "end": end[0], "peak": peak_rss,
