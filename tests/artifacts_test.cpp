@@ -69,12 +69,8 @@ TEST(Artifacts, WriterKilledMidWriteLeavesNoVisibleArtifact) {
   }
   // wait until the child has its (unnamed) output file open in the store, then kill it
   bool started = false;
-  for (int i = 0; i < 500 && !started; ++i) {
-    std::error_code ec;
-    for (const auto& f : fs::directory_iterator("/proc/" + std::to_string(child) + "/fd", ec))
-      if (fs::read_symlink(f.path(), ec).string().rfind(dir + "/", 0) == 0) started = true;
+  for (int i = 0; i < 500 && !(started = test::writes_into(child, dir)); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
   ASSERT_TRUE(started);
   kill(child, SIGKILL);
   int st = 0;

@@ -212,16 +212,6 @@ pid_t spawn(const std::string& cmd, const std::vector<std::pair<std::string, std
   return pid;
 }
 
-// True once process `pid` holds a file open inside `dir` (its output being written).
-bool writes_into(pid_t pid, const fs::path& dir) {
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec)) {
-    const std::string target = fs::read_symlink(e.path(), ec).string();
-    if (!ec && target.rfind(dir.string() + "/", 0) == 0) return true;
-  }
-  return false;
-}
-
 // Kills `pid` with SIGKILL once `ready` holds (polling up to 60 s); true if it was killed while ready.
 bool kill_when(pid_t pid, const std::function<bool()>& ready) {
   bool seen = false;
@@ -241,7 +231,7 @@ TEST(Kill, GenerateKilledWhileWritingLeavesNoOutput) {
   const std::string args = std::string(VG_CLI_PATH) + " generate -m " + test::tiny_model() +
                            " -p cat --steps 1 --seed 1 -W 64 -H 64 -o " + (dir / "out.png").string();
   const pid_t pid = spawn(args, {{"VG_WRITE_DELAY_MS", "3000"}});
-  ASSERT_TRUE(kill_when(pid, [&] { return writes_into(pid, dir); }));
+  ASSERT_TRUE(kill_when(pid, [&] { return test::writes_into(pid, dir.string()); }));
   EXPECT_EQ(joined(names_in(dir)), "");  // not even a temp file
   auto r = test::run_cli(args.substr(std::string(VG_CLI_PATH).size() + 1));
   ASSERT_EQ(r.code, 0) << r.out;
@@ -255,7 +245,7 @@ TEST(Kill, ConversionKilledWhileWritingLeavesNoFile) {
   fs::create_directories(out);
   const std::string args = "convert " + (dir / "sd1.safetensors").string() + " " + (out / "m.gguf").string() + " --type q8_0";
   const pid_t pid = spawn(std::string(VG_CLI_PATH) + " " + args, {{"VG_WRITE_DELAY_MS", "200"}});
-  ASSERT_TRUE(kill_when(pid, [&] { return writes_into(pid, out); }));
+  ASSERT_TRUE(kill_when(pid, [&] { return test::writes_into(pid, out.string()); }));
   EXPECT_EQ(joined(names_in(out)), "");
   auto r = test::run_cli(args);
   ASSERT_EQ(r.code, 0) << r.out;

@@ -11,6 +11,7 @@
 #include <functional>
 #include <map>
 #include <cstdio>
+#include <filesystem>
 #include <regex>
 #include <string>
 
@@ -117,6 +118,17 @@ inline CliResult run_cli(const std::string& args) {
   while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
   const int st = pclose(p);
   return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
+}
+
+// True once process `pid` holds a file open inside `dir`: an output being
+// written, named or not (O_TMPFILE), found in /proc/PID/fd.
+inline bool writes_into(pid_t pid, const std::string& dir) {
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec)) {
+    const std::string target = std::filesystem::read_symlink(e.path(), ec).string();
+    if (!ec && target.rfind(dir + "/", 0) == 0) return true;
+  }
+  return false;
 }
 
 }  // namespace vg::test

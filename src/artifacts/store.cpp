@@ -1,6 +1,5 @@
 #include "artifacts/store.h"
 
-
 #include <algorithm>
 #include <cstring>
 #include <ctime>

@@ -39,7 +39,7 @@ std::string temp_name(const std::string& path) {
 void fail_write(int err, const std::string& doing, const std::string& path) {
   if (err == ENOSPC || err == EDQUOT || err == EFBIG)
     fail(ErrorCode::kDiskFull, doing + " '" + path + "' failed: " + std::strerror(err) +
-                                   "; free space on that disk (or choose another folder) and retry; nothing was left half-written");
+                                   "; free space on that disk (or choose another folder) and retry");
   fail(ErrorCode::kIoError, doing + " '" + path + "' failed: " + std::strerror(err) +
                                 "; check that the folder exists, is writable and the disk is healthy");
 }
@@ -106,8 +106,9 @@ size_t remove_stale_temps(const std::string& dir) {
     const size_t at = name.rfind(".tmp-");
     if (at == std::string::npos) continue;
     const long pid = std::strtol(name.c_str() + at + 5, nullptr, 10);
+    if (pid <= 0) continue;  // not a name this writer makes
     const bool alive = pid == getpid() || ::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM;
-    if (pid <= 0 || alive) continue;  // its writer may still be at work
+    if (alive) continue;  // its writer may still be at work
     removed += std::filesystem::remove(f.path(), ec) ? 1 : 0;
   }
   return removed;

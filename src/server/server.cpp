@@ -45,9 +45,6 @@ std::string presented_key(const httplib::Request& req) {
 
 bool public_path(const std::string& p) { return p == "/" || p == "/index.html" || p == "/health"; }
 
-}  // namespace
-
-
 // Request fields that name files on the server take names inside the model
 // folders only, never paths of their own: the refiner a served model, the
 // VAE / preview VAE a folder or .safetensors in a --models-dir. Images come
@@ -71,6 +68,8 @@ void confine_paths(Context& ctx, JobRequest& req) {
                                        "', which is not in the server's model folders (--models-dir); put it there");
   }
 }
+
+}  // namespace
 
 Result<std::shared_ptr<Job>> validate_and_submit(Context& ctx, JobRequest req) {
   if (auto st = guard([&] { return confine_paths(ctx, req), 0; }); !st) return st.error();
