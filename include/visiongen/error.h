@@ -31,6 +31,7 @@ enum class ErrorCode {
   kLoraNotFound = 19,            // a LoRA name that is no file and is not in the LoRA folders
   kLoraIncompatible = 20,        // a LoRA made for another model family / with other layer shapes
   kDiskFull = 21,                // no space left (or quota/file-size limit) while writing; nothing half-written
+  kQueueUnavailable = 22,        // the shared job queue (Redis, serve/worker --queue) cannot be reached
 };
 
 // Stable machine-readable name, e.g. "invalid_argument".

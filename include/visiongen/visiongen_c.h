@@ -67,7 +67,8 @@ typedef enum vg_status {
   VG_MODEL_NOT_CONVERTED = 18,
   VG_LORA_NOT_FOUND = 19,
   VG_LORA_INCOMPATIBLE = 20,
-  VG_DISK_FULL = 21
+  VG_DISK_FULL = 21,
+  VG_QUEUE_UNAVAILABLE = 22
 } vg_status;
 
 typedef struct vg_context vg_context; /* settings shared by the models loaded through it */

@@ -25,7 +25,7 @@ using vg::capi::protect;
 extern "C" {
 
 const char* vg_status_name(vg_status status) {
-  if (status < VG_OK || status > VG_DISK_FULL) return "unknown";
+  if (status < VG_OK || status > VG_QUEUE_UNAVAILABLE) return "unknown";
   return vg::error_code_name(static_cast<vg::ErrorCode>(status));
 }
 

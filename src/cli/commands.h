@@ -10,6 +10,8 @@ void add_convert(CLI::App& app);
 void add_samplers(CLI::App& app);
 void add_bench(CLI::App& app);
 void add_serve(CLI::App& app);
+void add_worker(CLI::App& app);
+void add_queue_commands(CLI::App& app);
 void add_registry_commands(CLI::App& app);
 void add_artifact_commands(CLI::App& app);
 void add_repl(CLI::App& app);

@@ -18,6 +18,8 @@ int main(int argc, char** argv) {
   vg::cli::add_samplers(app);
   vg::cli::add_bench(app);
   vg::cli::add_serve(app);
+  vg::cli::add_worker(app);
+  vg::cli::add_queue_commands(app);
   vg::cli::add_registry_commands(app);
   vg::cli::add_artifact_commands(app);
   vg::cli::add_repl(app);

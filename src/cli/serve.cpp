@@ -63,6 +63,13 @@ void add_serve(CLI::App& app) {
   cmd->add_option("--keep-jobs", o->keep_jobs, "finished jobs the server remembers (GET /v1/jobs); older ones are forgotten")
       ->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--max-queue", o->max_queue, "jobs allowed to wait; more get HTTP 429")->capture_default_str();
+  cmd->add_option("--queue", o->queue_url,
+                  "scale out: queue jobs on this Redis (redis://HOST:PORT/DB) for `visiongen worker` processes "
+                  "instead of running them here (docs/scale-out.md)");
+  cmd->add_option("--max-queue-per-model", o->max_queue_per_model, "with --queue: jobs allowed to wait per model (0 = --max-queue)")
+      ->capture_default_str();
+  cmd->add_option("--job-ttl", o->job_ttl_s, "with --queue: seconds Redis keeps a job, its events and results")
+      ->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("-t,--threads", o->threads, "CPU threads (0 = all cores)")->capture_default_str();
   cmd->add_option("--precision", o->precision, "auto (bf16 for models of 500 MB+ on CPUs with AVX512_BF16, else fp32), fp32 or bf16")
       ->capture_default_str()->check(CLI::IsMember({"auto", "fp32", "bf16"}));

@@ -26,6 +26,7 @@ const char* error_code_name(ErrorCode code) {
     case ErrorCode::kLoraNotFound: return "lora_not_found";
     case ErrorCode::kLoraIncompatible: return "lora_incompatible";
     case ErrorCode::kDiskFull: return "disk_full";
+    case ErrorCode::kQueueUnavailable: return "queue_unavailable";
   }
   return "unknown";
 }

@@ -7,6 +7,7 @@
 #include "server/conn_guard.h"
 #include "server/http_util.h"
 #include "server/jobs.h"
+#include "server/redis_jobs.h"
 #include "server/server.h"
 
 namespace vg::server {
@@ -14,12 +15,23 @@ namespace vg::server {
 struct Context {
   ServerOptions opts;
   ModelPool models;
-  JobQueue jobs;
+  std::unique_ptr<JobQueue> jobs;  // LocalJobQueue, or RedisJobQueue with --queue
   // A1111's "current checkpoint" (POST /sdapi/v1/options); "" = the default model.
   std::mutex a1111_mu;
   std::string a1111_model;
   Context(const ServerOptions& o)
-      : opts(o), models(o.default_model, o.models_dirs, load_options(o), o.components), jobs(models, o.max_queue, o.artifacts_dir, o.keep_jobs) {}
+      : opts(o), models(o.default_model, o.models_dirs, load_options(o), o.components), jobs(make_queue(o, models)) {}
+  static std::unique_ptr<JobQueue> make_queue(const ServerOptions& o, ModelPool& models) {
+    if (o.queue_url.empty()) return std::make_unique<LocalJobQueue>(models, o.max_queue, o.artifacts_dir, o.keep_jobs);
+    RedisQueueOptions q;
+    q.url = o.queue_url;
+    q.max_queue = o.max_queue;
+    q.max_queue_per_model = o.max_queue_per_model;
+    q.artifacts_dir = o.artifacts_dir;
+    q.keep_jobs = o.keep_jobs;
+    q.job_ttl_s = o.job_ttl_s;
+    return std::make_unique<RedisJobQueue>(q);
+  }
   static LoadOptions load_options(const ServerOptions& o) {
     LoadOptions l;
     l.threads = o.threads;

@@ -36,6 +36,7 @@ int http_status(ErrorCode code) {
     case ErrorCode::kModelNotAvailableOffline:
     case ErrorCode::kLoraNotFound: return 404;
     case ErrorCode::kDiskFull: return 507;
+    case ErrorCode::kQueueUnavailable: return 503;
     case ErrorCode::kIoError:
     case ErrorCode::kInternal: return 500;
   }
@@ -84,7 +85,11 @@ void send_json(httplib::Response& res, const nlohmann::json& j, int status) {
   res.set_content(json_text(j), "application/json");
 }
 
-void send_error(httplib::Response& res, const Error& e) { send_json(res, error_body(e), http_status(e.code)); }
+void send_error(httplib::Response& res, const Error& e) {
+  const int status = http_status(e.code);
+  if (status == 429 || status == 503) res.set_header("Retry-After", "2");  // a full or unreachable queue: try again soon
+  send_json(res, error_body(e), status);
+}
 
 std::string base64_encode(const std::string& in) {
   std::string out(4 * ((in.size() + 2) / 3), '\0');

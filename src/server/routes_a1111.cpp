@@ -34,7 +34,7 @@ nlohmann::json a1111_response(Context& ctx, Job& j, const nlohmann::json& reques
     return {{"error", "HTTPException"}, {"detail", j.error.message}, {"body", ""}, {"errors", j.error.message}};
   nlohmann::json images = nlohmann::json::array(), seeds = nlohmann::json::array(), infotexts = nlohmann::json::array();
   for (const auto& im : j.images) {
-    auto png = ctx.jobs.artifact(im.artifact_id);
+    auto png = ctx.jobs->artifact(im.artifact_id);
     images.push_back(png ? base64_encode(*png) : "");
     seeds.push_back(im.seed);
     infotexts.push_back(im.infotext);
@@ -102,7 +102,7 @@ void add_a1111_routes(Router& s, Context& ctx) {
   s.Get("/sdapi/v1/progress", [&ctx](const httplib::Request&, httplib::Response& res) {
     double progress = 0, eta = 0;
     int step = 0, steps = 0, job_count = 0;
-    for (const auto& j : ctx.jobs.list()) {
+    for (const auto& j : ctx.jobs->list()) {
       std::lock_guard<std::mutex> lock(j->mu);
       if (j->status == JobStatus::kRunning || j->status == JobStatus::kLoading) {
         job_count = 1;
@@ -120,13 +120,13 @@ void add_a1111_routes(Router& s, Context& ctx) {
                     {"textinfo", nullptr}});
   });
   s.Post("/sdapi/v1/interrupt", [&ctx](const httplib::Request&, httplib::Response& res) {
-    for (const auto& j : ctx.jobs.list()) {
+    for (const auto& j : ctx.jobs->list()) {
       bool active;
       {
         std::lock_guard<std::mutex> lock(j->mu);
         active = j->status == JobStatus::kRunning || j->status == JobStatus::kLoading;
       }
-      if (active) ctx.jobs.cancel(j->id);
+      if (active) ctx.jobs->cancel(j->id);
     }
     send_json(res, nlohmann::json::object());
   });

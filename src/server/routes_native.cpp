@@ -77,12 +77,21 @@ JobRequest job_request_from_json(const nlohmann::json& body) {
   return r;
 }
 
+// The client's Idempotency-Key header: printable ASCII, at most 128 bytes.
+std::string idempotency_key(const httplib::Request& req) {
+  const std::string k = req.get_header_value("Idempotency-Key");
+  if (k.size() > 128) fail(ErrorCode::kInvalidArgument, "the Idempotency-Key header is longer than 128 characters");
+  for (char c : k)
+    if (c < 0x21 || c > 0x7e) fail(ErrorCode::kInvalidArgument, "the Idempotency-Key header must be printable ASCII without spaces");
+  return k;
+}
+
 nlohmann::json sync_body(Context& ctx, Job& j) {
   std::lock_guard<std::mutex> lock(j.mu);
   if (j.status != JobStatus::kCompleted) return error_body(j.error);
   nlohmann::json imgs = nlohmann::json::array();
   for (const auto& im : j.images) {
-    auto png = ctx.jobs.artifact(im.artifact_id);
+    auto png = ctx.jobs->artifact(im.artifact_id);
     imgs.push_back({{"id", im.artifact_id}, {"b64_json", png ? base64_encode(*png) : ""}, {"seed", im.seed},
                     {"width", im.width}, {"height", im.height}, {"infotext", im.infotext}});
   }
@@ -124,6 +133,12 @@ void sse_events(Context& ctx, httplib::Response& res, std::shared_ptr<Job> job) 
 
 void add_native_routes(Router& s, Context& ctx) {
   s.Get("/health", [](const httplib::Request&, httplib::Response& res) { send_json(res, {{"status", "ok"}}); });
+  s.Get("/healthz", [](const httplib::Request&, httplib::Response& res) { send_json(res, {{"status", "ok"}}); });
+  // Ready to take jobs: with --queue, Redis answers.
+  s.Get("/readyz", [&ctx](const httplib::Request&, httplib::Response& res) {
+    if (ctx.jobs->ready()) return send_json(res, {{"status", "ready"}});
+    send_error(res, {ErrorCode::kQueueUnavailable, "the shared queue (--queue) does not answer; check that Redis runs"});
+  });
   s.Get("/v1/capabilities", [&ctx](const httplib::Request&, httplib::Response& res) {
     nlohmann::json samplers = nlohmann::json::array();
     for (const auto& si : sampler_table()) samplers.push_back({{"id", si.id}, {"a1111", si.a1111}, {"aliases", si.aliases}});
@@ -192,53 +207,57 @@ void add_native_routes(Router& s, Context& ctx) {
                     {"features", {{"cuda", false}, {"video", true}, {"hub", false}}}});
   });
   s.Post("/v1/jobs", [&ctx](const httplib::Request& req, httplib::Response& res) {
-    auto job = validate_and_submit(ctx, job_request_from_json(parse_json_body(req.body)));
+    JobRequest jr = job_request_from_json(parse_json_body(req.body));
+    jr.idempotency_key = idempotency_key(req);
+    auto job = validate_and_submit(ctx, std::move(jr));
     if (!job) return send_error(res, job.error());
-    const int pos = ctx.jobs.queue_position(**job);
+    const int pos = ctx.jobs->queue_position(**job);
     std::lock_guard<std::mutex> lock((*job)->mu);
     send_json(res, (*job)->to_json_locked(pos), 202);
   });
   s.Get("/v1/jobs", [&ctx](const httplib::Request& req, httplib::Response& res) {
     const std::string want = req.get_param_value("status");
     nlohmann::json data = nlohmann::json::array();
-    for (const auto& j : ctx.jobs.list()) {
-      const int pos = ctx.jobs.queue_position(*j);
+    for (const auto& j : ctx.jobs->list()) {
+      const int pos = ctx.jobs->queue_position(*j);
       std::lock_guard<std::mutex> lock(j->mu);
       if (want.empty() || want == job_status_name(j->status)) data.push_back(j->to_json_locked(pos));
     }
     send_json(res, {{"object", "list"}, {"data", data}});
   });
   s.Get(R"(/v1/jobs/([A-Za-z0-9_]+))", [&ctx](const httplib::Request& req, httplib::Response& res) {
-    auto j = ctx.jobs.get(req.matches[1]);
+    auto j = ctx.jobs->get(req.matches[1]);
     if (!j) return send_error(res, {ErrorCode::kFileNotFound, "no job '" + std::string(req.matches[1]) + "'"});
-    const int pos = ctx.jobs.queue_position(*j);
+    const int pos = ctx.jobs->queue_position(*j);
     std::lock_guard<std::mutex> lock(j->mu);
     send_json(res, j->to_json_locked(pos));
   });
   s.Get(R"(/v1/jobs/([A-Za-z0-9_]+)/events)", [&ctx](const httplib::Request& req, httplib::Response& res) {
-    auto j = ctx.jobs.get(req.matches[1]);
+    auto j = ctx.jobs->get(req.matches[1]);
     if (!j) return send_error(res, {ErrorCode::kFileNotFound, "no job '" + std::string(req.matches[1]) + "'"});
     sse_events(ctx, res, j);
   });
   s.Post(R"(/v1/jobs/([A-Za-z0-9_]+)/cancel)", [&ctx](const httplib::Request& req, httplib::Response& res) {
-    if (!ctx.jobs.cancel(req.matches[1]))
+    if (!ctx.jobs->cancel(req.matches[1]))
       return send_error(res, {ErrorCode::kFileNotFound, "no job '" + std::string(req.matches[1]) + "'"});
-    auto j = ctx.jobs.get(req.matches[1]);
+    auto j = ctx.jobs->get(req.matches[1]);
     std::lock_guard<std::mutex> lock(j->mu);
     send_json(res, j->to_json_locked(0));
   });
   s.Post("/generate", [&ctx](const httplib::Request& req, httplib::Response& res) {
-    auto job = validate_and_submit(ctx, job_request_from_json(parse_json_body(req.body)));
+    JobRequest jr = job_request_from_json(parse_json_body(req.body));
+    jr.idempotency_key = idempotency_key(req);
+    auto job = validate_and_submit(ctx, std::move(jr));
     if (!job) return send_error(res, job.error());
     respond_when_done(ctx, res, *job, [&ctx](Job& j) { return sync_body(ctx, j); });
   });
   s.Get(R"(/v1/artifacts/([0-9a-f]{64}))", [&ctx](const httplib::Request& req, httplib::Response& res) {
-    auto bytes = ctx.jobs.artifact(req.matches[1]);
+    auto bytes = ctx.jobs->artifact(req.matches[1]);
     if (!bytes) return send_error(res, {ErrorCode::kFileNotFound, "no artifact '" + std::string(req.matches[1]) + "'"});
     res.set_content(*bytes, sniff_mime(*bytes));
   });
   s.Get("/metrics", [&ctx](const httplib::Request&, httplib::Response& res) {
-    const QueueMetrics m = ctx.jobs.metrics();
+    const QueueMetrics m = ctx.jobs->metrics();
     std::ostringstream os;
     os << "# HELP visiongen_queue_depth Jobs waiting to run.\n# TYPE visiongen_queue_depth gauge\n"
        << "visiongen_queue_depth " << m.queued << "\n"
@@ -246,7 +265,8 @@ void add_native_routes(Router& s, Context& ctx) {
     for (const char* st : {"queued", "loading", "running", "completed", "failed", "cancelled"})
       os << "visiongen_jobs{status=\"" << st << "\"} " << (m.by_status.count(st) ? m.by_status.at(st) : 0) << "\n";
     os << "# HELP visiongen_step_seconds Time spent in denoising steps.\n# TYPE visiongen_step_seconds summary\n"
-       << "visiongen_step_seconds_sum " << m.step_seconds_sum << "\nvisiongen_step_seconds_count " << m.steps << "\n";
+       << "visiongen_step_seconds_sum " << m.step_seconds_sum << "\nvisiongen_step_seconds_count " << m.steps << "\n"
+       << m.extra;
     res.set_content(os.str(), "text/plain; version=0.0.4");
   });
 }

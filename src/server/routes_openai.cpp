@@ -19,7 +19,7 @@ nlohmann::json images_response(Context& ctx, Job& j, const std::string& format, 
     if (format == "url") {
       data.push_back({{"url", "http://" + host + "/v1/artifacts/" + im.artifact_id}});
     } else {
-      auto png = ctx.jobs.artifact(im.artifact_id);
+      auto png = ctx.jobs->artifact(im.artifact_id);
       data.push_back({{"b64_json", png ? base64_encode(*png) : ""}});
     }
   }

@@ -58,7 +58,7 @@ JobRequest video_request(Context& ctx, const nlohmann::json& f) {
 
 // The OpenAI Video object of a job.
 nlohmann::json video_json(Context& ctx, Job& j) {
-  const int pos = ctx.jobs.queue_position(j);
+  const int pos = ctx.jobs->queue_position(j);
   std::lock_guard<std::mutex> lock(j.mu);
   const nlohmann::json native = j.to_json_locked(pos);
   std::string status = "queued";
@@ -122,22 +122,22 @@ void add_openai_video_routes(Router& s, Context& ctx) {
   });
   s.Get("/v1/videos", [&ctx](const httplib::Request&, httplib::Response& res) {
     nlohmann::json data = nlohmann::json::array();
-    for (const auto& j : ctx.jobs.list())
+    for (const auto& j : ctx.jobs->list())
       if (j->req.params.task == "text_to_video" || j->req.params.task == "image_to_video") data.push_back(video_json(ctx, *j));
     send_json(res, {{"object", "list"}, {"data", data}});
   });
   s.Get(R"(/v1/videos/([A-Za-z0-9_]+))", [&ctx](const httplib::Request& req, httplib::Response& res) {
-    auto j = ctx.jobs.get(req.matches[1]);
+    auto j = ctx.jobs->get(req.matches[1]);
     if (!j) return send_error(res, {ErrorCode::kFileNotFound, "no video '" + std::string(req.matches[1]) + "'"});
     send_json(res, video_json(ctx, *j));
   });
   s.Delete(R"(/v1/videos/([A-Za-z0-9_]+))", [&ctx](const httplib::Request& req, httplib::Response& res) {
-    if (!ctx.jobs.cancel(req.matches[1]))
+    if (!ctx.jobs->cancel(req.matches[1]))
       return send_error(res, {ErrorCode::kFileNotFound, "no video '" + std::string(req.matches[1]) + "'"});
     send_json(res, {{"id", req.matches[1]}, {"object", "video.deleted"}, {"deleted", true}});
   });
   s.Get(R"(/v1/videos/([A-Za-z0-9_]+)/content)", [&ctx](const httplib::Request& req, httplib::Response& res) {
-    auto j = ctx.jobs.get(req.matches[1]);
+    auto j = ctx.jobs->get(req.matches[1]);
     if (!j) return send_error(res, {ErrorCode::kFileNotFound, "no video '" + std::string(req.matches[1]) + "'"});
     const std::string variant = req.has_param("variant") ? req.get_param_value("variant") : "video";
     if (variant != "video")
@@ -150,7 +150,7 @@ void add_openai_video_routes(Router& s, Context& ctx) {
                                                                  "; poll GET /v1/videos/" + j->id + " until it is completed"});
       id = j->images.front().artifact_id;
     }
-    auto bytes = ctx.jobs.artifact(id);
+    auto bytes = ctx.jobs->artifact(id);
     if (!bytes) return send_error(res, {ErrorCode::kFileNotFound, "the video file of '" + j->id + "' is no longer kept"});
     res.set_content(*bytes, sniff_mime(*bytes));
   });

@@ -83,7 +83,7 @@ Result<std::shared_ptr<Job>> validate_and_submit(Context& ctx, JobRequest req) {
   if (req.mask) in.mask = &*req.mask;
   Status st = (*engine)->validate_with(req.params, in);
   if (!st) return st.error();
-  return ctx.jobs.submit(std::move(req));
+  return ctx.jobs->submit(std::move(req));
 }
 
 void respond_when_done(Context& ctx, httplib::Response& res, std::shared_ptr<Job> job,
@@ -91,13 +91,13 @@ void respond_when_done(Context& ctx, httplib::Response& res, std::shared_ptr<Job
   res.status = 200;
   res.set_chunked_content_provider("application/json", [&ctx, job, body](size_t, httplib::DataSink& sink) {
     bool gone = false;
-    ctx.jobs.wait(*job, [&] {
+    ctx.jobs->wait(*job, [&] {
       if (!sink.write(" ", 1)) gone = true;
       return gone;
     });
     if (gone) {
       if (getenv("VG_DEBUG_SERVER")) fprintf(stderr, "client gone for %s\n", job->id.c_str());
-      ctx.jobs.cancel(job->id);  // the client disconnected: stop its work
+      ctx.jobs->cancel(job->id);  // the client disconnected: stop its work
       return false;
     }
     const std::string s = json_text(body(*job));
@@ -130,7 +130,9 @@ Result<std::unique_ptr<Server>> Server::create(const ServerOptions& o) {
   } else {
     impl->http = std::make_unique<httplib::Server>();
   }
-  impl->ctx = std::make_unique<Context>(o);
+  auto ctx_made = guard([&] { return std::make_unique<Context>(o); });  // --queue: Redis must answer
+  if (!ctx_made) return ctx_made.error();
+  impl->ctx = std::move(*ctx_made);
   Context& ctx = *impl->ctx;
   auto& s = *impl->http;
   s.set_payload_max_length(o.max_body_bytes);
@@ -206,7 +208,7 @@ void Server::wait() {
 
 void Server::stop(bool cancel_running) {
   if (!impl_) return;
-  impl_->ctx->jobs.shutdown(cancel_running);
+  impl_->ctx->jobs->shutdown(cancel_running);
   if (impl_->guard) impl_->guard->stop();
   if (impl_->http) impl_->http->stop();
   if (impl_->thread.joinable()) impl_->thread.join();

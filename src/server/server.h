@@ -20,6 +20,11 @@ struct ServerOptions {
   std::vector<std::string> models_dirs;
   std::string default_model;  // path of the model used when a request names none
   std::string artifacts_dir;  // keep results in this artifact store ("" = memory only)
+  // Scale-out: queue jobs on this Redis (redis://HOST:PORT/DB) for
+  // `visiongen worker` processes instead of running them here ("" = local).
+  std::string queue_url;
+  size_t max_queue_per_model = 0;  // --queue: jobs waiting per model (0 = max_queue)
+  int job_ttl_s = 86400;           // --queue: how long Redis keeps a job and its results
   size_t max_queue = 16;
   size_t keep_jobs = 1000;  // finished jobs remembered for GET /v1/jobs/{id}
   size_t max_body_bytes = 64u << 20;

@@ -27,6 +27,6 @@ int main(void) {
       OFF(vg_progress, stage_elapsed_s);
   SIZE(vg_callbacks), OFF(vg_callbacks, progress), OFF(vg_callbacks, preview), OFF(vg_callbacks, abort),
       OFF(vg_callbacks, user);
-  for (int s = VG_OK; s <= VG_DISK_FULL; ++s) printf("status %d %s\n", s, vg_status_name((vg_status)s));
+  for (int s = VG_OK; s <= VG_QUEUE_UNAVAILABLE; ++s) printf("status %d %s\n", s, vg_status_name((vg_status)s));
   return 0;
 }
