@@ -29,8 +29,14 @@ bool round_trips(const std::string& s) {
 }
 
 // Sampler names come back when written as is or quoted as a JSON string.
+// A value of the form 123x456 is a size to A1111: it comes back as "Key-1" and "Key-2".
 bool value_round_trips(const std::string& v) {
   if (v.empty() || blank(v.front()) || v.front() == '"') return false;
+  const std::string d = !v.empty() && v.back() == '\n' ? v.substr(0, v.size() - 1) : v;  // Python's $
+  const size_t x = d.find('x');
+  if (x != std::string::npos && x > 0 && x + 1 < d.size() && d.find_first_not_of("0123456789") == x &&
+      d.find_first_not_of("0123456789", x + 1) == std::string::npos)
+    return false;
   try {
     (void)nlohmann::json(v).dump();  // quoting needs valid UTF-8
   } catch (const nlohmann::json::exception&) {

@@ -68,6 +68,11 @@ void add_serve(CLI::App& app) {
                   "instead of running them here (docs/scale-out.md)");
   cmd->add_option("--max-queue-per-model", o->max_queue_per_model, "with --queue: jobs allowed to wait per model (0 = --max-queue)")
       ->capture_default_str();
+  cmd->add_option("--artifacts", o->s3_url,
+                  "with --queue: results are in this S3-compatible store (s3://BUCKET/PREFIX, the workers' --artifacts); "
+                  "credentials from $AWS_ACCESS_KEY_ID/$AWS_SECRET_ACCESS_KEY");
+  cmd->add_option("--s3-endpoint", o->s3_endpoint, "S3 endpoint URL, e.g. http://minio:9000 (default: AWS for --s3-region)");
+  cmd->add_option("--s3-region", o->s3_region, "S3 region (default: us-east-1)");
   cmd->add_option("--job-ttl", o->job_ttl_s, "with --queue: seconds Redis keeps a job, its events and results")
       ->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("-t,--threads", o->threads, "CPU threads (0 = all cores)")->capture_default_str();
@@ -87,6 +92,10 @@ void add_serve(CLI::App& app) {
     // $VG_API_KEY: one key, or several separated by commas or newlines.
     if (const char* env = std::getenv("VG_API_KEY"); env && *env) add_keys(env, ",\n\r", &o->api_keys);
     if (o->default_model.empty()) o->default_model = default_model_path();
+    if (!o->s3_url.empty() && o->queue_url.empty())
+      return set_exit_code(report_error({ErrorCode::kInvalidArgument,
+                                         "--artifacts s3://... works with --queue (the workers write there); use --artifacts-dir "
+                                         "for a server that runs jobs itself"}));
     auto srv = server::Server::create(*o);
     if (!srv) return set_exit_code(report_error(srv.error()));
     auto port = (*srv)->start();

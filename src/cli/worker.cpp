@@ -53,6 +53,17 @@ void add_worker(CLI::App& app) {
   cmd->add_option("--preload", o->preload, "load these models at start (default: the default model)")->delimiter(',');
   cmd->add_option("--artifacts-dir", o->artifacts_dir,
                   "store results in this artifact store, shared with the front-ends (default: in Redis, for --job-ttl)");
+  auto* art = cmd->add_option("--artifacts", o->s3_url,
+                              "redis (default without --artifacts-dir: results in Redis for --job-ttl) or s3://BUCKET/PREFIX: "
+                              "an S3-compatible store, results carry presigned URLs; credentials from $AWS_ACCESS_KEY_ID/"
+                              "$AWS_SECRET_ACCESS_KEY");
+  art->check([](const std::string& v) {
+    return v == "redis" || v.rfind("s3://", 0) == 0 ? std::string() : std::string("must be redis or s3://BUCKET/PREFIX");
+  });
+  cmd->add_option("--s3-endpoint", o->s3_endpoint, "S3 endpoint URL, e.g. http://minio:9000 (default: AWS for --s3-region)");
+  cmd->add_option("--s3-region", o->s3_region, "S3 region (default: us-east-1)");
+  cmd->add_option("--presign-ttl", o->presign_ttl_s, "seconds the presigned result URLs stay valid (S3)")
+      ->capture_default_str()->check(CLI::Range(1, 604800));
   cmd->add_option("--visibility-timeout", o->visibility_timeout_s,
                   "seconds after which a silent worker's job is reclaimed by another")
       ->capture_default_str()->check(CLI::Range(1, 86400));
@@ -76,6 +87,7 @@ void add_worker(CLI::App& app) {
   add_component_flags(cmd, &o->components, true);
   cmd->callback([o, on_stop, port, host] {
     o->hand_back_on_stop = *on_stop == "hand-back";
+    if (o->s3_url == "redis") o->s3_url.clear();
     o->load.lora_confined = true;  // jobs name LoRAs; they never pass paths
     if (o->default_model.empty()) o->default_model = default_model_path();
     auto w = guard([&] { return std::make_unique<queue::Worker>(*o); });

@@ -27,6 +27,8 @@ struct HttpRequest {
   long timeout_s = 10;
   std::atomic<uint64_t>* progress = nullptr;  // bytes received so far, updated while transferring
   std::string body;                           // request body (POST/PUT)
+  // libcurl's AWS Signature V4 ("aws:amz:REGION:s3") with "ACCESS:SECRET" (S3 stores).
+  std::string aws_sigv4, aws_credentials;
 };
 
 HttpResponse http_send(const HttpRequest& req);

@@ -50,6 +50,7 @@ Worker::Worker(WorkerOptions o) : impl_(std::make_unique<Impl>()) {
       fail(ErrorCode::kUnknownModel, "--models names '" + want + "', which is not the default model nor in a --models-dir");
   if (w.servable.empty()) fail(ErrorCode::kUnknownModel, "this worker has no model to serve; pass -m MODEL or --models-dir DIR");
   if (!w.o.artifacts_dir.empty()) w.store = std::make_unique<ArtifactStore>(w.o.artifacts_dir);
+  if (!w.o.s3_url.empty()) w.s3 = std::make_unique<S3Store>(parse_s3_url(w.o.s3_url, w.o.s3_endpoint, w.o.s3_region));
   w.register_streams();
 }
 

@@ -23,6 +23,9 @@ struct WorkerOptions {
   std::vector<std::string> models;   // serve only these model ids (empty = every model it finds)
   std::vector<std::string> preload;  // load these at start (empty = the default model)
   std::string artifacts_dir;         // results into this shared store; "" = into Redis (with the job's TTL)
+  std::string s3_url;                // s3://BUCKET/PREFIX: results into an S3-compatible store instead
+  std::string s3_endpoint, s3_region;
+  int presign_ttl_s = 3600;          // lifetime of the presigned GET URLs in S3 results
   int visibility_timeout_s = 30;     // a job whose worker went silent this long is reclaimed
   int max_attempts = 3;              // runs of a job (reclaims included) before it is dead-lettered
   int route_wait_s = 10;             // a job for a model another worker holds waits this long for it

@@ -6,6 +6,7 @@
 #include <mutex>
 #include <thread>
 
+#include "artifacts/s3_store.h"
 #include "artifacts/store.h"
 #include "queue/redis.h"
 #include "queue/worker.h"
@@ -23,6 +24,7 @@ struct Worker::Impl {
   std::unique_ptr<Redis> redis;  // the job loop's connection
   std::unique_ptr<server::ModelPool> models;
   std::unique_ptr<ArtifactStore> store;
+  std::unique_ptr<S3Store> s3;
   std::vector<std::string> servable;  // model ids this worker takes jobs for
   std::atomic<bool> ready{false};
   std::atomic<bool> quit{false};

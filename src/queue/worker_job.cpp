@@ -76,7 +76,12 @@ void Worker::Impl::process(const Entry& e, const std::atomic<bool>& hand_back) {
     server::RunHooks hooks;
     hooks.put = [this](const std::string& bytes, const server::JobImage& im, const nlohmann::json& info) {
       if (store) store->put(bytes, im.mime, im.width, im.height, info, im.frames > 0 ? im.frames : 1, im.fps);
-      else redis->must({"SET", artifact_key(im.artifact_id), bytes, "EX", std::to_string(o.job_ttl_s)});
+      if (s3) {
+        s3->put(im.artifact_id, bytes, im.mime);
+        return s3->presigned_get(im.artifact_id, o.presign_ttl_s);
+      }
+      if (!store) redis->must({"SET", artifact_key(im.artifact_id), bytes, "EX", std::to_string(o.job_ttl_s)});
+      return std::string();
     };
     server::run_job(*models, j, hooks);
     {

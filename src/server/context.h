@@ -30,6 +30,9 @@ struct Context {
     q.artifacts_dir = o.artifacts_dir;
     q.keep_jobs = o.keep_jobs;
     q.job_ttl_s = o.job_ttl_s;
+    q.s3_url = o.s3_url;
+    q.s3_endpoint = o.s3_endpoint;
+    q.s3_region = o.s3_region;
     return std::make_unique<RedisJobQueue>(q);
   }
   static LoadOptions load_options(const ServerOptions& o) {

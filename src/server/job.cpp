@@ -54,6 +54,7 @@ nlohmann::json Job::to_json_locked(int queue_position) const {
                           {"height", im.height},
                           {"seed", im.seed},
                           {"infotext", im.infotext}};
+      if (!im.url.empty()) o["url"] = im.url;
       if (im.frames > 0) {
         o["frames"] = im.frames;
         o["fps"] = im.fps;
@@ -136,6 +137,7 @@ void job_apply_json_locked(Job& j, const nlohmann::json& s) {
       im.mime = o.value("mime", "image/png");
       im.frames = o.value("frames", 0);
       im.fps = o.value("fps", 0.0);
+      im.url = o.value("url", "");
       j.images.push_back(std::move(im));
     }
   j.warnings = r.value("warnings", std::vector<std::string>{});

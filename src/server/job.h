@@ -35,6 +35,7 @@ struct JobImage {
   std::string mime = "image/png";
   int frames = 0;
   double fps = 0;
+  std::string url;  // scale-out with S3 results: a presigned GET URL of the object
 };
 
 enum class JobStatus { kQueued, kLoading, kRunning, kCompleted, kFailed, kCancelled };

@@ -100,8 +100,9 @@ void run_job(ModelPool& models, const std::shared_ptr<Job>& j, const RunHooks& h
                            {"timings", {{"load", res->timings.load_s}, {"text_encode", res->timings.text_encode_s},
                                         {"denoise", res->timings.denoise_s}, {"decode", res->timings.decode_s}}}};
     if (video) info["frames"] = im.frames, info["fps"] = im.fps;
-    auto put = guard([&] { return hooks.put(*enc, im, info), 0; });
+    auto put = guard([&] { return hooks.put(*enc, im, info); });
     if (!put) return finish_error(put.error());
+    im.url = *put;
     out.push_back(std::move(im));
   }
   std::fprintf(stderr, "[GEN][cpu] job=%s model=%s size=%dx%d steps=%d sampler=%s t_load=%.2f t_denoise=%.2f t_decode=%.2f images=%zu\n",

@@ -15,7 +15,8 @@ namespace vg::server {
 
 struct RunHooks {
   // Keeps one encoded output (PNG or video bytes); throwing fails the job.
-  std::function<void(const std::string& bytes, const JobImage& im, const nlohmann::json& info)> put;
+  // Returns a URL clients may fetch it from directly ("" = only /v1/artifacts).
+  std::function<std::string(const std::string& bytes, const JobImage& im, const nlohmann::json& info)> put;
   // Seconds of one denoising step (metrics); optional.
   std::function<void(double seconds)> step_done;
 };

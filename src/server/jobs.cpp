@@ -194,7 +194,10 @@ void LocalJobQueue::worker() {
       running_ = j;
     }
     RunHooks hooks;
-    hooks.put = [this](const std::string& bytes, const JobImage& im, const nlohmann::json& info) { keep(bytes, im, info); };
+    hooks.put = [this](const std::string& bytes, const JobImage& im, const nlohmann::json& info) {
+      keep(bytes, im, info);
+      return std::string();
+    };
     hooks.step_done = [this](double s) {
       std::lock_guard<std::mutex> lock(mu_);
       step_seconds_ += s;

@@ -30,6 +30,7 @@ RedisJobQueue::RedisJobQueue(RedisQueueOptions o) : opts_(std::move(o)) {
   redis_ = std::make_unique<queue::Redis>(queue::parse_redis_url(opts_.url));
   if (!redis_->ping()) redis_->must({"PING"});  // throws queue_unavailable with the reason
   if (!opts_.artifacts_dir.empty()) store_ = std::make_unique<ArtifactStore>(opts_.artifacts_dir);
+  if (!opts_.s3_url.empty()) s3_ = std::make_unique<S3Store>(parse_s3_url(opts_.s3_url, opts_.s3_endpoint, opts_.s3_region));
   wake_key_ = "vg:wake:" + new_job_id().substr(4);
   latency_buckets_ = {0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300};
   latency_counts_.assign(latency_buckets_.size(), 0);
@@ -207,7 +208,12 @@ std::optional<std::string> RedisJobQueue::artifact(const std::string& id) const 
     auto r = guard([&] { return redis_->cmd({"GET", queue::artifact_key(id)}); });
     if (r && r->type == Reply::kString) return r->str;
   }
-  if (store_) return store_->read(id);
+  if (store_)
+    if (auto bytes = store_->read(id)) return bytes;
+  if (s3_) {
+    auto got = guard([&] { return s3_->get(id); });
+    if (got) return *got;
+  }
   return std::nullopt;
 }
 

@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "artifacts/s3_store.h"
 #include "server/jobs.h"
 
 namespace vg::queue {
@@ -27,6 +28,7 @@ struct RedisQueueOptions {
   size_t max_queue = 16;           // jobs waiting over all models; more get 429
   size_t max_queue_per_model = 0;  // jobs waiting per model (0 = max_queue)
   std::string artifacts_dir;       // a store shared with the workers; "" = results live in Redis
+  std::string s3_url, s3_endpoint, s3_region;  // results in an S3-compatible store (the workers' --artifacts)
   size_t keep_jobs = 1000;         // jobs mirrored in memory
   int job_ttl_s = 86400;           // how long Redis keeps a job, its events and its results
 };
@@ -63,6 +65,7 @@ class RedisJobQueue : public JobQueue {
   std::unique_ptr<queue::Redis> redis_;  // requests (guarded by redis_mu_)
   mutable std::mutex redis_mu_;
   std::unique_ptr<ArtifactStore> store_;
+  std::unique_ptr<S3Store> s3_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::map<std::string, std::shared_ptr<Job>> jobs_;

@@ -25,6 +25,7 @@ struct ServerOptions {
   std::string queue_url;
   size_t max_queue_per_model = 0;  // --queue: jobs waiting per model (0 = max_queue)
   int job_ttl_s = 86400;           // --queue: how long Redis keeps a job and its results
+  std::string s3_url, s3_endpoint, s3_region;  // --queue: results in an S3-compatible store
   size_t max_queue = 16;
   size_t keep_jobs = 1000;  // finished jobs remembered for GET /v1/jobs/{id}
   size_t max_body_bytes = 64u << 20;

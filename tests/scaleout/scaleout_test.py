@@ -344,6 +344,55 @@ def test_routing(c, fe1):
     c.stop(w2)
 
 
+def presign_like_botocore(url, key, secret, region):
+    """The URL botocore (the AWS SDK for Python) presigns for the same object, at the same time."""
+    import datetime
+    import urllib.parse
+    import botocore.auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+    parts = urllib.parse.urlsplit(url)
+    q = dict(urllib.parse.parse_qsl(parts.query))
+    when = datetime.datetime.strptime(q["X-Amz-Date"], "%Y%m%dT%H%M%SZ")
+    botocore.auth.get_current_datetime = lambda: when
+    auth = botocore.auth.S3SigV4QueryAuth(Credentials(key, secret), "s3", region, expires=int(q["X-Amz-Expires"]))
+    req = AWSRequest(method="GET", url=f"{parts.scheme}://{parts.netloc}{parts.path}")
+    auth.add_auth(req)
+    return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(req.url).query))["X-Amz-Signature"], q["X-Amz-Signature"]
+
+
+def test_s3(c, s3rver):
+    """Results in an S3-compatible store (s3rver): presigned URLs that botocore would sign the same."""
+    port = free_port()
+    data = os.path.join(c.tmp, "s3")
+    os.makedirs(data)
+    srv = subprocess.Popen([s3rver, "-d", data, "-p", str(port), "-a", "127.0.0.1", "--configure-bucket", "vgbucket"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    c.procs.append(srv)
+    srv.stdout.readline()
+    os.environ.update(AWS_ACCESS_KEY_ID="S3RVER", AWS_SECRET_ACCESS_KEY="S3RVER")
+    s3 = ("--artifacts", "s3://vgbucket/results", "--s3-endpoint", f"http://127.0.0.1:{port}")
+    fe = c.frontend(*s3)
+    w = c.worker("s3worker", *s3)
+    d = wait_job(fe.port, submit(fe.port, job_body(70, model=A))["id"])
+    im = d["result"]["images"][0] if d["status"] == "completed" else {}
+    check("url" in im and "X-Amz-Signature=" in im.get("url", ""), f"an S3 result carries a presigned URL ({im.get('url')})")
+    if "url" in im:
+        import hashlib
+        import urllib.request
+        body = urllib.request.urlopen(im["url"]).read()
+        check(hashlib.sha256(body).hexdigest() == im["id"], "the presigned URL serves the result's bytes")
+        want, got = presign_like_botocore(im["url"], "S3RVER", "S3RVER", "us-east-1")
+        check(want == got, f"the presigned signature equals botocore's ({got} vs {want})")
+        st, _, png = call(fe.port, "GET", "/v1/artifacts/" + im["id"])
+        check(st == 200 and hashlib.sha256(png).hexdigest() == im["id"], "the front-end serves the result from S3")
+        check(os.path.exists(os.path.join(data, "vgbucket", "results", im["id"])) or
+              any(im["id"] in f for _, _, fs in os.walk(data) for f in fs), "the object is in the bucket")
+    c.stop(w)
+    c.stop(fe)
+    c.stop(srv)
+
+
 def bench(c, fe1, n=40):
     """jobs/s for 1 and 2 workers, and the queue's overhead per job."""
     out = {}
@@ -381,6 +430,8 @@ def main():
     ap.add_argument("--cli", required=True)
     ap.add_argument("--fixtures", required=True)
     ap.add_argument("--bench", action="store_true")
+    ap.add_argument("--s3rver", default=os.path.join(os.path.dirname(__file__), "../node/node_modules/.bin/s3rver"),
+                    help="s3rver (npm; tests/node: npm ci)")
     a = ap.parse_args()
     if not shutil.which("redis-server"):
         print("redis-server is missing: run scripts/install-deps.sh --test", file=sys.stderr)
@@ -412,6 +463,8 @@ def main():
         test_dead_letter(c, fe1)
         test_full_queue(c)
         test_routing(c, fe1)
+        if check(os.path.exists(a.s3rver), f"s3rver at {a.s3rver} (run `npm ci` in tests/node)"):
+            test_s3(c, a.s3rver)
         print(f"scale-out checks done in {time.time() - t0:.0f} s", flush=True)
     finally:
         c.close()
