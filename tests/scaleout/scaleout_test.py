@@ -296,6 +296,51 @@ def test_dead_letter(c, fe1):
     c.stop(w)
 
 
+def test_other_apis(fe1, fe2):
+    """OpenAI and A1111 endpoints answer through a front-end too."""
+    st, _, j = call(fe1.port, "POST", "/v1/images/generations",
+                    {"prompt": "a red circle", "model": A, "size": "64x64", "response_format": "b64_json"})
+    check(st == 200 and j["data"] and j["data"][0].get("b64_json"), f"OpenAI images/generations through a front-end ({st})")
+    st, _, j = call(fe2.port, "POST", "/sdapi/v1/txt2img", {"prompt": "a red circle", "steps": 2, "width": 64, "height": 64})
+    check(st == 200 and j.get("images"), f"sdapi txt2img through a front-end ({st})")
+
+
+def test_hand_back_and_health(c, fe1, survivor):
+    """SIGTERM with --on-stop hand-back: the job goes back to the queue (no attempt counted) and runs elsewhere;
+    a worker's /healthz, /readyz and /metrics."""
+    port = free_port()
+    w = c.worker("leaver", "--on-stop", "hand-back", "--models", A, "--port", str(port))
+    st, _, ready = call(port, "GET", "/readyz")
+    check(st == 200, f"a worker with its model loaded is ready ({st} {ready})")
+    os.kill(survivor.pid, signal.SIGSTOP)  # only the leaver may take the job
+    try:
+        j = submit(fe1.port, job_body(81, model=A, steps=200, size=128))
+        wait_job(fe1.port, j["id"], until=lambda s: s.get("worker") == "leaver" and s["step"] >= 2)
+        c.stop(w, signal.SIGTERM)
+    finally:
+        os.kill(survivor.pid, signal.SIGCONT)
+    final = wait_job(fe1.port, j["id"], timeout=120)
+    check(final["status"] == "completed" and final.get("worker") == survivor.name and final.get("attempts") == 1,
+          f"a handed-back job completes on another worker, its attempt not counted ({final.get('worker')}, {final.get('attempts')})")
+    w2 = c.worker("metrics", "--models", A, "--port", str(port))
+    st, _, text = call(port, "GET", "/metrics")
+    check(st == 200 and b"visiongen_worker_model_loads_total 1" in text, "worker metrics on --port")
+    st, _, _ = call(port, "GET", "/healthz")
+    check(st == 200, "worker /healthz")
+    c.stop(w2)
+
+
+def test_drain(c, fe1):
+    r = subprocess.run([c.cli, "queue", "drain", "--queue", c.url, "--timeout", "30"], capture_output=True, text=True)
+    check(r.returncode == 0 and "drained" in r.stdout, "queue drain returns once the queue is empty: " + r.stdout + r.stderr)
+    st, hdr, j = call(fe1.port, "POST", "/v1/jobs", job_body(90, model=A))
+    check(st == 503 and j["error"]["code"] == "queue_unavailable" and hdr.get("Retry-After"),
+          f"a draining queue refuses new jobs with 503 and Retry-After ({st})")
+    subprocess.run([c.cli, "queue", "resume", "--queue", c.url], capture_output=True)
+    st, _, _ = call(fe1.port, "POST", "/v1/jobs", job_body(91, model=A))
+    check(st == 202, "after queue resume jobs are taken again")
+
+
 def test_redis_restart(c, fe1, fe2):
     j1 = submit(fe1.port, job_body(41))
     d1 = wait_job(fe1.port, j1["id"])
@@ -458,6 +503,9 @@ def main():
         test_cancel_within_one_step(c, fe1)
         test_kill_worker(c, fe1, fe2, workers, a.cli, models)
         test_redis_restart(c, fe1, fe2)
+        test_other_apis(fe1, fe2)
+        test_drain(c, fe1)
+        test_hand_back_and_health(c, fe1, workers[0])
         for w in workers:
             c.stop(w)
         test_dead_letter(c, fe1)
