@@ -5,7 +5,9 @@
 # for SECONDS from the committed seeds plus the corpus kept in
 # $VG_FUZZ_WORK/NAME (default /tmp/vg-fuzz), so longer campaigns resume.
 # Without BINARY it builds build-san/fuzz/fuzz_NAME (clang, ASan+UBSan).
-# VG_FUZZ_RUNS=N stops earlier, after N executions.
+# VG_FUZZ_RUNS=N stops earlier, after N executions. VG_FUZZ_TIMEOUT=S (10)
+# is the wall-clock time one input may take: raise it for a campaign that
+# shares a busy machine (a starved process is not a hang).
 # Crashing inputs land in $VG_FUZZ_WORK/NAME-crashes; add them to
 # fuzz/regressions/NAME once fixed. Prints the executions and the exec/s.
 set -euo pipefail
@@ -28,7 +30,7 @@ log=$work/$name.log
 status=0
 runs_flag=()
 [[ -n "${VG_FUZZ_RUNS:-}" ]] && runs_flag=(-runs="$VG_FUZZ_RUNS")
-"$bin" "${runs_flag[@]}" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 -max_len=65536 -print_final_stats=1 \
+"$bin" "${runs_flag[@]}" -max_total_time="$seconds" -timeout="${VG_FUZZ_TIMEOUT:-10}" -rss_limit_mb=4096 -max_len=65536 -print_final_stats=1 \
   -artifact_prefix="$work/$name-crashes/" "$work/$name" "fuzz/corpus/$name" >"$log" 2>&1 || status=$?
 runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
 rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)

@@ -18,7 +18,7 @@ return entry
 )lua";
 
 // KEYS: job hash, events stream, model stream. ARGV: events max, the
-// cancelled state JSON (also the event's data).
+// cancelled state JSON (also the event's data), ttl seconds.
 // Returns {2, event id} when a queued job was cancelled here, {1} when a
 // running job was flagged (its worker stops at the next step), {0} when the
 // job is unknown or already finished.
@@ -31,6 +31,7 @@ redis.call('HSET', KEYS[1], 'status', 'cancelled', 'phase', 'cancelled', 'state'
 local entry = redis.call('HGET', KEYS[1], 'entry')
 if entry then redis.call('XDEL', KEYS[3], entry) end
 local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '*', 'type', 'cancelled', 'data', ARGV[2])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
 return {2, id}
 )lua";
 
@@ -77,7 +78,7 @@ if st and st ~= 'completed' and st ~= 'failed' and st ~= 'cancelled' then
   redis.call('EXPIRE', KEYS[2], ARGV[7])
   redis.call('HINCRBY', KEYS[4], ARGV[2], 1)
   if ARGV[8] ~= '' then
-    redis.call('XADD', KEYS[5], '*', 'job', string.sub(KEYS[1], 8), 'model', ARGV[9], 'error', ARGV[8])
+    redis.call('XADD', KEYS[5], 'MAXLEN', '~', '100000', '*', 'job', string.sub(KEYS[1], 8), 'model', ARGV[9], 'error', ARGV[8])
     redis.call('HINCRBY', KEYS[4], 'dead_letters', 1)
   end
   won = 1

@@ -186,7 +186,8 @@ bool RedisJobQueue::cancel(const std::string& id) {
     std::lock_guard<std::mutex> lock(redis_mu_);
     auto got = guard([&] {
       return redis_->must({"EVAL", queue::kCancelScript, "3", queue::job_key(id), queue::events_key(id),
-                           queue::stream_key(j->model_used), std::to_string(queue::kEventsMax), state.dump()});
+                           queue::stream_key(j->model_used), std::to_string(queue::kEventsMax), state.dump(),
+                           std::to_string(opts_.job_ttl_s)});
     });
     if (!got) return true;  // Redis is away: the flag stays set here; the client may retry
     r = std::move(*got);
