@@ -83,7 +83,12 @@ void Worker::Impl::process(const Entry& e, const std::atomic<bool>& hand_back) {
       if (!store) redis->must({"SET", artifact_key(im.artifact_id), bytes, "EX", std::to_string(o.job_ttl_s)});
       return std::string();
     };
-    server::run_job(*models, j, hooks);
+    auto ran = guard([&] { return server::run_job(*models, j, hooks), 0; });
+    if (!ran) {  // run_job reports errors in the job; this is a bug's exception: fail the job, keep the worker
+      std::lock_guard<std::mutex> jl(j->mu);
+      j->status = server::JobStatus::kFailed;
+      j->error = ran.error();
+    }
     {
       std::lock_guard<std::mutex> lock(mu);
       current.id.clear();
