@@ -99,7 +99,7 @@ void Worker::Impl::beat(Redis& r, std::chrono::steady_clock::time_point& last_cl
       {"HSET", key, "name", o.name, "device", "cpu", "models", nlohmann::json(servable).dump(), "loaded", loaded_json(),
        "state", cur.id.empty() ? "idle" : "busy", "job", cur.job, "jobs_done", std::to_string(s.jobs_done),
        "model_loads", std::to_string(s.model_loads), "ready", is_ready ? "1" : "0"},
-      {"EXPIRE", key, std::to_string(std::max(5, o.visibility_timeout_s))},
+      {"EXPIRE", key, std::to_string(std::max(10, 3 * o.visibility_timeout_s))},  // a few missed beats are no death
       {"SADD", kWorkersKey, o.name}};
   const auto now = std::chrono::steady_clock::now();
   if (!cur.id.empty() && now - last_claim >= std::chrono::milliseconds(o.visibility_timeout_s * 1000 / 3)) {
