@@ -51,26 +51,27 @@ void RedisJobQueue::follow_loop() {
       std::lock_guard<std::mutex> lock(mu_);
       auto it = followed_.find(id);
       if (it == followed_.end()) continue;
+      Followed& f = it->second;
       for (const auto& e : entries) {
         if (e.elements.size() != 2) continue;
+        f.last = e.elements[0].str;
+        if (f.skip.erase(f.last)) continue;  // applied already (a cancel through this front-end)
         std::string type, data;
         const auto& fv = e.elements[1].elements;
         for (size_t i = 0; i + 1 < fv.size(); i += 2) (fv[i].str == "type" ? type : data) = fv[i + 1].str;
-        apply(it->second, e.elements[0].str, type, data);
+        apply(*f.job, type, data);
       }
-      std::lock_guard<std::mutex> jl(it->second.job->mu);
-      if (job_finished(it->second.job->status)) followed_.erase(it);
+      const std::shared_ptr<Job> job = f.job;  // outlives the erase below
+      std::lock_guard<std::mutex> jl(job->mu);
+      if (job_finished(job->status)) followed_.erase(it);
     }
   }
 }
 
 // Caller holds mu_.
-void RedisJobQueue::apply(Followed& f, const std::string& event_id, const std::string& type, const std::string& data) {
-  f.last = event_id;
-  if (f.skip.erase(event_id)) return;
+void RedisJobQueue::apply(Job& j, const std::string& type, const std::string& data) {
   auto d = nlohmann::json::parse(data, nullptr, false);
   if (d.is_discarded() || !d.is_object()) return;
-  Job& j = *f.job;
   std::lock_guard<std::mutex> jl(j.mu);
   if (job_finished(j.status)) return;
   if (type == "progress" || type == "preview") {

@@ -195,10 +195,8 @@ bool RedisJobQueue::cancel(const std::string& id) {
   if (r.elements.size() == 2 && r.elements[0].as_int() == 2) {  // cancelled while queued: apply it now
     std::lock_guard<std::mutex> lock(mu_);
     auto it = followed_.find(id);
-    if (it != followed_.end()) {
-      it->second.skip.insert(r.elements[1].str);
-      apply(it->second, r.elements[1].str, "cancelled", state.dump());
-    }
+    if (it != followed_.end()) it->second.skip.insert(r.elements[1].str);  // the follower will read it: skip it there
+    apply(*j, "cancelled", state.dump());
   }
   return true;
 }

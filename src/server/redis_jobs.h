@@ -57,7 +57,8 @@ class RedisJobQueue : public JobQueue {
   };
   std::shared_ptr<Job> remember(std::shared_ptr<Job> j, bool follow);
   void follow_loop();
-  void apply(Followed& f, const std::string& event_id, const std::string& type, const std::string& data);
+  // Applies one event of the job's stream to its mirror (caller holds mu_).
+  void apply(Job& j, const std::string& type, const std::string& data);
   size_t depth(const std::string& model) const;
 
   RedisQueueOptions opts_;
