@@ -59,7 +59,8 @@ bool queue_drain(Redis& r, int timeout_s) {
   const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
   for (;;) {
     long long total = 0;
-    for (const auto& m : queue_status(r)["models"]) total += m["depth"].get<long long>();
+    const nlohmann::json status = queue_status(r);  // a range-for over a temporary's member reads freed memory
+    for (const auto& m : status["models"]) total += m["depth"].get<long long>();
     if (total == 0) return true;
     if (timeout_s > 0 && std::chrono::steady_clock::now() >= until) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(250));
