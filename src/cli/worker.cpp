@@ -19,8 +19,11 @@ namespace vg::cli {
 
 namespace {
 std::atomic<bool> g_stop{false}, g_hand_back{false};
+std::atomic<bool> g_hand_back_on_stop{false};  // --on-stop hand-back
+// The first signal stops taking jobs (and, with --on-stop hand-back, gives the
+// running one back); a second one always gives it back.
 void on_signal(int) {
-  if (g_stop) g_hand_back = true;
+  if (g_stop || g_hand_back_on_stop) g_hand_back = true;
   g_stop = true;
 }
 
@@ -86,7 +89,7 @@ void add_worker(CLI::App& app) {
       ->capture_default_str()->check(CLI::IsMember({"merge", "runtime"}));
   add_component_flags(cmd, &o->components, true);
   cmd->callback([o, on_stop, port, host] {
-    o->hand_back_on_stop = *on_stop == "hand-back";
+    g_hand_back_on_stop = *on_stop == "hand-back";
     if (o->s3_url == "redis") o->s3_url.clear();
     o->load.lora_confined = true;  // jobs name LoRAs; they never pass paths
     if (o->default_model.empty()) o->default_model = default_model_path();
@@ -103,14 +106,7 @@ void add_worker(CLI::App& app) {
     signal(SIGTERM, on_signal);
     std::printf("visiongen worker %s on %s\n", (*w)->name().c_str(), o->queue_url.c_str());
     std::fflush(stdout);
-    std::atomic<bool> hand_back{false};
-    std::thread relay([&] {  // --on-stop hand-back, or a second signal
-      while (!g_hand_back && !(g_stop && o->hand_back_on_stop) && !hand_back) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      hand_back = hand_back || g_hand_back || o->hand_back_on_stop;
-    });
-    auto ran = guard([&] { return (*w)->run(g_stop, hand_back), 0; });
-    if (!hand_back) hand_back = true;  // ends the relay thread (the loop is over)
-    relay.join();
+    auto ran = guard([&] { return (*w)->run(g_stop, g_hand_back), 0; });
     if (health) health->stop();
     if (health_thread.joinable()) health_thread.join();
     if (!ran) return set_exit_code(report_error(ran.error()));

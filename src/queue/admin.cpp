@@ -24,6 +24,23 @@ nlohmann::json hash_json(const Reply& r) {
 
 }  // namespace
 
+std::vector<std::pair<std::string, long long>> model_depths(Redis& r) {
+  auto models = r.must({"SMEMBERS", kModelsKey});
+  std::vector<std::vector<std::string>> lens;
+  for (const auto& m : models.elements) lens.push_back({"XLEN", stream_key(m.str)});
+  std::vector<std::pair<std::string, long long>> out;
+  if (lens.empty()) return out;
+  auto got = r.pipeline(lens);
+  for (size_t i = 0; i < got.size(); ++i) out.emplace_back(models.elements[i].str, got[i].as_int());
+  return out;
+}
+
+long long total_depth(const std::vector<std::pair<std::string, long long>>& depths) {
+  long long total = 0;
+  for (const auto& [model, n] : depths) total += n;
+  return total;
+}
+
 nlohmann::json queue_status(Redis& r) {
   auto models = r.must({"SMEMBERS", kModelsKey});
   auto workers = r.must({"SMEMBERS", kWorkersKey});
@@ -58,10 +75,7 @@ bool queue_drain(Redis& r, int timeout_s) {
   r.must({"SET", kDrainKey, "1"});
   const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
   for (;;) {
-    long long total = 0;
-    const nlohmann::json status = queue_status(r);  // a range-for over a temporary's member reads freed memory
-    for (const auto& m : status["models"]) total += m["depth"].get<long long>();
-    if (total == 0) return true;
+    if (total_depth(model_depths(r)) == 0) return true;
     if (timeout_s > 0 && std::chrono::steady_clock::now() >= until) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(250));
   }

@@ -2,10 +2,19 @@
 // with the shared queue.
 #pragma once
 #include <nlohmann/json.hpp>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "queue/redis.h"
 
 namespace vg::queue {
+
+// Jobs waiting or running per model (the length of each model's stream), for
+// every model jobs were queued for. Two round trips.
+std::vector<std::pair<std::string, long long>> model_depths(Redis& r);
+// The sum of model_depths().
+long long total_depth(const std::vector<std::pair<std::string, long long>>& depths);
 
 // Per model: jobs waiting or running (depth) and taken but not finished
 // (pending); the live workers with what they serve and hold; dead letters;

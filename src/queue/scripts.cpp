@@ -64,8 +64,8 @@ return f[2] or ''
 )lua";
 
 // KEYS: job hash, events stream, model stream, stats hash, dead stream.
-// ARGV: entry id, status, state JSON, event type, event JSON, events max,
-// ttl seconds, dead-letter error ('' = none), model.
+// ARGV: entry id, status, state JSON (also the final event's data), event
+// type, events max, ttl seconds, dead-letter error ('' = none), model.
 // The first finish of a job wins (returns 1); a later one (a job run twice
 // after a reclaim) only acknowledges its entry (returns 0).
 const char* const kFinishScript = R"lua(
@@ -73,12 +73,12 @@ local st = redis.call('HGET', KEYS[1], 'status')
 local won = 0
 if st and st ~= 'completed' and st ~= 'failed' and st ~= 'cancelled' then
   redis.call('HSET', KEYS[1], 'status', ARGV[2], 'phase', ARGV[2], 'state', ARGV[3])
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*', 'type', ARGV[4], 'data', ARGV[5])
-  redis.call('EXPIRE', KEYS[1], ARGV[7])
-  redis.call('EXPIRE', KEYS[2], ARGV[7])
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'type', ARGV[4], 'data', ARGV[3])
+  redis.call('EXPIRE', KEYS[1], ARGV[6])
+  redis.call('EXPIRE', KEYS[2], ARGV[6])
   redis.call('HINCRBY', KEYS[4], ARGV[2], 1)
-  if ARGV[8] ~= '' then
-    redis.call('XADD', KEYS[5], 'MAXLEN', '~', '100000', '*', 'job', string.sub(KEYS[1], 8), 'model', ARGV[9], 'error', ARGV[8])
+  if ARGV[7] ~= '' then
+    redis.call('XADD', KEYS[5], 'MAXLEN', '~', '100000', '*', 'job', string.sub(KEYS[1], 8), 'model', ARGV[8], 'error', ARGV[7])
     redis.call('HINCRBY', KEYS[4], 'dead_letters', 1)
   end
   won = 1

@@ -139,6 +139,10 @@ bool Worker::Impl::waited_long(const std::string& stream) {
   return now_ms - ms_of(r[0].elements[0].elements[0].str) >= o.route_wait_s * 1000LL;
 }
 
+Reply Worker::Impl::give_back(const std::string& stream, const std::string& id) {
+  return redis->cmd({"XCLAIM", stream, kGroup, o.name, "0", id, "IDLE", std::to_string(o.visibility_timeout_s * 1000LL + 1000), "JUSTID"});
+}
+
 bool Worker::Impl::reclaim(Entry* e) {
   const std::string idle = std::to_string(o.visibility_timeout_s * 1000LL);
   for (const auto& m : servable) {
@@ -186,9 +190,7 @@ bool Worker::Impl::next(Entry* e) {
         got = parse_entry(stream.elements[0].str, entry, e);
         continue;
       }
-      // a second stream answered in the same read: give that entry back at once
-      redis->cmd({"XCLAIM", stream.elements[0].str, kGroup, o.name, "0", entry.elements[0].str, "IDLE",
-                  std::to_string(o.visibility_timeout_s * 1000LL + 1000), "JUSTID"});
+      give_back(stream.elements[0].str, entry.elements[0].str);  // a second stream answered in the same read
     }
   return got;
 }
@@ -235,7 +237,6 @@ void Worker::run(const std::atomic<bool>& stop, const std::atomic<bool>& hand_ba
       std::fprintf(stderr, "[worker %s] job %s: %s\n", w.o.name.c_str(), e.job.c_str(), done.error().message.c_str());
       std::lock_guard<std::mutex> lock(w.mu);
       w.current.id.clear();
-      w.cv.notify_all();
     }
   }
 }

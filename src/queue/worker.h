@@ -30,7 +30,6 @@ struct WorkerOptions {
   int max_attempts = 3;              // runs of a job (reclaims included) before it is dead-lettered
   int route_wait_s = 10;             // a job for a model another worker holds waits this long for it
   int job_ttl_s = 86400;
-  bool hand_back_on_stop = false;    // on stop: give the running job back (true) or finish it (false)
   LoadOptions load;                  // threads, precision, LoRA folders...
   LoadOptions components;            // components of the default model
 };

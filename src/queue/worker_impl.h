@@ -46,6 +46,8 @@ struct Worker::Impl {
   // Runs one entry to its end (worker_job.cpp).
   void process(const Entry& e, const std::atomic<bool>& hand_back);
   std::string loaded_json() const;
+  // Marks an entry this worker holds as long idle, so that any worker's next reclaim takes it.
+  Reply give_back(const std::string& stream, const std::string& id);
 };
 
 }  // namespace vg::queue

@@ -65,14 +65,11 @@ void Worker::Impl::process(const Entry& e, const std::atomic<bool>& hand_back) {
       std::lock_guard<std::mutex> lock(mu);
       ++st.model_loads;
     }
-    std::thread watch([&] {  // a stop request with hand-back cancels the job at its next step
-      while (!hand_back && !j->cancel_requested) {
-        std::unique_lock<std::mutex> lock(mu);
-        if (cv.wait_for(lock, std::chrono::milliseconds(100), [&] { return current.id.empty(); })) return;
-      }
+    j->on_event = [&](const server::JobEvent& ev) {
+      forward(*redis, *j, ev);
+      // a stop request with hand-back cancels the job at its next step
       if (hand_back && !j->cancel_requested) handed_back = true, j->cancel_requested = true;
-    });
-    j->on_event = [this, &j](const server::JobEvent& ev) { forward(*redis, *j, ev); };
+    };
     server::RunHooks hooks;
     hooks.put = [this](const std::string& bytes, const server::JobImage& im, const nlohmann::json& info) {
       if (store) store->put(bytes, im.mime, im.width, im.height, info, im.frames > 0 ? im.frames : 1, im.fps);
@@ -89,19 +86,13 @@ void Worker::Impl::process(const Entry& e, const std::atomic<bool>& hand_back) {
       j->status = server::JobStatus::kFailed;
       j->error = ran.error();
     }
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      current.id.clear();
-      cv.notify_all();
-    }
-    watch.join();
   }
   std::lock_guard<std::mutex> jl(j->mu);
   j->on_event = nullptr;
   if (handed_back) {
     nlohmann::json ev = {{"status", "queued"}, {"phase", "queued"}, {"step", 0}, {"steps", 0}, {"eta_s", nullptr}};
     redis->must({"EVAL", kHandBackScript, "2", job_key(e.job), events_key(e.job), std::to_string(kEventsMax), ev.dump()});
-    redis->must({"XCLAIM", e.stream, kGroup, o.name, "0", e.id, "IDLE", std::to_string(o.visibility_timeout_s * 1000LL + 1000), "JUSTID"});
+    if (auto r = give_back(e.stream, e.id); r.error()) fail(ErrorCode::kInternal, "Redis refused XCLAIM: " + r.str);
     std::fprintf(stderr, "[worker %s] handed job %s back to the queue\n", o.name.c_str(), e.job.c_str());
   } else {
     if (dead) {
@@ -115,8 +106,8 @@ void Worker::Impl::process(const Entry& e, const std::atomic<bool>& hand_back) {
                              : j->status == server::JobStatus::kCancelled ? "cancelled" : "error";
     const bool dead_letter = verdict == "dead";
     redis->must({"EVAL", kFinishScript, "5", job_key(e.job), events_key(e.job), e.stream, kStatsKey, kDeadKey, e.id, status,
-                 state.dump(), type, state.dump(), std::to_string(kEventsMax), std::to_string(o.job_ttl_s),
-                 dead_letter ? dead->message : "", j->req.model.empty() ? e.stream.substr(5) : j->req.model});
+                 state.dump(), type, std::to_string(kEventsMax), std::to_string(o.job_ttl_s),
+                 dead_letter ? dead->message : "", j->req.model.empty() ? e.stream.substr(stream_key("").size()) : j->req.model});
     std::lock_guard<std::mutex> lock(mu);
     if (j->status == server::JobStatus::kCompleted) ++st.jobs_done;
     else if (j->status == server::JobStatus::kCancelled) ++st.jobs_cancelled;

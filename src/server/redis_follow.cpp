@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "queue/admin.h"
 #include "queue/keys.h"
 #include "queue/redis.h"
 #include "server/redis_jobs.h"
@@ -95,16 +96,13 @@ void RedisJobQueue::apply(Job& j, const std::string& type, const std::string& da
 
 QueueMetrics RedisJobQueue::metrics() const {
   QueueMetrics m;
+  std::ostringstream os;
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (const auto& [id, j] : jobs_) {
       std::lock_guard<std::mutex> jl(j->mu);
       m.by_status[job_status_name(j->status)]++;
     }
-  }
-  std::ostringstream os;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
     os << "# HELP visiongen_job_latency_seconds Submit to completion, seen by this front-end.\n"
        << "# TYPE visiongen_job_latency_seconds histogram\n";
     for (size_t i = 0; i < latency_buckets_.size(); ++i)
@@ -114,18 +112,13 @@ QueueMetrics RedisJobQueue::metrics() const {
   }
   std::lock_guard<std::mutex> lock(redis_mu_);
   auto st = guard([&] {
-    auto models = redis_->cmd({"SMEMBERS", queue::kModelsKey});
-    std::vector<std::vector<std::string>> cmds = {{"XLEN", queue::kDeadKey}, {"HGETALL", queue::kStatsKey}, {"SMEMBERS", queue::kWorkersKey}};
-    for (const auto& mo : models.elements) cmds.push_back({"XLEN", queue::stream_key(mo.str)});
-    auto r = redis_->pipeline(cmds);
+    const auto depths = queue::model_depths(*redis_);
+    auto r = redis_->pipeline({{"XLEN", queue::kDeadKey}, {"HGETALL", queue::kStatsKey}});
     os << "# HELP visiongen_queue_up Whether the shared queue answers.\n# TYPE visiongen_queue_up gauge\nvisiongen_queue_up 1\n"
        << "# HELP visiongen_queue_model_depth Jobs waiting or running per model (shared queue).\n"
        << "# TYPE visiongen_queue_model_depth gauge\n";
-    for (size_t i = 0; i < models.elements.size(); ++i) {
-      const auto n = r[3 + i].as_int();
-      m.queued += static_cast<size_t>(n);
-      os << "visiongen_queue_model_depth{model=\"" << models.elements[i].str << "\"} " << n << "\n";
-    }
+    for (const auto& [model, n] : depths) os << "visiongen_queue_model_depth{model=\"" << model << "\"} " << n << "\n";
+    m.queued = static_cast<size_t>(queue::total_depth(depths));
     os << "# HELP visiongen_dead_letters Jobs in the dead-letter stream.\n# TYPE visiongen_dead_letters gauge\n"
        << "visiongen_dead_letters " << r[0].as_int() << "\n"
        << "# HELP visiongen_queue_total Counters of the shared queue (all workers).\n# TYPE visiongen_queue_total counter\n";

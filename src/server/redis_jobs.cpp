@@ -4,6 +4,7 @@
 #include <random>
 
 #include "core/error.h"
+#include "queue/admin.h"
 #include "queue/keys.h"
 #include "queue/redis.h"
 #include "queue/scripts.h"
@@ -18,8 +19,6 @@ namespace {
 int64_t unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
-
-bool finished_name(const std::string& s) { return s == "completed" || s == "failed" || s == "cancelled"; }
 
 // The HMGET fields a mirror starts from.
 const std::vector<std::string> kMirrorFields = {"status", "phase", "step", "steps", "model", "created", "worker", "attempts", "state"};
@@ -39,20 +38,9 @@ RedisJobQueue::RedisJobQueue(RedisQueueOptions o) : opts_(std::move(o)) {
 
 RedisJobQueue::~RedisJobQueue() { shutdown(false); }
 
-size_t RedisJobQueue::depth(const std::string& model) const {
-  std::lock_guard<std::mutex> lock(redis_mu_);
-  return static_cast<size_t>(redis_->cmd({"XLEN", queue::stream_key(model)}).as_int());
-}
-
 bool RedisJobQueue::full() const {
   std::lock_guard<std::mutex> lock(redis_mu_);
-  auto models = redis_->cmd({"SMEMBERS", queue::kModelsKey});
-  std::vector<std::vector<std::string>> lens;
-  for (const auto& m : models.elements) lens.push_back({"XLEN", queue::stream_key(m.str)});
-  size_t total = 0;
-  if (!lens.empty())
-    for (const auto& r : redis_->pipeline(lens)) total += static_cast<size_t>(r.as_int());
-  return total >= opts_.max_queue;
+  return queue::total_depth(queue::model_depths(*redis_)) >= static_cast<long long>(opts_.max_queue);
 }
 
 bool RedisJobQueue::ready() const {
@@ -72,11 +60,17 @@ Result<std::shared_ptr<Job>> RedisJobQueue::submit(JobRequest req) {
       fail(ErrorCode::kQueueUnavailable, "the queue is draining (`visiongen queue drain`); retry once it resumes");
     if (!idem.empty() && !pre[1].nil())
       if (auto j = get(pre[1].str)) return j;  // a retry of a request already queued
+    std::vector<std::pair<std::string, long long>> depths;
+    {
+      std::lock_guard<std::mutex> lock(redis_mu_);
+      depths = queue::model_depths(*redis_);
+    }
     const size_t per_model = opts_.max_queue_per_model ? opts_.max_queue_per_model : opts_.max_queue;
-    if (depth(req.model) >= per_model)
-      fail(ErrorCode::kBusy, "the queue for model '" + req.model + "' is full (" + std::to_string(per_model) +
-                                 " jobs waiting); retry later");
-    if (full())
+    for (const auto& [model, n] : depths)
+      if (model == req.model && n >= static_cast<long long>(per_model))
+        fail(ErrorCode::kBusy, "the queue for model '" + req.model + "' is full (" + std::to_string(per_model) +
+                                   " jobs waiting); retry later");
+    if (queue::total_depth(depths) >= static_cast<long long>(opts_.max_queue))
       fail(ErrorCode::kBusy, "the queue is full (" + std::to_string(opts_.max_queue) + " jobs waiting); retry later");
     // A reclaimed job runs again on another worker: its seed is fixed here so the image is the same.
     if (req.params.seed < 0) {
@@ -148,12 +142,14 @@ std::shared_ptr<Job> RedisJobQueue::get(const std::string& id) {
                           {"step", r.elements[2].as_int()}, {"steps", r.elements[3].as_int()},
                           {"model", r.elements[4].str}, {"worker", r.elements[6].str}, {"attempts", r.elements[7].as_int()}};
   j->created = std::chrono::system_clock::time_point(std::chrono::seconds(r.elements[5].as_int()));
+  bool finished;
   {
     std::lock_guard<std::mutex> jl(j->mu);
     job_apply_json_locked(*j, state);
     if (!r.elements[8].nil()) job_apply_json_locked(*j, nlohmann::json::parse(r.elements[8].str, nullptr, false));
+    finished = job_finished(j->status);
   }
-  return remember(j, !finished_name(r.elements[0].str));
+  return remember(j, !finished);
 }
 
 std::vector<std::shared_ptr<Job>> RedisJobQueue::list() const {

@@ -59,7 +59,6 @@ class RedisJobQueue : public JobQueue {
   void follow_loop();
   // Applies one event of the job's stream to its mirror (caller holds mu_).
   void apply(Job& j, const std::string& type, const std::string& data);
-  size_t depth(const std::string& model) const;
 
   RedisQueueOptions opts_;
   std::string wake_key_;  // a stream this front-end's follower also reads: a new job wakes it
